@@ -1,0 +1,1 @@
+"""fairline's ARI application: call control for virtual numbers on Asterisk."""

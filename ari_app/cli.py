@@ -1,0 +1,118 @@
+"""The `fairline` command: the composition root of the program."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+from ari_app import config as config_mod
+from ari_app import logs, settings as settings_mod
+from ari_app.ari import AriClient
+from ari_app.errors import AriUnauthorized, ConfigError
+from ari_app.runtime import App, UnsupportedAsterisk
+from rating.storage import StorageError, migrate
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.fn(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fairline", description="Call control and fair billing for virtual numbers on Asterisk.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the ARI application (in Asterisk's call path)",
+                         description="Connect to Asterisk's ARI and PostgreSQL, apply database migrations, "
+                                     "and handle every call Asterisk hands to the Stasis app. Stops cleanly on SIGTERM or Ctrl-C.")
+    run.add_argument("--config", help="numbers configuration (YAML); default $FAIRLINE_CONFIG or ./fairline.yaml")
+    run.add_argument("--ari-url", help="Asterisk HTTP address; default $FAIRLINE_ARI_URL or http://127.0.0.1:8088")
+    run.add_argument("--ari-app", help="Stasis application name; default $FAIRLINE_ARI_APP or fairline")
+    run.add_argument("--secrets", help="file with ARI_USER= and ARI_PASSWORD= lines, mode 600; default $FAIRLINE_SECRETS")
+    run.add_argument("--database-url", help="PostgreSQL URL; default $DATABASE_URL (put the password in ~/.pgpass or the URL)")
+    run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
+                     help="json for production, console (key=value) in a terminal; auto picks by whether stderr is a terminal")
+    run.set_defaults(fn=cmd_run)
+
+    cfg = sub.add_parser("config", help="work with the numbers configuration")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    check = cfg_sub.add_parser("check", help="validate a configuration file without touching anything",
+                               description="Exit 0 when FILE is valid; otherwise list every problem with its line and exit 2.")
+    check.add_argument("file", type=Path)
+    check.set_defaults(fn=cmd_config_check)
+    return parser
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    try:
+        cfg = config_mod.load(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{args.file}: ok, {len(cfg.numbers)} number(s)")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    logs.configure(args.log_format)
+    log = structlog.get_logger("fairline")
+    try:
+        st = settings_mod.from_environment(
+            os.environ, ari_url=args.ari_url, ari_app=args.ari_app, secrets=args.secrets,
+            database_url=args.database_url, config=args.config,
+        )
+        cfg = config_mod.load(st.config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("config.invalid", problem=problem)
+        return EXIT_BAD_INPUT
+    log.info("config.loaded", file=str(st.config_path), numbers=len(cfg.numbers))
+    try:
+        return asyncio.run(_run(st, cfg))
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+async def _run(st: settings_mod.Settings, cfg: config_mod.Config) -> int:
+    log = structlog.get_logger("fairline")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        pool = await asyncpg.create_pool(st.database_url, min_size=1, max_size=4, timeout=5)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        log.error("db.unreachable", database=settings_mod.redact(st.database_url), error=str(exc) or type(exc).__name__)
+        return EXIT_UNAVAILABLE
+    try:
+        async with pool.acquire() as conn:
+            applied = await migrate(conn)
+        log.info("db.ready", database=settings_mod.redact(st.database_url), migrations_applied=applied)
+        async with AriClient(st.ari_url, st.ari_user, st.ari_password, st.ari_app) as ari:
+            await App(ari, cfg, pool).run(stop)
+    except AriUnauthorized as exc:
+        log.error("ari.unauthorized", error=str(exc), hint="check ARI_USER/ARI_PASSWORD in the secrets file against ari.conf")
+        return EXIT_BAD_INPUT
+    except (UnsupportedAsterisk, StorageError) as exc:
+        log.error("startup.refused", error=str(exc))
+        return EXIT_BAD_INPUT
+    finally:
+        await pool.close()
+    log.info("stopped")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""ARI events, parsed from Asterisk's JSON into frozen values the call flow understands.
+
+Only what fairline acts on is parsed; anything else becomes `Ignored`. Malformed
+events raise `BadEvent`, which the runtime logs and skips: one bad message never
+stops the event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+from typing import Any, Union
+
+from ari_app.errors import FairlineError
+
+
+class BadEvent(FairlineError, ValueError):
+    """An ARI event that is not what Asterisk documents."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallStarted:
+    """StasisStart: a channel entered the app."""
+
+    channel_id: str
+    at: datetime
+    did: str
+    caller: str | None
+    started_at: datetime  # when Asterisk created the channel
+    state: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """ChannelStateChange to Up."""
+
+    channel_id: str
+    at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlaybackDone:
+    """PlaybackFinished (also sent when the sound file is missing: state 'failed')."""
+
+    channel_id: str
+    at: datetime
+    playback_id: str
+    failed: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HangupRequested:
+    """ChannelHangupRequest: somebody hangs the channel up, with a Q.850 cause when known."""
+
+    channel_id: str
+    at: datetime
+    cause: int | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallLeft:
+    """StasisEnd: the channel left the app (usually: it hung up). Nothing follows for it."""
+
+    channel_id: str
+    at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ignored:
+    type: str
+
+
+AriEvent = Union[CallStarted, CallAnswered, PlaybackDone, HangupRequested, CallLeft, Ignored]
+
+
+def parse_time(raw: object, field: str) -> datetime:
+    """ARI timestamps look like 2026-11-25T13:30:00.123+0000."""
+    if not isinstance(raw, str):
+        raise BadEvent(f"{field}: expected an ISO 8601 timestamp, got {raw!r}")
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadEvent(f"{field}: expected an ISO 8601 timestamp, got {raw!r}") from None
+    if value.tzinfo is None:
+        raise BadEvent(f"{field}: timestamp without a UTC offset: {raw!r}")
+    return value
+
+
+def _get(obj: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(obj, dict) or key not in obj:
+            raise BadEvent(f"missing field {'.'.join(path)}")
+        obj = obj[key]
+    return obj
+
+
+def _str(obj: Any, *path: str) -> str:
+    value = _get(obj, *path)
+    if not isinstance(value, str):
+        raise BadEvent(f"{'.'.join(path)}: expected a string, got {value!r}")
+    return value
+
+
+def parse(message: str | bytes) -> AriEvent:
+    """Parse one websocket message from /ari/events."""
+    try:
+        data = json.loads(message)
+    except ValueError as exc:
+        raise BadEvent(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadEvent("expected a JSON object")
+    kind = _str(data, "type")
+    if kind == "StasisStart":
+        caller = _get(data, "channel", "caller")
+        number = caller.get("number") if isinstance(caller, dict) else None
+        return CallStarted(
+            channel_id=_str(data, "channel", "id"),
+            at=parse_time(data.get("timestamp"), "timestamp"),
+            did=_str(data, "channel", "dialplan", "exten"),
+            caller=number if isinstance(number, str) and number else None,
+            started_at=parse_time(_get(data, "channel", "creationtime"), "channel.creationtime"),
+            state=_str(data, "channel", "state"),
+        )
+    if kind == "ChannelStateChange":
+        if _str(data, "channel", "state") != "Up":
+            return Ignored(kind)
+        return CallAnswered(_str(data, "channel", "id"), parse_time(data.get("timestamp"), "timestamp"))
+    if kind == "PlaybackFinished":
+        target = _str(data, "playback", "target_uri")
+        if not target.startswith("channel:"):
+            return Ignored(kind)
+        return PlaybackDone(
+            channel_id=target.removeprefix("channel:"),
+            at=parse_time(data.get("timestamp"), "timestamp"),
+            playback_id=_str(data, "playback", "id"),
+            failed=data["playback"].get("state") == "failed",
+        )
+    if kind == "ChannelHangupRequest":
+        cause = data.get("cause")
+        return HangupRequested(
+            channel_id=_str(data, "channel", "id"),
+            at=parse_time(data.get("timestamp"), "timestamp"),
+            cause=cause if isinstance(cause, int) else None,
+        )
+    if kind == "StasisEnd":
+        return CallLeft(_str(data, "channel", "id"), parse_time(data.get("timestamp"), "timestamp"))
+    return Ignored(kind)

@@ -1,0 +1,223 @@
+"""The running ARI application: keeps the events websocket up, feeds the call flow, executes its actions.
+
+One reader task parses events and steps each call's flow synchronously (so state
+changes happen in event order); each call has a worker task that executes its
+actions in order, so a slow REST request for one call never delays another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import re
+from datetime import datetime, timezone
+
+import asyncpg
+import structlog
+
+from ari_app import events, flow
+from ari_app.ari import AriClient
+from ari_app.config import Config
+from ari_app.errors import AriError, AriUnauthorized, ChannelGone, FairlineError
+from rating.storage import StorageError, insert_cdr
+
+MIN_ASTERISK_MAJOR = 22
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 10.0
+SHUTDOWN_GRACE_S = 5.0
+
+
+class UnsupportedAsterisk(FairlineError):
+    """The Asterisk fairline talks to is older than the one it was built for."""
+
+
+def asterisk_major(version: str) -> int:
+    """22 for '22.10.1+dfsg+~cs6.17.60671434-1'."""
+    m = re.match(r"\s*(\d+)\.", version)
+    if not m:
+        raise UnsupportedAsterisk(f"cannot read Asterisk's version from {version!r}")
+    return int(m.group(1))
+
+
+def backoff_delays(first: float = BACKOFF_FIRST_S, cap: float = BACKOFF_MAX_S) -> "list[float]":
+    """Reconnect delays: doubling up to the cap, with jitter so many apps don't reconnect in step."""
+    delays, d = [], first
+    while d < cap:
+        delays.append(d)
+        d *= 2
+    delays.append(cap)
+    return delays
+
+
+@dataclasses.dataclass
+class CallSession:
+    call: flow.Call
+    log: structlog.typing.FilteringBoundLogger
+    actions: "asyncio.Queue[list[flow.Action] | None]"
+    worker: "asyncio.Task[None] | None" = None
+
+
+class App:
+    """fairline's call control, connected to one Asterisk and one database."""
+
+    def __init__(self, ari: AriClient, config: Config, pool: asyncpg.Pool) -> None:
+        self.ari = ari
+        self.config = config
+        self.pool = pool
+        self.calls: dict[str, CallSession] = {}
+        self.log = structlog.get_logger("fairline")
+        self._workers: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected to ARI until `stop` is set; reconnect with back-off when the connection drops."""
+        delays = backoff_delays()
+        attempt = 0
+        while not stop.is_set():
+            try:
+                await self._check_asterisk()
+                attempt = 0
+                await self._consume(stop)
+                if not stop.is_set():
+                    self.log.warning("ari.disconnected")
+            except AriUnauthorized:
+                raise
+            except AriError as exc:
+                self.log.warning("ari.unreachable", error=str(exc))
+            if stop.is_set():
+                break
+            delay = delays[min(attempt, len(delays) - 1)] * random.uniform(0.8, 1.2)
+            attempt += 1
+            self.log.info("ari.reconnecting", in_s=round(delay, 2))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+        await self._drain()
+
+    async def _check_asterisk(self) -> None:
+        info = await self.ari.request("GET", "/asterisk/info", {"only": "system"})
+        version = str(info.get("system", {}).get("version", "")) if isinstance(info, dict) else ""
+        major = asterisk_major(version)
+        if major < MIN_ASTERISK_MAJOR:
+            raise UnsupportedAsterisk(f"Asterisk {version} is too old: fairline needs {MIN_ASTERISK_MAJOR} or newer")
+        self.log.info("ari.connected", asterisk_version=version, app=self.ari.app)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        reader = asyncio.create_task(self._read_events())
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not reader.done():
+                reader.cancel()
+            try:
+                await reader
+            except asyncio.CancelledError:
+                pass
+
+    async def _read_events(self) -> None:
+        async for message in self.ari.events():
+            self.handle(message)
+
+    def handle(self, message: str) -> None:
+        """Parse one events-websocket message and step the flow of the call it is about."""
+        try:
+            event = events.parse(message)
+        except events.BadEvent as exc:
+            self.log.warning("ari.bad_event", error=str(exc), message=message[:300])
+            return
+        if isinstance(event, events.Ignored):
+            return
+        try:
+            self.feed(event)
+        except Exception:
+            # A bug in handling one call must not stop the events of all the others.
+            self.log.exception("call.handler_crashed", call_id=event.channel_id, message=message[:300])
+
+    def feed(self, event: flow.FlowEvent) -> None:
+        session = self.calls.get(event.channel_id)
+        if session is None:
+            if not isinstance(event, events.CallStarted):
+                self.log.debug("ari.event_for_unknown_call", call_id=event.channel_id, event=type(event).__name__)
+                return
+            session = self._open(event)
+        before = session.call.phase
+        session.call, actions = flow.step(session.call, event, self.config)
+        if session.call.phase is not before:
+            session.log.info("call.phase", phase=session.call.phase.value, on=type(event).__name__)
+        if actions:
+            session.actions.put_nowait(actions)
+        if session.call.phase is flow.Phase.ENDED:
+            session.actions.put_nowait(None)
+            del self.calls[event.channel_id]
+
+    def _open(self, event: events.CallStarted) -> CallSession:
+        log = self.log.bind(call_id=event.channel_id)
+        log.info("call.started", did=event.did, caller=event.caller)
+        session = CallSession(flow.Call(call_id=event.channel_id), log, asyncio.Queue())
+        self.calls[event.channel_id] = session
+        session.worker = asyncio.create_task(self._work(session), name=f"call-{event.channel_id}")
+        self._workers.add(session.worker)
+        session.worker.add_done_callback(self._worker_done)
+        return session
+
+    def _worker_done(self, task: "asyncio.Task[None]") -> None:
+        self._workers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("call.worker_crashed", task=task.get_name(), exc_info=task.exception())
+
+    async def _work(self, session: CallSession) -> None:
+        call_id = session.call.call_id
+        while (actions := await session.actions.get()) is not None:
+            for action in actions:
+                try:
+                    await self._execute(call_id, action, session.log)
+                except ChannelGone:
+                    session.log.info("call.gone_before_action", action=type(action).__name__)
+                    break
+                except AriError as exc:
+                    session.log.error("call.action_failed", action=type(action).__name__, error=str(exc))
+                    if call_id in self.calls:
+                        self.feed(flow.ActionFailed(call_id, datetime.now(timezone.utc)))
+                    break
+
+    async def _execute(self, call_id: str, action: flow.Action, log: structlog.typing.FilteringBoundLogger) -> None:
+        path = f"/channels/{call_id}"
+        if isinstance(action, flow.Answer):
+            await self.ari.request("POST", path + "/answer")
+        elif isinstance(action, flow.Progress):
+            await self.ari.request("POST", path + "/progress")
+        elif isinstance(action, flow.Play):
+            await self.ari.request("POST", path + "/play", {"media": action.media, "playbackId": action.playback_id})
+            log.info("call.playing", media=action.media)
+        elif isinstance(action, flow.Hangup):
+            await self.ari.request("DELETE", path, {"reason": action.reason})
+            log.info("call.released", reason=action.reason)
+        elif isinstance(action, flow.WriteCdr):
+            await self._write_cdr(action, log)
+
+    async def _write_cdr(self, action: flow.WriteCdr, log: structlog.typing.FilteringBoundLogger) -> None:
+        r = action.record
+        try:
+            stored = await insert_cdr(self.pool, r)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, StorageError) as exc:
+            # Everything needed to re-create the row is in this line.
+            log.error("cdr.write_failed", error=str(exc), did=r.did, caller=r.caller,
+                      started_at=r.started_at.isoformat(), answered_at=r.answered_at and r.answered_at.isoformat(),
+                      ended_at=r.ended_at.isoformat(), disposition=r.disposition.value, hangup_cause=r.hangup_cause)
+            return
+        log.info("cdr.written" if stored else "cdr.already_stored", disposition=r.disposition.value,
+                 hangup_cause=r.hangup_cause)
+
+    async def _drain(self) -> None:
+        """On shutdown, let running workers finish what they were doing (CDR writes above all)."""
+        for session in list(self.calls.values()):
+            session.actions.put_nowait(None)
+        if self._workers:
+            done, pending = await asyncio.wait(set(self._workers), timeout=SHUTDOWN_GRACE_S)
+            for task in pending:
+                task.cancel()
+        if self.calls:
+            self.log.warning("shutdown.calls_left_in_asterisk", calls=sorted(self.calls))

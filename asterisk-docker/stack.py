@@ -1,0 +1,657 @@
+"""Run fairline's stack without Docker: PostgreSQL, Asterisk 22 (chroot) and `fairline run`.
+
+Used by `make demo`, `make up` and the end-to-end tests. Standard library only, so
+it runs before anything else is installed. Commands:
+
+    stack.py prerequisites   install missing system packages, build the Asterisk rootfs
+    stack.py demo            start everything, place sample calls, print the CDRs, stop
+    stack.py up              start everything in the foreground until Ctrl-C
+
+Everything an instance writes lives in two places: its state directory on the
+host (secrets, PostgreSQL data, logs) and its Asterisk directory inside the root
+filesystem. Ports are on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import errno
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DIALPLAN = ROOT / "dialplan"
+# Root's cache is under /var/cache: PostgreSQL's data must be reachable by the
+# postgres user, which cannot enter /root.
+CACHE = Path(
+    os.environ.get("FAIRLINE_CACHE")
+    or ("/var/cache/fairline" if os.geteuid() == 0 else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fairline")
+)
+MIN_ASTERISK_MAJOR = 22
+
+# command -> Debian package that provides it
+SYSTEM_PACKAGES = {
+    "debootstrap": "debootstrap",
+    "sipp": "sip-tester",
+    "psql": "postgresql-client",
+    "initdb": "postgresql",
+    "pg_ctl": "postgresql",
+}
+
+
+class StackError(Exception):
+    """Set-up cannot go on; the message says what is wrong and what to do."""
+
+
+def say(msg: str) -> None:
+    print(f"stack: {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- prerequisites
+
+
+def find_pg_binary(name: str) -> str | None:
+    """PostgreSQL server binaries live outside PATH on Debian (/usr/lib/postgresql/N/bin)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
+    return str(candidates[-1]) if candidates else None
+
+
+def missing_packages() -> list[str]:
+    missing = []
+    for command, package in SYSTEM_PACKAGES.items():
+        if find_pg_binary(command) is None and package not in missing:
+            missing.append(package)
+    return missing
+
+
+def install_prerequisites() -> None:
+    missing = missing_packages()
+    if missing:
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            raise StackError(
+                f"missing system packages: {' '.join(missing)}; install them (Debian: apt-get install {' '.join(missing)}) and run again"
+            )
+        say(f"installing system packages {' '.join(missing)} (apt-get, about 30 s)")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run_quiet(["apt-get", "update", "-qq"], env=env, what="apt-get update")
+        run_quiet(["apt-get", "install", "-y", "-qq", *missing], env=env, what=f"apt-get install {' '.join(missing)}")
+        still = missing_packages()
+        if still:
+            raise StackError(f"apt-get ran but these packages are still missing: {' '.join(still)}")
+    rootfs_path()
+
+
+def run_quiet(cmd: list[str], *, what: str, env: dict[str, str] | None = None, timeout: float = 900) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise StackError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout
+
+
+def rootfs_path() -> Path:
+    """Build the Asterisk root filesystem when missing or out of date; return its path."""
+    proc = subprocess.run([str(HERE / "rootfs.sh")], stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise StackError("the Asterisk root filesystem could not be built (see the messages above)")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- ports
+
+
+@dataclasses.dataclass(frozen=True)
+class Ports:
+    sip: int
+    http: int
+    ami: int
+    pg: int
+    rtp_start: int
+    rtp_end: int
+
+    @classmethod
+    def defaults(cls) -> "Ports":
+        def env(name: str, default: int) -> int:
+            raw = os.environ.get(name, str(default))
+            if not raw.isdigit() or not 0 < int(raw) < 65536:
+                raise StackError(f"{name}={raw!r}: expected a port number 1-65535")
+            return int(raw)
+
+        rtp = env("FAIRLINE_RTP_START", 10000)
+        return cls(
+            sip=env("FAIRLINE_SIP_PORT", 5060),
+            http=env("FAIRLINE_HTTP_PORT", 8088),
+            ami=env("FAIRLINE_AMI_PORT", 5038),
+            pg=env("FAIRLINE_PG_PORT", 5433),
+            rtp_start=rtp,
+            rtp_end=rtp + 999,
+        )
+
+    @classmethod
+    def free(cls) -> "Ports":
+        """Ports nobody uses now (for tests, which must not collide with `make up`)."""
+        picked: set[int] = set()
+        while len(picked) < 4:
+            port = free_port()
+            if port_is_free(port, socket.SOCK_DGRAM):
+                picked.add(port)
+        sip, http, ami, pg = sorted(picked)
+        rtp = 20000 + (os.getpid() % 40) * 1000
+        return cls(sip=sip, http=http, ami=ami, pg=pg, rtp_start=rtp, rtp_end=rtp + 999)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_free(port: int, kind: socket.SocketKind) -> bool:
+    with socket.socket(socket.AF_INET, kind) as s:
+        if kind == socket.SOCK_STREAM:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
+
+
+def check_ports_free(checks: list[tuple[str, int, socket.SocketKind, str]]) -> None:
+    taken = [
+        f"port {port}/{'udp' if kind == socket.SOCK_DGRAM else 'tcp'} on 127.0.0.1 ({what}) is already taken; "
+        f"stop the program using it or set {env}"
+        for what, port, kind, env in checks
+        if not port_is_free(port, kind)
+    ]
+    if taken:
+        raise StackError("\n  ".join(["cannot start:", *taken]))
+
+
+# ---------------------------------------------------------------- processes
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, name: str, timeout: float = 10) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        say(f"{name} did not stop within {timeout:.0f} s; killing it")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
+def kill_stale(pidfile: Path, name: str) -> None:
+    """A previous run that died may have left its process behind; end it before starting anew."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    say(f"stopping {name} left over from an earlier run (pid {pid})")
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
+def wait_for(what: str, check, timeout: float, log: Path | None = None) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    hint = ""
+    if log is not None and log.exists():
+        hint = "\nlast lines of " + str(log) + ":\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+    raise StackError(f"{what} did not come up within {timeout:.0f} s{hint}")
+
+
+# ---------------------------------------------------------------- the stack
+
+
+@dataclasses.dataclass
+class Stack:
+    """One instance of PostgreSQL + Asterisk + fairline, started and stopped together."""
+
+    name: str
+    ports: Ports
+    state_dir: Path
+    rootfs: Path
+    external_database_url: str | None = None
+    app_config: Path = DIALPLAN / "fairline.yaml"
+    asterisk: subprocess.Popen[bytes] | None = None
+    fairline: subprocess.Popen[bytes] | None = None
+    _pg_started: bool = False
+
+    @classmethod
+    def create(cls, name: str, ports: Ports) -> "Stack":
+        state = CACHE / "instances" / name
+        state.mkdir(parents=True, exist_ok=True)
+        os.chmod(state, 0o700)
+        return cls(
+            name=name,
+            ports=ports,
+            state_dir=state,
+            rootfs=rootfs_path(),
+            external_database_url=os.environ.get("DATABASE_URL") or None,
+        )
+
+    # -- paths
+    @property
+    def asterisk_dir_inside(self) -> str:
+        return f"/srv/fairline/{self.name}"
+
+    @property
+    def asterisk_dir(self) -> Path:
+        return self.rootfs / self.asterisk_dir_inside.lstrip("/")
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.state_dir / "secrets.env"
+
+    @property
+    def pg_dir(self) -> Path:
+        """The private cluster's data and socket (owned by the postgres user when run as root)."""
+        return CACHE / "pg" / self.name
+
+    @property
+    def pg_data(self) -> Path:
+        return self.pg_dir / "data"
+
+    @property
+    def ari_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.http}"
+
+    @property
+    def database_url(self) -> str:
+        if self.external_database_url:
+            return self.external_database_url
+        pw = self.secrets()["PG_PASSWORD"]
+        return f"postgresql://fairline:{pw}@127.0.0.1:{self.ports.pg}/fairline"
+
+    def log(self, name: str) -> Path:
+        return self.state_dir / f"{name}.log"
+
+    # -- secrets
+    def secrets(self) -> dict[str, str]:
+        """Strong random secrets, generated once per instance into a file only the owner can read."""
+        if not self.secrets_file.exists():
+            values = {
+                "ARI_USER": "fairline",
+                "ARI_PASSWORD": secrets.token_urlsafe(32),
+                "AMI_USER": "fairline",
+                "AMI_SECRET": secrets.token_urlsafe(32),
+                "PG_PASSWORD": secrets.token_urlsafe(32),
+            }
+            fd = os.open(self.secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.writelines(f"{k}={v}\n" for k, v in values.items())
+        return dict(
+            line.split("=", 1) for line in self.secrets_file.read_text().splitlines() if "=" in line
+        )
+
+    # -- start / stop
+    def start(self, *, with_fairline: bool = True) -> None:
+        try:
+            self.start_postgres()
+            self.start_asterisk()
+            if with_fairline:
+                self.start_fairline()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        stop_process(self.fairline, "fairline")
+        self.fairline = None
+        self.stop_asterisk()
+        self.stop_postgres()
+
+    # PostgreSQL
+    def start_postgres(self) -> None:
+        if self.external_database_url:
+            self.check_database_answers()
+            return
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        kill_stale(self.pg_data / "postmaster.pid", "PostgreSQL")
+        check_ports_free([("PostgreSQL", self.ports.pg, socket.SOCK_STREAM, "FAIRLINE_PG_PORT or DATABASE_URL")])
+        sock_dir = self.pg_dir / "sock"
+        if not (self.pg_data / "PG_VERSION").exists():
+            say(f"creating a private PostgreSQL cluster in {self.pg_data} (once, a few seconds)")
+            shutil.rmtree(self.pg_dir, ignore_errors=True)
+            self.pg_data.mkdir(mode=0o700, parents=True)
+            pwfile = self.pg_dir / "password"
+            write_private(pwfile, self.secrets()["PG_PASSWORD"] + "\n")
+            if as_postgres:
+                for path in (self.pg_dir, self.pg_data, pwfile):
+                    shutil.chown(path, "postgres")
+            try:
+                run_quiet(
+                    [*as_postgres, find_pg_binary("initdb") or "initdb", "-D", str(self.pg_data), "-U", "fairline",
+                     "--auth-host=scram-sha-256", "--auth-local=peer", f"--pwfile={pwfile}", "-E", "UTF8",
+                     "--locale=C.UTF-8"],
+                    what="initdb",
+                )
+            finally:
+                pwfile.unlink()
+        sock_dir.mkdir(exist_ok=True)
+        if as_postgres:
+            shutil.chown(sock_dir, "postgres")
+        run_quiet(
+            [*as_postgres, find_pg_binary("pg_ctl") or "pg_ctl", "-D", str(self.pg_data), "-l", str(self.pg_dir / "postgres.log"),
+             "-w", "-t", "30", "start",
+             "-o", f"-p {self.ports.pg} -k {sock_dir} -c listen_addresses=127.0.0.1 -c fsync=on"],
+            what="starting PostgreSQL",
+        )
+        self._pg_started = True
+        exists = self.psql("postgres", "SELECT 1 FROM pg_database WHERE datname = 'fairline'").strip()
+        if exists != "1":
+            self.psql("postgres", "CREATE DATABASE fairline")
+
+    def stop_postgres(self) -> None:
+        if not self._pg_started:
+            return
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(
+            [*as_postgres, find_pg_binary("pg_ctl") or "pg_ctl", "-D", str(self.pg_data), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+        )
+        self._pg_started = False
+
+    def psql(self, db: str, sql: str, *extra: str) -> str:
+        # The password goes by environment, not on a command line anyone can read in ps.
+        url, password = split_password(self.database_url)
+        if db != "fairline":
+            url = url.rsplit("/", 1)[0] + "/" + db
+        env = dict(os.environ, PGPASSWORD=password) if password else None
+        return run_quiet(["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", *extra, "-c", sql],
+                         what=f"psql {sql[:40]!r}", timeout=30, env=env)
+
+    def check_database_answers(self) -> None:
+        url, password = split_password(self.database_url)
+        env = dict(os.environ, PGCONNECT_TIMEOUT="5", **({"PGPASSWORD": password} if password else {}))
+        proc = subprocess.run(
+            ["psql", url, "-X", "-q", "-A", "-t", "-c", "SELECT 1"], capture_output=True, text=True, timeout=20, env=env,
+        )
+        if proc.returncode != 0:
+            raise StackError(
+                f"DATABASE_URL ({redact_url(self.database_url)}) does not answer: {proc.stderr.strip()}\n"
+                "  unset DATABASE_URL to let the stack run a private PostgreSQL cluster, or fix the address"
+            )
+
+    # Asterisk
+    def render_asterisk_config(self) -> None:
+        etc = self.asterisk_dir / "etc"
+        for sub in ("etc", "spool", "log", "run", "db"):
+            (self.asterisk_dir / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.asterisk_dir, 0o700)
+        values = {
+            "INSTANCE_DIR": self.asterisk_dir_inside,
+            "SIP_PORT": str(self.ports.sip),
+            "HTTP_PORT": str(self.ports.http),
+            "AMI_PORT": str(self.ports.ami),
+            "RTP_START": str(self.ports.rtp_start),
+            "RTP_END": str(self.ports.rtp_end),
+            "CARRIER_IN_MATCH": os.environ.get("FAIRLINE_CARRIER_IN_MATCH", "127.0.0.1"),
+            "CARRIER_OUT_HOST": os.environ.get("FAIRLINE_CARRIER_OUT_HOST", "127.0.0.1:5070"),
+        }
+        for template in sorted(DIALPLAN.glob("*.conf")):
+            (etc / template.name).write_text(render_template(template, values))
+        s = self.secrets()
+        write_private(etc / "ari-users.conf",
+                      f"[{s['ARI_USER']}]\ntype = user\nread_only = no\npassword = {s['ARI_PASSWORD']}\n")
+        write_private(etc / "manager-users.conf",
+                      f"[{s['AMI_USER']}]\nsecret = {s['AMI_SECRET']}\ndeny = 0.0.0.0/0.0.0.0\n"
+                      "permit = 127.0.0.1/255.255.255.255\nread = all\nwrite = all\n")
+
+    def asterisk_cmd(self, *args: str) -> list[str]:
+        return ["chroot", str(self.rootfs), "asterisk", "-C", f"{self.asterisk_dir_inside}/etc/asterisk.conf", *args]
+
+    def asterisk_rx(self, command: str, timeout: float = 10) -> str:
+        return run_quiet(self.asterisk_cmd("-rx", command), what=f"asterisk -rx {command!r}", timeout=timeout)
+
+    def start_asterisk(self) -> None:
+        kill_stale(self.asterisk_dir / "run" / "asterisk.pid", "Asterisk")
+        check_ports_free([
+            ("SIP", self.ports.sip, socket.SOCK_DGRAM, "FAIRLINE_SIP_PORT"),
+            ("ARI/HTTP", self.ports.http, socket.SOCK_STREAM, "FAIRLINE_HTTP_PORT"),
+            ("AMI", self.ports.ami, socket.SOCK_STREAM, "FAIRLINE_AMI_PORT"),
+        ])
+        self.render_asterisk_config()
+        version = run_quiet(["chroot", str(self.rootfs), "asterisk", "-V"], what="asterisk -V").strip()
+        check_asterisk_version(version)
+        say(f"starting {version} (SIP 127.0.0.1:{self.ports.sip}, ARI {self.ari_url}, AMI 127.0.0.1:{self.ports.ami})")
+        log = open(self.log("asterisk"), "ab")
+        self.asterisk = subprocess.Popen(
+            self.asterisk_cmd("-U", "root", "-f", "-n"),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+        def booted() -> bool:
+            if self.asterisk is not None and self.asterisk.poll() is not None:
+                raise StackError(f"Asterisk exited at start (status {self.asterisk.returncode}); see {self.log('asterisk')}")
+            proc = subprocess.run(self.asterisk_cmd("-rx", "core waitfullybooted"), capture_output=True, timeout=30)
+            return proc.returncode == 0 and b"fully booted" in proc.stdout
+
+        wait_for("Asterisk", booted, timeout=60, log=self.log("asterisk"))
+
+    def stop_asterisk(self) -> None:
+        if self.asterisk is None or self.asterisk.poll() is not None:
+            return
+        subprocess.run(self.asterisk_cmd("-rx", "core stop now"), capture_output=True, timeout=15)
+        try:
+            self.asterisk.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            stop_process(self.asterisk, "Asterisk")
+        self.asterisk = None
+
+    # fairline
+    def fairline_env(self) -> dict[str, str]:
+        return dict(
+            os.environ,
+            DATABASE_URL=self.database_url,
+            FAIRLINE_ARI_URL=self.ari_url,
+            FAIRLINE_SECRETS=str(self.secrets_file),
+            FAIRLINE_CONFIG=str(self.app_config),
+        )
+
+    def start_fairline(self) -> None:
+        exe = Path(sys.executable).parent / "fairline"
+        log = open(self.log("fairline"), "ab")
+        self.fairline = subprocess.Popen(
+            [str(exe), "run", "--log-format", "json"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.fairline_env(),
+            start_new_session=True,
+        )
+        wait_for("fairline (connected to ARI)", self.fairline_connected, timeout=30, log=self.log("fairline"))
+
+    def fairline_connected(self) -> bool:
+        if self.fairline is not None and self.fairline.poll() is not None:
+            raise StackError(f"fairline exited at start (status {self.fairline.returncode}); see {self.log('fairline')}")
+        out = subprocess.run(self.asterisk_cmd("-rx", "ari show apps"), capture_output=True, text=True, timeout=10)
+        return re.search(r"^\s*fairline\s*$", out.stdout, re.M) is not None
+
+    def sipp_call(self, did: str, scenario: Path, *, caller: str = "+31612345678", calls: int = 1,
+                  rate: int = 10, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Place real SIP calls into Asterisk with sipp, as the carrier would."""
+        return subprocess.run(
+            ["sipp", "-sf", str(scenario), "-s", did, "-key", "caller", caller,
+             "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+             "-m", str(calls), "-r", str(rate), "-nostdin", "-timeout", f"{timeout:.0f}s", "-timeout_error",
+             f"127.0.0.1:{self.ports.sip}"],
+            capture_output=True, text=True, timeout=timeout + 15, cwd=self.state_dir,
+        )
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def render_template(path: Path, values: dict[str, str]) -> str:
+    text = path.read_text()
+    unknown = sorted(set(re.findall(r"@([A-Z_]+)@", text)) - values.keys())
+    if unknown:
+        raise StackError(f"{path}: unknown template marker(s) {', '.join('@' + u + '@' for u in unknown)}")
+    return re.sub(r"@([A-Z_]+)@", lambda m: values[m.group(1)], text)
+
+
+def write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def check_asterisk_version(version: str) -> None:
+    """Refuse an Asterisk older than the one fairline was built and tested on."""
+    m = re.search(r"Asterisk (\d+)\.", version)
+    if not m:
+        raise StackError(f"cannot read the Asterisk version from {version!r}")
+    if int(m.group(1)) < MIN_ASTERISK_MAJOR:
+        raise StackError(f"{version} is too old: fairline needs Asterisk {MIN_ASTERISK_MAJOR} or newer")
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """A PostgreSQL URL without its password, and the password."""
+    m = re.match(r"^(\w+://[^:/@]+):([^@]*)@(.*)$", url)
+    if not m:
+        return url, None
+    return f"{m.group(1)}@{m.group(3)}", m.group(2)
+
+
+def redact_url(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+# ---------------------------------------------------------------- demo / up
+
+SCENARIOS = ROOT / "tests" / "e2e" / "scenarios"
+DEMO_CALLS = [
+    ("+31201234567", "uac_answered.xml", "a configured number: answered, hears a prompt, released"),
+    ("+31209999999", "uac_rejected.xml", "an unknown number: 'not in service', released as unallocated (404)"),
+    ("+31201234567", "uac_answered.xml", "the configured number again, from another caller"),
+]
+
+
+def print_cdrs(stack: Stack, since: str) -> None:
+    out = stack.psql(
+        "fairline",
+        "SELECT call_id, did, caller, to_char(started_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS start_utc, "
+        "to_char(answered_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS answer_utc, "
+        "to_char(ended_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS end_utc, disposition, hangup_cause "
+        f"FROM cdrs WHERE started_at >= '{since}' ORDER BY started_at",
+        "-P", "format=aligned", "-P", "tuples_only=off", "-P", "border=2",
+    )
+    print(out)
+
+
+def cmd_demo(_: argparse.Namespace) -> int:
+    stack = Stack.create("demo", Ports.defaults())
+    stack.start()
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    try:
+        for i, (did, scenario, what) in enumerate(DEMO_CALLS):
+            caller = f"+3161234{5670 + i}"
+            proc = stack.sipp_call(did, SCENARIOS / scenario, caller=caller)
+            outcome = "ok" if proc.returncode == 0 else f"FAILED (sipp exit {proc.returncode})"
+            say(f"call {caller} -> {did}: {what}: {outcome}")
+        # The CDR is written just after the call ends; give the writer a moment.
+        wait_for("the demo CDRs",
+                 lambda: int(stack.psql("fairline", f"SELECT count(*) FROM cdrs WHERE started_at >= '{since}'")) >= len(DEMO_CALLS),
+                 timeout=10, log=stack.log("fairline"))
+        print("\nCDRs of these calls in PostgreSQL (table cdrs):")
+        print_cdrs(stack, since)
+    finally:
+        stack.stop()
+    return 0
+
+
+def cmd_up(_: argparse.Namespace) -> int:
+    stack = Stack.create("up", Ports.defaults())
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stack.start()
+    try:
+        say("up. Point a SIP client on this machine at the carrier side:")
+        say(f"  call sip:+31201234567@127.0.0.1:{stack.ports.sip}  (a configured number)")
+        say(f"  ARI {stack.ari_url} (user/password in {stack.secrets_file})")
+        say(f"  database {redact_url(stack.database_url)}")
+        say(f"  logs in {stack.state_dir}; Ctrl-C stops everything")
+        while not stopping:
+            if stack.fairline is not None and stack.fairline.poll() is not None:
+                say(f"fairline exited (status {stack.fairline.returncode}); stopping")
+                break
+            time.sleep(0.2)
+    finally:
+        say("stopping")
+        stack.stop()
+    return 0
+
+
+def cmd_prerequisites(_: argparse.Namespace) -> int:
+    install_prerequisites()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("prerequisites", help="install missing system packages and build the Asterisk rootfs").set_defaults(fn=cmd_prerequisites)
+    sub.add_parser("demo", help="start the stack, place sample calls, print the CDRs, stop").set_defaults(fn=cmd_demo)
+    sub.add_parser("up", help="start the stack in the foreground until Ctrl-C").set_defaults(fn=cmd_up)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except StackError as exc:
+        say(f"error: {exc}")
+        return 2
+
+
+def iter_lines(path: Path) -> Iterator[dict[str, object]]:
+    """The JSON log lines of a fairline log file (non-JSON lines are skipped)."""
+    if not path.exists():
+        return
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            yield json.loads(line)
+        except ValueError:
+            continue
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The real stack for end-to-end tests: PostgreSQL, Asterisk 22 in its root filesystem, `fairline run`.
+
+Started once per test session on free ports (so a running `make up` is not
+disturbed) with a freshly created database; each test starts from an empty
+CDR table. Tests never use $DATABASE_URL: they drop and create their database.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "asterisk-docker"))
+
+import stack as stackmod  # noqa: E402
+
+SCENARIOS = ROOT / "tests" / "e2e" / "scenarios"
+
+
+class LiveStack:
+    """The running stack plus what tests need to look at it."""
+
+    def __init__(self, stack: stackmod.Stack) -> None:
+        self.stack = stack
+        self.log_offset = 0
+
+    def call(self, did: str, scenario: str, **kw: Any) -> Any:
+        return self.stack.sipp_call(did, SCENARIOS / scenario, **kw)
+
+    def cdrs(self) -> list[dict[str, Any]]:
+        out = self.stack.psql("fairline", "SELECT coalesce(json_agg(c ORDER BY started_at), '[]') FROM cdrs c")
+        return list(json.loads(out))
+
+    def wait_cdrs(self, n: int, timeout: float = 10) -> list[dict[str, Any]]:
+        """Poll until n CDRs are stored (they are written just after the call ends)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.cdrs()
+            if len(rows) >= n or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.1)
+
+    def logs(self) -> list[dict[str, Any]]:
+        """fairline's JSON log lines since this test started."""
+        text = self.stack.log("fairline").read_bytes()[self.log_offset:].decode(errors="replace")
+        lines = []
+        for line in text.splitlines():
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                continue
+        return lines
+
+
+@pytest.fixture(scope="session")
+def live_stack() -> Iterator[LiveStack]:
+    stackmod.install_prerequisites()
+    s = stackmod.Stack.create("test", stackmod.Ports.free())
+    s.external_database_url = None
+    s.start(with_fairline=False)
+    try:
+        s.psql("postgres", "DROP DATABASE IF EXISTS fairline WITH (FORCE)")
+        s.psql("postgres", "CREATE DATABASE fairline")
+        s.app_config = ROOT / "tests" / "e2e" / "fairline.yaml"
+        s.start_fairline()
+        yield LiveStack(s)
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def live(live_stack: LiveStack) -> LiveStack:
+    """The stack with an empty CDR table and fairline running."""
+    s = live_stack.stack
+    if s.fairline is None or s.fairline.poll() is not None:
+        s.start_fairline()
+    s.psql("fairline", "TRUNCATE cdrs")
+    live_stack.log_offset = s.log("fairline").stat().st_size
+    return live_stack
+
+
+def poll(check: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()

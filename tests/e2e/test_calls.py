@@ -1,0 +1,84 @@
+"""Real SIP calls from sipp through Asterisk 22 to `fairline run`, checked in the SIP outcome and in PostgreSQL."""
+
+from __future__ import annotations
+
+import signal
+from datetime import datetime
+
+import pytest
+
+from tests.e2e.conftest import LiveStack, poll
+
+pytestmark = pytest.mark.e2e
+
+CONFIGURED = "+31201234567"
+NOT_IN_SERVICE = "+31209999999"
+HELLO_WORLD_S = 1.3  # length of the hello-world prompt, a little less
+NOT_IN_SERVICE_S = 4.5  # length of ss-noservice, a little less
+
+
+def ts(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def test_configured_number_is_answered_hears_its_announcement_and_leaves_one_cdr(live: LiveStack) -> None:
+    result = live.call(CONFIGURED, "uac_answered.xml", caller="+31612345678")
+    assert result.returncode == 0, result.stderr
+
+    [cdr] = live.wait_cdrs(1)
+    assert cdr["did"] == CONFIGURED
+    assert cdr["caller"] == "+31612345678"
+    assert cdr["disposition"] == "answered"
+    assert cdr["hangup_cause"] == 16
+    # The caller heard the whole announcement before fairline released the call.
+    assert (ts(cdr["ended_at"]) - ts(cdr["answered_at"])).total_seconds() >= HELLO_WORLD_S
+    assert ts(cdr["started_at"]) <= ts(cdr["answered_at"]) <= ts(cdr["ended_at"])
+    played = [e for e in live.logs() if e.get("event") == "call.playing" and e.get("call_id") == cdr["call_id"]]
+    assert [e["media"] for e in played] == ["sound:hello-world"]
+
+
+def test_unknown_number_hears_not_in_service_unanswered_and_is_released_unallocated(live: LiveStack) -> None:
+    # The scenario requires 183 (early media) and then 404; a 200 would fail it.
+    result = live.call(NOT_IN_SERVICE, "uac_rejected.xml")
+    assert result.returncode == 0, result.stderr
+
+    [cdr] = live.wait_cdrs(1)
+    assert cdr["did"] == NOT_IN_SERVICE
+    assert cdr["disposition"] == "unallocated"
+    assert cdr["answered_at"] is None
+    assert cdr["hangup_cause"] == 1
+    assert (ts(cdr["ended_at"]) - ts(cdr["started_at"])).total_seconds() >= NOT_IN_SERVICE_S
+
+
+def test_did_that_is_not_e164_is_not_in_service(live: LiveStack) -> None:
+    result = live.call("0123", "uac_rejected.xml")
+    assert result.returncode == 0, result.stderr
+    [cdr] = live.wait_cdrs(1)
+    assert (cdr["did"], cdr["disposition"]) == ("0123", "unallocated")
+
+
+def test_simultaneous_calls_each_leave_exactly_one_cdr(live: LiveStack) -> None:
+    result = live.call(CONFIGURED, "uac_answered.xml", calls=8, rate=8)
+    assert result.returncode == 0, result.stderr
+    rows = live.wait_cdrs(8)
+    assert len(rows) == 8
+    assert len({r["call_id"] for r in rows}) == 8
+    assert {r["disposition"] for r in rows} == {"answered"}
+
+
+def test_caller_gets_the_dialplan_fallback_while_fairline_is_down_and_service_resumes(live: LiveStack) -> None:
+    s = live.stack
+    assert s.fairline is not None
+    s.fairline.send_signal(signal.SIGTERM)
+    assert s.fairline.wait(timeout=10) == 0
+    assert any(e.get("event") == "stopped" for e in live.logs())
+
+    # Stasis() fails at once, the dialplan announces and releases with 503: no silence.
+    result = live.call(CONFIGURED, "uac_unavailable.xml")
+    assert result.returncode == 0, result.stderr
+    assert live.cdrs() == []
+
+    s.start_fairline()
+    result = live.call(CONFIGURED, "uac_answered.xml")
+    assert result.returncode == 0, result.stderr
+    assert poll(lambda: len(live.cdrs()) == 1)
