@@ -575,7 +575,7 @@ def print_cdrs(stack: Stack, since: str) -> None:
 
 
 def cmd_demo(_: argparse.Namespace) -> int:
-    stack = Stack.create("demo", Ports.defaults())
+    stack = Stack.create(os.environ.get("FAIRLINE_INSTANCE", "demo"), Ports.defaults())
     stack.start()
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     try:
@@ -596,7 +596,7 @@ def cmd_demo(_: argparse.Namespace) -> int:
 
 
 def cmd_up(_: argparse.Namespace) -> int:
-    stack = Stack.create("up", Ports.defaults())
+    stack = Stack.create(os.environ.get("FAIRLINE_INSTANCE", "up"), Ports.defaults())
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -623,6 +623,20 @@ def cmd_up(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secrets(_: argparse.Namespace) -> int:
+    """Strong random secrets for the Docker compose stack (which has no stack.py to make them)."""
+    state = CACHE / "instances" / "docker"
+    state.mkdir(parents=True, exist_ok=True)
+    os.chmod(state, 0o700)
+    stack = Stack(name="docker", ports=Ports.defaults(), state_dir=state, rootfs=Path("/nonexistent"))
+    pg_password = state / "pg_password"
+    if not pg_password.exists():
+        write_private(pg_password, stack.secrets()["PG_PASSWORD"])
+    print(f"export FAIRLINE_SECRETS_FILE={stack.secrets_file}")
+    print(f"export FAIRLINE_PG_PASSWORD_FILE={pg_password}")
+    return 0
+
+
 def cmd_prerequisites(_: argparse.Namespace) -> int:
     install_prerequisites()
     return 0
@@ -632,6 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("prerequisites", help="install missing system packages and build the Asterisk rootfs").set_defaults(fn=cmd_prerequisites)
+    sub.add_parser("secrets", help="generate secrets for the Docker compose stack; print where they are").set_defaults(fn=cmd_secrets)
     sub.add_parser("demo", help="start the stack, place sample calls, print the CDRs, stop").set_defaults(fn=cmd_demo)
     sub.add_parser("up", help="start the stack in the foreground until Ctrl-C").set_defaults(fn=cmd_up)
     args = parser.parse_args(argv)

@@ -1,0 +1,1 @@
+"""Pricing of calls and fair use: pure functions over frozen values, no I/O."""

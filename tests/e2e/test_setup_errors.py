@@ -1,0 +1,87 @@
+"""Bad set-up input gets a clear message that says what is wrong and what to do."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ROOT, stackmod
+
+pytestmark = pytest.mark.e2e
+
+
+def closed_port() -> int:
+    """A TCP port nobody listens on (bound and released)."""
+    return stackmod.free_port()
+
+
+def test_port_already_taken_names_the_port_and_the_setting() -> None:
+    ports = stackmod.Ports.free()
+    stack = stackmod.Stack.create("test-ports", ports)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", ports.sip))
+        with pytest.raises(stackmod.StackError) as err:
+            stack.start_asterisk()
+    message = str(err.value)
+    assert f"port {ports.sip}/udp" in message
+    assert "FAIRLINE_SIP_PORT" in message
+    assert stack.asterisk is None
+
+
+def test_database_url_that_does_not_answer_is_reported_without_its_password() -> None:
+    stack = stackmod.Stack.create("test-dburl", stackmod.Ports.free())
+    stack.external_database_url = f"postgresql://fairline:s3cret-pw@127.0.0.1:{closed_port()}/fairline"
+    with pytest.raises(stackmod.StackError) as err:
+        stack.start_postgres()
+    message = str(err.value)
+    assert "does not answer" in message
+    assert "s3cret-pw" not in message
+    assert "unset DATABASE_URL" in message
+
+
+def test_missing_system_package_without_root_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stackmod, "missing_packages", lambda: ["sip-tester"])
+    monkeypatch.setattr(stackmod.os, "geteuid", lambda: 1000)
+    with pytest.raises(stackmod.StackError) as err:
+        stackmod.install_prerequisites()
+    assert "apt-get install sip-tester" in str(err.value)
+
+
+def test_fairline_run_exits_with_a_clear_error_when_the_database_does_not_answer(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("ARI_USER=fairline\nARI_PASSWORD=not-used-here\n")
+    secrets.chmod(0o600)
+    env = dict(
+        os.environ,
+        DATABASE_URL=f"postgresql://fairline:s3cret-pw@127.0.0.1:{closed_port()}/fairline",
+        FAIRLINE_SECRETS=str(secrets),
+        FAIRLINE_CONFIG=str(ROOT / "dialplan" / "fairline.yaml"),
+    )
+    fairline = Path(os.sys.executable).parent / "fairline"
+    proc = subprocess.run([str(fairline), "run", "--log-format", "json"], env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 3
+    lines = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    [error] = [line for line in lines if line["event"] == "db.unreachable"]
+    assert "***" in error["database"]
+    assert "s3cret-pw" not in proc.stderr
+
+
+def test_rendered_asterisk_config_has_no_unfilled_markers_and_secrets_only_owner_readable() -> None:
+    stack = stackmod.Stack.create("test-render", stackmod.Ports.free())
+    stack.render_asterisk_config()
+    etc = stack.asterisk_dir / "etc"
+    rendered = {conf.name: conf.read_text() for conf in etc.glob("*.conf")}
+    assert "pjsip.conf" in rendered
+    assert [name for name, text in rendered.items() if re.search(r"@[A-Z_]+@", text)] == []
+    assert f"bind = 127.0.0.1:{stack.ports.sip}" in rendered["pjsip.conf"]
+    for private in ("ari-users.conf", "manager-users.conf"):
+        assert (etc / private).stat().st_mode & 0o077 == 0
+    assert stack.secrets_file.stat().st_mode & 0o077 == 0
+    assert len(stack.secrets()["ARI_PASSWORD"]) >= 40

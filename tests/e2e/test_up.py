@@ -1,0 +1,60 @@
+"""`make up` runs the stack in the foreground and Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.conftest import ROOT, stackmod
+
+pytestmark = pytest.mark.e2e
+
+
+def test_up_serves_calls_until_ctrl_c_and_then_leaves_no_process_or_port_behind() -> None:
+    ports = stackmod.Ports.free()
+    env = dict(
+        os.environ,
+        FAIRLINE_INSTANCE="test-up",
+        FAIRLINE_SIP_PORT=str(ports.sip),
+        FAIRLINE_HTTP_PORT=str(ports.http),
+        FAIRLINE_AMI_PORT=str(ports.ami),
+        FAIRLINE_PG_PORT=str(ports.pg),
+        FAIRLINE_RTP_START=str(ports.rtp_start),
+    )
+    env.pop("DATABASE_URL", None)
+    up = subprocess.Popen([sys.executable, str(ROOT / "asterisk-docker" / "stack.py"), "up"], env=env,
+                          stderr=subprocess.PIPE, text=True)
+    output = []
+    try:
+        assert up.stderr is not None
+        for line in up.stderr:
+            output.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        assert up.poll() is None, "".join(output)
+        stack = stackmod.Stack.create("test-up", ports)
+        call = stack.sipp_call("+31201234567", ROOT / "tests" / "e2e" / "scenarios" / "uac_answered.xml")
+        assert call.returncode == 0, call.stderr
+    finally:
+        up.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        assert up.wait(timeout=30) == 0
+
+    leftovers = subprocess.run(["pgrep", "-af", "srv/fairline/test-up|pg/test-up"], capture_output=True, text=True)
+    assert leftovers.stdout == ""
+    for port, kind in ((ports.sip, socket.SOCK_DGRAM), (ports.http, socket.SOCK_STREAM),
+                       (ports.ami, socket.SOCK_STREAM), (ports.pg, socket.SOCK_STREAM)):
+        assert stackmod.port_is_free(port, kind), port
+    assert not (stack.asterisk_dir / "run" / "asterisk.pid").exists() or not _alive(stack.asterisk_dir / "run" / "asterisk.pid")
+
+
+def _alive(pidfile: os.PathLike[str]) -> bool:
+    try:
+        os.kill(int(open(pidfile).read().split()[0]), 0)
+    except (ProcessLookupError, ValueError, OSError):
+        return False
+    return True
