@@ -82,3 +82,17 @@ def test_caller_gets_the_dialplan_fallback_while_fairline_is_down_and_service_re
     result = live.call(CONFIGURED, "uac_answered.xml")
     assert result.returncode == 0, result.stderr
     assert poll(lambda: len(live.cdrs()) == 1)
+
+
+def test_fairline_reconnects_after_asterisk_restarts_and_serves_the_next_call(live: LiveStack) -> None:
+    s = live.stack
+    s.stop_asterisk()
+    assert poll(lambda: any(e.get("event") in ("ari.disconnected", "ari.unreachable") for e in live.logs()))
+    s.start_asterisk()
+    assert poll(s.fairline_connected, timeout=20)
+    assert s.fairline is not None and s.fairline.poll() is None  # no crash, no restart needed
+
+    result = live.call(CONFIGURED, "uac_answered.xml")
+    assert result.returncode == 0, result.stderr
+    assert [r["disposition"] for r in live.wait_cdrs(1)] == ["answered"]
+    assert any(e.get("event") == "ari.reconnecting" for e in live.logs())
