@@ -1,1 +1,1 @@
-"""Pricing of calls and fair use: pure functions over frozen values, no I/O."""
+"""Tariffs, fair use and CDR storage. The pricing core (tariff, fair_use, cdr) is pure; storage and the CDR writer are the I/O edge."""

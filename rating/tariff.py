@@ -1,0 +1,298 @@
+"""The tariff: what one inbound call costs at list price.
+
+Each started second from answer to end is rated at the rate in force when it
+starts: peak (Monday-Friday 08:00-19:00 on the number's local clock, public
+holidays excepted) or off-peak, from the tariff version in force on that local
+day. Answered calls also pay a set-up fee; unanswered calls cost nothing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import enum
+import functools
+import itertools
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, localcontext
+from typing import NoReturn
+from zoneinfo import ZoneInfo
+
+import holidays
+import phonenumbers
+from phonenumbers import timezone as phone_time_zones
+
+from rating.errors import InvalidCall, InvalidTariff
+
+_PEAK_START = time(8)
+_PEAK_END = time(19)
+_SECOND = timedelta(seconds=1)
+_MONEY_STEP = Decimal("0.0001")
+_ZERO_EUR = Decimal("0.0000")
+# Explicit precision so prices never depend on whatever decimal context the caller set.
+_EXACT = Context(prec=28, rounding=ROUND_HALF_EVEN)  # Decimal's own default
+_HOLIDAY_CALENDARS = frozenset(holidays.list_supported_countries())
+
+
+class NumberType(enum.StrEnum):
+    """The kind of number called; decides whether fair use can make its calls free."""
+
+    LOCAL = "local"
+    NATIONAL = "national"
+    INTERNATIONAL = "international"
+    TOLLFREE = "tollfree"  # 0800
+    PREMIUM = "premium"  # 0900
+
+    @property
+    def fair_use_eligible(self) -> bool:
+        """Local and national numbers fall under fair use; the others are always charged."""
+        return self in (NumberType.LOCAL, NumberType.NATIONAL)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TrafficRates:
+    """One version of the traffic prices, in force from 00:00 of valid_from on the number's local clock."""
+
+    valid_from: date
+    setup_eur: Decimal = Decimal("0.04")  # per answered call
+    peak_eur_per_min: Decimal = Decimal("0.07")
+    offpeak_eur_per_min: Decimal = Decimal("0.05")
+
+    def __post_init__(self) -> None:
+        # datetime is a date too, but a version starts on a day, not at an instant.
+        if isinstance(self.valid_from, datetime) or not isinstance(self.valid_from, date):
+            raise InvalidTariff(f"valid_from: expected a date, got {self.valid_from!r}")
+        for name in ("setup_eur", "peak_eur_per_min", "offpeak_eur_per_min"):
+            value = getattr(self, name)
+            # A float cannot even hold 0.07; prices must be Decimal from the configuration on.
+            if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+                raise InvalidTariff(
+                    f"{name} of the rates valid from {self.valid_from}: expected a non-negative Decimal, got {value!r}"
+                )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RateTable:
+    """Every version of the traffic prices, kept in order of validity date."""
+
+    versions: tuple[TrafficRates, ...]
+
+    def __post_init__(self) -> None:
+        if not self.versions:
+            raise InvalidTariff("versions: expected at least one version of the traffic rates")
+        # Configuration may list versions in any order; lookups need them by date.
+        ordered = tuple(sorted(self.versions, key=lambda v: v.valid_from))
+        for earlier, later in itertools.pairwise(ordered):
+            if earlier.valid_from == later.valid_from:
+                raise InvalidTariff(f"versions: two versions valid from {later.valid_from}; expected one per date")
+        object.__setattr__(self, "versions", ordered)
+
+    @property
+    def starts(self) -> date:
+        """The first day any version is in force."""
+        return self.versions[0].valid_from
+
+    def rates_on(self, day: date) -> TrafficRates:
+        """The version in force on a calendar day of the number's local clock."""
+        index = bisect.bisect_right(self.versions, day, key=lambda v: v.valid_from)
+        if index == 0:
+            raise InvalidTariff(f"no traffic rates in force on {day}: the earliest version is valid from {self.starts}")
+        return self.versions[index - 1]
+
+
+# The published traffic rates (EUR 0.04 set-up, 0.07/min peak, 0.05/min off-peak),
+# in force since before fairline's first call.
+DEFAULT_RATES = RateTable((TrafficRates(valid_from=date(2000, 1, 1)),))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallTimes:
+    """When an inbound call to a number started, was answered (None: never) and ended; all aware."""
+
+    call_id: str
+    number: str  # the number called, E.164: "+31201234567"
+    number_type: NumberType
+    start: datetime
+    answer: datetime | None
+    end: datetime
+
+    def __post_init__(self) -> None:
+        def reject(reason: str) -> NoReturn:
+            raise InvalidCall(self.call_id, reason)
+
+        if not self.call_id:
+            reject("call_id: expected a non-empty string")
+        if not isinstance(self.number_type, NumberType):
+            reject(f"number_type: expected one of {', '.join(t.value for t in NumberType)}, got {self.number_type!r}")
+        for name in ("start", "answer", "end"):
+            value = getattr(self, name)
+            if name == "answer" and value is None:
+                continue
+            if not isinstance(value, datetime) or value.utcoffset() is None:
+                reject(f"{name}: expected a timezone-aware datetime, got {value!r}")
+        if self.answer is not None and self.answer < self.start:
+            reject(f"answer: expected at or after start {self.start.isoformat()}, got {self.answer.isoformat()}")
+        earliest, earliest_name = (self.start, "start") if self.answer is None else (self.answer, "answer")
+        if self.end < earliest:
+            reject(f"end: expected at or after {earliest_name} {earliest.isoformat()}, got {self.end.isoformat()}")
+        if not isinstance(self.number, str):
+            reject(f"number: expected an E.164 string like +31201234567, got {self.number!r}")
+        try:
+            _place_of(self.number)
+        except ValueError as problem:
+            reject(f"number: {problem}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RatedPrice:
+    """What a call costs at list price, before fair use decides whether the customer pays it."""
+
+    billable_seconds: int
+    peak_seconds: int
+    offpeak_seconds: int
+    setup_eur: Decimal
+    usage_eur: Decimal
+    list_price_eur: Decimal  # setup_eur + usage_eur
+    fair_use_eligible: bool
+
+
+def rate_call(call: CallTimes, rates: RateTable) -> RatedPrice:
+    """Price a call: set-up per answered call, plus each started second at the rate in force when it starts.
+
+    Raises InvalidCall when the call was answered before the earliest version of the rates.
+    """
+    eligible = call.number_type.fair_use_eligible
+    if call.answer is None:
+        return RatedPrice(0, 0, 0, _ZERO_EUR, _ZERO_EUR, _ZERO_EUR, eligible)
+    place = _place_of(call.number)
+    answered_on = call.answer.astimezone(place.zone).date()
+    if answered_on < rates.starts:
+        raise InvalidCall(
+            call.call_id,
+            f"answer: expected on or after {rates.starts}, when the earliest traffic rates start; "
+            f"got {call.answer.isoformat()}",
+        )
+    billable = _started_seconds(call.end - call.answer)
+    peak = offpeak = 0
+    with localcontext(_EXACT):
+        seconds_times_eur_per_min = Decimal(0)
+        for local_start, seconds in _runs(call.answer, billable, place.zone):
+            version = rates.rates_on(local_start.date())
+            if _is_peak(local_start, place.region):
+                peak += seconds
+                seconds_times_eur_per_min += seconds * version.peak_eur_per_min
+            else:
+                offpeak += seconds
+                seconds_times_eur_per_min += seconds * version.offpeak_eur_per_min
+        # Rounded once per call, so no call pays for rounding each of its pieces.
+        usage = _money(seconds_times_eur_per_min / 60)
+        setup = _money(rates.rates_on(answered_on).setup_eur)
+        return RatedPrice(billable, peak, offpeak, setup, usage, setup + usage, eligible)
+
+
+def number_zone(number: str) -> ZoneInfo:
+    """The local clock of an E.164 number's country; raises ValueError for numbers without one."""
+    return _place_of(number).zone
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Place:
+    region: str  # ISO 3166 country code: picks the public holidays
+    zone: ZoneInfo  # picks the local clock
+
+
+@functools.lru_cache(maxsize=4096)
+def _place_of(number: str) -> _Place:
+    """Where a number rings, as far as peak hours care; ValueError says why it cannot tell."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException as problem:
+        raise ValueError(f"expected an E.164 number like +31201234567, got {number!r} ({problem})") from None
+    if phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) != number:
+        raise ValueError(f"expected E.164, a plus sign and digits only, like +31201234567; got {number!r}")
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError(f"{number} is not a valid number according to phonenumbers")
+    region = phonenumbers.region_code_for_number(parsed)
+    zones = sorted(z for z in phone_time_zones.time_zones_for_number(parsed) if z != phone_time_zones.UNKNOWN_TIMEZONE)
+    if not zones:
+        raise ValueError(f"{number} has no known time zone, which peak hours need")
+    if region not in _HOLIDAY_CALENDARS:
+        raise ValueError(f"{number} is in region {region}, which has no public holiday calendar")
+    # Numbers not tied to a place (US toll-free, mobiles in large countries) span several
+    # zones. Nothing says which the caller is in; the alphabetically first at least makes
+    # every re-rating of a call give the same price.
+    return _Place(region, ZoneInfo(zones[0]))
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_holidays(region: str, year: int) -> frozenset[date]:
+    return frozenset(holidays.country_holidays(region, years=year))
+
+
+def _is_peak(local: datetime, region: str) -> bool:
+    day = local.date()
+    return (
+        day.weekday() < 5 and _PEAK_START <= local.time() < _PEAK_END and day not in _public_holidays(region, day.year)
+    )
+
+
+def _runs(answer: datetime, seconds: int, zone: ZoneInfo) -> Iterator[tuple[datetime, int]]:
+    """Cut the seconds starting at answer + 0, 1, ... seconds into runs that are rated alike.
+
+    Yields the local start of each run's first second and how many seconds the run
+    holds. No second of a run starts beyond an 08:00, 19:00 or midnight, or on another
+    UTC offset, from its first; so all share the first's local day and side of peak.
+    """
+    done = 0
+    while done < seconds:
+        first = answer + done * _SECOND  # UTC arithmetic: a second lasts a second across DST
+        local = first.astimezone(zone)
+        wall = local.replace(tzinfo=None)
+        # How many seconds start before the wall clock reaches the boundary, if the offset holds.
+        count = min(seconds - done, _started_seconds(_next_boundary(wall) - wall))
+        count = _before_offset_change(first, count, zone)
+        yield local, count
+        done += count
+
+
+def _next_boundary(wall: datetime) -> datetime:
+    """The first 08:00, 19:00 or midnight after a naive local wall time."""
+    for hour in (_PEAK_START, _PEAK_END):
+        boundary = datetime.combine(wall.date(), hour)
+        if boundary > wall:
+            return boundary
+    return datetime.combine(wall.date() + timedelta(days=1), time())
+
+
+def _before_offset_change(first: datetime, count: int, zone: ZoneInfo) -> int:
+    """Shorten a run to the seconds that start before the zone's UTC offset next changes.
+
+    A DST change moves the wall clock, so a boundary worked out on the old offset is
+    wrong after it. A run spans at most 11 hours and no zone changes its offset twice
+    in that time, so a change shows as a different offset at the run's last second.
+    """
+
+    def offset_at(k: int) -> timedelta | None:
+        return (first + k * _SECOND).astimezone(zone).utcoffset()
+
+    offset = offset_at(0)
+    if offset_at(count - 1) == offset:
+        return count
+    same, changed = 0, count - 1
+    while changed - same > 1:
+        middle = (same + changed) // 2
+        if offset_at(middle) == offset:
+            same = middle
+        else:
+            changed = middle
+    return changed
+
+
+def _started_seconds(duration: timedelta) -> int:
+    """Whole seconds, each started one counting in full: exact to the microsecond, no floats."""
+    return -(-duration // _SECOND)
+
+
+def _money(amount: Decimal) -> Decimal:
+    return amount.quantize(_MONEY_STEP, rounding=ROUND_HALF_UP)
