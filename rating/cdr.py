@@ -1,10 +1,15 @@
-"""The call detail record fairline writes for every inbound call."""
+"""The call detail records fairline writes: what happened on a call, and what it costs."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from datetime import datetime
+from datetime import UTC, date, datetime, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from rating.errors import InvalidCall
+from rating.tariff import CallTimes, NumberType, RatedPrice, RateTable, number_zone, rate_call
 
 
 class Disposition(str, enum.Enum):
@@ -18,7 +23,7 @@ class Disposition(str, enum.Enum):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CallRecord:
-    """One finished inbound call; datetimes are aware."""
+    """One finished inbound call as the call flow saw it; datetimes are aware."""
 
     call_id: str
     did: str
@@ -34,3 +39,74 @@ class CallRecord:
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
                 raise ValueError(f"CallRecord.{name} must be timezone-aware, got {value!r}")
+
+
+_NO_PRICE = RatedPrice(0, 0, 0, Decimal("0.0000"), Decimal("0.0000"), Decimal("0.0000"), False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RatedCdr:
+    """A call with its price: one row of the `cdrs` table."""
+
+    call: CallRecord
+    customer_id: str | None  # None: the number is not in service
+    number_type: NumberType | None
+    price: RatedPrice
+    billing_month: date  # first day of the month the call started in, on the number's local clock
+    rating_error: str | None = None  # why the call could not be priced; its prices are then 0
+    source: str = "live"  # "live" from the ARI app, "import" from `fairline cdr import`
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (money as strings) that `from_json` turns back into an equal RatedCdr."""
+        c, p = self.call, self.price
+        return {
+            "call_id": c.call_id, "did": c.did, "caller": c.caller,
+            "started_at": c.started_at.isoformat(), "ended_at": c.ended_at.isoformat(),
+            "answered_at": c.answered_at.isoformat() if c.answered_at else None,
+            "disposition": c.disposition.value, "hangup_cause": c.hangup_cause,
+            "customer_id": self.customer_id, "number_type": self.number_type.value if self.number_type else None,
+            "billable_seconds": p.billable_seconds, "peak_seconds": p.peak_seconds, "offpeak_seconds": p.offpeak_seconds,
+            "setup_eur": str(p.setup_eur), "usage_eur": str(p.usage_eur), "list_price_eur": str(p.list_price_eur),
+            "fair_use_eligible": p.fair_use_eligible, "billing_month": self.billing_month.isoformat(),
+            "rating_error": self.rating_error, "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "RatedCdr":
+        call = CallRecord(
+            call_id=d["call_id"], did=d["did"], caller=d["caller"],
+            started_at=datetime.fromisoformat(d["started_at"]), ended_at=datetime.fromisoformat(d["ended_at"]),
+            answered_at=datetime.fromisoformat(d["answered_at"]) if d["answered_at"] else None,
+            disposition=Disposition(d["disposition"]), hangup_cause=d["hangup_cause"],
+        )
+        price = RatedPrice(
+            d["billable_seconds"], d["peak_seconds"], d["offpeak_seconds"], Decimal(d["setup_eur"]),
+            Decimal(d["usage_eur"]), Decimal(d["list_price_eur"]), d["fair_use_eligible"],
+        )
+        return cls(
+            call=call, customer_id=d["customer_id"],
+            number_type=NumberType(d["number_type"]) if d["number_type"] else None, price=price,
+            billing_month=date.fromisoformat(d["billing_month"]), rating_error=d["rating_error"], source=d["source"],
+        )
+
+
+def rate_record(call: CallRecord, customer_id: str | None, number_type: NumberType | None, rates: RateTable,
+                *, source: str = "live") -> RatedCdr:
+    """Price a finished call. Never raises for bad call data: such a call is kept, unpriced, with the reason."""
+    zone: tzinfo
+    try:
+        zone = number_zone(call.did)
+    except ValueError:
+        zone = UTC
+    local_start = call.started_at.astimezone(zone)
+    month = date(local_start.year, local_start.month, 1)
+    if customer_id is None or number_type is None:
+        return RatedCdr(call, customer_id, number_type, _NO_PRICE, month, source=source)
+    try:
+        price = rate_call(
+            CallTimes(call.call_id, call.did, number_type, call.started_at, call.answered_at, call.ended_at), rates
+        )
+    except InvalidCall as exc:
+        return RatedCdr(call, customer_id, number_type, dataclasses.replace(
+            _NO_PRICE, fair_use_eligible=number_type.fair_use_eligible), month, rating_error=exc.reason, source=source)
+    return RatedCdr(call, customer_id, number_type, price, month, source=source)

@@ -1,15 +1,21 @@
-"""PostgreSQL storage: schema migrations and CDR writes. All of fairline's SQL lives here."""
+"""PostgreSQL storage: schema migrations, CDR writes and the customer/number directory.
+
+Billing queries (reports, invoices, decisions) are in billing.py; DDL is in migrations/.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from datetime import date
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import asyncpg
 import structlog
 
-from rating.cdr import CallRecord
+from rating.cdr import RatedCdr
 from rating.errors import RatingError
 
 log = structlog.get_logger(__name__)
@@ -82,24 +88,81 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
 
 
-_INSERT_CDR = """
-INSERT INTO cdrs (call_id, did, caller, started_at, answered_at, ended_at, disposition, hangup_cause)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+# The charge follows fair use: eligible calls are free unless the customer is marked
+# a heavy user for that month (view heavy_users); all other calls pay list price.
+# billing.decide_heavy_user applies the same rule when a decision changes.
+CHARGE_RULE = """CASE WHEN {eligible} AND NOT coalesce(
+    (SELECT h.heavy FROM heavy_users h WHERE h.customer_id = {customer} AND h.month = {month}), false)
+  THEN 0 ELSE {list_price} END"""
+
+_INSERT_CDRS = f"""
+INSERT INTO cdrs (call_id, did, caller, started_at, answered_at, ended_at, disposition, hangup_cause,
+                  customer_id, number_type, billable_seconds, peak_seconds, offpeak_seconds,
+                  setup_eur, usage_eur, list_price_eur, fair_use_eligible, billing_month, rating_error, source,
+                  charged_eur)
+SELECT r.*, {CHARGE_RULE.format(eligible="r.fair_use_eligible", customer="r.customer_id", month="r.billing_month",
+                            list_price="r.list_price_eur")}
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[],
+            $7::text[], $8::int[], $9::text[], $10::text[], $11::int[], $12::int[], $13::int[],
+            $14::numeric[], $15::numeric[], $16::numeric[], $17::bool[], $18::date[], $19::text[], $20::text[])
+     AS r(call_id, did, caller, started_at, answered_at, ended_at, disposition, hangup_cause,
+          customer_id, number_type, billable_seconds, peak_seconds, offpeak_seconds,
+          setup_eur, usage_eur, list_price_eur, fair_use_eligible, billing_month, rating_error, source)
 ON CONFLICT (call_id) DO NOTHING
+RETURNING call_id
 """
 
 
-async def insert_cdr(conn: asyncpg.Connection | asyncpg.Pool, record: CallRecord) -> bool:
-    """Store one CDR; False when a CDR with this call id was already there (nothing doubles)."""
-    status = await conn.execute(
-        _INSERT_CDR,
-        record.call_id,
-        record.did,
-        record.caller,
-        record.started_at,
-        record.answered_at,
-        record.ended_at,
-        record.disposition.value,
-        record.hangup_cause,
-    )
-    return bool(status == "INSERT 0 1")
+async def insert_cdrs(conn: asyncpg.Connection | asyncpg.Pool, cdrs: Sequence[RatedCdr]) -> set[str]:
+    """Store a batch of rated CDRs in one statement; return the call ids that were new.
+
+    Idempotent: a call id already stored is left as it is, so a replayed batch doubles nothing.
+    """
+    if not cdrs:
+        return set()
+    columns: list[list[Any]] = [[] for _ in range(20)]
+    for r in cdrs:
+        c, p = r.call, r.price
+        row = (c.call_id, c.did, c.caller, c.started_at, c.answered_at, c.ended_at, c.disposition.value,
+               c.hangup_cause, r.customer_id, r.number_type.value if r.number_type else None,
+               p.billable_seconds, p.peak_seconds, p.offpeak_seconds, p.setup_eur, p.usage_eur, p.list_price_eur,
+               p.fair_use_eligible, r.billing_month, r.rating_error, r.source)
+        for column, value in zip(columns, row):
+            column.append(value)
+    rows = await conn.fetch(_INSERT_CDRS, *columns)
+    return {row["call_id"] for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryNumber:
+    """A number as billing knows it: who owns it and its type."""
+
+    e164: str
+    customer_id: str
+    number_type: str
+
+
+async def sync_directory(conn: asyncpg.Connection, customers: Sequence[tuple[str, str]],
+                         numbers: Sequence[DirectoryNumber], today: date) -> None:
+    """Make the customers and numbers tables match the configuration, in one transaction.
+
+    Customers are never deleted (old CDRs and invoices point at them). A number that
+    left the configuration gets active_until = today; one that comes back is active again.
+    """
+    async with conn.transaction():
+        await conn.executemany(
+            """INSERT INTO customers (customer_id, name) VALUES ($1, $2)
+               ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name""",
+            customers,
+        )
+        await conn.executemany(
+            """INSERT INTO numbers (e164, customer_id, number_type, active_from) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (e164) DO UPDATE SET customer_id = EXCLUDED.customer_id,
+                   number_type = EXCLUDED.number_type, active_until = NULL""",
+            [(n.e164, n.customer_id, n.number_type, today) for n in numbers],
+        )
+        await conn.execute(
+            """UPDATE numbers SET active_until = $2
+               WHERE active_until IS NULL AND NOT (e164 = ANY($1::text[]))""",
+            [n.e164 for n in numbers], today,
+        )

@@ -1,0 +1,172 @@
+"""The CDR spool: durable on disk, in order, and it loses nothing, not even a damaged line."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from rating.errors import RatingError
+from rating.spool import Spool, SpoolError
+from rating.tariff import DEFAULT_RATES, NumberType
+
+START = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+
+
+def cdr(n: int) -> RatedCdr:
+    """An answered one-minute call with call id "call-<n>"."""
+    started = START + timedelta(minutes=n)
+    call = CallRecord(f"call-{n}", "+31201234567", "+31612345678", started, started + timedelta(seconds=5),
+                      started + timedelta(seconds=65), Disposition.ANSWERED, 16)
+    return rate_record(call, "cust-1", NumberType.LOCAL, DEFAULT_RATES)
+
+
+def ids(cdrs: list[RatedCdr]) -> list[str]:
+    return [c.call.call_id for c in cdrs]
+
+
+def rejected(spool: Spool) -> list[dict[str, object]]:
+    return [json.loads(line) for line in spool.rejected_path.read_text().splitlines()]
+
+
+class TestAppendAndRead:
+    def test_an_empty_or_missing_spool_reads_as_nothing(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path / "spool")
+        assert (spool.read(), spool.has_cdrs()) == ([], False)
+
+    def test_cdrs_come_back_equal_and_in_the_order_of_the_appends(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path / "spool")
+        spool.append([cdr(1), cdr(2)])
+        spool.append([cdr(3)])
+        spool.append([cdr(4), cdr(5)])
+        assert spool.read() == [cdr(n) for n in range(1, 6)]
+        assert spool.has_cdrs()
+
+    def test_a_new_spool_object_on_the_same_directory_reads_what_an_earlier_one_wrote(self, tmp_path: Path) -> None:
+        """What a process spooled before it died is there for the next one."""
+        Spool(tmp_path / "spool").append([cdr(1)])
+        assert ids(Spool(tmp_path / "spool").read()) == ["call-1"]
+
+    def test_reading_leaves_the_spool_as_it_was(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path / "spool")
+        spool.append([cdr(1), cdr(2)])
+        assert spool.read() == spool.read()
+
+    def test_missing_directories_are_created_private(self, tmp_path: Path) -> None:
+        """CDRs hold callers' numbers: only the owner may read them."""
+        spool = Spool(tmp_path / "a" / "b")
+        spool.append([cdr(1)])
+        assert (spool.directory.stat().st_mode & 0o777, spool.path.stat().st_mode & 0o777) == (0o700, 0o600)
+
+    def test_appending_nothing_creates_nothing(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path / "spool")
+        spool.append([])
+        assert not spool.directory.exists()
+
+    def test_check_creates_an_empty_spool_that_holds_no_cdrs(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path / "spool")
+        spool.check()
+        assert spool.path.exists() and not spool.has_cdrs()
+
+
+class TestDamage:
+    def test_a_torn_last_line_is_skipped_with_a_warning_and_kept_in_rejected(self, tmp_path: Path) -> None:
+        """The process died mid-append: the complete lines are read, the fragment is not lost."""
+        spool = Spool(tmp_path)
+        spool.append([cdr(1), cdr(2)])
+        fragment = json.dumps(cdr(3).to_json())[:40]
+        with spool.path.open("a") as f:
+            f.write(fragment)
+        with capture_logs() as logs:
+            assert ids(spool.read()) == ["call-1", "call-2"]
+        assert [(e["event"], e["log_level"]) for e in logs] == [("spool.torn_line", "warning")]
+        assert [r["line"] for r in rejected(spool)] == [fragment]
+        assert ids(spool.read()) == ["call-1", "call-2"]  # set aside once, not on every read
+
+    def test_an_append_after_a_torn_line_is_not_glued_to_it(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path)
+        spool.append([cdr(1)])
+        with spool.path.open("a") as f:
+            f.write('{"call_id": "call-2", "di')
+        spool.append([cdr(3)])
+        with capture_logs():
+            assert ids(spool.read()) == ["call-1", "call-3"]
+        assert [r["line"] for r in rejected(spool)] == ['{"call_id": "call-2", "di']
+
+    @pytest.mark.parametrize(
+        "garbage",
+        [
+            b"not json at all",
+            b"[1, 2, 3]",
+            b'{"call_id": "call-x"}',
+            b"\xff\xfe not utf-8",
+            json.dumps(dict(cdr(9).to_json(), setup_eur="lots")).encode(),
+            json.dumps(dict(cdr(9).to_json(), started_at="2026-11-03T10:00:00")).encode(),  # naive
+        ],
+    )
+    def test_a_line_that_is_not_a_cdr_moves_to_rejected_and_the_others_are_read(
+        self, tmp_path: Path, garbage: bytes
+    ) -> None:
+        spool = Spool(tmp_path)
+        spool.append([cdr(1)])
+        with spool.path.open("ab") as f:
+            f.write(garbage + b"\n")
+        spool.append([cdr(2)])
+        with capture_logs() as logs:
+            assert ids(spool.read()) == ["call-1", "call-2"]
+        assert [(e["event"], e["log_level"], e["line"]) for e in logs] == [("spool.bad_line", "error", 2)]
+        [entry] = rejected(spool)
+        assert str(entry["line"]).encode("utf-8", "surrogateescape") == garbage
+        assert str(entry["reason"]).startswith("not a CDR")
+        assert ids(spool.read()) == ["call-1", "call-2"]
+        assert len(rejected(spool)) == 1
+
+
+class TestClearAndReject:
+    def test_clear_empties_the_spool_and_later_appends_start_afresh(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path)
+        spool.append([cdr(1), cdr(2)])
+        spool.clear()
+        assert (spool.read(), spool.has_cdrs()) == ([], False)
+        spool.append([cdr(3)])
+        assert ids(spool.read()) == ["call-3"]
+
+    def test_clearing_an_absent_spool_is_fine(self, tmp_path: Path) -> None:
+        Spool(tmp_path / "never-used").clear()
+
+    def test_a_refused_cdr_is_kept_whole_with_its_reason(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path)
+        spool.reject(cdr(1), "CheckViolationError: cdrs_price_adds_up")
+        [entry] = rejected(spool)
+        assert entry["reason"] == "CheckViolationError: cdrs_price_adds_up"
+        assert isinstance(entry["cdr"], dict) and RatedCdr.from_json(entry["cdr"]) == cdr(1)
+        assert not spool.has_cdrs()
+
+
+class TestUnwritable:
+    """Run as root, permission bits are ignored: a directory under a regular file is unwritable for anyone."""
+
+    @pytest.fixture
+    def spool(self, tmp_path: Path) -> Spool:
+        (tmp_path / "file").write_text("not a directory")
+        return Spool(tmp_path / "file" / "spool")
+
+    def test_append_raises_a_spool_error_naming_the_path_and_the_os_error(self, spool: Spool) -> None:
+        with pytest.raises(SpoolError) as info:
+            spool.append([cdr(1)])
+        assert isinstance(info.value, RatingError)
+        assert str(spool.path) in str(info.value)
+        assert "Not a directory" in str(info.value) or "File exists" in str(info.value)
+        assert isinstance(info.value.error, OSError)
+
+    def test_check_fails_the_same_way_at_start_up(self, spool: Spool) -> None:
+        with pytest.raises(SpoolError, match="cannot write"):
+            spool.check()
+
+    def test_reject_fails_the_same_way(self, spool: Spool) -> None:
+        with pytest.raises(SpoolError, match=str(spool.rejected_path)):
+            spool.reject(cdr(1), "bad")
