@@ -1,0 +1,647 @@
+"""Billing commands: `fairline cdr import`, `fair-use report`, `invoice`, `heavy-user`, `service-charge`.
+
+Each command takes --database-url (default $DATABASE_URL) and applies the
+database migrations before it works. Exit status: 0 done; 1 some input lines
+were rejected (the others were imported); 2 bad usage or input; 3 the database
+is unreachable or failed. Database URLs are shown with the password as ***.
+
+Money is printed with 4 decimals, exactly as stored: calls are rounded to 4
+decimals one by one, and a total is the exact sum of its lines. Rounding a total
+to cents is the accounting system's business, not fairline's.
+
+The SQL is in rating/billing.py; this module parses arguments and input, and
+formats output. The composition root (ari_app/cli.py) calls register().
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import dataclasses
+import json
+import os
+import re
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import structlog
+
+from rating import billing
+from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from rating.errors import InvalidCall, InvalidMonth, RatingError
+from rating.fair_use import Month
+from rating.storage import StorageError, migrate
+from rating.tariff import DEFAULT_RATES, CallTimes, NumberType, RateTable
+
+EXIT_OK = 0
+EXIT_LINES_REJECTED = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 3
+
+CONNECT_TIMEOUT_S = 5.0
+MAX_AMOUNT_EUR = Decimal("99999999.9999")  # service_charges.amount_eur is numeric(12,4)
+
+
+class UnreadableInput(RatingError):
+    """The input file could be opened but reading it failed."""
+
+
+RatesLoader = Callable[[Path], RateTable]  # raises ValueError saying what is wrong with the file
+Work = Callable[[asyncpg.Connection], Awaitable[int]]
+
+_FOUR = Decimal("0.0001")
+_TENTH = Decimal("0.1")
+_AMOUNT_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")  # not \d: it takes any script's digits
+_IMPORT_FIELDS = ("call_id", "number", "number_type", "start", "answer", "end", "customer_id")
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
+             load_rates: RatesLoader | None = None) -> None:
+    """Add the billing commands to fairline's subcommands.
+
+    With load_rates, `cdr import` takes --config FILE and prices calls with that
+    file's tariff (as `fairline rate --config` does); without, with the published rates.
+    """
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--database-url", metavar="URL",
+                    help="PostgreSQL URL; default $DATABASE_URL (put the password in ~/.pgpass or the URL)")
+
+    cdr = subparsers.add_parser("cdr", help="work with stored call detail records")
+    cdr_sub = cdr.add_subparsers(dest="cdr_command", required=True, metavar="SUBCOMMAND")
+    imp = cdr_sub.add_parser(
+        "import", parents=[db], help="load historic CDRs from JSON Lines",
+        description="Read one call per line, the fields of `fairline rate` plus customer_id, e.g. "
+                    '{"call_id": "c1", "customer_id": "acme", "number": "+31201234567", "number_type": "local", '
+                    '"start": "2026-11-23T18:59:30+01:00", "answer": "2026-11-23T18:59:40+01:00", '
+                    '"end": "2026-11-23T19:01:10+01:00"} ("answer": null when unanswered; "caller" optional). '
+                    "Each call is priced and stored once: a call id already stored is left as it is. "
+                    "Prints each rejected line with its number and why, then how many were new, already there "
+                    "and rejected. Exit status 1 when any line was rejected; the others are stored all the same.")
+    imp.add_argument("file", nargs="?", type=Path, metavar="FILE", help="JSON Lines file; default stdin")
+    if load_rates is not None:
+        imp.add_argument("--config", type=Path,
+                         help="price with this configuration file's 'tariff' section; default: the published rates")
+    imp.set_defaults(fn=lambda args: _cmd_cdr_import(args, load_rates))
+
+    fair_use = subparsers.add_parser("fair-use", help="fair-use assessment")
+    fair_use_sub = fair_use.add_subparsers(dest="fair_use_command", required=True, metavar="SUBCOMMAND")
+    report = fair_use_sub.add_parser(
+        "report", parents=[db], help="assess fair use in a month and store the result",
+        description="Show the month's platform average and allowance, and per customer with an active number: "
+                    "answered calls, minutes, status (ok, above, contact), months above of the last 6, and what "
+                    "their calls cost at traffic rates. Stores the result in fair_use_results, replacing the "
+                    "month's earlier result.")
+    _month_option(report)
+    report.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    report.set_defaults(fn=_cmd_fair_use_report)
+
+    inv = subparsers.add_parser(
+        "invoice", parents=[db], help="every customer's invoice for a month",
+        description="Per customer: each answered call and service charge of the month with its amount, then the "
+                    "total (exact, 4 decimals). --csv writes the lines only, one row each, for a spreadsheet.")
+    _month_option(inv)
+    inv.add_argument("--csv", action="store_true", help="CSV lines (header first) instead of text")
+    inv.set_defaults(fn=_cmd_invoice)
+
+    heavy = subparsers.add_parser("heavy-user", help="mark or unmark a customer as heavy user for a month")
+    heavy_sub = heavy.add_subparsers(dest="heavy_user_command", required=True, metavar="SUBCOMMAND")
+    for name, is_heavy, summary in (
+        ("mark", True, "the customer pays traffic rates for all calls of the month"),
+        ("unmark", False, "the customer's eligible calls of the month are free again"),
+    ):
+        decide = heavy_sub.add_parser(
+            name, parents=[db], help=summary,
+            description=f"Record the decision (who and why; every decision is kept) and re-price the month's "
+                        f"calls: {summary}. Prints how many calls changed price and the month's new total.")
+        _customer_argument(decide)
+        _month_option(decide)
+        _by_option(decide, "who decides")
+        _reason_option(decide, "why, for the record")
+        decide.set_defaults(fn=_cmd_heavy_user, heavy=is_heavy)
+
+    charge = subparsers.add_parser("service-charge", help="fees for call-flow changes made by staff")
+    charge_sub = charge.add_subparsers(dest="service_charge_command", required=True, metavar="SUBCOMMAND")
+    add = charge_sub.add_parser(
+        "add", parents=[db], help="put a fee on a customer's invoice for a month",
+        description="Record a service charge with amount, reason and who; it appears on the month's invoice.")
+    _customer_argument(add)
+    _month_option(add)
+    add.add_argument("--amount", required=True, type=amount_eur, metavar="EUR",
+                     help="more than 0, at most 4 decimals, e.g. 25 or 12.50")
+    _reason_option(add, "what the fee is for; shown on the invoice")
+    _by_option(add, "who charged it")
+    add.add_argument("--config-version", metavar="V", type=_nonblank("--config-version"),
+                     help="the call-flow configuration version the fee paid for")
+    add.set_defaults(fn=_cmd_service_charge_add)
+
+
+# ------------------------------------------------------------ argument types
+
+
+def month(text: str) -> Month:
+    """argparse type for --month: YYYY-MM."""
+    try:
+        return Month.parse(text)
+    except InvalidMonth as bad:
+        raise argparse.ArgumentTypeError(str(bad)) from None
+
+
+def amount_eur(text: str) -> Decimal:
+    """argparse type for --amount: euros, more than 0, at most 4 decimals."""
+    if _AMOUNT_TEXT.fullmatch(text) is None:
+        raise argparse.ArgumentTypeError(f"expected an amount in euros like 25 or 12.50; got {text!r}")
+    value = Decimal(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected more than 0; got {text!r}")
+    if value.as_tuple().exponent < -4:  # type: ignore[operator]  # an int for finite values
+        raise argparse.ArgumentTypeError(f"expected at most 4 decimals; got {text!r}")
+    if value > MAX_AMOUNT_EUR:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_AMOUNT_EUR}; got {text!r}")
+    return value
+
+
+def _nonblank(what: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{what}: expected some text, got {text!r}")
+        return text.strip()
+
+    return parse
+
+
+def _month_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--month", required=True, type=month, metavar="YYYY-MM",
+                        help="the calendar month, e.g. 2026-11")
+
+
+def _customer_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("customer", type=_nonblank("CUSTOMER"), metavar="CUSTOMER", help="the customer id")
+
+
+def _by_option(parser: argparse.ArgumentParser, meaning: str) -> None:
+    parser.add_argument("--by", required=True, type=_nonblank("--by"), metavar="WHO", help=meaning)
+
+
+def _reason_option(parser: argparse.ArgumentParser, meaning: str) -> None:
+    parser.add_argument("--reason", required=True, type=_nonblank("--reason"), metavar="TEXT", help=meaning)
+
+
+# -------------------------------------------------------------------- commands
+
+
+def _cmd_cdr_import(args: argparse.Namespace, load_rates: RatesLoader | None) -> int:
+    rates = DEFAULT_RATES
+    if load_rates is not None and args.config is not None:
+        try:
+            rates = load_rates(args.config)
+        except ValueError as bad:
+            _error(str(bad))
+            return EXIT_BAD_INPUT
+    try:
+        stream = args.file.open("rb") if args.file is not None else sys.stdin.buffer
+    except OSError as problem:
+        _error(f"cannot read {args.file}: {problem.strerror}")
+        return EXIT_BAD_INPUT
+
+    async def work(conn: asyncpg.Connection) -> int:
+        reports = []
+        # Batch by batch, so a file of millions of calls never has to fit in memory.
+        batches = parse_import_batches(stream, rates, billing.IMPORT_BATCH)
+        while True:
+            try:
+                parsed = next(batches, None)
+            except OSError as problem:  # opened, but reading failed
+                raise UnreadableInput(f"cannot read {args.file or 'stdin'}: {problem.strerror}") from problem
+            if parsed is None:
+                break
+            outcome = await billing.import_cdrs(conn, [cdr for _, cdr in parsed.cdrs])
+            reports.append(import_report(parsed, outcome))
+        report = ImportReport.combined(reports)
+        write_import_report(sys.stdout, report)
+        return EXIT_LINES_REJECTED if report.rejected else EXIT_OK
+
+    try:
+        return _with_database(args, work)
+    finally:
+        if args.file is not None:
+            stream.close()
+
+
+def _cmd_fair_use_report(args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        report = await billing.fair_use_report(conn, args.month)
+        (write_fair_use_json if args.json else write_fair_use_table)(sys.stdout, report)
+        return EXIT_OK
+
+    return _with_database(args, work)
+
+
+def _cmd_invoice(args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        found = await billing.invoices(conn, args.month)
+        (write_invoices_csv if args.csv else write_invoices)(sys.stdout, args.month, found)
+        return EXIT_OK
+
+    return _with_database(args, work)
+
+
+def _cmd_heavy_user(args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        done = await billing.decide_heavy_user(
+            conn, args.customer, args.month, heavy=args.heavy, decided_by=args.by, reason=args.reason
+        )
+        write_resettlement(sys.stdout, done)
+        return EXIT_OK
+
+    return _with_database(args, work)
+
+
+def _cmd_service_charge_add(args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        charge = await billing.add_service_charge(
+            conn, args.customer, args.month, args.amount,
+            reason=args.reason, charged_by=args.by, config_version=args.config_version,
+        )
+        write_service_charge(sys.stdout, charge)
+        return EXIT_OK
+
+    return _with_database(args, work)
+
+
+def _error(message: str) -> None:
+    print(f"fairline: {message}", file=sys.stderr)
+
+
+# -------------------------------------------------------------------- database
+
+
+def _with_database(args: argparse.Namespace, work: Work) -> int:
+    url = args.database_url or os.environ.get("DATABASE_URL", "")
+    if not url:
+        _error("no database given: use --database-url URL or set DATABASE_URL")
+        return EXIT_BAD_INPUT
+    if not structlog.is_configured():
+        # Migrations log; stdout carries the command's output (a CSV, JSON), so logs go to stderr.
+        structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
+    return asyncio.run(_connected(url, work))
+
+
+async def _connected(url: str, work: Work) -> int:
+    shown = redact(url)
+    try:
+        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
+    except ValueError as bad:  # asyncpg's ClientConfigurationError is one too
+        _error(f"bad database URL {shown}: {_scrub(str(bad), url)}")
+        return EXIT_BAD_INPUT
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:
+        _error(f"database {shown} unreachable: {_describe(problem, url)}")
+        return EXIT_UNAVAILABLE
+    try:
+        await migrate(conn)
+        return await work(conn)
+    except (billing.UnknownCustomer, UnreadableInput, StorageError) as refused:
+        _error(str(refused))
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        raise  # stdout's reader went away (`| head`): not the database's fault
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:
+        _error(f"database {shown} failed: {_describe(problem, url)}")
+        return EXIT_UNAVAILABLE
+    finally:
+        try:
+            await conn.close(timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            conn.terminate()  # gone or hanging; nothing is pending: every write committed or rolled back
+
+
+def redact(url: str) -> str:
+    """The URL safe to print: its password, in the user part or as ?password=, replaced by ***."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if not netloc:
+        # Not scheme://...: no telling which part is the password, so show none of it.
+        return "(a URL not of the form postgresql://user:password@host/database)"
+    if parts.password is not None:
+        userinfo, _, hosts = netloc.rpartition("@")
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
+    query = parts.query
+    if "password" in query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _scrub(text: str, url: str) -> str:
+    """text with any password from url replaced by ***, in case an error message quotes it."""
+    parts = urlsplit(url)
+    secrets = [parts.password, unquote(parts.password or "")]
+    secrets += [v for k, v in parse_qsl(parts.query) if k == "password"]
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _describe(problem: BaseException, url: str) -> str:
+    return _scrub(str(problem), url) or type(problem).__name__
+
+
+# ---------------------------------------------------------------------- import
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rejected:
+    """An input line that was not imported, and why."""
+
+    line_number: int
+    call_id: str | None  # None when the line had no usable call id
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ParsedImport:
+    cdrs: tuple[tuple[int, RatedCdr], ...]  # with their line numbers; call ids distinct
+    rejected: tuple[Rejected, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ImportReport:
+    new: int
+    already_there: int
+    rejected: tuple[Rejected, ...]  # by line number
+
+    @classmethod
+    def combined(cls, reports: Sequence[ImportReport]) -> ImportReport:
+        """One report for the batches of one input."""
+        return cls(
+            new=sum(r.new for r in reports),
+            already_there=sum(r.already_there for r in reports),
+            rejected=tuple(sorted((x for r in reports for x in r.rejected), key=lambda x: x.line_number)),
+        )
+
+
+def parse_import(lines: Iterable[bytes], rates: RateTable) -> ParsedImport:
+    """Price each input line as a CDR, or say why it cannot be imported; blank lines are skipped."""
+    [parsed] = parse_import_batches(lines, rates, sys.maxsize)
+    return parsed
+
+
+def parse_import_batches(lines: Iterable[bytes], rates: RateTable, batch_size: int) -> Iterator[ParsedImport]:
+    """parse_import in pieces of at most batch_size CDRs (and the rejections among them); at least one piece.
+
+    Reads lines only as the pieces are taken. A call id is a duplicate if an earlier
+    line of the whole input, in whatever piece, was accepted with it.
+    """
+    cdrs: list[tuple[int, RatedCdr]] = []
+    rejected: list[Rejected] = []
+    first_seen: dict[str, int] = {}
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            cdr = _import_line(line, rates)
+        except InvalidCall as bad:
+            rejected.append(Rejected(line_number, bad.call_id, bad.reason))
+            continue
+        call_id = cdr.call.call_id
+        if call_id in first_seen:
+            rejected.append(Rejected(line_number, call_id, f"call_id: duplicate of line {first_seen[call_id]}"))
+            continue
+        first_seen[call_id] = line_number
+        cdrs.append((line_number, cdr))
+        if len(cdrs) == batch_size:
+            yield ParsedImport(tuple(cdrs), tuple(rejected))
+            cdrs, rejected = [], []
+    if cdrs or rejected or not first_seen:
+        yield ParsedImport(tuple(cdrs), tuple(rejected))
+
+
+def import_report(parsed: ParsedImport, outcome: billing.ImportOutcome) -> ImportReport:
+    """Combine what the input said with what the database did."""
+    unknown = [
+        Rejected(n, cdr.call.call_id, f"customer_id: unknown customer {cdr.customer_id!r}, not in the customers table")
+        for n, cdr in parsed.cdrs
+        if cdr.call.call_id in outcome.unknown_customer
+    ]
+    return ImportReport(
+        new=len(outcome.new),
+        already_there=len(outcome.already_there),
+        rejected=tuple(sorted(parsed.rejected + tuple(unknown), key=lambda r: r.line_number)),
+    )
+
+
+def write_import_report(out: TextIO, report: ImportReport) -> None:
+    for r in report.rejected:
+        call = f", call {r.call_id}" if r.call_id is not None else ""
+        out.write(f"line {r.line_number}{call}: rejected: {r.reason}\n")
+    out.write(f"{report.new} new, {report.already_there} already there, {len(report.rejected)} rejected\n")
+
+
+def _import_line(line: bytes, rates: RateTable) -> RatedCdr:
+    try:
+        given = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidCall(None, "expected UTF-8 text") from None
+    except json.JSONDecodeError as problem:
+        raise InvalidCall(None, f"expected a JSON object, got invalid JSON ({problem})") from None
+    if not isinstance(given, dict):
+        raise InvalidCall(None, f"expected a JSON object, got {_JSON_KINDS.get(type(given), 'null')}")
+    given_id = given.get("call_id")
+    call_id = given_id if isinstance(given_id, str) and given_id else None
+    missing = [name for name in _IMPORT_FIELDS if name not in given]
+    if missing:
+        hint = " (answer is null for an unanswered call)" if "answer" in missing else ""
+        raise InvalidCall(call_id, f"{', '.join(missing)}: missing{hint}")
+    if call_id is None:
+        raise InvalidCall(None, f"call_id: expected a non-empty string, got {json.dumps(given_id)}")
+    customer_id = given["customer_id"]
+    if not isinstance(customer_id, str) or not customer_id.strip():
+        raise InvalidCall(call_id, f"customer_id: expected a customer id, got {json.dumps(customer_id)}")
+    caller = given.get("caller")
+    if caller is not None and not isinstance(caller, str):
+        raise InvalidCall(call_id, f"caller: expected a string or null, got {json.dumps(caller)}")
+    number_type = _number_type(call_id, given["number_type"])
+    start = _timestamp(call_id, "start", given["start"])
+    answer = None if given["answer"] is None else _timestamp(call_id, "answer", given["answer"])
+    end = _timestamp(call_id, "end", given["end"])
+    # Checks the order of the times and the number, with the messages `fairline rate` gives.
+    CallTimes(call_id, given["number"], number_type, start, answer, end)
+    call = CallRecord(
+        call_id=call_id, did=given["number"], caller=caller,
+        started_at=start.astimezone(UTC), answered_at=answer.astimezone(UTC) if answer else None,
+        ended_at=end.astimezone(UTC), disposition=Disposition.ANSWERED if answer else Disposition.ABANDONED,
+        hangup_cause=None,
+    )
+    cdr = rate_record(call, customer_id, number_type, rates, source="import")
+    if cdr.rating_error is not None:
+        # A live call is stored unpriced with the reason; an import is rejected instead, so
+        # the corrected line can be imported later (a stored call id would block it).
+        raise InvalidCall(call_id, cdr.rating_error)
+    return cdr
+
+
+def _number_type(call_id: str, value: object) -> NumberType:
+    for number_type in NumberType:
+        if value == number_type.value:
+            return number_type
+    expected = ", ".join(t.value for t in NumberType)
+    raise InvalidCall(call_id, f"number_type: expected one of {expected}, got {json.dumps(value)}")
+
+
+def _timestamp(call_id: str, field: str, value: object) -> datetime:
+    expectation = f"{field}: expected an ISO 8601 timestamp with an offset or Z, like 2026-11-23T18:59:30+01:00"
+    if not isinstance(value, str):
+        raise InvalidCall(call_id, f"{expectation}; got {json.dumps(value)}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidCall(call_id, f"{expectation}; got {value!r}") from None
+    if parsed.utcoffset() is None:
+        raise InvalidCall(call_id, f"{expectation}; got {value!r}, which has no offset")
+    return parsed
+
+
+# ------------------------------------------------------------------- fair use
+
+
+def write_fair_use_table(out: TextIO, report: billing.FairUseReport) -> None:
+    out.write(f"Fair use {report.month}: {report.active_customers} active customers, "
+              f"{report.answered_calls} answered calls\n")
+    out.write(f"platform average {_four(report.platform_average)} calls, floor (20 calls a week) "
+              f"{_four(report.floor)}, allowance {_four(report.allowance)}\n")
+    if not report.lines:
+        out.write(f"no customer had an active number in {report.month}\n")
+        return
+    out.write("\n")
+    rows = [
+        [line.usage.customer_id, line.usage.name, str(line.usage.answered_calls), str(line.usage.eligible_calls),
+         _minutes(line.usage.billable_seconds), line.result.status.value,
+         f"{line.result.months_above_of_last_6}/6", "yes" if line.usage.heavy_user else "no",
+         _four(line.usage.list_price_eur), _four(line.usage.charged_eur)]
+        for line in report.lines
+    ]
+    _table(out, ["customer", "name", "calls", "eligible", "minutes", "status", "above", "heavy",
+                 "traffic EUR", "charged EUR"], rows, right={2, 3, 4, 6, 8, 9})
+
+
+def write_fair_use_json(out: TextIO, report: billing.FairUseReport) -> None:
+    doc: dict[str, Any] = {
+        "month": str(report.month),
+        "active_customers": report.active_customers,
+        "answered_calls": report.answered_calls,
+        # Strings, not JSON numbers: readers would turn those into floats.
+        "platform_average": _four(report.platform_average),
+        "floor": _four(report.floor),
+        "allowance": _four(report.allowance),
+        "customers": [
+            {
+                "customer_id": line.usage.customer_id,
+                "name": line.usage.name,
+                "answered_calls": line.usage.answered_calls,
+                "eligible_calls": line.usage.eligible_calls,
+                "billable_seconds": line.usage.billable_seconds,
+                "minutes": _minutes(line.usage.billable_seconds),
+                "above": line.result.above,
+                "months_above_of_last_6": line.result.months_above_of_last_6,
+                "status": line.result.status.value,
+                "heavy_user": line.usage.heavy_user,
+                "list_price_eur": _four(line.usage.list_price_eur),
+                "charged_eur": _four(line.usage.charged_eur),
+            }
+            for line in report.lines
+        ],
+    }
+    out.write(json.dumps(doc, indent=2) + "\n")
+
+
+# -------------------------------------------------------------------- invoices
+
+_CSV_COLUMNS = ("customer_id", "customer_name", "month", "kind", "reference", "at", "description",
+                "billable_seconds", "fair_use_eligible", "list_price_eur", "amount_eur")
+
+
+def write_invoices(out: TextIO, month: Month, invoices: Sequence[billing.Invoice]) -> None:
+    if not invoices:
+        out.write(f"no invoice lines for {month}\n")
+        return
+    for invoice in invoices:
+        out.write(f"Invoice {month} for {invoice.customer_id} ({invoice.name})\n")
+        rows = [
+            [_utc(line.at), line.reference, line.description,
+             "" if line.billable_seconds is None else str(line.billable_seconds),
+             "yes" if line.fair_use_eligible else "no", _four(line.list_price_eur), _four(line.amount_eur)]
+            for line in invoice.lines
+        ]
+        _table(out, ["at (UTC)", "reference", "description", "seconds", "eligible", "list EUR", "amount EUR"],
+               rows, right={3, 5, 6})
+        out.write(f"calls {_four(invoice.calls_eur)} + service charges {_four(invoice.service_charges_eur)} "
+                  f"= total {_four(invoice.total_eur)} EUR\n\n")
+    grand = sum((i.total_eur for i in invoices), Decimal("0.0000"))
+    out.write(f"{len(invoices)} invoices for {month}, together {_four(grand)} EUR\n")
+
+
+def write_invoices_csv(out: TextIO, month: Month, invoices: Sequence[billing.Invoice]) -> None:
+    """One row per invoice line; no total rows, so every row is a line (a total is the sum of amount_eur)."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(_CSV_COLUMNS)
+    for invoice in invoices:
+        for line in invoice.lines:
+            writer.writerow([
+                invoice.customer_id, invoice.name, str(month), line.kind, line.reference,
+                line.at.astimezone(UTC).isoformat(), line.description,
+                "" if line.billable_seconds is None else line.billable_seconds,
+                "true" if line.fair_use_eligible else "false",
+                _four(line.list_price_eur), _four(line.amount_eur),
+            ])
+
+
+# ------------------------------------------------------ decisions and charges
+
+
+def write_resettlement(out: TextIO, done: billing.Resettlement) -> None:
+    t = done.totals
+    state = "now a heavy user" if done.heavy else "no longer a heavy user"
+    out.write(f"{t.customer_id} is {state} in {t.month} (decision {done.decision_id}); "
+              f"{done.repriced_calls} calls re-priced\n")
+    _write_totals(out, t)
+
+
+def write_service_charge(out: TextIO, charge: billing.ServiceCharge) -> None:
+    out.write(f"{charge.reference}: {_four(charge.amount_eur)} EUR for {charge.customer_id} in {charge.month}\n")
+    _write_totals(out, charge.totals)
+
+
+def _write_totals(out: TextIO, t: billing.MonthTotals) -> None:
+    out.write(f"invoice {t.month} for {t.customer_id}: {t.calls} calls {_four(t.calls_eur)} + service charges "
+              f"{_four(t.service_charges_eur)} = total {_four(t.total_eur)} EUR\n")
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def _four(amount: Decimal) -> str:
+    """Money and averages: 4 decimals, half-up like every price (stored amounts have 4 already)."""
+    return format(amount.quantize(_FOUR, rounding=ROUND_HALF_UP), "f")
+
+
+def _minutes(seconds: int) -> str:
+    return format((Decimal(seconds) / 60).quantize(_TENTH, rounding=ROUND_HALF_UP), "f")
+
+
+def _utc(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _table(out: TextIO, headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: set[int]) -> None:
+    """Columns padded to their widest cell; the columns in right (numbers) right-aligned."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    for row in (headers, *rows):
+        cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        out.write("  ".join(cells).rstrip() + "\n")
