@@ -7,6 +7,7 @@ for why this is plain aiohttp and not an ARI library.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any, AsyncIterator, Mapping
 
@@ -25,7 +26,8 @@ class AriClient:
 
     def __init__(self, base_url: str, user: str, password: str, app: str) -> None:
         self._base = base_url.rstrip("/") + "/ari"
-        self._headers = {"Authorization": aiohttp.BasicAuth(user, password).encode()}
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self._headers = {"Authorization": f"Basic {token}"}
         self.app = app
         self._session: aiohttp.ClientSession | None = None
 
@@ -60,7 +62,10 @@ class AriClient:
                     raise ChannelGone(method, path, resp.status, _message(body))
                 if resp.status >= 400:
                     raise AriError(method, path, resp.status, _message(body))
-                return json.loads(body) if body else None
+                try:
+                    return json.loads(body) if body else None
+                except ValueError:
+                    raise AriError(method, path, resp.status, f"answer is not JSON: {body[:100]!r}") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise AriError(method, path, None, f"{type(exc).__name__}: {exc}") from exc
 

@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+from datetime import date
 from pathlib import Path
 
 import asyncpg
@@ -17,7 +18,12 @@ from ari_app import logs, settings as settings_mod
 from ari_app.ari import AriClient
 from ari_app.errors import AriUnauthorized, ConfigError
 from ari_app.runtime import App, UnsupportedAsterisk
-from rating.storage import StorageError, migrate
+from rating.rate_cli import run_rate
+from rating import billing_cli
+from rating.cdr_writer import CdrWriter
+from rating.spool import SpoolError
+from rating.storage import DirectoryNumber, StorageError, migrate, sync_directory
+from rating.tariff import DEFAULT_RATES
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -27,6 +33,8 @@ EXIT_UNAVAILABLE = 3
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Logs go to stderr, so command output on stdout (CSV, JSON) stays clean; `run` picks its own format.
+    logs.configure(getattr(args, "log_format", "auto"))
     return int(args.fn(args))
 
 
@@ -42,9 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ari-app", help="Stasis application name; default $FAIRLINE_ARI_APP or fairline")
     run.add_argument("--secrets", help="file with ARI_USER= and ARI_PASSWORD= lines, mode 600; default $FAIRLINE_SECRETS")
     run.add_argument("--database-url", help="PostgreSQL URL; default $DATABASE_URL (put the password in ~/.pgpass or the URL)")
+    run.add_argument("--spool-dir", help="where CDRs wait on disk while PostgreSQL is unreachable; "
+                                          "default $FAIRLINE_SPOOL_DIR or ./spool")
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
                      help="json for production, console (key=value) in a terminal; auto picks by whether stderr is a terminal")
     run.set_defaults(fn=cmd_run)
+
+    rate = sub.add_parser("rate", help="price calls given as JSON Lines on stdin",
+                          description="Read one call per line on stdin, e.g. "
+                                      '{"call_id": "c1", "number": "+31201234567", "number_type": "local", '
+                                      '"start": "2026-11-23T18:59:30+01:00", "answer": "2026-11-23T18:59:40+01:00", '
+                                      '"end": "2026-11-23T19:01:10+01:00"} ("answer": null when unanswered), and write '
+                                      "each with billable_seconds, peak_seconds, offpeak_seconds, setup_eur, usage_eur, "
+                                      "list_price_eur and fair_use_eligible added. A bad line becomes "
+                                      '{"call_id": ..., "error": ...}; the rest go on and the exit status is 1.')
+    rate.add_argument("--config", type=Path, help="take the tariff from this configuration file's 'tariff' "
+                                                  "section; default: the published rates")
+    rate.set_defaults(fn=cmd_rate)
+
+    billing_cli.register(sub, load_rates=lambda path: config_mod.load(path).rates)
 
     cfg = sub.add_parser("config", help="work with the numbers configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
@@ -53,6 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.set_defaults(fn=cmd_config_check)
     return parser
+
+
+def cmd_rate(args: argparse.Namespace) -> int:
+    rates = DEFAULT_RATES
+    if args.config is not None:
+        try:
+            rates = config_mod.load(args.config).rates
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_BAD_INPUT
+    return run_rate(sys.stdin, sys.stdout, rates)
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -66,12 +101,11 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    logs.configure(args.log_format)
     log = structlog.get_logger("fairline")
     try:
         st = settings_mod.from_environment(
             os.environ, ari_url=args.ari_url, ari_app=args.ari_app, secrets=args.secrets,
-            database_url=args.database_url, config=args.config,
+            database_url=args.database_url, config=args.config, spool_dir=args.spool_dir,
         )
         cfg = config_mod.load(st.config_path)
     except ConfigError as exc:
@@ -93,19 +127,30 @@ async def _run(st: settings_mod.Settings, cfg: config_mod.Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         pool = await asyncpg.create_pool(st.database_url, min_size=1, max_size=4, timeout=5)
+    except ValueError:
+        # asyncpg's parse error can quote part of the password: say only what to fix.
+        log.error("db.bad_url", database=settings_mod.redact(st.database_url),
+                  hint="expected postgresql://USER:PASSWORD@HOST:PORT/DB with special characters percent-encoded")
+        return EXIT_BAD_INPUT
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         log.error("db.unreachable", database=settings_mod.redact(st.database_url), error=str(exc) or type(exc).__name__)
         return EXIT_UNAVAILABLE
     try:
         async with pool.acquire() as conn:
             applied = await migrate(conn)
+            await sync_directory(
+                conn, [(c.customer_id, c.name) for c in cfg.customers.values()],
+                [DirectoryNumber(n.e164, n.customer_id, n.number_type.value) for n in cfg.numbers.values()],
+                date.today(),
+            )
         log.info("db.ready", database=settings_mod.redact(st.database_url), migrations_applied=applied)
-        async with AriClient(st.ari_url, st.ari_user, st.ari_password, st.ari_app) as ari:
-            await App(ari, cfg, pool).run(stop)
+        async with CdrWriter(pool, st.spool_dir) as writer, \
+                AriClient(st.ari_url, st.ari_user, st.ari_password, st.ari_app) as ari:
+            await App(ari, cfg, cfg.rates, writer.submit).run(stop)
     except AriUnauthorized as exc:
         log.error("ari.unauthorized", error=str(exc), hint="check ARI_USER/ARI_PASSWORD in the secrets file against ari.conf")
         return EXIT_BAD_INPUT
-    except (UnsupportedAsterisk, StorageError) as exc:
+    except (UnsupportedAsterisk, StorageError, SpoolError) as exc:
         log.error("startup.refused", error=str(exc))
         return EXIT_BAD_INPUT
     finally:

@@ -71,7 +71,8 @@ class Ignored:
     type: str
 
 
-AriEvent = Union[CallStarted, CallAnswered, PlaybackDone, HangupRequested, CallLeft, Ignored]
+CallEvent = Union[CallStarted, CallAnswered, PlaybackDone, HangupRequested, CallLeft]  # about one channel
+AriEvent = Union[CallEvent, Ignored]
 
 
 def parse_time(raw: object, field: str) -> datetime:
@@ -137,7 +138,9 @@ def parse(message: str | bytes) -> AriEvent:
             failed=data["playback"].get("state") == "failed",
         )
     if kind == "ChannelHangupRequest":
-        cause = data.get("cause")
+        # A soft hang-up (fairline's own DELETE, an admin, a shutdown) carries Asterisk's
+        # internal soft-hangup flag in `cause`, not a Q.850 cause.
+        cause = None if data.get("soft") else data.get("cause")
         return HangupRequested(
             channel_id=_str(data, "channel", "id"),
             at=parse_time(data.get("timestamp"), "timestamp"),

@@ -122,13 +122,18 @@ def step(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Actio
             in_service=number is not None, phase=Phase.ANNOUNCING,
         )
         if number is not None:
-            return started, [Answer(), Play(f"sound:{number.announcement}", f"{call.call_id}-announcement")]
-        return started, [Progress(), Play(f"sound:{NOT_IN_SERVICE}", f"{call.call_id}-noservice")]
-    if call.phase is Phase.ANNOUNCING and isinstance(event, PlaybackDone):
+            return started, [Answer(), Play(f"sound:{number.announcement}", _playback_id(started))]
+        return started, [Progress(), Play(f"sound:{NOT_IN_SERVICE}", _playback_id(started))]
+    if call.phase is Phase.ANNOUNCING and isinstance(event, PlaybackDone) and event.playback_id == _playback_id(call):
         if call.in_service:
             return _release(call, CAUSE_NORMAL, "normal")
         return _release(call, CAUSE_UNALLOCATED, "unallocated")
     return call, []
+
+
+def _playback_id(call: Call) -> str:
+    """The id of the announcement's playback: its PlaybackFinished, and no other, ends the announcement."""
+    return f"{call.call_id}-{'announcement' if call.in_service else 'noservice'}"
 
 
 def _release(call: Call, cause: int, reason: str) -> tuple[Call, list[Action]]:
@@ -144,10 +149,10 @@ def record(call: Call, ended_at: datetime) -> CallRecord:
     """The CDR of a call that has ended."""
     if call.answered_at is not None:
         disposition = Disposition.ANSWERED
-    elif not call.in_service and call.started_at is not None:
-        disposition = Disposition.UNALLOCATED
     elif call.release_cause == CAUSE_FAILURE:
         disposition = Disposition.FAILED
+    elif not call.in_service and call.started_at is not None:
+        disposition = Disposition.UNALLOCATED
     else:
         disposition = Disposition.ABANDONED
     return CallRecord(

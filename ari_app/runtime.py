@@ -11,16 +11,17 @@ import asyncio
 import dataclasses
 import random
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 
-import asyncpg
 import structlog
 
 from ari_app import events, flow
 from ari_app.ari import AriClient
 from ari_app.config import Config
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone, FairlineError
-from rating.storage import StorageError, insert_cdr
+from rating.cdr import RatedCdr, rate_record
+from rating.tariff import RateTable
 
 MIN_ASTERISK_MAJOR = 22
 BACKOFF_FIRST_S = 0.5
@@ -33,15 +34,17 @@ class UnsupportedAsterisk(FairlineError):
 
 
 def asterisk_major(version: str) -> int:
-    """22 for '22.10.1+dfsg+~cs6.17.60671434-1'."""
-    m = re.match(r"\s*(\d+)\.", version)
+    """22 for '22.10.1+dfsg+~cs6.17.60671434-1' and for Certified Asterisk's 'certified-22.8-cert4'."""
+    m = re.match(r"\s*(?:certified[/-])?(\d+)\.", version)
     if not m:
         raise UnsupportedAsterisk(f"cannot read Asterisk's version from {version!r}")
     return int(m.group(1))
 
 
 def backoff_delays(first: float = BACKOFF_FIRST_S, cap: float = BACKOFF_MAX_S) -> "list[float]":
-    """Reconnect delays: doubling up to the cap, with jitter so many apps don't reconnect in step."""
+    """Reconnect delays: doubling from `first` up to `cap` (run() adds jitter)."""
+    if not 0 < first <= cap:
+        raise ValueError(f"expected 0 < first <= cap, got first={first}, cap={cap}")
     delays, d = [], first
     while d < cap:
         delays.append(d)
@@ -61,10 +64,12 @@ class CallSession:
 class App:
     """fairline's call control, connected to one Asterisk and one database."""
 
-    def __init__(self, ari: AriClient, config: Config, pool: asyncpg.Pool) -> None:
+    def __init__(self, ari: AriClient, config: Config, rates: RateTable,
+                 submit_cdr: Callable[[RatedCdr], None]) -> None:
         self.ari = ari
         self.config = config
-        self.pool = pool
+        self.rates = rates
+        self.submit_cdr = submit_cdr  # never blocks: the CDR writer queues and spools
         self.calls: dict[str, CallSession] = {}
         self.log = structlog.get_logger("fairline")
         self._workers: set[asyncio.Task[None]] = set()
@@ -102,6 +107,22 @@ class App:
         if major < MIN_ASTERISK_MAJOR:
             raise UnsupportedAsterisk(f"Asterisk {version} is too old: fairline needs {MIN_ASTERISK_MAJOR} or newer")
         self.log.info("ari.connected", asterisk_version=version, app=self.ari.app)
+        await self._forget_vanished_calls()
+
+    async def _forget_vanished_calls(self) -> None:
+        """After a reconnect, end the calls that hung up while we were not listening.
+
+        Their StasisEnd was lost with the connection; without this they would never get a CDR.
+        The end time is when we noticed, the best we know.
+        """
+        for call_id in list(self.calls):
+            try:
+                await self.ari.request("GET", f"/channels/{call_id}")
+            except ChannelGone:
+                self.calls[call_id].log.warning("call.ended_while_disconnected")
+                self.feed(events.CallLeft(call_id, datetime.now(timezone.utc)))
+            except AriError as exc:
+                self.log.warning("call.check_failed", call_id=call_id, error=str(exc))
 
     async def _consume(self, stop: asyncio.Event) -> None:
         reader = asyncio.create_task(self._read_events())
@@ -136,7 +157,7 @@ class App:
             # A bug in handling one call must not stop the events of all the others.
             self.log.exception("call.handler_crashed", call_id=event.channel_id, message=message[:300])
 
-    def feed(self, event: flow.FlowEvent) -> None:
+    def feed(self, event: events.CallEvent | flow.ActionFailed) -> None:
         session = self.calls.get(event.channel_id)
         if session is None:
             if not isinstance(event, events.CallStarted):
@@ -177,8 +198,13 @@ class App:
                 except ChannelGone:
                     session.log.info("call.gone_before_action", action=type(action).__name__)
                     break
-                except AriError as exc:
-                    session.log.error("call.action_failed", action=type(action).__name__, error=str(exc))
+                except Exception as exc:
+                    # Any failure (an ARI error or a bug of ours) releases the caller instead of
+                    # leaving them in silence, and the worker lives on to write the CDR.
+                    if isinstance(exc, AriError):
+                        session.log.error("call.action_failed", action=type(action).__name__, error=str(exc))
+                    else:
+                        session.log.exception("call.action_crashed", action=type(action).__name__)
                     if call_id in self.calls:
                         self.feed(flow.ActionFailed(call_id, datetime.now(timezone.utc)))
                     break
@@ -196,20 +222,18 @@ class App:
             await self.ari.request("DELETE", path, {"reason": action.reason})
             log.info("call.released", reason=action.reason)
         elif isinstance(action, flow.WriteCdr):
-            await self._write_cdr(action, log)
+            self._write_cdr(action, log)
 
-    async def _write_cdr(self, action: flow.WriteCdr, log: structlog.typing.FilteringBoundLogger) -> None:
-        r = action.record
-        try:
-            stored = await insert_cdr(self.pool, r)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, StorageError) as exc:
-            # Everything needed to re-create the row is in this line.
-            log.error("cdr.write_failed", error=str(exc), did=r.did, caller=r.caller,
-                      started_at=r.started_at.isoformat(), answered_at=r.answered_at and r.answered_at.isoformat(),
-                      ended_at=r.ended_at.isoformat(), disposition=r.disposition.value, hangup_cause=r.hangup_cause)
-            return
-        log.info("cdr.written" if stored else "cdr.already_stored", disposition=r.disposition.value,
-                 hangup_cause=r.hangup_cause)
+    def _write_cdr(self, action: flow.WriteCdr, log: structlog.typing.FilteringBoundLogger) -> None:
+        record = action.record
+        number = self.config.number(record.did)
+        rated = rate_record(record, number.customer_id if number else None, number.number_type if number else None,
+                            self.rates)
+        if rated.rating_error:
+            log.error("cdr.not_priced", error=rated.rating_error)
+        self.submit_cdr(rated)
+        log.info("call.ended", disposition=record.disposition.value, hangup_cause=record.hangup_cause,
+                 billable_seconds=rated.price.billable_seconds, list_price_eur=str(rated.price.list_price_eur))
 
     async def _drain(self) -> None:
         """On shutdown, let running workers finish what they were doing (CDR writes above all)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import stat
 from pathlib import Path
 from typing import Mapping
@@ -19,6 +20,7 @@ class Settings:
     ari_password: str = dataclasses.field(repr=False)
     database_url: str = dataclasses.field(repr=False)
     config_path: Path = Path("fairline.yaml")
+    spool_dir: Path = Path("spool")  # CDRs wait here, on disk, while PostgreSQL is unreachable
 
 
 def read_secrets(path: Path) -> dict[str, str]:
@@ -47,7 +49,7 @@ def read_secrets(path: Path) -> dict[str, str]:
 
 def from_environment(env: Mapping[str, str], *, ari_url: str | None = None, ari_app: str | None = None,
                      secrets: str | None = None, database_url: str | None = None,
-                     config: str | None = None) -> Settings:
+                     config: str | None = None, spool_dir: str | None = None) -> Settings:
     """Settings from command-line values, falling back to the environment; every problem at once."""
     problems: list[str] = []
     url = ari_url or env.get("FAIRLINE_ARI_URL", "http://127.0.0.1:8088")
@@ -80,13 +82,14 @@ def from_environment(env: Mapping[str, str], *, ari_url: str | None = None, ari_
         ari_password=password,
         database_url=db,
         config_path=Path(config_path),
+        spool_dir=Path(spool_dir or env.get("FAIRLINE_SPOOL_DIR", "spool")),
     )
 
 
 def redact(url: str) -> str:
-    """A URL safe to log: the password replaced by ***."""
+    """A URL safe to log: the password (in the user part or a ?password= parameter) replaced by ***."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
+    if parts.password is not None:
+        url = url.replace(f":{parts.password}@", ":***@", 1)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 

@@ -481,6 +481,7 @@ class Stack:
             FAIRLINE_ARI_URL=self.ari_url,
             FAIRLINE_SECRETS=str(self.secrets_file),
             FAIRLINE_CONFIG=str(self.app_config),
+            FAIRLINE_SPOOL_DIR=str(self.state_dir / "spool"),
         )
 
     def start_fairline(self) -> None:
@@ -556,18 +557,21 @@ def redact_url(url: str) -> str:
 
 SCENARIOS = ROOT / "tests" / "e2e" / "scenarios"
 DEMO_CALLS = [
-    ("+31201234567", "uac_answered.xml", "a configured number: answered, hears a prompt, released"),
+    ("+31201234567", "uac_answered.xml", "a local number: answered, hears a prompt; free under fair use"),
+    ("+318001234567", "uac_answered.xml", "a toll-free number: answered; always charged at traffic rates"),
     ("+31209999999", "uac_rejected.xml", "an unknown number: 'not in service', released as unallocated (404)"),
-    ("+31201234567", "uac_answered.xml", "the configured number again, from another caller"),
 ]
 
 
 def print_cdrs(stack: Stack, since: str) -> None:
     out = stack.psql(
         "fairline",
-        "SELECT call_id, did, caller, to_char(started_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS start_utc, "
+        "SELECT call_id, did, caller, customer_id AS customer, number_type AS type, "
+        "to_char(started_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS start_utc, "
         "to_char(answered_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS answer_utc, "
-        "to_char(ended_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS end_utc, disposition, hangup_cause "
+        "to_char(ended_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS end_utc, disposition, hangup_cause AS cause, "
+        "billable_seconds AS secs, peak_seconds AS peak, offpeak_seconds AS offpeak, "
+        "list_price_eur AS list_eur, fair_use_eligible AS fair_use, charged_eur "
         f"FROM cdrs WHERE started_at >= '{since}' ORDER BY started_at",
         "-P", "format=aligned", "-P", "tuples_only=off", "-P", "border=2",
     )
@@ -588,7 +592,7 @@ def cmd_demo(_: argparse.Namespace) -> int:
         wait_for("the demo CDRs",
                  lambda: int(stack.psql("fairline", f"SELECT count(*) FROM cdrs WHERE started_at >= '{since}'")) >= len(DEMO_CALLS),
                  timeout=10, log=stack.log("fairline"))
-        print("\nCDRs of these calls in PostgreSQL (table cdrs):")
+        print("\nRated CDRs of these calls in PostgreSQL (table cdrs; docs/billing.md explains the columns):")
         print_cdrs(stack, since)
     finally:
         stack.stop()

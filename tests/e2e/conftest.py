@@ -8,6 +8,7 @@ CDR table. Tests never use $DATABASE_URL: they drop and create their database.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +37,7 @@ class LiveStack:
 
     def cdrs(self) -> list[dict[str, Any]]:
         out = self.stack.psql("fairline", "SELECT coalesce(json_agg(c ORDER BY started_at), '[]') FROM cdrs c")
-        return list(json.loads(out))
+        return list(json.loads(out, parse_float=Decimal))
 
     def wait_cdrs(self, n: int, timeout: float = 10) -> list[dict[str, Any]]:
         """Poll until n CDRs are stored (they are written just after the call ends)."""

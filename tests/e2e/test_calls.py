@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 
@@ -13,6 +14,7 @@ pytestmark = pytest.mark.e2e
 
 CONFIGURED = "+31201234567"
 NOT_IN_SERVICE = "+31209999999"
+TOLLFREE = "+318001234567"
 HELLO_WORLD_S = 1.3  # length of the hello-world prompt, a little less
 NOT_IN_SERVICE_S = 4.5  # length of ss-noservice, a little less
 
@@ -96,3 +98,20 @@ def test_fairline_reconnects_after_asterisk_restarts_and_serves_the_next_call(li
     assert result.returncode == 0, result.stderr
     assert [r["disposition"] for r in live.wait_cdrs(1)] == ["answered"]
     assert any(e.get("event") == "ari.reconnecting" for e in live.logs())
+
+
+def test_answered_calls_are_rated_free_under_fair_use_and_charged_on_tollfree(live: LiveStack) -> None:
+    assert live.call(CONFIGURED, "uac_answered.xml").returncode == 0
+    assert live.call(TOLLFREE, "uac_answered.xml").returncode == 0
+    rows = {r["did"]: r for r in live.wait_cdrs(2)}
+
+    local, tollfree = rows[CONFIGURED], rows[TOLLFREE]
+    assert (local["customer_id"], local["number_type"], local["fair_use_eligible"]) == ("acme", "local", True)
+    assert (tollfree["number_type"], tollfree["fair_use_eligible"]) == ("tollfree", False)
+    for row in (local, tollfree):
+        assert row["billable_seconds"] >= 2  # hello-world takes about 1.5 s; each started second counts
+        assert row["peak_seconds"] + row["offpeak_seconds"] == row["billable_seconds"]
+        assert Decimal(str(row["setup_eur"])) == Decimal("0.04")
+        assert Decimal(str(row["list_price_eur"])) > Decimal("0.04")
+    assert Decimal(str(local["charged_eur"])) == 0
+    assert Decimal(str(tollfree["charged_eur"])) == Decimal(str(tollfree["list_price_eur"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +28,8 @@ def test_up_serves_calls_until_ctrl_c_and_then_leaves_no_process_or_port_behind(
         FAIRLINE_RTP_START=str(ports.rtp_start),
     )
     env.pop("DATABASE_URL", None)
+    # This test owns the instance: start from an empty database, as a new user would.
+    shutil.rmtree(stackmod.CACHE / "pg" / "test-up", ignore_errors=True)
     up = subprocess.Popen([sys.executable, str(ROOT / "asterisk-docker" / "stack.py"), "up"], env=env,
                           stderr=subprocess.PIPE, text=True)
     output = []

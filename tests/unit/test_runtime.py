@@ -1,0 +1,570 @@
+"""The running app: the recorded Asterisk 22 call replayed through App with a fake ARI client and CDR writer.
+
+Events go in as the raw websocket strings. Workers run as tasks on the test's event
+loop; tests wait for them by turning the loop (bounded), never by sleeping. What App
+hands to the CDR writer is collected in a list: it must be exactly one RatedCdr per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from ari_app import runtime
+from ari_app.ari import AriClient
+from ari_app.config import Config, Customer, Number
+from ari_app.errors import AriError, AriUnauthorized, ChannelGone
+from ari_app.runtime import App, UnsupportedAsterisk, asterisk_major, backoff_delays
+from rating.cdr import CallRecord, Disposition, RatedCdr
+from rating.tariff import DEFAULT_RATES, NumberType, RatedPrice, RateTable, TrafficRates
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ari_answered_call.jsonl"
+CHANNEL = "1795612635.0"
+CALL = f"/channels/{CHANNEL}"
+CONFIG = Config(
+    customers={"acme": Customer("acme", "Acme BV")},
+    numbers={"+31201234567": Number("+31201234567", "acme", NumberType.LOCAL, "hello-world")},
+)
+
+Request = tuple[str, str, "dict[str, str] | None"]
+
+
+def recorded(channel: str = CHANNEL, did: str | None = None, types: Iterable[str] | None = None,
+             playback: str | None = "announcement") -> list[str]:
+    """The recorded call's events as websocket strings, rewritten in memory for another channel or DID.
+
+    The recording's playback id ("p1") becomes the flow's own, `<channel>-<playback>`
+    ("noservice" for a number not in service); None keeps it as recorded.
+    """
+    wanted = set(types) if types is not None else None
+    out = []
+    for line in FIXTURE.read_text(encoding="utf-8").splitlines():
+        event = json.loads(line)
+        if wanted is not None and event["type"] not in wanted:
+            continue
+        event = copy.deepcopy(event)
+        if "channel" in event:
+            event["channel"]["id"] = channel
+            if did is not None:
+                event["channel"]["dialplan"]["exten"] = did
+        if "playback" in event:
+            event["playback"]["target_uri"] = f"channel:{channel}"
+            if playback is not None:
+                event["playback"]["id"] = f"{channel}-{playback}"
+        out.append(json.dumps(event))
+    return out
+
+
+class FakeAri:
+    """Records REST requests; raises what `failures` holds for a (method, path)."""
+
+    app = "fairline"
+
+    def __init__(self, failures: dict[tuple[str, str], Exception] | None = None,
+                 answers: dict[tuple[str, str], Any] | None = None) -> None:
+        self.requests: list[Request] = []
+        self.failures = failures or {}
+        self.answers = answers or {}
+        self.gates: dict[tuple[str, str], asyncio.Event] = {}
+
+    async def request(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
+        self.requests.append((method, path, params))
+        gate = self.gates.get((method, path))
+        if gate is not None:
+            await gate.wait()
+        if (method, path) in self.failures:
+            raise self.failures[(method, path)]
+        return self.answers.get((method, path))
+
+
+def app_with(ari: FakeAri, rates: RateTable = DEFAULT_RATES) -> tuple[App, list[RatedCdr]]:
+    """An App on `ari`, and the list its CDRs are submitted to (as the CDR writer would take them: never blocking)."""
+    submitted: list[RatedCdr] = []
+    return App(ari, CONFIG, rates, submitted.append), submitted  # type: ignore[arg-type]
+
+
+async def turn_until(condition: Callable[[], bool], what: str, turns: int = 200) -> None:
+    """Let the event loop run until `condition` holds; fail after `turns` turns (no wall-clock waiting)."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"still waiting for {what} after {turns} event-loop turns")
+
+
+async def workers_done(app: App) -> None:
+    await turn_until(lambda: not app._workers, "the call workers to finish")
+
+
+def feed(app: App, messages: Iterable[str]) -> None:
+    for m in messages:
+        app.handle(m)
+
+
+def dispositions(submitted: list[RatedCdr]) -> list[str]:
+    return [c.call.disposition.value for c in submitted]
+
+
+ANSWER = ("POST", f"{CALL}/answer", None)
+PLAY_HELLO = ("POST", f"{CALL}/play", {"media": "sound:hello-world", "playbackId": f"{CHANNEL}-announcement"})
+RELEASE_NORMAL = ("DELETE", CALL, {"reason": "normal"})
+RELEASE_FAILURE = ("DELETE", CALL, {"reason": "failure"})
+
+STARTED = datetime(2026, 11, 25, 13, 17, 15, 861000, tzinfo=UTC)
+ANSWERED = datetime(2026, 11, 25, 13, 17, 15, 863000, tzinfo=UTC)
+ENDED = datetime(2026, 11, 25, 13, 17, 16, 308000, tzinfo=UTC)
+NO_PRICE = RatedPrice(0, 0, 0, Decimal("0.0000"), Decimal("0.0000"), Decimal("0.0000"), False)
+
+
+class TestReplayRecordedCall:
+    """The recorded call, fed as raw strings, drives the REST requests and the one CDR submitted for it."""
+
+    async def test_recorded_call_is_answered_announced_released_and_submitted_once_priced(self) -> None:
+        """Answered 0.445 s on a Wednesday 14:17 in Amsterdam: one peak second plus the set-up fee."""
+        ari = FakeAri()
+        app, submitted = app_with(ari)
+
+        feed(app, recorded())
+        await workers_done(app)
+
+        assert ari.requests == [ANSWER, PLAY_HELLO, RELEASE_NORMAL]
+        assert submitted == [RatedCdr(
+            call=CallRecord(CHANNEL, "+31201234567", "+31612345678", STARTED, ANSWERED, ENDED, Disposition.ANSWERED,
+                            16),
+            customer_id="acme",
+            number_type=NumberType.LOCAL,
+            price=RatedPrice(billable_seconds=1, peak_seconds=1, offpeak_seconds=0, setup_eur=Decimal("0.0400"),
+                             usage_eur=Decimal("0.0012"), list_price_eur=Decimal("0.0412"), fair_use_eligible=True),
+            billing_month=date(2026, 11, 1),
+        )]
+        assert (submitted[0].rating_error, submitted[0].source) == (None, "live")
+        assert app.calls == {}
+
+    async def test_unknown_number_gets_progress_not_in_service_and_is_submitted_unallocated_without_price(
+            self) -> None:
+        """The same recording dialled to a number fairline does not serve (Asterisk then sends no Up)."""
+        ari = FakeAri()
+        app, submitted = app_with(ari)
+
+        feed(app, [m for m in recorded(did="+31209999999", playback="noservice")
+                   if json.loads(m)["type"] != "ChannelStateChange"])
+        await workers_done(app)
+
+        assert ari.requests == [
+            ("POST", f"{CALL}/progress", None),
+            ("POST", f"{CALL}/play", {"media": "sound:ss-noservice", "playbackId": f"{CHANNEL}-noservice"}),
+            ("DELETE", CALL, {"reason": "unallocated"}),
+        ]
+        [cdr] = submitted
+        assert (cdr.call.did, cdr.call.disposition, cdr.call.answered_at, cdr.call.hangup_cause) == (
+            "+31209999999", Disposition.UNALLOCATED, None, 1)
+        assert (cdr.customer_id, cdr.number_type, cdr.price, cdr.rating_error) == (None, None, NO_PRICE, None)
+
+    async def test_playback_that_is_not_fairlines_does_not_release_the_caller(self) -> None:
+        """As recorded, the PlaybackFinished is for playback "p1": not fairline's announcement, so no hang-up.
+
+        The caller hangs up (a soft request, no Q.850 cause) and the call still gets its one CDR.
+        """
+        ari = FakeAri()
+        app, submitted = app_with(ari)
+
+        feed(app, recorded(playback=None))
+        await workers_done(app)
+
+        assert ari.requests == [ANSWER, PLAY_HELLO]
+        [cdr] = submitted
+        assert (cdr.call.disposition, cdr.call.hangup_cause, cdr.price.billable_seconds) == (
+            Disposition.ANSWERED, None, 1)
+
+    async def test_two_calls_each_get_their_own_requests_and_cdr(self) -> None:
+        ari = FakeAri()
+        app, submitted = app_with(ari)
+        a, b = recorded(channel="a.1"), recorded(channel="b.2")
+
+        feed(app, [m for pair in zip(a, b) for m in pair])  # interleaved, as Asterisk would send them
+        await workers_done(app)
+
+        for channel in ("a.1", "b.2"):
+            assert [(m, p) for m, p, _ in ari.requests if p.startswith(f"/channels/{channel}")] == [
+                ("POST", f"/channels/{channel}/answer"), ("POST", f"/channels/{channel}/play"),
+                ("DELETE", f"/channels/{channel}")]
+        assert sorted(c.call.call_id for c in submitted) == ["a.1", "b.2"]
+
+    async def test_slow_request_for_one_call_does_not_delay_another(self) -> None:
+        ari = FakeAri()
+        slow = asyncio.Event()
+        ari.gates[("POST", "/channels/a.1/answer")] = slow
+        app, submitted = app_with(ari)
+
+        feed(app, recorded(channel="a.1", types=["StasisStart"]))
+        feed(app, recorded(channel="b.2"))
+        await turn_until(lambda: len(submitted) == 1, "call b's CDR")
+
+        assert submitted[0].call.call_id == "b.2"
+        assert ("POST", "/channels/a.1/play") not in [(m, p) for m, p, _ in ari.requests]
+        slow.set()
+        feed(app, recorded(channel="a.1", types=["StasisEnd"]))
+        await workers_done(app)
+        assert [c.call.call_id for c in submitted] == ["b.2", "a.1"]
+
+    async def test_events_for_a_call_fairline_does_not_know_are_skipped(self) -> None:
+        """A call that entered the app before fairline (re)started: nothing is done to it, nothing crashes."""
+        ari = FakeAri()
+        app, submitted = app_with(ari)
+
+        feed(app, recorded()[1:])  # everything but StasisStart
+        await workers_done(app)
+
+        assert (ari.requests, submitted, app.calls) == ([], [], {})
+
+
+class TestBadEvents:
+    """One malformed message never stops the event loop."""
+
+    async def test_bad_event_is_logged_and_later_events_still_handled(self) -> None:
+        ari = FakeAri()
+        with capture_logs() as logs:
+            app, submitted = app_with(ari)
+            events = recorded()
+            feed(app, [events[0], "{not json", '{"type": "StasisEnd"}', *events[1:]])
+            await workers_done(app)
+
+        bad = [e for e in logs if e["event"] == "ari.bad_event"]
+        assert [(e["log_level"], e["message"]) for e in bad] == [
+            ("warning", "{not json"), ("warning", '{"type": "StasisEnd"}')]
+        assert "missing field channel.id" in bad[1]["error"]
+        assert ari.requests == [ANSWER, PLAY_HELLO, RELEASE_NORMAL]
+        assert dispositions(submitted) == ["answered"]
+
+    async def test_long_bad_event_is_logged_shortened(self) -> None:
+        """A huge malformed message does not flood the log."""
+        with capture_logs() as logs:
+            app, _ = app_with(FakeAri())
+            app.handle("x" * 10_000)
+
+        [entry] = logs
+        assert len(entry["message"]) == 300
+
+
+class TestActionFailures:
+    """What the worker does when an action fails: release the caller with failure, and still submit the CDR."""
+
+    async def test_failed_answer_is_released_with_failure_and_recorded_failed(self) -> None:
+        refused = AriError("POST", f"{CALL}/answer", 500, "Internal Server Error")
+        ari = FakeAri(failures={("POST", f"{CALL}/answer"): refused})
+        with capture_logs() as logs:
+            app, submitted = app_with(ari)
+            feed(app, recorded(types=["StasisStart"]))
+            await turn_until(lambda: len(ari.requests) == 2, "the hang-up after the failed answer")
+
+            assert ari.requests == [ANSWER, RELEASE_FAILURE]  # no announcement
+            feed(app, recorded(types=["ChannelHangupRequest", "StasisEnd"]))
+            await workers_done(app)
+
+        [cdr] = submitted
+        assert (cdr.call.disposition, cdr.call.answered_at, cdr.call.hangup_cause) == (Disposition.FAILED, None, 38)
+        # Never answered: the customer's number, at no cost.
+        assert (cdr.customer_id, cdr.price.billable_seconds, cdr.price.list_price_eur) == ("acme", 0, Decimal("0"))
+        [failed] = [e for e in logs if e["event"] == "call.action_failed"]
+        assert (failed["action"], failed["call_id"], failed["log_level"]) == ("Answer", CHANNEL, "error")
+
+    async def test_action_raising_unexpectedly_releases_with_failure_and_the_cdr_is_still_submitted(self) -> None:
+        """'Whatever happens, the call ends with exactly one CDR' (ari_app.flow), even after a bug of ours."""
+        odd = ValueError("Expecting value: line 1 column 1 (char 0)")
+        ari = FakeAri(failures={("POST", f"{CALL}/play"): odd})
+        with capture_logs() as logs:
+            app, submitted = app_with(ari)
+            feed(app, recorded(types=["StasisStart", "ChannelStateChange"]))
+            await turn_until(lambda: len(ari.requests) == 3, "the hang-up after the crashed play")
+
+            assert ari.requests == [ANSWER, PLAY_HELLO, RELEASE_FAILURE]
+            feed(app, recorded(types=["StasisEnd"]))
+            await workers_done(app)
+
+        [cdr] = submitted
+        assert (cdr.call.disposition, cdr.call.hangup_cause) == (Disposition.ANSWERED, 38)  # it was answered
+        [crashed] = [e for e in logs if e["event"] == "call.action_crashed"]
+        assert (crashed["action"], crashed["call_id"], crashed["log_level"], crashed["exc_info"]) == (
+            "Play", CHANNEL, "error", True)
+        assert not [e for e in logs if e["event"] in ("call.action_failed", "call.worker_crashed")]
+
+    async def test_channel_gone_on_play_stops_quietly_and_cdr_is_still_submitted(self) -> None:
+        """The caller hung up just as the announcement started: no hang-up sent, one CDR when StasisEnd arrives."""
+        gone = ChannelGone("POST", f"{CALL}/play", 404, "Channel not found")
+        ari = FakeAri(failures={("POST", f"{CALL}/play"): gone})
+        with capture_logs() as logs:
+            app, submitted = app_with(ari)
+            feed(app, recorded(types=["StasisStart", "ChannelStateChange"]))
+            await turn_until(lambda: len(ari.requests) == 2, "the play request")
+            feed(app, recorded(types=["StasisEnd"]))
+            await workers_done(app)
+
+        assert ari.requests == [ANSWER, PLAY_HELLO]
+        assert dispositions(submitted) == ["answered"]
+        [gone_entry] = [e for e in logs if e["event"] == "call.gone_before_action"]
+        assert (gone_entry["action"], gone_entry["log_level"]) == ("Play", "info")
+        assert not [e for e in logs if e["log_level"] in ("error", "critical")]
+
+    async def test_failed_hangup_is_not_retried_and_the_cdr_follows(self) -> None:
+        delete = ("DELETE", CALL)
+        ari = FakeAri(failures={delete: AriError("DELETE", CALL, 500, "boom")})
+        app, submitted = app_with(ari)
+
+        feed(app, recorded())
+        await workers_done(app)
+
+        assert [r[:2] for r in ari.requests].count(delete) == 1
+        assert dispositions(submitted) == ["answered"]
+
+
+class TestCdrSubmission:
+    """At call end App prices the call and submits it; what cannot be priced is submitted all the same."""
+
+    async def test_call_end_is_logged_with_its_price(self) -> None:
+        with capture_logs() as logs:
+            app, _ = app_with(FakeAri())
+            feed(app, recorded())
+            await workers_done(app)
+
+        [ended] = [e for e in logs if e["event"] == "call.ended"]
+        assert {k: ended[k] for k in ("call_id", "log_level", "disposition", "hangup_cause", "billable_seconds",
+                                      "list_price_eur")} == {
+            "call_id": CHANNEL, "log_level": "info", "disposition": "answered", "hangup_cause": 16,
+            "billable_seconds": 1, "list_price_eur": "0.0412"}
+        assert not [e for e in logs if e["event"] == "cdr.not_priced"]
+
+    async def test_call_that_cannot_be_priced_is_logged_and_submitted_with_the_reason(self) -> None:
+        """Rates that start after the call: the CDR keeps the call, unpriced, with why; billing can re-rate it."""
+        ari = FakeAri()
+        with capture_logs() as logs:
+            app, submitted = app_with(ari, rates=RateTable((TrafficRates(valid_from=date(2027, 1, 1)),)))
+            feed(app, recorded())
+            await workers_done(app)
+
+        [cdr] = submitted
+        assert (cdr.call.call_id, cdr.call.disposition, cdr.customer_id, cdr.number_type) == (
+            CHANNEL, Disposition.ANSWERED, "acme", NumberType.LOCAL)
+        assert "2027-01-01" in (cdr.rating_error or "")
+        assert (cdr.price.billable_seconds, cdr.price.list_price_eur) == (0, Decimal("0"))
+        [not_priced] = [e for e in logs if e["event"] == "cdr.not_priced"]
+        assert (not_priced["call_id"], not_priced["log_level"], not_priced["error"]) == (
+            CHANNEL, "error", cdr.rating_error)
+        assert [e["event"] for e in logs if e["event"] in ("cdr.not_priced", "call.ended")] == [
+            "cdr.not_priced", "call.ended"]
+
+    async def test_writer_that_raises_is_logged_and_the_worker_ends_cleanly(self) -> None:
+        """submit_cdr should never raise; if it does, the log says so and no exception escapes the worker."""
+        def refuse(cdr: RatedCdr) -> None:
+            raise OSError("spool directory is full")
+
+        with capture_logs() as logs:
+            app = App(FakeAri(), CONFIG, DEFAULT_RATES, refuse)  # type: ignore[arg-type]
+            feed(app, recorded())
+            await workers_done(app)
+
+        [crashed] = [e for e in logs if e["event"] == "call.action_crashed"]
+        assert (crashed["action"], crashed["call_id"]) == ("WriteCdr", CHANNEL)
+        assert not [e for e in logs if e["event"] == "call.worker_crashed"]
+
+
+class TestRun:
+    """App.run against a fake ARI whose event stream is the recorded call."""
+
+    class StreamingAri(FakeAri):
+        def __init__(self, version: str, messages: list[str], stop: asyncio.Event) -> None:
+            super().__init__(answers={("GET", "/asterisk/info"): {"system": {"version": version}}})
+            self.messages = messages
+            self.stop = stop
+
+        async def events(self) -> AsyncIterator[str]:
+            for m in self.messages:
+                yield m
+            self.stop.set()  # the operator stops fairline once the stream has been read
+
+    async def test_run_checks_asterisk_then_handles_the_stream_and_drains(self) -> None:
+        stop = asyncio.Event()
+        ari = self.StreamingAri("22.10.1+dfsg+~cs6.17.60671434-1", recorded(), stop)
+        app, submitted = app_with(ari)
+
+        with capture_logs() as logs:
+            await asyncio.wait_for(app.run(stop), timeout=5)
+
+        assert ari.requests == [("GET", "/asterisk/info", {"only": "system"}), ANSWER, PLAY_HELLO, RELEASE_NORMAL]
+        assert dispositions(submitted) == ["answered"]
+        [connected] = [e for e in logs if e["event"] == "ari.connected"]
+        assert (connected["asterisk_version"], connected["app"]) == ("22.10.1+dfsg+~cs6.17.60671434-1", "fairline")
+
+    @pytest.mark.parametrize("version", ["certified-22.8-cert4", "23.0.0"])
+    async def test_run_accepts_asterisk_22_and_later(self, version: str) -> None:
+        stop = asyncio.Event()
+        app, submitted = app_with(self.StreamingAri(version, recorded(), stop))
+
+        await asyncio.wait_for(app.run(stop), timeout=5)
+
+        assert dispositions(submitted) == ["answered"]
+
+    @pytest.mark.parametrize("version", ["21.5.0", "18.9-cert4", "certified-18.9-cert4", "GIT-master-abc123", ""])
+    async def test_run_refuses_an_asterisk_older_than_22_or_unknown(self, version: str) -> None:
+        stop = asyncio.Event()
+        ari = self.StreamingAri(version, recorded(), stop)
+        app, _ = app_with(ari)
+
+        with pytest.raises(UnsupportedAsterisk):
+            await app.run(stop)
+
+        assert [r[1] for r in ari.requests] == ["/asterisk/info"]
+
+    async def test_run_gives_up_at_once_on_a_rejected_password(self) -> None:
+        """Retrying with the same password cannot help."""
+        stop = asyncio.Event()
+        ari = self.StreamingAri("22.0.0", [], stop)
+        ari.failures[("GET", "/asterisk/info")] = AriUnauthorized("GET", "/asterisk/info", 401, "rejected")
+        app, _ = app_with(ari)
+
+        with pytest.raises(AriUnauthorized):
+            await app.run(stop)
+
+    async def test_call_whose_end_was_missed_while_disconnected_still_gets_its_cdr(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Asterisk restarts during an answered call: after reconnecting, the call is gone and must be billed."""
+        monkeypatch.setattr(runtime, "backoff_delays", lambda: [0.0])  # reconnect at once, no waiting
+        stop = asyncio.Event()
+
+        class RestartingAri(FakeAri):
+            """First connection: the call starts and is answered, then Asterisk goes away. Second: no channels."""
+
+            connections = 0
+
+            async def events(self) -> AsyncIterator[str]:
+                self.connections += 1
+                if self.connections == 1:
+                    for m in recorded(types=["StasisStart", "ChannelStateChange"]):
+                        yield m
+                    await turn_until(lambda: len(self.requests) == 3, "the answer and play requests")
+                else:
+                    stop.set()
+
+        ari = RestartingAri(
+            answers={("GET", "/asterisk/info"): {"system": {"version": "22.0.0"}}, ("GET", "/channels"): []},
+            failures={("GET", CALL): ChannelGone("GET", CALL, 404, "Channel not found")},
+        )
+        app, submitted = app_with(ari)
+
+        await asyncio.wait_for(app.run(stop), timeout=5)
+
+        assert ari.connections == 2
+        assert [(c.call.call_id, c.customer_id) for c in submitted] == [(CHANNEL, "acme")]
+
+
+class CannedSession:
+    """Stands in for AriClient's aiohttp session: every request gets the same status and body."""
+
+    def __init__(self, status: int, body: str) -> None:
+        self.status = status
+        self.body = body
+
+    def request(self, method: str, url: str, params: Any = None) -> "CannedSession":
+        return self
+
+    async def __aenter__(self) -> "CannedSession":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def text(self) -> str:
+        return self.body
+
+
+class TestAriClientAnswers:
+    """AriClient.request, as the runtime relies on it: a decoded answer, or an AriError it can act on."""
+
+    @staticmethod
+    async def answer(status: int, body: str, path: str = "/asterisk/info") -> Any:
+        client = AriClient("http://127.0.0.1:8088", "fairline", "secret", "fairline")
+        client._session = CannedSession(status, body)  # type: ignore[assignment]
+        return await client.request("GET", path)
+
+    @pytest.mark.parametrize(
+        ("status", "body", "decoded"),
+        [(200, '{"system": {"version": "22.0.0"}}', {"system": {"version": "22.0.0"}}), (204, "", None),
+         (200, "[]", [])],
+        ids=["json-object", "no-content", "json-list"],
+    )
+    async def test_json_answer_is_decoded(self, status: int, body: str, decoded: Any) -> None:
+        assert await self.answer(status, body) == decoded
+
+    @pytest.mark.parametrize("body", ["<html>It works!</html>", "OK", "{truncated"])
+    async def test_answer_that_is_not_json_is_an_ari_error(self, body: str) -> None:
+        """A proxy's page or a cut-off body: the worker sees an AriError (releases the call), not a ValueError."""
+        with pytest.raises(AriError) as caught:
+            await self.answer(200, body)
+
+        assert (caught.value.status, caught.value.path) == (200, "/asterisk/info")
+        assert "not JSON" in caught.value.detail
+
+    @pytest.mark.parametrize(
+        ("status", "path", "error"),
+        [(404, CALL, ChannelGone), (401, "/asterisk/info", AriUnauthorized), (500, CALL, AriError),
+         (404, "/asterisk/info", AriError)],
+        ids=["channel-gone", "unauthorized", "server-error", "404-not-on-a-channel"],
+    )
+    async def test_error_status_is_translated_by_whose_fault(self, status: int, path: str,
+                                                            error: type[AriError]) -> None:
+        with pytest.raises(AriError) as caught:
+            await self.answer(status, '{"message": "Channel not found"}', path)
+
+        assert type(caught.value) is error
+        assert caught.value.status == status
+
+
+class TestAsteriskMajor:
+    """The major version from ARI's system.version, to refuse an Asterisk older than 22."""
+
+    @pytest.mark.parametrize(
+        ("version", "major"),
+        [("22.10.1+dfsg+~cs6.17.60671434-1", 22), ("22.0.0", 22), ("23.1.0-rc1", 23), ("20.5.2", 20),
+         (" 22.1.0", 22), ("certified-22.8-cert4", 22), ("certified/18.9-cert4", 18)],
+    )
+    def test_major_is_read_from_the_version_string(self, version: str, major: int) -> None:
+        assert asterisk_major(version) == major
+
+    @pytest.mark.parametrize("version", ["", "garbage", "GIT-master-abc123", "22", "v22.1.0", "twenty-two.1",
+                                         "certified-"])
+    def test_unreadable_version_is_unsupported(self, version: str) -> None:
+        with pytest.raises(UnsupportedAsterisk, match="cannot read Asterisk's version"):
+            asterisk_major(version)
+
+
+class TestBackoffDelays:
+    """Reconnect delays (before jitter): doubling, capped at ten seconds."""
+
+    def test_default_delays_double_from_half_a_second_up_to_ten(self) -> None:
+        assert backoff_delays() == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0]
+
+    @pytest.mark.parametrize(
+        ("first", "cap", "delays"),
+        [(1.0, 10.0, [1.0, 2.0, 4.0, 8.0, 10.0]), (1.0, 8.0, [1.0, 2.0, 4.0, 8.0]), (10.0, 10.0, [10.0])],
+        ids=["ends-on-cap", "cap-is-a-power", "first-is-cap"],
+    )
+    def test_delays_double_and_never_exceed_the_cap(self, first: float, cap: float, delays: list[float]) -> None:
+        assert backoff_delays(first, cap) == delays
+
+    @pytest.mark.parametrize(
+        ("first", "cap"),
+        [(0, 10.0), (-1.0, 10.0), (30.0, 10.0), (float("nan"), 10.0)],
+        ids=["first-zero", "first-negative", "first-above-cap", "first-nan"],
+    )
+    def test_delays_that_would_never_grow_or_exceed_the_cap_are_refused(self, first: float, cap: float) -> None:
+        """A zero first delay would double forever without reaching the cap (and reconnect in a busy loop)."""
+        with pytest.raises(ValueError, match="expected 0 < first <= cap"):
+            backoff_delays(first, cap)
