@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any, AsyncIterator, Mapping
 
 import aiohttp
@@ -50,11 +51,12 @@ class AriClient:
             raise RuntimeError("AriClient used outside 'async with'")
         return self._session
 
-    async def request(self, method: str, path: str, params: Mapping[str, str] | None = None) -> Any:
-        """One REST request; the decoded JSON answer (None for 204)."""
+    async def request(self, method: str, path: str, params: Mapping[str, str] | None = None,
+                      body: Any = None) -> Any:
+        """One REST request (with an optional JSON body); the decoded JSON answer (None for 204)."""
         url = self._base + path
         try:
-            async with self.session.request(method, url, params=params) as resp:
+            async with self.session.request(method, url, params=params, json=body) as resp:
                 body = await resp.text()
                 if resp.status == 401:
                     raise AriUnauthorized(method, path, resp.status, "user or password rejected")
@@ -69,10 +71,11 @@ class AriClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise AriError(method, path, None, f"{type(exc).__name__}: {exc}") from exc
 
-    async def events(self) -> AsyncIterator[str]:
+    async def events(self, on_connect: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[str]:
         """The raw messages of this app's events websocket until it closes.
 
-        Raises AriError when it cannot connect; returns when the connection ends.
+        `on_connect` runs once the websocket is up (the app exists in Asterisk from then
+        on). Raises AriError when it cannot connect; returns when the connection ends.
         """
         url = self._base.replace("http", "ws", 1) + "/events"
         try:
@@ -87,6 +90,8 @@ class AriClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise AriError("GET", "/events", None, f"{type(exc).__name__}: {exc}") from exc
         async with ws:
+            if on_connect is not None:
+                await on_connect()
             async for msg in ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
                     yield msg.data

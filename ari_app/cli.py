@@ -7,7 +7,9 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Coroutine
 from datetime import date
+from typing import Any
 from pathlib import Path
 
 import asyncpg
@@ -15,7 +17,10 @@ import structlog
 
 from ari_app import config as config_mod
 from ari_app import logs, settings as settings_mod
+from ari_app import config_history_cli
 from ari_app.ari import AriClient
+from ari_app.config_versions import ConfigRecorder, default_author
+from ari_app.dialplan_gen import fallback_dialplan
 from ari_app.errors import AriUnauthorized, ConfigError
 from ari_app.runtime import App, UnsupportedAsterisk
 from rating.rate_cli import run_rate
@@ -34,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # Logs go to stderr, so command output on stdout (CSV, JSON) stays clean; `run` picks its own format.
-    logs.configure(getattr(args, "log_format", "auto"))
+    logs.configure(getattr(args, "log_format", "auto"), getattr(args, "log_level", "info"))
     return int(args.fn(args))
 
 
@@ -50,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ari-app", help="Stasis application name; default $FAIRLINE_ARI_APP or fairline")
     run.add_argument("--secrets", help="file with ARI_USER= and ARI_PASSWORD= lines, mode 600; default $FAIRLINE_SECRETS")
     run.add_argument("--database-url", help="PostgreSQL URL; default $DATABASE_URL (put the password in ~/.pgpass or the URL)")
+    run.add_argument("--author", help="who applies this configuration, recorded with its version; default the OS user")
     run.add_argument("--spool-dir", help="where CDRs wait on disk while PostgreSQL is unreachable; "
                                           "default $FAIRLINE_SPOOL_DIR or ./spool")
+    run.add_argument("--log-level", choices=["debug", "info", "warning"], default="info",
+                     help="debug adds one line per ARI event fairline acts on")
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
                      help="json for production, console (key=value) in a terminal; auto picks by whether stderr is a terminal")
     run.set_defaults(fn=cmd_run)
@@ -68,6 +76,24 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "section; default: the published rates")
     rate.set_defaults(fn=cmd_rate)
 
+    reload = sub.add_parser("reload", help="check the configuration file and make the running fairline use it",
+                            description="Validate the configuration; if valid, send SIGHUP to the fairline whose "
+                                        "pid file is in the spool directory. Calls in progress are not dropped; "
+                                        "the running fairline refuses an invalid file and keeps its configuration.")
+    reload.add_argument("--config", help="default $FAIRLINE_CONFIG or ./fairline.yaml")
+    reload.add_argument("--spool-dir", help="the running fairline's spool directory; default $FAIRLINE_SPOOL_DIR or ./spool")
+    reload.set_defaults(fn=cmd_reload)
+
+    dialplan = sub.add_parser("dialplan", help="Asterisk dialplan generated from the configuration")
+    dialplan_sub = dialplan.add_subparsers(dest="dialplan_command", required=True, metavar="SUBCOMMAND")
+    generate = dialplan_sub.add_parser(
+        "generate", help="print the fallback dialplan used while fairline is not connected",
+        description="Print the context fairline-fallback: for each number, Dial() of its route's first target "
+                    "(or its announcement). Install it as fairline-fallback.conf next to extensions.conf, which "
+                    "includes it.")
+    generate.add_argument("file", type=Path, help="the configuration (YAML)")
+    generate.set_defaults(fn=cmd_dialplan_generate)
+
     billing_cli.register(sub, load_rates=lambda path: config_mod.load(path).rates)
 
     cfg = sub.add_parser("config", help="work with the numbers configuration")
@@ -76,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Exit 0 when FILE is valid; otherwise list every problem with its line and exit 2.")
     check.add_argument("file", type=Path)
     check.set_defaults(fn=cmd_config_check)
+    config_history_cli.register(cfg_sub)
     return parser
 
 
@@ -88,6 +115,16 @@ def cmd_rate(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             return EXIT_BAD_INPUT
     return run_rate(sys.stdin, sys.stdout, rates)
+
+
+def cmd_dialplan_generate(args: argparse.Namespace) -> int:
+    try:
+        cfg = config_mod.load(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sys.stdout.write(fallback_dialplan(cfg))
+    return EXIT_OK
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -114,12 +151,86 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     log.info("config.loaded", file=str(st.config_path), numbers=len(cfg.numbers))
     try:
-        return asyncio.run(_run(st, cfg))
+        return asyncio.run(_run(st, cfg, args.author or default_author()))
     except KeyboardInterrupt:
         return EXIT_OK
 
 
-async def _run(st: settings_mod.Settings, cfg: config_mod.Config) -> int:
+async def _sync_directory(conn: asyncpg.Connection, cfg: config_mod.Config) -> None:
+    await sync_directory(
+        conn, [(c.customer_id, c.name) for c in cfg.customers.values()],
+        [DirectoryNumber(n.e164, n.customer_id, n.number_type.value) for n in cfg.numbers.values()],
+        date.today(),
+    )
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coro: Coroutine[Any, Any, None], log: structlog.typing.FilteringBoundLogger) -> None:
+    """Run `coro` in the background; its exception is logged, never lost."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _background.add(task)
+
+    def done(t: asyncio.Task[None]) -> None:
+        _background.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.error("background.failed", exc_info=t.exception())
+
+    task.add_done_callback(done)
+
+
+async def _reload(app: App, st: settings_mod.Settings, pool: asyncpg.Pool, recorder: ConfigRecorder,
+                  author: str) -> None:
+    """SIGHUP: swap in the configuration file if it is valid; calls in progress go on.
+
+    An invalid file is refused and the running configuration stays. The database is
+    updated afterwards; routing does not wait for it.
+    """
+    log = structlog.get_logger("fairline")
+    try:
+        new = config_mod.load(st.config_path)
+    except ConfigError as exc:
+        log.error("config.reload_refused", file=str(st.config_path), problems=exc.problems)
+        return
+    app.config, app.rates = new, new.rates
+    log.info("config.reloaded", file=str(st.config_path), numbers=len(new.numbers), calls_in_progress=len(app.calls))
+    recorder.record(new.text, author)
+    try:
+        async with pool.acquire(timeout=5) as conn:
+            await _sync_directory(conn, new)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        log.warning("db.directory_sync_failed", error=str(exc) or type(exc).__name__)
+
+
+def pid_file(spool_dir: Path) -> Path:
+    return spool_dir / "fairline.pid"
+
+
+def write_pid_file(spool_dir: Path) -> None:
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    pid_file(spool_dir).write_text(f"{os.getpid()}\n")
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    config_path = Path(args.config or os.environ.get("FAIRLINE_CONFIG", "fairline.yaml"))
+    try:
+        config_mod.load(config_path)
+    except ConfigError as exc:
+        print(f"not reloading: the configuration is invalid\n{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    spool_dir = Path(args.spool_dir or os.environ.get("FAIRLINE_SPOOL_DIR", "spool"))
+    try:
+        pid = int(pid_file(spool_dir).read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as exc:
+        print(f"no running fairline found through {pid_file(spool_dir)}: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    print(f"{config_path}: valid; asked fairline (pid {pid}) to reload it")
+    return EXIT_OK
+
+
+async def _run(st: settings_mod.Settings, cfg: config_mod.Config, author: str) -> int:
     log = structlog.get_logger("fairline")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -138,15 +249,15 @@ async def _run(st: settings_mod.Settings, cfg: config_mod.Config) -> int:
     try:
         async with pool.acquire() as conn:
             applied = await migrate(conn)
-            await sync_directory(
-                conn, [(c.customer_id, c.name) for c in cfg.customers.values()],
-                [DirectoryNumber(n.e164, n.customer_id, n.number_type.value) for n in cfg.numbers.values()],
-                date.today(),
-            )
+            await _sync_directory(conn, cfg)
         log.info("db.ready", database=settings_mod.redact(st.database_url), migrations_applied=applied)
-        async with CdrWriter(pool, st.spool_dir) as writer, \
+        write_pid_file(st.spool_dir)
+        async with ConfigRecorder(pool) as recorder, CdrWriter(pool, st.spool_dir) as writer, \
                 AriClient(st.ari_url, st.ari_user, st.ari_password, st.ari_app) as ari:
-            await App(ari, cfg, cfg.rates, writer.submit).run(stop)
+            recorder.record(cfg.text, author)
+            app = App(ari, cfg, cfg.rates, writer.submit)
+            loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(_reload(app, st, pool, recorder, author), log))
+            await app.run(stop)
     except AriUnauthorized as exc:
         log.error("ari.unauthorized", error=str(exc), hint="check ARI_USER/ARI_PASSWORD in the secrets file against ari.conf")
         return EXIT_BAD_INPUT

@@ -1,21 +1,27 @@
 """The PBX admin's configuration file: which numbers fairline serves, and how.
 
 Loaded once into frozen objects. Every problem names the file, the line, the key
-and what was expected, and all problems are reported together.
+and what was expected, and all problems are reported together, in file order.
+`docs/configuration.md` describes every key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import functools
+import gc
 import re
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 import yaml
+from phonenumbers import PhoneNumberType
 
 from ari_app.errors import ConfigError
 from rating.errors import InvalidTariff
@@ -35,6 +41,104 @@ _TYPE_CHECKS = {
     NumberType.PREMIUM: phonenumbers.PhoneNumberType.PREMIUM_RATE,
 }
 
+DEFAULT_RING_SECONDS = 20
+MAX_RING_SECONDS = 120
+NOBODY_AVAILABLE = "vm-nobodyavail"  # what a caller hears when no target answered, unless configured
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
+MINUTES_PER_DAY = 24 * 60
+
+
+class Strategy(enum.StrEnum):
+    """How a route rings its targets."""
+
+    SIMULTANEOUS = "simultaneous"  # all at once; the first to answer wins
+    SEQUENTIAL = "sequential"  # one after the other, each for its own ring time
+
+
+class TargetKind(enum.StrEnum):
+    """What kind of phone a target is, as billing reads it."""
+
+    FIXED = "fixed"
+    MOBILE = "mobile"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Target:
+    """A landline or mobile phone a route rings."""
+
+    e164: str
+    kind: TargetKind
+    ring_seconds: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Announce:
+    """Nobody answered: play this sound, then release."""
+
+    sound: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ForwardTo:
+    """Nobody answered: go on with the route of another of the same customer's numbers (E.164)."""
+
+    number: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ToQueue:
+    """Nobody answered: wait in a queue. The key `queue` is reserved; the loader refuses it until queues exist."""
+
+    name: str
+
+
+NoAnswer = Announce | ForwardTo
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    """Whom a call rings, in what order, and what happens when nobody answers."""
+
+    strategy: Strategy
+    targets: tuple[Target, ...]
+    no_answer: NoAnswer = Announce(NOBODY_AVAILABLE)
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            raise ValueError("a route rings at least one target")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Window:
+    """Open from `opens` up to (not including) `closes`, in minutes after local midnight; 1440 is 24:00."""
+
+    opens: int
+    closes: int
+
+    def __str__(self) -> str:
+        return f"{_clock(self.opens)}-{_clock(self.closes)}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OpeningHours:
+    """When a number's daytime route is in force, on the wall clock of the number's own country."""
+
+    zone: ZoneInfo
+    week: tuple[tuple[Window, ...], ...]  # seven days, Monday first; a day without windows is closed
+
+    def __post_init__(self) -> None:
+        if len(self.week) != len(DAYS):
+            raise ValueError("opening hours have one entry per day of the week, Monday first")
+
+    def is_open(self, instant: datetime) -> bool:
+        """Whether `instant` (aware) falls in a window on the local clock, whatever the DST offset that day."""
+        if instant.utcoffset() is None:
+            raise ValueError(f"expected an aware datetime, got {instant!r}")
+        local = instant.astimezone(self.zone)
+        # Windows are whole minutes, so comparing the minute is exact.
+        minute = local.hour * 60 + local.minute
+        return any(w.opens <= minute < w.closes for w in self.week[local.weekday()])
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Customer:
@@ -44,12 +148,30 @@ class Customer:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Number:
-    """One number fairline serves."""
+    """One number fairline serves: it rings a route, or plays an announcement."""
 
     e164: str
     customer_id: str
     number_type: NumberType
-    announcement: str  # the prompt a caller hears (an Asterisk sound name)
+    announcement: str | None = None  # an announcement-only number: the Asterisk sound a caller hears
+    route: Route | None = None  # whom to ring (during opening hours, when there are any)
+    hours: OpeningHours | None = None
+    outside_hours: Route | None = None  # whom to ring when hours say closed
+    international_forwarding: bool = False  # targets may be abroad (such calls are never fair-use eligible)
+
+    def __post_init__(self) -> None:
+        if (self.route is None) == (self.announcement is None):
+            raise ValueError(f"{self.e164}: a number has a route or an announcement, exactly one of them")
+        if (self.hours is None) != (self.outside_hours is None):
+            raise ValueError(f"{self.e164}: opening hours and the outside-hours route go together")
+        if self.hours is not None and self.route is None:
+            raise ValueError(f"{self.e164}: opening hours choose between two routes; an announcement has none")
+
+    def route_at(self, instant: datetime) -> Route | None:
+        """The route in force at `instant` (aware), or None for an announcement-only number."""
+        if self.hours is None or self.hours.is_open(instant):
+            return self.route
+        return self.outside_hours
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,6 +179,7 @@ class Config:
     customers: Mapping[str, Customer]  # by id
     numbers: Mapping[str, Number]  # by E.164
     rates: RateTable = DEFAULT_RATES
+    text: str = ""  # the file as loaded (UTF-8, newlines untouched): configuration versions hash it
 
     def number(self, did: str) -> Number | None:
         """The configured number for a dialled DID, or None when it is not in service."""
@@ -69,40 +192,110 @@ def to_e164(raw: str) -> str | None:
     digits = raw.strip()
     if not digits.startswith("+"):
         digits = "+" + digits
+    phone = _phone(digits)
+    return phone.e164 if phone is not None else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Phone:
+    e164: str
+    region: str | None  # ISO 3166 country; "001" for non-geographic numbers (+800...), None when unknown
+    type: int  # phonenumbers.PhoneNumberType
+
+
+@functools.lru_cache(maxsize=16384)
+def _phone(text: str) -> _Phone | None:
+    """What phonenumbers says about a valid international number, or None. Cached: configs repeat targets."""
     try:
-        parsed = phonenumbers.parse(digits, None)
+        parsed = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(parsed):
+    # phonenumbers' is_valid_number is exactly "its type is known"; asking for the type once
+    # halves the cost of loading thousands of numbers.
+    number_type = phonenumbers.number_type(parsed)
+    if number_type == PhoneNumberType.UNKNOWN:
         return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return _Phone(
+        e164=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
+        region=phonenumbers.region_code_for_number(parsed),
+        type=number_type,
+    )
+
+
+# The target types a route may ring. FIXED_LINE_OR_MOBILE (countries such as the US,
+# where the number does not tell) counts as mobile: the dearer of the two to reach.
+TARGET_KINDS: Mapping[int, TargetKind] = MappingProxyType({
+    PhoneNumberType.FIXED_LINE: TargetKind.FIXED,
+    PhoneNumberType.MOBILE: TargetKind.MOBILE,
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: TargetKind.MOBILE,
+})
+
+# Every other type, and why a route may not ring it. Premium-rate and the like pay
+# their owner per minute: a route to one turns every inbound call into toll fraud.
+REFUSED_TARGETS: Mapping[int, str] = MappingProxyType({
+    PhoneNumberType.PREMIUM_RATE: "a premium-rate number: refused to prevent toll fraud "
+                                  "(every forwarded minute would pay its owner)",
+    PhoneNumberType.SHARED_COST: "a shared-cost number: refused to prevent toll fraud "
+                                 "(charged above a landline, part of it paid to its owner)",
+    PhoneNumberType.PERSONAL_NUMBER: "a personal number: refused to prevent toll fraud "
+                                     "(charged at premium rates, and it redirects to anywhere)",
+    PhoneNumberType.UAN: "a universal access number: refused to prevent toll fraud "
+                         "(charged at its own rates, possibly with a share to its owner)",
+    PhoneNumberType.PAGER: "a pager number: refused, a pager cannot take a call",
+    PhoneNumberType.VOICEMAIL: "a voicemail access number: refused, it is not a phone",
+    PhoneNumberType.VOIP: "a nomadic VoIP number: refused, its cost and reach are not a landline's or a mobile's",
+    PhoneNumberType.TOLL_FREE: "a toll-free number: refused, a service number is not a landline or mobile phone",
+    PhoneNumberType.UNKNOWN: "of a type phonenumbers cannot tell: refused, what it costs to ring is unknown",
+})
+
+
+# ---- loading
 
 
 class _Problems:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.items: list[str] = []
+        self._found: list[tuple[int, str]] = []
 
     def add(self, node: yaml.Node | None, key: str, expected: str) -> None:
-        line = f":{node.start_mark.line + 1}" if node is not None else ""
-        self.items.append(f"{self.path}{line}: {key}: {expected}")
+        line = node.start_mark.line + 1 if node is not None else 0
+        self._found.append((line, f"{self.path}{f':{line}' if line else ''}: {key}: {expected}"))
+
+    @property
+    def count(self) -> int:
+        return len(self._found)
+
+    @property
+    def items(self) -> list[str]:
+        """Every problem, in file order (problems on one line in the order found)."""
+        return [text for _, text in sorted(self._found, key=lambda found: found[0])]
 
 
 def load(path: Path) -> Config:
     """Read and check a configuration file; raise ConfigError listing every problem."""
+    # Loading allocates a node per YAML value and keeps them all until it returns: the
+    # cyclic garbage collector would walk them again and again for nothing (more than
+    # half the time for thousands of numbers). It runs again as soon as loading ends.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(path)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _load(path: Path) -> Config:
     problems = _Problems(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # Bytes decoded as they are (no newline translation): `text` hashes like the file.
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError([f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start}); expected a UTF-8 YAML file"]) from exc
+    root = _compose(text, path)
 
-    numbers: dict[str, Number] = {}
     if not isinstance(root, yaml.MappingNode):
         problems.add(root, "(top level)", "expected a mapping with 'customers' and 'numbers' lists")
         raise ConfigError(problems.items)
@@ -110,22 +303,33 @@ def load(path: Path) -> Config:
     customers = _customers(top.get("customers"), root, problems)
     rates = _tariff(top["tariff"], problems) if "tariff" in top else DEFAULT_RATES
     numbers_node = top.get("numbers")
+    entries: list[_Entry] = []
     if numbers_node is None:
         problems.add(root, "numbers", "missing; expected a list of numbers")
     elif not isinstance(numbers_node, yaml.SequenceNode):
         problems.add(numbers_node, "numbers", "expected a list of numbers")
     else:
-        for i, item in enumerate(numbers_node.value):
-            number = _number(item, problems, f"numbers[{i}]", customers)
-            if number is None:
-                continue
-            if number.e164 in numbers:
-                problems.add(item, f"numbers[{i}].number", f"{number.e164} is configured twice")
-                continue
-            numbers[number.e164] = number
-    if problems.items:
+        entries = [_number(item, problems, i, customers) for i, item in enumerate(numbers_node.value)]
+    numbers = _across_numbers(entries, problems)
+    if problems.count:
         raise ConfigError(problems.items)
-    return Config(customers=MappingProxyType(customers), numbers=MappingProxyType(numbers), rates=rates)
+    return Config(customers=MappingProxyType(customers), numbers=MappingProxyType(numbers), rates=rates, text=text)
+
+
+def _compose(text: str, path: Path) -> yaml.Node | None:
+    # libyaml is many times faster on large files; pure PyYAML words its errors better.
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            return yaml.compose(text, Loader=fast)
+        except yaml.YAMLError:
+            pass
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError([f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
 
 
 _RATE_FIELDS = ("setup_eur", "peak_eur_per_min", "offpeak_eur_per_min")
@@ -219,11 +423,51 @@ def _mapping(node: yaml.Node, problems: _Problems, where: str, allowed: set[str]
     return out
 
 
-def _number(node: yaml.Node, problems: _Problems, where: str, customers: Mapping[str, Customer]) -> Number | None:
+# ---- one number
+
+
+_NUMBER_KEYS = {"number", "customer", "type", "announcement", "route", "hours", "outside_hours",
+                "international_forwarding"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Mention:
+    """Another number named in a route, checked once every number is known."""
+
+    node: yaml.Node
+    key: str
+    e164: str
+
+
+@dataclasses.dataclass(slots=True)
+class _Entry:
+    """One item of `numbers`, as far as it could be read."""
+
+    index: int
+    node: yaml.Node
+    e164: str | None
+    customer: str | None
+    number: Number | None  # None when the item has a problem of its own
+    targets: list[_Mention] = dataclasses.field(default_factory=list)
+    forwards: list[_Mention] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Owner:
+    """The number a route belongs to, as its targets are checked against it."""
+
+    e164: str | None
+    region: str | None
+    international: bool
+
+
+def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping[str, Customer]) -> _Entry:
+    where = f"numbers[{index}]"
     if not isinstance(node, yaml.MappingNode):
         problems.add(node, where, "expected a mapping with 'number', 'customer' and 'type'")
-        return None
-    fields = _mapping(node, problems, where, allowed={"number", "customer", "type", "announcement"})
+        return _Entry(index, node, None, None, None)
+    before = problems.count
+    fields = _mapping(node, problems, where, allowed=_NUMBER_KEYS)
     e164 = None
     raw_number = fields.get("number")
     if raw_number is None:
@@ -241,13 +485,9 @@ def _number(node: yaml.Node, problems: _Problems, where: str, customers: Mapping
                 # Calls to it could never be priced (no local clock for peak hours).
                 problems.add(raw_number, f"{where}.number", f"fairline cannot price calls to {e164}: {exc}")
                 e164 = None
-    announcement = "hello-world"
-    raw_announcement = fields.get("announcement")
-    if raw_announcement is not None:
-        if not isinstance(raw_announcement, yaml.ScalarNode) or not _SOUND.fullmatch(str(raw_announcement.value)):
-            problems.add(raw_announcement, f"{where}.announcement", "expected an Asterisk sound name like hello-world")
-        else:
-            announcement = raw_announcement.value
+    announcement = None
+    if "announcement" in fields:
+        announcement = _sound(fields["announcement"], f"{where}.announcement", problems)
     customer = _scalar(fields.get("customer"))
     if customer is None:
         problems.add(fields.get("customer", node), f"{where}.customer", "missing; expected the id of a customer above")
@@ -255,9 +495,62 @@ def _number(node: yaml.Node, problems: _Problems, where: str, customers: Mapping
         problems.add(fields["customer"], f"{where}.customer", f"{customer!r} is not a customer in 'customers'")
         customer = None
     number_type = _number_type(fields.get("type"), node, problems, where, e164)
-    if e164 is None or customer is None or number_type is None:
+    international = False
+    if "international_forwarding" in fields:
+        international = _flag(fields["international_forwarding"], f"{where}.international_forwarding", problems)
+
+    entry = _Entry(index, node, e164, customer, None)
+    phone = _phone(e164) if e164 is not None else None
+    owner = _Owner(e164, phone.region if phone else None, international)
+    route = outside = None
+    if "route" in fields:
+        route = _route(fields["route"], f"{where}.route", owner, entry, problems)
+    if "outside_hours" in fields:
+        outside = _route(fields["outside_hours"], f"{where}.outside_hours", owner, entry, problems)
+    hours = None
+    if "hours" in fields:
+        hours = _hours(fields["hours"], f"{where}.hours", number_zone(e164) if e164 else None, problems)
+    _what_calls_get(fields, node, where, problems)
+
+    if problems.count == before and e164 is not None and customer is not None and number_type is not None:
+        entry.number = Number(e164=e164, customer_id=customer, number_type=number_type, announcement=announcement,
+                              route=route, hours=hours, outside_hours=outside, international_forwarding=international)
+    return entry
+
+
+def _what_calls_get(fields: Mapping[str, yaml.Node], node: yaml.Node, where: str, problems: _Problems) -> None:
+    """A route or an announcement, exactly one; opening hours only with both routes they choose between."""
+    if "route" in fields and "announcement" in fields:
+        problems.add(fields["announcement"], f"{where}.announcement",
+                     "a number has a route or an announcement, not both; remove one")
+    elif "route" not in fields and "announcement" not in fields:
+        problems.add(node, f"{where}.route", "missing; expected a route (whom to ring) "
+                                             "or an announcement (what callers hear)")
+    if "hours" in fields and "outside_hours" not in fields:
+        problems.add(fields["hours"], f"{where}.outside_hours",
+                     "missing; opening hours need the route outside them (same shape as route)")
+    if "outside_hours" in fields and "hours" not in fields:
+        problems.add(fields["outside_hours"], f"{where}.outside_hours",
+                     "applies only outside opening hours; expected hours beside it")
+    if "hours" in fields and "route" not in fields and "announcement" in fields:
+        problems.add(fields["hours"], f"{where}.hours",
+                     "opening hours choose between route and outside_hours; an announcement-only number has no route")
+
+
+def _sound(node: yaml.Node, key: str, problems: _Problems) -> str | None:
+    raw = _scalar(node)
+    if raw is None or not _SOUND.fullmatch(raw):
+        problems.add(node, key, "expected an Asterisk sound name like hello-world")
         return None
-    return Number(e164=e164, customer_id=customer, number_type=number_type, announcement=announcement)
+    return raw
+
+
+def _flag(node: yaml.Node, key: str, problems: _Problems) -> bool:
+    raw = _scalar(node)
+    if raw is None or raw.lower() not in ("true", "false"):
+        problems.add(node, key, "expected true or false")
+        return False
+    return raw.lower() == "true"
 
 
 def _number_type(node: yaml.Node | None, parent: yaml.Node, problems: _Problems, where: str,
@@ -272,12 +565,314 @@ def _number_type(node: yaml.Node | None, parent: yaml.Node, problems: _Problems,
     except ValueError:
         problems.add(node, f"{where}.type", f"{raw!r}: expected one of {expected}")
         return None
-    if e164 is not None:
-        actual = phonenumbers.number_type(phonenumbers.parse(e164))
+    phone = _phone(e164) if e164 is not None else None
+    if phone is not None:
         # Toll-free and premium numbers are priced differently: the type must match the number.
         for declared, kind in _TYPE_CHECKS.items():
-            if (number_type is declared) != (actual == kind):
-                problems.add(node, f"{where}.type", f"{raw!r} does not fit {e164}, which is "
-                             f"{'a' if actual == kind else 'not a'} {declared.value} number")
+            if (number_type is declared) != (phone.type == kind):
+                problems.add(node, f"{where}.type", f"{raw!r} does not fit {phone.e164}, which is "
+                             f"{'a' if phone.type == kind else 'not a'} {declared.value} number")
                 return None
     return number_type
+
+
+# ---- routes
+
+
+_ROUTE_KEYS = {"strategy", "ring_seconds", "targets", "no_answer"}
+_ROUTE_SHAPE = "expected a mapping with targets, and optionally strategy, ring_seconds and no_answer"
+_E164_TARGET = "expected an E.164 number in quotes, like \"+31612345678\""
+
+
+def _route(node: yaml.Node, where: str, owner: _Owner, entry: _Entry, problems: _Problems) -> Route | None:
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, where, _ROUTE_SHAPE)
+        return None
+    before = problems.count
+    fields = _mapping(node, problems, where, allowed=_ROUTE_KEYS)
+    strategy = Strategy.SIMULTANEOUS
+    if "strategy" in fields:
+        raw = _scalar(fields["strategy"])
+        try:
+            strategy = Strategy(raw or "")
+        except ValueError:
+            problems.add(fields["strategy"], f"{where}.strategy",
+                         f"expected one of {', '.join(s.value for s in Strategy)}")
+    ring = DEFAULT_RING_SECONDS
+    if "ring_seconds" in fields:
+        ring = _ring_seconds(fields["ring_seconds"], f"{where}.ring_seconds", problems) or ring
+    targets = _targets(fields.get("targets"), node, f"{where}.targets", strategy, ring, owner, entry, problems)
+    no_answer = _no_answer(fields.get("no_answer"), f"{where}.no_answer", entry, problems)
+    if problems.count != before or not targets or no_answer is None:
+        return None
+    return Route(strategy, targets, no_answer)
+
+
+def _ring_seconds(node: yaml.Node, key: str, problems: _Problems) -> int | None:
+    raw = _scalar(node)
+    if raw is None or not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= MAX_RING_SECONDS:
+        problems.add(node, key, f"expected whole seconds from 1 to {MAX_RING_SECONDS}")
+        return None
+    return int(raw)
+
+
+def _targets(node: yaml.Node | None, parent: yaml.Node, where: str, strategy: Strategy, ring: int, owner: _Owner,
+             entry: _Entry, problems: _Problems) -> tuple[Target, ...]:
+    if node is None:
+        problems.add(parent, where, "missing; expected a list of E.164 numbers to ring")
+        return ()
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        problems.add(node, where, "expected a list of at least one E.164 number to ring")
+        return ()
+    targets: list[Target] = []
+    seen: dict[str, int] = {}
+    for j, item in enumerate(node.value):
+        key, own_ring = f"{where}[{j}]", ring
+        number_node: yaml.Node | None = item
+        if isinstance(item, yaml.MappingNode):
+            before = problems.count
+            fields = _mapping(item, problems, key, allowed={"number", "ring_seconds"})
+            number_node = fields.get("number")
+            if number_node is None and problems.count == before:  # a misspelt key says so already
+                problems.add(item, f"{key}.number", f"missing; {_E164_TARGET}")
+            key = f"{key}.number"
+            if "ring_seconds" in fields:
+                if strategy is Strategy.SIMULTANEOUS:
+                    problems.add(fields["ring_seconds"], f"{where}[{j}].ring_seconds",
+                                 "a simultaneous route rings every target for the route's ring_seconds; "
+                                 "a target's own ring_seconds applies only to strategy: sequential")
+                else:
+                    own_ring = _ring_seconds(fields["ring_seconds"], f"{where}[{j}].ring_seconds", problems) or ring
+        elif not isinstance(item, yaml.ScalarNode):
+            problems.add(item, key, f"{_E164_TARGET}, or a mapping with number and ring_seconds")
+            continue
+        if number_node is None:
+            continue
+        target = _target(number_node, key, own_ring, owner, problems)
+        if target is None:
+            continue
+        if target.e164 in seen:
+            problems.add(number_node, key, f"{target.e164} is already {where}[{seen[target.e164]}]; "
+                                           "expected each target once")
+            continue
+        seen[target.e164] = j
+        entry.targets.append(_Mention(number_node, key, target.e164))
+        targets.append(target)
+    return tuple(targets)
+
+
+def _target(node: yaml.Node, key: str, ring: int, owner: _Owner, problems: _Problems) -> Target | None:
+    raw = _scalar(node)
+    if raw is None or not raw.startswith("+"):
+        problems.add(node, key, _E164_TARGET)
+        return None
+    phone = _phone(raw)
+    if phone is None:
+        problems.add(node, key, f"{raw!r} is not a valid E.164 number")
+        return None
+    if phone.e164 == owner.e164:
+        problems.add(node, key, f"{phone.e164} is the number itself; expected the phones its calls go to")
+        return None
+    kind = TARGET_KINDS.get(phone.type)
+    if kind is None:
+        reason = REFUSED_TARGETS.get(phone.type, REFUSED_TARGETS[PhoneNumberType.UNKNOWN])
+        problems.add(node, key, f"{phone.e164} is {reason}; expected a landline or mobile number")
+        return None
+    if owner.region is not None and phone.region != owner.region and not owner.international:
+        problems.add(node, key, f"{phone.e164} is in {phone.region or 'no country'}, {owner.e164} in {owner.region}; "
+                                "expected a target in the number's country, or international_forwarding: true "
+                                "on the number (its forwarded calls are then never fair-use eligible)")
+        return None
+    return Target(phone.e164, kind, ring)
+
+
+_NO_ANSWER_SHAPE = ("expected exactly one of {announcement: SOUND}, {number: \"+31...\"} (another of the "
+                    "customer's numbers) or {queue: NAME}")
+
+
+def _no_answer(node: yaml.Node | None, where: str, entry: _Entry, problems: _Problems) -> NoAnswer | None:
+    if node is None:
+        return Announce(NOBODY_AVAILABLE)
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, where, _NO_ANSWER_SHAPE)
+        return None
+    before = problems.count
+    fields = _mapping(node, problems, where, allowed={"announcement", "number", "queue"})
+    if len(fields) != 1:
+        if problems.count == before or fields:  # an unknown key alone is reported already
+            problems.add(node, where, _NO_ANSWER_SHAPE)
+        return None
+    [(key, value)] = fields.items()
+    if key == "announcement":
+        sound = _sound(value, f"{where}.announcement", problems)
+        return Announce(sound) if sound is not None else None
+    if key == "queue":
+        problems.add(value, f"{where}.queue", "queues are not supported yet; expected announcement or number")
+        return None
+    raw = _scalar(value)
+    e164 = to_e164(raw) if raw is not None and raw.startswith("+") else None
+    if e164 is None:
+        problems.add(value, f"{where}.number", "expected another of the customer's numbers in E.164, "
+                                               "in quotes, like \"+31201234568\"")
+        return None
+    entry.forwards.append(_Mention(value, f"{where}.number", e164))
+    return ForwardTo(e164)
+
+
+# ---- opening hours
+
+
+_DAY_SPEC = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)(?:-(mon|tue|wed|thu|fri|sat|sun))?$")
+_WINDOW = re.compile(r"^\s*([0-9]{1,2}):([0-9]{2})\s*-\s*([0-9]{1,2}):([0-9]{2})\s*$")
+_HOURS_SHAPE = ("expected days (mon, tue, wed, thu, fri, sat, sun, or a range like mon-fri), "
+                "each with opening times like \"08:00-18:00\" or a list of them")
+
+
+def _hours(node: yaml.Node, where: str, zone: ZoneInfo | None, problems: _Problems) -> OpeningHours | None:
+    if not isinstance(node, yaml.MappingNode) or not node.value:
+        problems.add(node, where, _HOURS_SHAPE)
+        return None
+    before = problems.count
+    week: list[list[tuple[Window, yaml.Node, str]]] = [[] for _ in DAYS]
+    seen: set[str] = set()
+    for key_node, value_node in node.value:
+        spec = _scalar(key_node)
+        match = _DAY_SPEC.fullmatch(spec) if spec is not None else None
+        if spec is None or match is None:
+            problems.add(key_node, f"{where}.{spec}" if spec is not None else where,
+                         "expected a day (mon, tue, wed, thu, fri, sat, sun) or a range like mon-fri")
+            continue
+        key = f"{where}.{spec}"
+        if spec in seen:
+            problems.add(key_node, key, "given twice; expected each key once")
+            continue
+        seen.add(spec)
+        first, last = DAYS.index(match[1]), DAYS.index(match[2] or match[1])
+        if last < first:
+            problems.add(key_node, key, "expected a range in week order (the week starts on mon), like mon-fri")
+            continue
+        if isinstance(value_node, yaml.SequenceNode) and value_node.value:
+            items = [(item, f"{key}[{k}]") for k, item in enumerate(value_node.value)]
+        else:
+            items = [(value_node, key)]
+        for item, item_key in items:
+            window = _window(item, item_key, problems)
+            if window is not None:
+                for day in range(first, last + 1):
+                    week[day].append((window, item, item_key))
+    _overlaps(week, problems)
+    if zone is None or problems.count != before:
+        return None
+    return OpeningHours(zone, tuple(tuple(sorted((w for w, _, _ in day), key=lambda w: w.opens)) for day in week))
+
+
+def _window(node: yaml.Node, key: str, problems: _Problems) -> Window | None:
+    raw = _scalar(node)
+    match = _WINDOW.fullmatch(raw) if raw is not None else None
+    if raw is None or match is None:
+        problems.add(node, key, "expected opening times like \"08:00-18:00\" (24-hour clock), or a list of them")
+        return None
+    h1, m1, h2, m2 = (int(part) for part in match.groups())
+    if h1 > 23 or m1 > 59 or h2 > 24 or m2 > 59 or (h2 == 24 and m2 != 0):
+        problems.add(node, key, f"{raw!r}: expected times from 00:00 to 23:59 (24:00 only as an end)")
+        return None
+    window = Window(h1 * 60 + m1, h2 * 60 + m2)
+    if window.closes <= window.opens:
+        problems.add(node, key, f"{raw!r} ends before it starts; expected the end after the start "
+                                "(a window past midnight is two: \"22:00-24:00\" and \"00:00-02:00\" the next day)")
+        return None
+    return window
+
+
+def _overlaps(week: list[list[tuple[Window, yaml.Node, str]]], problems: _Problems) -> None:
+    """Report windows that overlap on some day, once per pair of windows, naming the days."""
+    clashes: dict[tuple[int, int], tuple[Window, tuple[Window, yaml.Node, str], list[str]]] = {}
+    for day, windows in enumerate(week):
+        latest: tuple[Window, yaml.Node, str] | None = None  # the window that closes last so far
+        for current in sorted(windows, key=lambda w: (w[0].opens, w[0].closes)):
+            if latest is not None and current[0].opens < latest[0].closes:
+                # Reported at the later of the two in the file: the one most likely just added.
+                earlier, later = sorted([latest, current], key=lambda w: w[1].start_mark.index)
+                found = clashes.setdefault((id(earlier[1]), id(later[1])), (earlier[0], later, []))
+                found[2].append(DAYS[day])
+            if latest is None or current[0].closes > latest[0].closes:
+                latest = current
+    for other, (window, node, key), days in clashes.values():
+        problems.add(node, key, f"{window} overlaps {other} on {', '.join(days)}; expected windows that do not overlap")
+
+
+def _clock(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+# ---- across numbers
+
+
+def _across_numbers(entries: list[_Entry], problems: _Problems) -> dict[str, Number]:
+    """The numbers by E.164, after the checks that need all of them: duplicates, forwards, targets, loops."""
+    first: dict[str, _Entry] = {}
+    for entry in entries:
+        if entry.e164 is None:
+            continue
+        if entry.e164 in first:
+            problems.add(entry.node, f"numbers[{entry.index}].number",
+                         f"{entry.e164} is configured twice")
+            entry.number = None
+            continue
+        first[entry.e164] = entry
+    forwards: dict[str, list[_Mention]] = {}
+    for entry in entries:
+        for target in entry.targets:
+            if target.e164 in first:
+                problems.add(target.node, target.key,
+                             f"{target.e164} is a number fairline serves: ringing it would take the call out to "
+                             "the carrier and back in, out of reach of the hop limit; to pass calls on to it use "
+                             f"no_answer: {{number: \"{target.e164}\"}}")
+        for forward in entry.forwards:
+            owner = first.get(forward.e164)
+            if owner is None:
+                problems.add(forward.node, forward.key,
+                             f"{forward.e164} is not a number in 'numbers'; expected another of the customer's numbers")
+            elif entry.customer is not None and owner.customer is not None and owner.customer != entry.customer:
+                problems.add(forward.node, forward.key,
+                             f"{forward.e164} belongs to customer {owner.customer}; calls to {entry.customer}'s "
+                             f"numbers can only be forwarded to another of {entry.customer}'s numbers")
+            elif entry.e164 is not None and first[entry.e164] is entry:
+                forwards.setdefault(entry.e164, []).append(forward)
+    _loops(forwards, first, problems)
+    return {e164: entry.number for e164, entry in first.items() if entry.number is not None}
+
+
+def _loops(forwards: dict[str, list[_Mention]], first: Mapping[str, _Entry], problems: _Problems) -> None:
+    """Refuse every cycle of no_answer forwards (A -> B -> A), spelled out from the number first in the file."""
+    on_path: dict[str, int] = {}  # number -> its place on the current path
+    done: set[str] = set()
+    reported: set[tuple[str, ...]] = set()
+    for start in forwards:
+        if start in done:
+            continue
+        path = [start]
+        on_path[start] = 0
+        stack = [iter(forwards.get(start, ()))]
+        while stack:
+            mention = next(stack[-1], None)
+            if mention is None:
+                done.add(path[-1])
+                del on_path[path.pop()]
+                stack.pop()
+                continue
+            if mention.e164 in on_path:
+                cycle = path[on_path[mention.e164]:]
+                at = min(range(len(cycle)), key=lambda k: first[cycle[k]].index)
+                cycle = cycle[at:] + cycle[:at]
+                if tuple(cycle) not in reported:
+                    reported.add(tuple(cycle))
+                    closing = cycle[1] if len(cycle) > 1 else cycle[0]
+                    edge = next(m for m in forwards[cycle[0]] if m.e164 == closing)
+                    problems.add(edge.node, edge.key,
+                                 f"forwarding loop {' -> '.join([*cycle, cycle[0]])}: a call nobody answers would go "
+                                 "round until the hop limit; expected a route that ends in an announcement")
+            elif mention.e164 not in done:
+                on_path[mention.e164] = len(path)
+                path.append(mention.e164)
+                stack.append(iter(forwards.get(mention.e164, ())))

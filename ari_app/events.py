@@ -32,6 +32,48 @@ class CallStarted:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class DialReturned:
+    """StasisStart with args ("dialed", DIALSTATUS): a dialplan Dial() fairline asked for has ended.
+
+    DIALSTATUS is Asterisk's: ANSWER (the call was connected and the target hung up),
+    BUSY, NOANSWER, CONGESTION, CHANUNAVAIL, CANCEL, DONTCALL, TORTURE, INVALIDARGS.
+    """
+
+    channel_id: str
+    at: datetime
+    status: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TargetDialed:
+    """Dial event as a leg starts (no dialstatus yet): which target the new outbound channel rings."""
+
+    channel_id: str  # the caller's (inbound) channel
+    at: datetime
+    peer_id: str  # the outbound channel
+    target: str  # the dialled number, e.g. "+31612345678" from the dialstring "+31612345678@carrier-out"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TargetAnswered:
+    """Dial event with dialstatus ANSWER. Asterisk 22 sends it with an empty dialstring: the
+    target is known from the TargetDialed of the same peer channel."""
+
+    channel_id: str  # the caller's (inbound) channel
+    at: datetime
+    peer_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallDestroyed:
+    """ChannelDestroyed: the channel is gone, with Asterisk's Q.850 cause. Nothing follows."""
+
+    channel_id: str
+    at: datetime
+    cause: int | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class CallAnswered:
     """ChannelStateChange to Up."""
 
@@ -71,7 +113,9 @@ class Ignored:
     type: str
 
 
-CallEvent = Union[CallStarted, CallAnswered, PlaybackDone, HangupRequested, CallLeft]  # about one channel
+# Each is about one channel (the inbound leg of a call).
+CallEvent = Union[CallStarted, DialReturned, CallAnswered, TargetDialed, TargetAnswered, PlaybackDone,
+                  HangupRequested, CallLeft, CallDestroyed]
 AriEvent = Union[CallEvent, Ignored]
 
 
@@ -113,6 +157,13 @@ def parse(message: str | bytes) -> AriEvent:
         raise BadEvent("expected a JSON object")
     kind = _str(data, "type")
     if kind == "StasisStart":
+        args = data.get("args") or []
+        if isinstance(args, list) and args and args[0] == "dialed":
+            return DialReturned(
+                channel_id=_str(data, "channel", "id"),
+                at=parse_time(data.get("timestamp"), "timestamp"),
+                status=str(args[1]) if len(args) > 1 else "",
+            )
         caller = _get(data, "channel", "caller")
         number = caller.get("number") if isinstance(caller, dict) else None
         return CallStarted(
@@ -142,6 +193,21 @@ def parse(message: str | bytes) -> AriEvent:
         # internal soft-hangup flag in `cause`, not a Q.850 cause.
         cause = None if data.get("soft") else data.get("cause")
         return HangupRequested(
+            channel_id=_str(data, "channel", "id"),
+            at=parse_time(data.get("timestamp"), "timestamp"),
+            cause=cause if isinstance(cause, int) else None,
+        )
+    if kind == "Dial":
+        status = data.get("dialstatus")
+        if not isinstance(data.get("caller"), dict) or status not in ("", "ANSWER"):
+            return Ignored(kind)  # an originated leg, or a leg's failure (the dialplan reports the outcome)
+        caller, at, peer = _str(data, "caller", "id"), parse_time(data.get("timestamp"), "timestamp"), _str(data, "peer", "id")
+        if status == "ANSWER":
+            return TargetAnswered(caller, at, peer)
+        return TargetDialed(caller, at, peer, _str(data, "dialstring").split("@", 1)[0])
+    if kind == "ChannelDestroyed":
+        cause = data.get("cause")
+        return CallDestroyed(
             channel_id=_str(data, "channel", "id"),
             at=parse_time(data.get("timestamp"), "timestamp"),
             cause=cause if isinstance(cause, int) else None,

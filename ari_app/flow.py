@@ -1,13 +1,15 @@
 """The inbound call flow as a pure state machine: events in, next state and actions out.
 
 No I/O here. The runtime feeds ARI events in and executes the actions it gets back.
-Flow for now (the thin flow of the first stack):
 
-- a configured number: answer, play its announcement, release normally;
-- any other number: early media (no answer: the caller pays nothing), play
-  "the number you have dialled is not in service", release as unallocated
-  (the carrier sees SIP 404);
-- whatever happens, the call ends with exactly one CDR (`record`).
+- A routed number: fairline decides whom to ring and hands the call to a dialplan
+  `Dial()` (decision 0008: Asterisk connects the legs itself, at the cost of a
+  plain dialplan), then gets the outcome back and decides the next step: the next
+  target of a sequential route, another of the customer's numbers, or an
+  announcement and release. The caller is never answered before a target answers.
+- An announcement-only number: answer, play, release.
+- Any other number: early media "not in service", released as unallocated (404).
+- Whatever happens, the call ends with exactly one CDR (`WriteCdr`).
 """
 
 from __future__ import annotations
@@ -17,22 +19,49 @@ import enum
 from datetime import datetime
 from typing import Union
 
-from ari_app.config import Config
-from ari_app.events import AriEvent, CallAnswered, CallLeft, CallStarted, HangupRequested, Ignored, PlaybackDone
+from ari_app.config import Announce, Config, ForwardTo, Route, Strategy, Target
+from ari_app.events import (
+    AriEvent,
+    CallAnswered,
+    CallDestroyed,
+    CallLeft,
+    CallStarted,
+    DialReturned,
+    HangupRequested,
+    Ignored,
+    PlaybackDone,
+    TargetAnswered,
+    TargetDialed,
+)
 from rating.cdr import CallRecord, Disposition
 
 NOT_IN_SERVICE = "ss-noservice"
+NO_ROUTE_LEFT = "vm-nobodyavail"
+MAX_HOPS = 5  # forwards from number to number within one call; a loop the config missed ends here
+TRUNK = "carrier-out"  # the PJSIP endpoint that reaches landline and mobile targets
 
-# Q.850 causes fairline releases calls with, and the ARI `reason` for each.
+# Q.850 causes fairline releases calls with.
 CAUSE_NORMAL = 16
 CAUSE_UNALLOCATED = 1
+CAUSE_BUSY = 17
+CAUSE_NO_ANSWER = 19
+CAUSE_CONGESTION = 34
 CAUSE_FAILURE = 38
+
+# Dial()'s DIALSTATUS -> what the caller's carrier hears, what billing reads.
+_OUTCOMES: dict[str, tuple[int, str, Disposition]] = {
+    "BUSY": (CAUSE_BUSY, "busy", Disposition.BUSY),
+    "NOANSWER": (CAUSE_NO_ANSWER, "no_answer", Disposition.NO_ANSWER),
+    "CONGESTION": (CAUSE_CONGESTION, "congestion", Disposition.UNREACHABLE),
+    "CHANUNAVAIL": (CAUSE_CONGESTION, "congestion", Disposition.UNREACHABLE),
+}
 
 
 class Phase(enum.Enum):
     NEW = "new"
-    ANNOUNCING = "announcing"  # playing the announcement (answered or as early media)
-    RELEASING = "releasing"  # hang-up sent, waiting for the channel to leave
+    DIALING = "dialing"  # in the dialplan's Dial(); targets ring or a target is connected
+    ANNOUNCING = "announcing"  # playing an announcement (answered or as early media)
+    RELEASING = "releasing"  # hang-up sent, waiting for the channel to go
     ENDED = "ended"
 
 
@@ -57,7 +86,19 @@ class Play:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Hangup:
-    reason: str  # ARI hang-up reason: normal, unallocated, failure, ...
+    reason: str  # ARI hang-up reason: normal, unallocated, busy, no_answer, congestion, failure
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Follow:
+    """Subscribe to the channel's events, so its end is seen after it leaves the app for Dial()."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Dial:
+    """Hand the channel to the dialplan's Dial(): `dial` is its argument, e.g. "PJSIP/+316...@carrier-out,20"."""
+
+    dial: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,7 +106,7 @@ class WriteCdr:
     record: CallRecord
 
 
-Action = Union[Answer, Progress, Play, Hangup, WriteCdr]
+Action = Union[Answer, Progress, Play, Hangup, Follow, Dial, WriteCdr]
 
 
 # ---- the state of one call
@@ -80,6 +121,17 @@ class Call:
     started_at: datetime | None = None
     answered_at: datetime | None = None
     in_service: bool = False
+    followed: bool = False  # subscribed: the call ends with ChannelDestroyed, not StasisEnd
+    number: str = ""  # the number whose route is running (changes when forwarded)
+    steps: tuple[tuple[Target, ...], ...] = ()  # what each Dial() rings, in order
+    step_index: int = 0
+    no_answer: Announce | ForwardTo | None = None
+    hops: int = 0
+    outcome: str | None = None  # DIALSTATUS of the last unanswered step
+    dialed: tuple[tuple[str, str], ...] = ()  # (outbound channel id, target E.164) of the current step
+    answered_target: Target | None = None
+    playing: str | None = None  # id of the playback whose end means: release
+    release_reason: str = "normal"
     release_cause: int | None = None  # what we released with
     hangup_cause: int | None = None  # what Asterisk reported
 
@@ -103,37 +155,103 @@ def step(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Actio
     """
     if call.phase is Phase.ENDED or isinstance(event, Ignored):
         return call, []
+    if isinstance(event, CallDestroyed):
+        ended = call if call.hangup_cause is not None else dataclasses.replace(call, hangup_cause=event.cause)
+        return _end(ended, event.at)
     if isinstance(event, CallLeft):
-        return _end(call, event.at)
+        # A followed call leaves the app for every Dial(); only its destruction ends it.
+        return (call, []) if call.followed else _end(call, event.at)
     if isinstance(event, HangupRequested):
         return dataclasses.replace(call, hangup_cause=event.cause if call.hangup_cause is None else call.hangup_cause), []
     if isinstance(event, CallAnswered):
-        if call.answered_at is None:
-            return dataclasses.replace(call, answered_at=event.at), []
-        return call, []
+        return (dataclasses.replace(call, answered_at=event.at), []) if call.answered_at is None else (call, [])
+    if isinstance(event, TargetDialed):
+        return dataclasses.replace(call, dialed=(*call.dialed, (event.peer_id, event.target))), []
+    if isinstance(event, TargetAnswered):
+        number = dict(call.dialed).get(event.peer_id)
+        targets = call.steps[call.step_index] if call.steps else ()
+        return dataclasses.replace(call, answered_target=next((t for t in targets if t.e164 == number), None)), []
     if isinstance(event, ActionFailed):
         if call.phase is Phase.RELEASING:
             return call, []
-        return _release(call, CAUSE_FAILURE, "failure")
+        # A failed subscribe/continue leaves the channel in the app: its StasisEnd is its end.
+        return _release(dataclasses.replace(call, followed=False), CAUSE_FAILURE, "failure")
     if call.phase is Phase.NEW and isinstance(event, CallStarted):
-        number = config.number(event.did)
-        started = dataclasses.replace(
-            call, did=number.e164 if number else event.did, caller=event.caller, started_at=event.started_at,
-            in_service=number is not None, phase=Phase.ANNOUNCING,
-        )
-        if number is not None:
-            return started, [Answer(), Play(f"sound:{number.announcement}", _playback_id(started))]
-        return started, [Progress(), Play(f"sound:{NOT_IN_SERVICE}", _playback_id(started))]
-    if call.phase is Phase.ANNOUNCING and isinstance(event, PlaybackDone) and event.playback_id == _playback_id(call):
-        if call.in_service:
-            return _release(call, CAUSE_NORMAL, "normal")
-        return _release(call, CAUSE_UNALLOCATED, "unallocated")
+        return _start(call, event, config)
+    if call.phase is Phase.DIALING and isinstance(event, DialReturned):
+        return _dial_returned(call, event, config)
+    if call.phase is Phase.ANNOUNCING and isinstance(event, PlaybackDone) and event.playback_id == call.playing:
+        cause = {"normal": CAUSE_NORMAL, "unallocated": CAUSE_UNALLOCATED}.get(call.release_reason)
+        if cause is None:
+            cause = _OUTCOMES.get(call.outcome or "", (CAUSE_NO_ANSWER,))[0]
+        return _release(call, cause, call.release_reason)
     return call, []
 
 
-def _playback_id(call: Call) -> str:
-    """The id of the announcement's playback: its PlaybackFinished, and no other, ends the announcement."""
-    return f"{call.call_id}-{'announcement' if call.in_service else 'noservice'}"
+def _start(call: Call, event: CallStarted, config: Config) -> tuple[Call, list[Action]]:
+    number = config.number(event.did)
+    started = dataclasses.replace(
+        call, did=number.e164 if number else event.did, caller=event.caller, started_at=event.started_at,
+        in_service=number is not None,
+    )
+    if number is None:
+        return _announce(started, NOT_IN_SERVICE, "unallocated", answer=False, name="noservice")
+    return _enter(started, number.e164, event.at, config)
+
+
+def _enter(call: Call, e164: str, at: datetime, config: Config) -> tuple[Call, list[Action]]:
+    """Run the route of number `e164` (the dialled one, or one forwarded to)."""
+    number = config.numbers.get(e164)
+    if number is None:  # forwarded to a number a reload removed
+        return _announce(dataclasses.replace(call, outcome="NOANSWER"), NO_ROUTE_LEFT, "no_answer", answer=False,
+                         name=f"{call.hops}-noanswer")
+    route = number.route_at(at)
+    if route is None:
+        return _announce(call, number.announcement or NO_ROUTE_LEFT, "normal", answer=True,
+                         name="announcement" if call.hops == 0 else f"{call.hops}-announcement")
+    entered = dataclasses.replace(call, number=e164, steps=_steps(route), step_index=0, no_answer=route.no_answer)
+    return _dial(entered)
+
+
+def _steps(route: Route) -> tuple[tuple[Target, ...], ...]:
+    if route.strategy is Strategy.SIMULTANEOUS:
+        return (route.targets,)
+    return tuple((t,) for t in route.targets)
+
+
+def _dial(call: Call) -> tuple[Call, list[Action]]:
+    targets = call.steps[call.step_index]
+    ring = max(t.ring_seconds for t in targets)
+    dial = "&".join(f"PJSIP/{t.e164}@{TRUNK}" for t in targets) + f",{ring}"
+    actions: list[Action] = [] if call.followed else [Follow()]
+    return dataclasses.replace(call, phase=Phase.DIALING, followed=True, dialed=()), [*actions, Dial(dial)]
+
+
+def _dial_returned(call: Call, event: DialReturned, config: Config) -> tuple[Call, list[Action]]:
+    if event.status == "ANSWER":  # connected, and the target hung up: release the caller too
+        return _release(call, CAUSE_NORMAL, "normal")
+    if event.status not in _OUTCOMES:  # CANCEL (caller gone), DONTCALL, INVALIDARGS...
+        return _release(dataclasses.replace(call, outcome=event.status or None), CAUSE_FAILURE, "failure")
+    call = dataclasses.replace(call, outcome=event.status)
+    if call.step_index + 1 < len(call.steps):
+        return _dial(dataclasses.replace(call, step_index=call.step_index + 1))
+    if isinstance(call.no_answer, ForwardTo):
+        if call.hops + 1 > MAX_HOPS:
+            return _announce(call, NO_ROUTE_LEFT, _OUTCOMES[event.status][1], answer=False,
+                             name=f"{call.hops}-noanswer")
+        return _enter(dataclasses.replace(call, hops=call.hops + 1), call.no_answer.number, event.at, config)
+    sound = call.no_answer.sound if isinstance(call.no_answer, Announce) else NO_ROUTE_LEFT
+    return _announce(call, sound, _OUTCOMES[event.status][1], answer=False, name=f"{call.hops}-noanswer")
+
+
+def _announce(call: Call, sound: str, then: str, *, answer: bool, name: str) -> tuple[Call, list[Action]]:
+    """Play `sound` (after answer, or as early media so nobody pays), then release with reason `then`.
+
+    The playback id is `<call id>-<name>`: its PlaybackFinished, and no other, ends the announcement.
+    """
+    playback_id = f"{call.call_id}-{name}"
+    announcing = dataclasses.replace(call, phase=Phase.ANNOUNCING, playing=playback_id, release_reason=then)
+    return announcing, [Answer() if answer else Progress(), Play(f"sound:{sound}", playback_id)]
 
 
 def _release(call: Call, cause: int, reason: str) -> tuple[Call, list[Action]]:
@@ -153,8 +271,11 @@ def record(call: Call, ended_at: datetime) -> CallRecord:
         disposition = Disposition.FAILED
     elif not call.in_service and call.started_at is not None:
         disposition = Disposition.UNALLOCATED
+    elif call.release_cause is not None and call.outcome in _OUTCOMES:
+        disposition = _OUTCOMES[call.outcome][2]
     else:
-        disposition = Disposition.ABANDONED
+        disposition = Disposition.ABANDONED  # the caller hung up before anyone answered
+    target = call.answered_target if call.answered_at is not None else None
     return CallRecord(
         call_id=call.call_id,
         did=call.did,
@@ -164,4 +285,6 @@ def record(call: Call, ended_at: datetime) -> CallRecord:
         ended_at=ended_at,
         disposition=disposition,
         hangup_cause=call.release_cause if call.release_cause is not None else call.hangup_cause,
+        answered_target=target.e164 if target else None,
+        target_kind=target.kind.value if target else None,
     )

@@ -11,7 +11,7 @@ import structlog
 LogFormat = Literal["json", "console", "auto"]
 
 
-def configure(fmt: LogFormat = "auto", level: int = logging.INFO) -> None:
+def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
     """Configure structlog once, at program start. Every line carries ISO UTC time and level."""
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
@@ -28,7 +28,7 @@ def configure(fmt: LogFormat = "auto", level: int = logging.INFO) -> None:
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )

@@ -40,6 +40,7 @@ CACHE = Path(
     or ("/var/cache/fairline" if os.geteuid() == 0 else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fairline")
 )
 MIN_ASTERISK_MAJOR = 22
+SCENARIOS = ROOT / "tests" / "e2e" / "scenarios"  # sipp scenarios: callers and the phones they reach
 
 # command -> Debian package that provides it
 SYSTEM_PACKAGES = {
@@ -123,6 +124,7 @@ class Ports:
     pg: int
     rtp_start: int
     rtp_end: int
+    targets: int  # where the carrier-out trunk sends calls to targets (sipp plays the phones)
 
     @classmethod
     def defaults(cls) -> "Ports":
@@ -140,19 +142,20 @@ class Ports:
             pg=env("FAIRLINE_PG_PORT", 5433),
             rtp_start=rtp,
             rtp_end=rtp + 999,
+            targets=env("FAIRLINE_TARGETS_PORT", 5070),
         )
 
     @classmethod
     def free(cls) -> "Ports":
         """Ports nobody uses now (for tests, which must not collide with `make up`)."""
         picked: set[int] = set()
-        while len(picked) < 4:
+        while len(picked) < 5:
             port = free_port()
             if port_is_free(port, socket.SOCK_DGRAM):
                 picked.add(port)
-        sip, http, ami, pg = sorted(picked)
+        sip, http, ami, pg, targets = sorted(picked)
         rtp = 20000 + (os.getpid() % 40) * 1000
-        return cls(sip=sip, http=http, ami=ami, pg=pg, rtp_start=rtp, rtp_end=rtp + 999)
+        return cls(sip=sip, http=http, ami=ami, pg=pg, rtp_start=rtp, rtp_end=rtp + 999, targets=targets)
 
 
 def free_port() -> int:
@@ -249,6 +252,7 @@ class Stack:
     app_config: Path = DIALPLAN / "fairline.yaml"
     asterisk: subprocess.Popen[bytes] | None = None
     fairline: subprocess.Popen[bytes] | None = None
+    targets: subprocess.Popen[bytes] | None = None
     _pg_started: bool = False
 
     @classmethod
@@ -323,6 +327,7 @@ class Stack:
         try:
             self.start_postgres()
             self.start_asterisk()
+            self.start_targets(SCENARIOS / "uas_targets.xml")
             if with_fairline:
                 self.start_fairline()
         except BaseException:
@@ -330,6 +335,8 @@ class Stack:
             raise
 
     def stop(self) -> None:
+        stop_process(self.targets, "sipp targets")
+        self.targets = None
         stop_process(self.fairline, "fairline")
         self.fairline = None
         self.stop_asterisk()
@@ -421,10 +428,17 @@ class Stack:
             "RTP_START": str(self.ports.rtp_start),
             "RTP_END": str(self.ports.rtp_end),
             "CARRIER_IN_MATCH": os.environ.get("FAIRLINE_CARRIER_IN_MATCH", "127.0.0.1"),
-            "CARRIER_OUT_HOST": os.environ.get("FAIRLINE_CARRIER_OUT_HOST", "127.0.0.1:5070"),
+            "CARRIER_OUT_HOST": os.environ.get("FAIRLINE_CARRIER_OUT_HOST", f"127.0.0.1:{self.ports.targets}"),
         }
         for template in sorted(DIALPLAN.glob("*.conf")):
             (etc / template.name).write_text(render_template(template, values))
+        # The fallback routes for when fairline is down, from the same configuration it routes by.
+        fairline = Path(sys.executable).parent / "fairline"
+        generated = subprocess.run([str(fairline), "dialplan", "generate", str(self.app_config)],
+                                   capture_output=True, text=True)
+        if generated.returncode != 0:
+            raise StackError(f"fairline dialplan generate {self.app_config} failed:\n{generated.stderr.strip()}")
+        (etc / "fairline-fallback.conf").write_text(generated.stdout)
         s = self.secrets()
         write_private(etc / "ari-users.conf",
                       f"[{s['ARI_USER']}]\ntype = user\nread_only = no\npassword = {s['ARI_PASSWORD']}\n")
@@ -488,7 +502,7 @@ class Stack:
         exe = Path(sys.executable).parent / "fairline"
         log = open(self.log("fairline"), "ab")
         self.fairline = subprocess.Popen(
-            [str(exe), "run", "--log-format", "json"],
+            [str(exe), "run", "--log-format", "json", "--log-level", "debug"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.fairline_env(),
             start_new_session=True,
         )
@@ -499,6 +513,17 @@ class Stack:
             raise StackError(f"fairline exited at start (status {self.fairline.returncode}); see {self.log('fairline')}")
         out = subprocess.run(self.asterisk_cmd("-rx", "ari show apps"), capture_output=True, text=True, timeout=10)
         return re.search(r"^\s*fairline\s*$", out.stdout, re.M) is not None
+
+    def start_targets(self, scenario: Path) -> subprocess.Popen[bytes]:
+        """sipp answering as the customers' phones behind the carrier-out trunk, until stopped."""
+        check_ports_free([("sipp targets", self.ports.targets, socket.SOCK_DGRAM, "FAIRLINE_TARGETS_PORT")])
+        self.targets = subprocess.Popen(
+            ["sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(self.ports.targets),
+             "-mp", str(free_udp_port()), "-nostdin", "-trace_err"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.state_dir,
+            start_new_session=True,
+        )
+        return self.targets
 
     def sipp_call(self, did: str, scenario: Path, *, caller: str = "+31612345678", calls: int = 1,
                   rate: int = 10, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -555,10 +580,11 @@ def redact_url(url: str) -> str:
 
 # ---------------------------------------------------------------- demo / up
 
-SCENARIOS = ROOT / "tests" / "e2e" / "scenarios"
 DEMO_CALLS = [
-    ("+31201234567", "uac_answered.xml", "a local number: answered, hears a prompt; free under fair use"),
-    ("+318001234567", "uac_answered.xml", "a toll-free number: answered; always charged at traffic rates"),
+    ("+31201234567", "uac_talk.xml", "rings a mobile and a landline at once; the landline answers, 2 s of talk"),
+    ("+31201234568", "uac_answered.xml", "sequential: the first phone is busy, the second answers"),
+    ("+31201234569", "uac_unanswered.xml", "nobody answers in 4 s: an announcement, released as no answer (480)"),
+    ("+318001234567", "uac_answered.xml", "a toll-free number: answered, always charged at traffic rates"),
     ("+31209999999", "uac_rejected.xml", "an unknown number: 'not in service', released as unallocated (404)"),
 ]
 
@@ -570,7 +596,7 @@ def print_cdrs(stack: Stack, since: str) -> None:
         "to_char(started_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS start_utc, "
         "to_char(answered_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS answer_utc, "
         "to_char(ended_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS end_utc, disposition, hangup_cause AS cause, "
-        "billable_seconds AS secs, peak_seconds AS peak, offpeak_seconds AS offpeak, "
+        "answered_target AS target, target_kind AS kind, billable_seconds AS secs, peak_seconds AS peak, offpeak_seconds AS offpeak, "
         "list_price_eur AS list_eur, fair_use_eligible AS fair_use, charged_eur "
         f"FROM cdrs WHERE started_at >= '{since}' ORDER BY started_at",
         "-P", "format=aligned", "-P", "tuples_only=off", "-P", "border=2",
@@ -585,7 +611,11 @@ def cmd_demo(_: argparse.Namespace) -> int:
     try:
         for i, (did, scenario, what) in enumerate(DEMO_CALLS):
             caller = f"+3161234{5670 + i}"
-            proc = stack.sipp_call(did, SCENARIOS / scenario, caller=caller)
+            path = SCENARIOS / scenario
+            if scenario == "uac_unanswered.xml":  # the caller expects 480 No Answer
+                path = stack.state_dir / "uac_unanswered_480.xml"
+                path.write_text((SCENARIOS / scenario).read_text().replace("[final]", "480"))
+            proc = stack.sipp_call(did, path, caller=caller)
             outcome = "ok" if proc.returncode == 0 else f"FAILED (sipp exit {proc.returncode})"
             say(f"call {caller} -> {did}: {what}: {outcome}")
         # The CDR is written just after the call ends; give the writer a moment.
@@ -612,7 +642,7 @@ def cmd_up(_: argparse.Namespace) -> int:
     stack.start()
     try:
         say("up. Point a SIP client on this machine at the carrier side:")
-        say(f"  call sip:+31201234567@127.0.0.1:{stack.ports.sip}  (a configured number)")
+        say(f"  call sip:+31201234567@127.0.0.1:{stack.ports.sip}  (a configured number; see {stack.app_config})")
         say(f"  ARI {stack.ari_url} (user/password in {stack.secrets_file})")
         say(f"  database {redact_url(stack.database_url)}")
         say(f"  logs in {stack.state_dir}; Ctrl-C stops everything")

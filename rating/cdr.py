@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
+import phonenumbers
+
 from rating.errors import InvalidCall
 from rating.tariff import CallTimes, NumberType, RatedPrice, RateTable, number_zone, rate_call
 
@@ -16,6 +18,9 @@ class Disposition(str, enum.Enum):
     """How an inbound call ended, as billing reads it."""
 
     ANSWERED = "answered"
+    NO_ANSWER = "no_answer"  # every target rang out
+    BUSY = "busy"  # the last target tried was busy
+    UNREACHABLE = "unreachable"  # the last target could not be reached (congestion, unavailable)
     UNALLOCATED = "unallocated"  # the number is not in service
     ABANDONED = "abandoned"  # the caller hung up before anyone answered
     FAILED = "failed"  # fairline or Asterisk could not serve the call
@@ -33,6 +38,8 @@ class CallRecord:
     ended_at: datetime
     disposition: Disposition
     hangup_cause: int | None
+    answered_target: str | None = None  # E.164 of the phone that answered, when forwarded
+    target_kind: str | None = None  # "fixed" or "mobile"
 
     def __post_init__(self) -> None:
         for name in ("started_at", "answered_at", "ended_at"):
@@ -64,6 +71,7 @@ class RatedCdr:
             "started_at": c.started_at.isoformat(), "ended_at": c.ended_at.isoformat(),
             "answered_at": c.answered_at.isoformat() if c.answered_at else None,
             "disposition": c.disposition.value, "hangup_cause": c.hangup_cause,
+            "answered_target": c.answered_target, "target_kind": c.target_kind,
             "customer_id": self.customer_id, "number_type": self.number_type.value if self.number_type else None,
             "billable_seconds": p.billable_seconds, "peak_seconds": p.peak_seconds, "offpeak_seconds": p.offpeak_seconds,
             "setup_eur": str(p.setup_eur), "usage_eur": str(p.usage_eur), "list_price_eur": str(p.list_price_eur),
@@ -78,6 +86,7 @@ class RatedCdr:
             started_at=datetime.fromisoformat(d["started_at"]), ended_at=datetime.fromisoformat(d["ended_at"]),
             answered_at=datetime.fromisoformat(d["answered_at"]) if d["answered_at"] else None,
             disposition=Disposition(d["disposition"]), hangup_cause=d["hangup_cause"],
+            answered_target=d.get("answered_target"), target_kind=d.get("target_kind"),
         )
         price = RatedPrice(
             d["billable_seconds"], d["peak_seconds"], d["offpeak_seconds"], Decimal(d["setup_eur"]),
@@ -92,7 +101,11 @@ class RatedCdr:
 
 def rate_record(call: CallRecord, customer_id: str | None, number_type: NumberType | None, rates: RateTable,
                 *, source: str = "live") -> RatedCdr:
-    """Price a finished call. Never raises for bad call data: such a call is kept, unpriced, with the reason."""
+    """Price a finished call. Never raises for bad call data: such a call is kept, unpriced, with the reason.
+
+    A call answered by a target in another country than the number's (allowed only with
+    international forwarding) is never fair-use eligible.
+    """
     zone: tzinfo
     try:
         zone = number_zone(call.did)
@@ -109,4 +122,17 @@ def rate_record(call: CallRecord, customer_id: str | None, number_type: NumberTy
     except InvalidCall as exc:
         return RatedCdr(call, customer_id, number_type, dataclasses.replace(
             _NO_PRICE, fair_use_eligible=number_type.fair_use_eligible), month, rating_error=exc.reason, source=source)
+    if price.fair_use_eligible and _forwarded_abroad(call):
+        price = dataclasses.replace(price, fair_use_eligible=False)
     return RatedCdr(call, customer_id, number_type, price, month, source=source)
+
+
+def _forwarded_abroad(call: CallRecord) -> bool:
+    if call.answered_target is None:
+        return False
+    try:
+        here = phonenumbers.region_code_for_number(phonenumbers.parse(call.did))
+        there = phonenumbers.region_code_for_number(phonenumbers.parse(call.answered_target))
+    except phonenumbers.NumberParseException:
+        return False
+    return bool(here != there)

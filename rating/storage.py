@@ -99,15 +99,17 @@ _INSERT_CDRS = f"""
 INSERT INTO cdrs (call_id, did, caller, started_at, answered_at, ended_at, disposition, hangup_cause,
                   customer_id, number_type, billable_seconds, peak_seconds, offpeak_seconds,
                   setup_eur, usage_eur, list_price_eur, fair_use_eligible, billing_month, rating_error, source,
-                  charged_eur)
+                  answered_target, target_kind, charged_eur)
 SELECT r.*, {CHARGE_RULE.format(eligible="r.fair_use_eligible", customer="r.customer_id", month="r.billing_month",
                             list_price="r.list_price_eur")}
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[],
             $7::text[], $8::int[], $9::text[], $10::text[], $11::int[], $12::int[], $13::int[],
-            $14::numeric[], $15::numeric[], $16::numeric[], $17::bool[], $18::date[], $19::text[], $20::text[])
+            $14::numeric[], $15::numeric[], $16::numeric[], $17::bool[], $18::date[], $19::text[], $20::text[],
+            $21::text[], $22::text[])
      AS r(call_id, did, caller, started_at, answered_at, ended_at, disposition, hangup_cause,
           customer_id, number_type, billable_seconds, peak_seconds, offpeak_seconds,
-          setup_eur, usage_eur, list_price_eur, fair_use_eligible, billing_month, rating_error, source)
+          setup_eur, usage_eur, list_price_eur, fair_use_eligible, billing_month, rating_error, source,
+          answered_target, target_kind)
 ON CONFLICT (call_id) DO NOTHING
 RETURNING call_id
 """
@@ -120,13 +122,13 @@ async def insert_cdrs(conn: asyncpg.Connection | asyncpg.Pool, cdrs: Sequence[Ra
     """
     if not cdrs:
         return set()
-    columns: list[list[Any]] = [[] for _ in range(20)]
+    columns: list[list[Any]] = [[] for _ in range(22)]
     for r in cdrs:
         c, p = r.call, r.price
         row = (c.call_id, c.did, c.caller, c.started_at, c.answered_at, c.ended_at, c.disposition.value,
                c.hangup_cause, r.customer_id, r.number_type.value if r.number_type else None,
                p.billable_seconds, p.peak_seconds, p.offpeak_seconds, p.setup_eur, p.usage_eur, p.list_price_eur,
-               p.fair_use_eligible, r.billing_month, r.rating_error, r.source)
+               p.fair_use_eligible, r.billing_month, r.rating_error, r.source, c.answered_target, c.target_kind)
         for column, value in zip(columns, row):
             column.append(value)
     rows = await conn.fetch(_INSERT_CDRS, *columns)
@@ -162,7 +164,7 @@ async def sync_directory(conn: asyncpg.Connection, customers: Sequence[tuple[str
             [(n.e164, n.customer_id, n.number_type, today) for n in numbers],
         )
         await conn.execute(
-            """UPDATE numbers SET active_until = $2
+            """UPDATE numbers SET active_until = GREATEST($2::date, active_from)
                WHERE active_until IS NULL AND NOT (e164 = ANY($1::text[]))""",
             [n.e164 for n in numbers], today,
         )

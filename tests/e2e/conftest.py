@@ -65,11 +65,11 @@ def live_stack() -> Iterator[LiveStack]:
     stackmod.install_prerequisites()
     s = stackmod.Stack.create("test", stackmod.Ports.free())
     s.external_database_url = None
+    s.app_config = ROOT / "tests" / "e2e" / "fairline.yaml"  # also what the fallback dialplan is made from
     s.start(with_fairline=False)
     try:
         s.psql("postgres", "DROP DATABASE IF EXISTS fairline WITH (FORCE)")
         s.psql("postgres", "CREATE DATABASE fairline")
-        s.app_config = ROOT / "tests" / "e2e" / "fairline.yaml"
         s.start_fairline()
         yield LiveStack(s)
     finally:

@@ -68,15 +68,19 @@ def test_simultaneous_calls_each_leave_exactly_one_cdr(live: LiveStack) -> None:
     assert {r["disposition"] for r in rows} == {"answered"}
 
 
-def test_caller_gets_the_dialplan_fallback_while_fairline_is_down_and_service_resumes(live: LiveStack) -> None:
+def test_while_fairline_is_down_callers_reach_the_first_target_or_a_clear_announcement(live: LiveStack) -> None:
     s = live.stack
     assert s.fairline is not None
     s.fairline.send_signal(signal.SIGTERM)
     assert s.fairline.wait(timeout=10) == 0
     assert any(e.get("event") == "stopped" for e in live.logs())
 
-    # Stasis() fails at once, the dialplan announces and releases with 503: no silence.
-    result = live.call(CONFIGURED, "uac_unavailable.xml")
+    # Stasis() fails at once; the generated fairline-fallback context rings the number's
+    # first target (this one answers and hangs up after 2 s) ...
+    result = live.call("+31201230006", "uac_answered.xml")
+    assert result.returncode == 0, result.stderr
+    # ... and a number fairline does not serve gets an announcement and 503: no silence.
+    result = live.call(NOT_IN_SERVICE, "uac_unavailable.xml")
     assert result.returncode == 0, result.stderr
     assert live.cdrs() == []
 

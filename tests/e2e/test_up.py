@@ -26,6 +26,7 @@ def test_up_serves_calls_until_ctrl_c_and_then_leaves_no_process_or_port_behind(
         FAIRLINE_AMI_PORT=str(ports.ami),
         FAIRLINE_PG_PORT=str(ports.pg),
         FAIRLINE_RTP_START=str(ports.rtp_start),
+        FAIRLINE_TARGETS_PORT=str(ports.targets),
     )
     env.pop("DATABASE_URL", None)
     # This test owns the instance: start from an empty database, as a new user would.
@@ -41,7 +42,7 @@ def test_up_serves_calls_until_ctrl_c_and_then_leaves_no_process_or_port_behind(
                 break
         assert up.poll() is None, "".join(output)
         stack = stackmod.Stack.create("test-up", ports)
-        call = stack.sipp_call("+31201234567", ROOT / "tests" / "e2e" / "scenarios" / "uac_answered.xml")
+        call = stack.sipp_call("+31201234567", ROOT / "tests" / "e2e" / "scenarios" / "uac_talk.xml")
         assert call.returncode == 0, call.stderr
     finally:
         up.send_signal(signal.SIGINT)  # what Ctrl-C sends
@@ -49,7 +50,7 @@ def test_up_serves_calls_until_ctrl_c_and_then_leaves_no_process_or_port_behind(
 
     leftovers = subprocess.run(["pgrep", "-af", "srv/fairline/test-up|pg/test-up"], capture_output=True, text=True)
     assert leftovers.stdout == ""
-    for port, kind in ((ports.sip, socket.SOCK_DGRAM), (ports.http, socket.SOCK_STREAM),
+    for port, kind in ((ports.sip, socket.SOCK_DGRAM), (ports.targets, socket.SOCK_DGRAM), (ports.http, socket.SOCK_STREAM),
                        (ports.ami, socket.SOCK_STREAM), (ports.pg, socket.SOCK_STREAM)):
         assert stackmod.port_is_free(port, kind), port
     assert not (stack.asterisk_dir / "run" / "asterisk.pid").exists() or not _alive(stack.asterisk_dir / "run" / "asterisk.pid")

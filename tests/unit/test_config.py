@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ari_app.config import Config, Customer, Number, load, to_e164
+from ari_app.config import Announce, Config, Customer, ForwardTo, Number, load, to_e164
 from ari_app.errors import ConfigError
 from rating.tariff import NumberType
 
@@ -29,12 +30,15 @@ numbers:
   - number: "+12025550100"
     customer: acme
     type: international
+    announcement: hello-world
   - number: "+318001234567"
     customer: acme
     type: tollfree
+    announcement: hello-world
   - number: "+319001234567"
     customer: brussels-bakery
     type: premium
+    announcement: hello-world
 """
 
 # The customer the numbers in the tables below belong to. It goes at the end of the
@@ -42,7 +46,8 @@ numbers:
 ACME = "customers:\n  - id: acme\n    name: Acme BV\n"
 
 # What every number needs besides itself; put after the key a case is about, so its line stays put.
-OWNED = "    customer: acme\n    type: local\n"
+BARE = "    customer: acme\n    type: local\n"  # for cases that give the announcement (or route) themselves
+OWNED = BARE + "    announcement: hello-world\n"
 
 TYPES = "local, national, international, tollfree, premium"
 
@@ -98,10 +103,14 @@ class TestLoad:
 
         assert cfg.customers["acme"].name == "Acme BV"
 
-    def test_announcement_defaults_to_hello_world(self, tmp_path: Path) -> None:
+    def test_announcement_only_number_has_no_route(self, tmp_path: Path) -> None:
+        """The number answers and plays its announcement: nothing to ring, at any time."""
         cfg = load(write(tmp_path, with_acme('numbers:\n  - number: "+31201234567"\n' + OWNED)))
 
-        assert cfg.numbers["+31201234567"].announcement == "hello-world"
+        number = cfg.numbers["+31201234567"]
+        assert (number.announcement, number.route, number.hours, number.international_forwarding) == (
+            "hello-world", None, None, False)
+        assert number.route_at(datetime(2026, 3, 2, 12, tzinfo=UTC)) is None
 
     def test_number_written_with_spaces_is_stored_in_e164(self, tmp_path: Path) -> None:
         cfg = load(write(tmp_path, with_acme('numbers:\n  - number: "+31 20 123 4567"\n' + OWNED)))
@@ -143,7 +152,8 @@ def _number_problem_cases() -> list[Any]:
         pytest.param(with_acme("numbers: []\ncolour: red\n"), 2, "(top level).colour", "unknown key",
                      id="unknown-top-level-key"),
         pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    anouncement: beep\n' + OWNED), 3,
-                     "numbers[0].anouncement", "unknown key; expected one of announcement, customer, number, type",
+                     "numbers[0].anouncement", "unknown key; expected one of announcement, customer, hours, "
+                     "international_forwarding, number, outside_hours, route, type",
                      id="unknown-key-in-a-number"),
         pytest.param(with_acme("numbers:\n  - number: 31201234567\n" + OWNED), 2, "numbers[0].number", "in quotes",
                      id="number-without-quotes-or-plus"),
@@ -155,40 +165,43 @@ def _number_problem_cases() -> list[Any]:
                      "not a valid E.164 number", id="number-one-digit-short"),
         pytest.param(with_acme('numbers:\n  - number: ["+31201234567"]\n' + OWNED), 2, "numbers[0].number", "E.164",
                      id="number-a-list"),
-        pytest.param(with_acme("numbers:\n  - announcement: beep\n" + OWNED), 2, "numbers[0].number", "missing",
+        pytest.param(with_acme("numbers:\n  - announcement: beep\n" + BARE), 2, "numbers[0].number", "missing",
                      id="missing-number"),
         pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    number: "+3215123456"\n' + OWNED), 3,
                      "numbers[0].number", "given twice", id="key-given-twice-in-a-number"),
         # The announcement: an Asterisk sound name, relative to the sounds directory
-        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    announcement: hello world\n' + OWNED), 3,
+        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    announcement: hello world\n' + BARE), 3,
                      "numbers[0].announcement", "Asterisk sound name", id="announcement-with-space"),
-        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    announcement: ../../etc/passwd\n' + OWNED),
+        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    announcement: ../../etc/passwd\n' + BARE),
                      3, "numbers[0].announcement", "Asterisk sound name", id="announcement-leaving-sounds-dir"),
         pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    announcement: custom/../../secret\n'
-                               + OWNED), 3, "numbers[0].announcement", "Asterisk sound name",
+                               + BARE), 3, "numbers[0].announcement", "Asterisk sound name",
                      id="announcement-with-dotdot-inside"),
         pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    announcement: /etc/asterisk/secret\n'
-                               + OWNED), 3, "numbers[0].announcement", "Asterisk sound name",
+                               + BARE), 3, "numbers[0].announcement", "Asterisk sound name",
                      id="announcement-absolute-path"),
-        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    announcement: custom/\n' + OWNED), 3,
+        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    announcement: custom/\n' + BARE), 3,
                      "numbers[0].announcement", "Asterisk sound name", id="announcement-a-directory"),
-        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    announcement: custom//welcome\n' + OWNED),
+        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    announcement: custom//welcome\n' + BARE),
                      3, "numbers[0].announcement", "Asterisk sound name", id="announcement-with-empty-directory"),
-        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    announcement: [beep]\n' + OWNED), 3,
+        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    announcement: [beep]\n' + BARE), 3,
                      "numbers[0].announcement", "Asterisk sound name", id="announcement-a-list"),
-        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    announcement:\n' + OWNED), 3,
+        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    announcement:\n' + BARE), 3,
                      "numbers[0].announcement", "Asterisk sound name", id="announcement-empty"),
         # The customer a number belongs to
-        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    type: local\n'), 2,
+        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    type: local\n    announcement: beep\n'), 2,
                      "numbers[0].customer", "missing; expected the id of a customer", id="customer-missing"),
-        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    customer: acme-bv\n    type: local\n'), 3,
+        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    customer: acme-bv\n    type: local\n'
+                               "    announcement: beep\n"), 3,
                      "numbers[0].customer", "'acme-bv' is not a customer in 'customers'", id="customer-unknown"),
-        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    customer: Acme\n    type: local\n'), 3,
+        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    customer: Acme\n    type: local\n'
+                               "    announcement: beep\n"), 3,
                      "numbers[0].customer", "'Acme' is not a customer", id="customer-id-in-other-case"),
         # The number's type
-        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    customer: acme\n'), 2,
+        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    customer: acme\n    announcement: beep\n'), 2,
                      "numbers[0].type", f"missing; expected one of {TYPES}", id="type-missing"),
-        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    customer: acme\n    type: mobile\n'), 4,
+        pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    customer: acme\n    type: mobile\n'
+                               "    announcement: beep\n"), 4,
                      "numbers[0].type", f"'mobile': expected one of {TYPES}", id="type-unknown"),
         # The list itself
         pytest.param(with_acme('numbers:\n  - "+31201234567"\n'), 2, "numbers[0]", "expected a mapping",
@@ -198,13 +211,13 @@ def _number_problem_cases() -> list[Any]:
         pytest.param(with_acme("numbers:\n"), 1, "numbers", "expected a list", id="numbers-empty"),
         pytest.param(ACME, 1, "numbers", "missing", id="numbers-missing"),
         pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n' + OWNED + '  - number: "+31201234567"\n'
-                               + OWNED), 5, "numbers[1].number", "+31201234567 is configured twice",
+                               + OWNED), 6, "numbers[1].number", "+31201234567 is configured twice",
                      id="duplicate-number"),
         pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n' + OWNED + '  - number: "+31 20 123 45 67"\n'
-                               + OWNED), 5, "numbers[1].number", "+31201234567 is configured twice",
+                               + OWNED), 6, "numbers[1].number", "+31201234567 is configured twice",
                      id="duplicate-spelled-differently"),
         pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n' + OWNED + '  - number: "+31-20-1234567"\n'
-                               + OWNED), 5, "numbers[1].number", "+31201234567 is configured twice",
+                               + OWNED), 6, "numbers[1].number", "+31201234567 is configured twice",
                      id="duplicate-with-dashes"),
     ]
 
@@ -273,18 +286,18 @@ class TestLoadReportsProblems:
             "numbers:\n"
             '  - number: "+31201234567"\n'
             + OWNED +
-            "    colour: red\n"  # line 5: unknown key
-            '  - number: "+999"\n'  # line 6: invalid number
+            "    colour: red\n"  # line 6: unknown key
+            '  - number: "+999"\n'  # line 7: invalid number
             + OWNED +
             '  - number: "+3215123456"\n'
-            + OWNED +
-            "    announcement: hello world\n"  # line 12: bad sound name
+            + BARE +
+            "    announcement: hello world\n"  # line 14: bad sound name
         ))
 
         assert where(problems(path)) == [
-            [f"{path}:5", "numbers[0].colour"],
-            [f"{path}:6", "numbers[1].number"],
-            [f"{path}:12", "numbers[2].announcement"],
+            [f"{path}:6", "numbers[0].colour"],
+            [f"{path}:7", "numbers[1].number"],
+            [f"{path}:14", "numbers[2].announcement"],
         ]
 
     def test_customer_and_type_problems_are_reported_together(self, tmp_path: Path) -> None:
@@ -301,23 +314,27 @@ class TestLoadReportsProblems:
             '  - number: "+31201234567"\n'
             "    customer: nobody\n"  # line 10: unknown customer
             "    type: local\n"
-            '  - number: "+3215123456"\n'  # line 12: type missing (reported at the entry)
+            "    announcement: beep\n"
+            '  - number: "+3215123456"\n'  # line 13: type missing (reported at the entry)
             "    customer: bakery\n"
+            "    announcement: beep\n"
             '  - number: "+31201234568"\n'
             "    customer: bakery\n"
-            "    type: tollfree\n"  # line 16: not a toll-free number
+            "    type: tollfree\n"  # line 18: not a toll-free number
+            "    announcement: beep\n"
             '  - number: "+318001234567"\n'
             "    customer: bakery\n"
-            "    type: local\n"  # line 19: a toll-free number
+            "    type: local\n"  # line 22: a toll-free number
+            "    announcement: beep\n"
         ))
 
         assert where(problems(path)) == [
             [f"{path}:2", "customers[0].id"],
             [f"{path}:6", "customers[2].id"],
             [f"{path}:10", "numbers[0].customer"],
-            [f"{path}:12", "numbers[1].type"],
-            [f"{path}:16", "numbers[2].type"],
-            [f"{path}:19", "numbers[3].type"],
+            [f"{path}:13", "numbers[1].type"],
+            [f"{path}:18", "numbers[2].type"],
+            [f"{path}:22", "numbers[3].type"],
         ]
 
     def test_numbers_of_a_missing_customers_list_are_each_reported(self, tmp_path: Path) -> None:
@@ -332,7 +349,7 @@ class TestLoadReportsProblems:
                                          + '  - number: "31201234567"\n' + OWNED))
 
         # The third entry is a different problem: no quotes/plus, not a duplicate.
-        assert where(problems(path)) == [[f"{path}:5", "numbers[1].number"], [f"{path}:8", "numbers[2].number"]]
+        assert where(problems(path)) == [[f"{path}:6", "numbers[1].number"], [f"{path}:10", "numbers[2].number"]]
 
     def test_key_given_twice_is_a_problem(self, tmp_path: Path) -> None:
         """An admin appending a second 'numbers:' block must not silently take the first block's numbers away."""
@@ -341,7 +358,7 @@ class TestLoadReportsProblems:
 
         [problem] = problems(path)
 
-        assert problem.startswith(f"{path}:5: (top level).numbers: given twice"), problem
+        assert problem.startswith(f"{path}:6: (top level).numbers: given twice"), problem
 
     def test_invalid_yaml_names_the_line(self, tmp_path: Path) -> None:
         path = write(tmp_path, 'numbers:\n  - number: "+31201234567"\n    announcement: hello: world\n'
@@ -379,7 +396,7 @@ class TestLoadReportsProblems:
             load(write(tmp_path, "numbers: 1\n"))
 
     def test_announcement_ending_in_a_newline_is_refused(self, tmp_path: Path) -> None:
-        path = write(tmp_path, with_acme('numbers:\n  - number: "+31201234567"\n' + OWNED
+        path = write(tmp_path, with_acme('numbers:\n  - number: "+31201234567"\n' + BARE
                                          + "    announcement: |\n      hello-world\n"))
 
         [problem] = problems(path)
@@ -399,11 +416,11 @@ class TestLoadReportsProblems:
 
         [problem] = problems(path)
 
-        assert problem.startswith(f"{path}:5: numbers[0]"), problem
+        assert problem.startswith(f"{path}:6: numbers[0]"), problem
 
     def test_number_that_cannot_be_priced_is_refused(self, tmp_path: Path) -> None:
         path = write(tmp_path, with_acme('numbers:\n  - number: "+80012345678"\n    customer: acme\n'
-                                         '    type: tollfree\n'))
+                                         '    type: tollfree\n    announcement: beep\n'))
 
         [problem] = problems(path)
 
@@ -426,7 +443,7 @@ class TestNumberTypeFitsTheNumber:
     )
     def test_type_that_fits_the_number_is_accepted(self, tmp_path: Path, number: str, number_type: NumberType) -> None:
         cfg = load(write(tmp_path, with_acme(f'numbers:\n  - number: "{number}"\n    customer: acme\n'
-                                             f"    type: {number_type.value}\n")))
+                                             f"    type: {number_type.value}\n    announcement: beep\n")))
 
         assert cfg.numbers[number].number_type is number_type
 
@@ -449,7 +466,7 @@ class TestNumberTypeFitsTheNumber:
     def test_type_that_does_not_fit_names_the_line_and_key(self, tmp_path: Path, number: str, declared: str,
                                                           says: str) -> None:
         path = write(tmp_path, with_acme(f'numbers:\n  - number: "{number}"\n    customer: acme\n'
-                                         f"    type: {declared}\n"))
+                                         f"    type: {declared}\n    announcement: beep\n"))
 
         [problem] = problems(path)
 
@@ -506,3 +523,57 @@ class TestToE164:
     )
     def test_e164_form_or_none(self, raw: str, e164: str | None) -> None:
         assert to_e164(raw) == e164
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def documented_example() -> str:
+    """The YAML block under "A complete example" in docs/configuration.md."""
+    doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = doc.split("\n## A complete example\n", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("\n```", 1)[0] + "\n"
+
+
+class TestExampleConfigs:
+    """The configurations people copy from are valid, and say what their readers rely on."""
+
+    def test_documented_example_is_accepted(self, tmp_path: Path) -> None:
+        """docs/configuration.md's complete example: what `fairline config check` accepts, so the doc cannot rot."""
+        cfg = load(write(tmp_path, documented_example()))
+
+        assert sorted(cfg.numbers) == ["+31201234567", "+31201234568", "+318001234567", "+3215123456"]
+
+    def test_documented_example_uses_every_key_of_a_number_and_a_route(self, tmp_path: Path) -> None:
+        text = documented_example()
+
+        for key in ("announcement:", "route:", "hours:", "outside_hours:", "international_forwarding:",
+                    "strategy:", "ring_seconds:", "targets:", "no_answer:", "tariff:"):
+            assert key in text, key
+
+    def test_demo_number_rings_a_mobile_and_a_landline(self) -> None:
+        cfg = load(ROOT / "dialplan" / "fairline.yaml")
+
+        route = cfg.numbers["+31201234567"].route
+        assert route is not None
+        assert [(t.e164, t.kind.value) for t in route.targets] == [("+31612345673", "mobile"),
+                                                                    ("+31201234591", "fixed")]
+        assert cfg.numbers["+318001234567"].number_type.value == "tollfree"
+
+
+class TestConfigText:
+    """Config.text: the file as it was loaded, for configuration versions to hash and compare."""
+
+    def test_text_is_the_file_with_its_newlines_untouched(self, tmp_path: Path) -> None:
+        """Windows line ends stay, so the hash is the file's own (`sha256sum FILE`)."""
+        text = with_acme('numbers:\n  - number: "+31201234567"\n' + OWNED).replace("\n", "\r\n")
+        path = tmp_path / "fairline.yaml"
+        path.write_bytes(text.encode("utf-8"))
+
+        assert load(path).text == text
+
+    def test_file_that_is_not_utf8_is_refused_naming_the_byte(self, tmp_path: Path) -> None:
+        path = tmp_path / "fairline.yaml"
+        path.write_bytes(b"customers: []\nnumbers: []\n# caf\xe9\n")
+
+        assert problems(path) == [f"{path}: not UTF-8 text (byte 31); expected a UTF-8 YAML file"]

@@ -9,20 +9,37 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ari_app import config
-from ari_app.config import Config
+from ari_app.config import (
+    Announce,
+    Config,
+    Customer,
+    ForwardTo,
+    Number,
+    OpeningHours,
+    Route,
+    Strategy,
+    Target,
+    TargetKind,
+    Window,
+)
 from ari_app.events import (
     CallAnswered,
+    CallDestroyed,
     CallLeft,
     CallStarted,
+    DialReturned,
     HangupRequested,
     Ignored,
     PlaybackDone,
+    TargetAnswered,
+    TargetDialed,
     parse,
 )
 from ari_app.flow import (
@@ -30,15 +47,19 @@ from ari_app.flow import (
     ActionFailed,
     Answer,
     Call,
+    Dial,
     FlowEvent,
+    Follow,
     Hangup,
     Phase,
     Play,
+    MAX_HOPS,
     Progress,
     WriteCdr,
     step,
 )
 from rating.cdr import CallRecord, Disposition
+from rating.tariff import NumberType
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ari_answered_call.jsonl"
 
@@ -117,8 +138,11 @@ def action_failed(s: float = 0.05) -> ActionFailed:
 # ---- calls in each phase
 
 NEW = Call(CALL_ID)
-ANNOUNCING_IN_SERVICE = Call(CALL_ID, Phase.ANNOUNCING, CONFIGURED, CALLER, started_at=at(0), in_service=True)
-ANNOUNCING_NOT_IN_SERVICE = Call(CALL_ID, Phase.ANNOUNCING, NOT_CONFIGURED, CALLER, started_at=at(0))
+# An announcement is released by its own playback, with the reason chosen when it started.
+ANNOUNCING_IN_SERVICE = Call(CALL_ID, Phase.ANNOUNCING, CONFIGURED, CALLER, started_at=at(0), in_service=True,
+                             playing=ANNOUNCEMENT_ID)
+ANNOUNCING_NOT_IN_SERVICE = Call(CALL_ID, Phase.ANNOUNCING, NOT_CONFIGURED, CALLER, started_at=at(0),
+                                 playing=NOT_IN_SERVICE_ID, release_reason="unallocated")
 RELEASING = dataclasses.replace(ANNOUNCING_IN_SERVICE, phase=Phase.RELEASING, release_cause=16)
 ENDED = dataclasses.replace(RELEASING, phase=Phase.ENDED)
 
@@ -440,6 +464,340 @@ class TestWhateverHappens:
 
         assert call.phase is Phase.RELEASING
         assert any(isinstance(a, Hangup) for a in asked)
+
+
+# ---- routed numbers: fairline decides whom to ring, the dialplan's Dial() rings them
+
+DESK = Target("+31301234567", TargetKind.FIXED, 15)  # a landline in Utrecht
+MOBILE = Target("+31612345601", TargetKind.MOBILE, 20)
+SPARE = Target("+31612345602", TargetKind.MOBILE, 30)
+
+RING_ALL = "+31201234501"  # desk and mobile at once for 25 s, then the default announcement
+IN_TURN = "+31201234502"  # desk 15 s, mobile 20 s, spare 30 s, then its own announcement
+ONE_PHONE = "+31201234503"  # the mobile alone, then the default announcement
+FORWARDING = "+31201234504"  # the desk, then ONE_PHONE's route
+LOOP_A = "+31201234505"  # the desk, then LOOP_B's route ...
+LOOP_B = "+31201234506"  # ... the mobile, then LOOP_A's again
+TO_ANNOUNCEMENT = "+31201234507"  # the desk, then CONFIGURED (announcement-only)
+TO_REMOVED = "+31201234509"  # the desk, then REMOVED, which a reload took away
+REMOVED = "+31201234510"
+OFFICE = "+31201234511"  # the desk on weekdays 08:00-18:00 Amsterdam time, the spare outside them
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+WEEKDAYS_EIGHT_TO_SIX = OpeningHours(AMSTERDAM, tuple((Window(8 * 60, 18 * 60),) if day < 5 else ()
+                                                      for day in range(7)))
+SIMULTANEOUS, SEQUENTIAL = Strategy.SIMULTANEOUS, Strategy.SEQUENTIAL
+
+
+def routed(e164: str, route: Route, **more: Any) -> Number:
+    return Number(e164, "acme", NumberType.LOCAL, route=route, **more)
+
+
+# Built directly, not loaded: the loader refuses the LOOP_A <-> LOOP_B loop and a forward to
+# a number it does not know; the flow must still cope when a config gets past it or a reload.
+ROUTES = Config(
+    customers={"acme": Customer("acme", "Acme BV")},
+    numbers={n.e164: n for n in [
+        routed(RING_ALL, Route(SIMULTANEOUS, (dataclasses.replace(DESK, ring_seconds=25),
+                                              dataclasses.replace(MOBILE, ring_seconds=25)))),
+        routed(IN_TURN, Route(SEQUENTIAL, (DESK, MOBILE, SPARE), Announce("custom-sorry"))),
+        routed(ONE_PHONE, Route(SIMULTANEOUS, (MOBILE,))),
+        routed(FORWARDING, Route(SIMULTANEOUS, (DESK,), ForwardTo(ONE_PHONE))),
+        routed(LOOP_A, Route(SIMULTANEOUS, (DESK,), ForwardTo(LOOP_B))),
+        routed(LOOP_B, Route(SIMULTANEOUS, (MOBILE,), ForwardTo(LOOP_A))),
+        routed(TO_ANNOUNCEMENT, Route(SIMULTANEOUS, (DESK,), ForwardTo(CONFIGURED))),
+        Number(CONFIGURED, "acme", NumberType.LOCAL, "hello-world"),
+        routed(TO_REMOVED, Route(SIMULTANEOUS, (DESK,), ForwardTo(REMOVED))),
+        routed(OFFICE, Route(SIMULTANEOUS, (DESK,)), hours=WEEKDAYS_EIGHT_TO_SIX,
+               outside_hours=Route(SIMULTANEOUS, (SPARE,))),
+    ]},
+)
+
+RING_DESK = Dial("PJSIP/+31301234567@carrier-out,15")
+RING_MOBILE = Dial("PJSIP/+31612345601@carrier-out,20")
+RING_SPARE = Dial("PJSIP/+31612345602@carrier-out,30")
+NOBODY_AVAILABLE = "sound:vm-nobodyavail"
+
+# ARI hang-up reason -> the Q.850 cause Asterisk releases the caller with.
+Q850 = {"normal": 16, "unallocated": 1, "busy": 17, "no_answer": 19, "congestion": 34, "failure": 38}
+
+
+def returned(status: str, s: float = 20.0) -> DialReturned:
+    """Dial() ended with DIALSTATUS `status`; the call is back in the app."""
+    return DialReturned(CALL_ID, at(s), status)
+
+
+def leg(target: Target) -> str:
+    """The id of the outbound channel Dial() creates to ring `target`."""
+    return f"leg-{target.e164}"
+
+
+def target_dialed(target: Target, s: float = 0.2) -> TargetDialed:
+    return TargetDialed(CALL_ID, at(s), leg(target), target.e164)
+
+
+def target_answered(target: Target, s: float = 5.0) -> TargetAnswered:
+    """Asterisk 22's Dial event with dialstatus ANSWER names the answering leg, not the number."""
+    return TargetAnswered(CALL_ID, at(s), leg(target))
+
+
+def destroyed(cause: int | None, s: float = 60.0) -> CallDestroyed:
+    return CallDestroyed(CALL_ID, at(s), cause)
+
+
+def noanswer_done(hops: int = 0, s: float = 30.0) -> PlaybackDone:
+    """The 'nobody answered' announcement played after `hops` forwards finished."""
+    return playback_done(s=s, playback_id=f"{CALL_ID}-{hops}-noanswer")
+
+
+def continued(s: float = 0.1) -> CallLeft:
+    """StasisEnd as the channel leaves the app for the dialplan's Dial()."""
+    return left(s)
+
+
+def started_at(did: str, instant: datetime) -> CallStarted:
+    return CallStarted(CALL_ID, instant, did, CALLER, started_at=instant, state="Ring")
+
+
+ROUTED: list[Any] = [
+    # Whom the first Dial() rings
+    pytest.param(RING_ALL, [], [Follow(), Dial("PJSIP/+31301234567@carrier-out&PJSIP/+31612345601@carrier-out,25")],
+                 id="simultaneous-route-rings-every-target-in-one-dial-for-the-routes-ring-time"),
+    pytest.param(IN_TURN, [], [Follow(), RING_DESK], id="sequential-route-rings-its-first-target-for-its-own-time"),
+    pytest.param(ONE_PHONE, [continued()], [Follow(), RING_MOBILE],
+                 id="stasis-end-as-the-call-leaves-for-dial-changes-nothing"),
+    # Sequential: the next target, each for its own ring time, subscribed once
+    pytest.param(IN_TURN, [returned("NOANSWER")], [Follow(), RING_DESK, RING_MOBILE],
+                 id="sequential-route-rings-the-next-target-when-one-rings-out"),
+    pytest.param(IN_TURN, [returned("BUSY"), returned("CHANUNAVAIL")], [Follow(), RING_DESK, RING_MOBILE, RING_SPARE],
+                 id="sequential-route-goes-down-the-list-to-the-last-target"),
+    # Nobody answered the last step
+    pytest.param(ONE_PHONE, [returned("NOANSWER")],
+                 [Follow(), RING_MOBILE, Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-0-noanswer")],
+                 id="last-step-unanswered-hears-the-default-announcement-as-early-media"),
+    pytest.param(IN_TURN, [returned("NOANSWER"), returned("BUSY"), returned("NOANSWER")],
+                 [Follow(), RING_DESK, RING_MOBILE, RING_SPARE, Progress(),
+                  Play("sound:custom-sorry", f"{CALL_ID}-0-noanswer")],
+                 id="last-step-unanswered-hears-the-routes-own-announcement"),
+    pytest.param(ONE_PHONE, [returned("BUSY"), noanswer_done()],
+                 [Follow(), RING_MOBILE, Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-0-noanswer"), Hangup("busy")],
+                 id="announcement-done-releases-with-the-last-outcome"),
+    pytest.param(ONE_PHONE, [returned("BUSY"), playback_done()],
+                 [Follow(), RING_MOBILE, Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-0-noanswer")],
+                 id="another-playback-does-not-end-the-no-answer-announcement"),
+    # Forwarded to another of the customer's numbers
+    pytest.param(FORWARDING, [returned("NOANSWER")], [Follow(), RING_DESK, RING_MOBILE],
+                 id="forward-rings-the-other-numbers-route-without-subscribing-again"),
+    pytest.param(FORWARDING, [returned("NOANSWER"), returned("BUSY")],
+                 [Follow(), RING_DESK, RING_MOBILE, Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-1-noanswer")],
+                 id="forwarded-route-unanswered-hears-its-announcement-named-by-hop"),
+    pytest.param(TO_ANNOUNCEMENT, [returned("NOANSWER")],
+                 [Follow(), RING_DESK, Answer(), Play("sound:hello-world", f"{CALL_ID}-1-announcement")],
+                 id="forward-to-an-announcement-only-number-answers-and-plays-it"),
+    pytest.param(TO_ANNOUNCEMENT, [returned("NOANSWER"), playback_done(playback_id=f"{CALL_ID}-1-announcement")],
+                 [Follow(), RING_DESK, Answer(), Play("sound:hello-world", f"{CALL_ID}-1-announcement"),
+                  Hangup("normal")],
+                 id="forwarded-announcement-done-releases-normally"),
+    # Dial() ended otherwise
+    pytest.param(RING_ALL, [target_dialed(DESK), target_dialed(MOBILE), target_answered(DESK), answered(5.0),
+                            returned("ANSWER", 90.0)],
+                 [Follow(), Dial("PJSIP/+31301234567@carrier-out&PJSIP/+31612345601@carrier-out,25"),
+                  Hangup("normal")],
+                 id="connected-call-whose-target-hung-up-releases-the-caller-normally"),
+    pytest.param(ONE_PHONE, [returned("CANCEL")], [Follow(), RING_MOBILE, Hangup("failure")],
+                 id="dial-cancelled-releases-with-failure"),
+    pytest.param(ONE_PHONE, [returned("NOANSWER"), returned("NOANSWER")],
+                 [Follow(), RING_MOBILE, Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-0-noanswer")],
+                 id="second-dial-return-while-announcing-asks-nothing"),
+    pytest.param(IN_TURN, [hangup_requested(16, s=5.0)], [Follow(), RING_DESK],
+                 id="caller-hanging-up-while-dialing-asks-nothing"),
+]
+
+
+class TestRouting:
+    """Routed numbers, as whole sequences of events: every action the flow asks for, in order."""
+
+    @pytest.mark.parametrize(("did", "events", "actions"), ROUTED)
+    def test_routed_call(self, did: str, events: list[FlowEvent], actions: list[Action]) -> None:
+        _, asked = run([started(did), *events], ROUTES)
+
+        assert asked == actions
+
+    @pytest.mark.parametrize("status", ["BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL"])
+    def test_sequential_route_goes_on_after_each_unanswered_outcome(self, status: str) -> None:
+        call, asked = run([started(IN_TURN), returned(status)], ROUTES)
+
+        assert (call.phase, call.step_index, asked[-1]) == (Phase.DIALING, 1, RING_MOBILE)
+
+    @pytest.mark.parametrize(
+        ("status", "reason", "cause", "disposition"),
+        [("BUSY", "busy", 17, Disposition.BUSY), ("NOANSWER", "no_answer", 19, Disposition.NO_ANSWER),
+         ("CONGESTION", "congestion", 34, Disposition.UNREACHABLE),
+         ("CHANUNAVAIL", "congestion", 34, Disposition.UNREACHABLE)],
+    )
+    def test_unanswered_call_is_released_with_the_outcome_and_recorded_as_it(
+            self, status: str, reason: str, cause: int, disposition: Disposition) -> None:
+        """Early media, never answered (nobody pays), released with the outcome's cause; billing reads it back."""
+        _, asked = run([started(ONE_PHONE), continued(), returned(status), noanswer_done(),
+                        hangup_requested(None, s=30.1), continued(30.2), destroyed(cause, s=30.3)], ROUTES)
+
+        assert Answer() not in asked
+        assert [a for a in asked if isinstance(a, Hangup)] == [Hangup(reason)]
+        record = the_cdr(asked)
+        assert (record.disposition, record.hangup_cause, record.answered_at, record.ended_at) == (
+            disposition, cause, None, at(30.3))
+
+    def test_last_of_several_steps_decides_the_outcome(self) -> None:
+        """Busy, then no answer, then unreachable: the caller is released as unreachable."""
+        _, asked = run([started(IN_TURN), returned("BUSY"), returned("NOANSWER"), returned("CONGESTION"),
+                        noanswer_done(), destroyed(34)], ROUTES)
+
+        assert Hangup("congestion") in asked
+        assert (the_cdr(asked).disposition, the_cdr(asked).hangup_cause) == (Disposition.UNREACHABLE, 34)
+
+    @pytest.mark.parametrize("status", ["CANCEL", "DONTCALL", "TORTURE", "INVALIDARGS", ""])
+    def test_dial_status_that_is_no_outcome_of_ringing_is_a_failure(self, status: str) -> None:
+        _, asked = run([started(ONE_PHONE), returned(status), destroyed(38)], ROUTES)
+
+        assert [a for a in asked if isinstance(a, Hangup)] == [Hangup("failure")]
+        assert (the_cdr(asked).disposition, the_cdr(asked).hangup_cause) == (Disposition.FAILED, 38)
+
+    def test_forwarding_loop_is_cut_after_max_hops(self) -> None:
+        """LOOP_A and LOOP_B forward to each other: MAX_HOPS forwards, then the announcement and release."""
+        call, asked = run([started(LOOP_A), *[returned("NOANSWER")] * (MAX_HOPS + 1)], ROUTES)
+
+        assert [a for a in asked if isinstance(a, Dial)] == [[RING_DESK, RING_MOBILE][hop % 2]
+                                                             for hop in range(MAX_HOPS + 1)]
+        assert asked[-2:] == [Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-{MAX_HOPS}-noanswer")]
+        assert (call.phase, call.hops) == (Phase.ANNOUNCING, MAX_HOPS)
+
+        _, released = run([noanswer_done(MAX_HOPS), destroyed(19)], ROUTES, call)
+        assert released[0] == Hangup("no_answer")
+        assert the_cdr(released).disposition is Disposition.NO_ANSWER
+
+    @pytest.mark.parametrize(
+        ("instant", "dial"),
+        [(datetime(2026, 11, 25, 13, 17, tzinfo=UTC), RING_DESK),  # Wednesday 14:17 CET
+         (datetime(2026, 11, 25, 7, 0, tzinfo=UTC), RING_DESK),  # opens at 08:00 CET
+         (datetime(2026, 11, 25, 6, 59, tzinfo=UTC), RING_SPARE),
+         (datetime(2026, 11, 25, 17, 0, tzinfo=UTC), RING_SPARE),  # closed from 18:00 CET
+         (datetime(2026, 11, 28, 12, 0, tzinfo=UTC), RING_SPARE),  # Saturday
+         (datetime(2026, 7, 1, 6, 30, tzinfo=UTC), RING_DESK)],  # Wednesday 08:30 CEST
+        ids=["weekday-afternoon", "at-opening", "before-opening", "at-closing", "saturday", "summer-time-morning"],
+    )
+    def test_opening_hours_choose_the_route_when_the_call_starts(self, instant: datetime, dial: Dial) -> None:
+        _, asked = step(NEW, started_at(OFFICE, instant), ROUTES)
+
+        assert asked == [Follow(), dial]
+
+    def test_forward_to_a_removed_number_records_the_cause_it_released_with(self) -> None:
+        _, asked = run([started(TO_REMOVED), returned("BUSY"), noanswer_done(hops=1), destroyed(19)], ROUTES)
+
+        [hangup] = [a for a in asked if isinstance(a, Hangup)]
+        assert the_cdr(asked).hangup_cause == Q850[hangup.reason]
+
+
+class TestRoutedCallRecord:
+    """The one CDR of a routed call: who answered, or why nobody did."""
+
+    @pytest.mark.parametrize(
+        ("did", "before", "legs", "target"),
+        [(RING_ALL, [], [DESK, MOBILE], DESK), (RING_ALL, [], [DESK, MOBILE], MOBILE),
+         (IN_TURN, [target_dialed(DESK), returned("BUSY")], [MOBILE], MOBILE),
+         (FORWARDING, [target_dialed(DESK), returned("NOANSWER")], [MOBILE], MOBILE)],
+        ids=["simultaneous-landline", "simultaneous-mobile", "sequential-second", "after-a-forward"],
+    )
+    def test_answered_call_records_the_target_that_answered_and_its_kind(
+            self, did: str, before: list[FlowEvent], legs: list[Target], target: Target) -> None:
+        """The answering leg is matched to the target its Dial event rang (Asterisk 22 names only the leg)."""
+        _, asked = run([started(did), continued(), *before, *map(target_dialed, legs), target_answered(target, 25.0),
+                        answered(25.0), hangup_requested(16, s=90.0), destroyed(16, s=90.1)], ROUTES)
+
+        record = the_cdr(asked)
+        assert (record.disposition, record.answered_at, record.ended_at, record.hangup_cause) == (
+            Disposition.ANSWERED, at(25.0), at(90.1), 16)
+        assert (record.answered_target, record.target_kind) == (target.e164, target.kind.value)
+
+    def test_connected_call_released_by_fairline_is_answered_with_normal_clearing(self) -> None:
+        _, asked = run([started(ONE_PHONE), target_dialed(MOBILE), target_answered(MOBILE), answered(5.0),
+                        returned("ANSWER", 90.0), destroyed(16, 90.1)], ROUTES)
+
+        record = the_cdr(asked)
+        assert (record.disposition, record.hangup_cause, record.answered_target, record.target_kind) == (
+            Disposition.ANSWERED, 16, MOBILE.e164, "mobile")
+
+    def test_unanswered_call_records_no_target(self) -> None:
+        """Billing charges the forwarded leg by the target's kind: none when nobody answered."""
+        _, asked = run([started(ONE_PHONE), returned("NOANSWER"), noanswer_done(), destroyed(19)], ROUTES)
+
+        record = the_cdr(asked)
+        assert (record.answered_target, record.target_kind) == (None, None)
+
+    @pytest.mark.parametrize(
+        "before", [[], [returned("BUSY")], [returned("NOANSWER"), returned("CONGESTION")]],
+        ids=["first-step", "after-a-busy-step", "after-two-steps"],
+    )
+    def test_caller_hanging_up_while_targets_ring_is_abandoned_with_their_cause(
+            self, before: list[FlowEvent]) -> None:
+        """No release by fairline: the outcome of an earlier step does not make the call busy or unanswered."""
+        _, asked = run([started(IN_TURN), continued(), *before, hangup_requested(16, s=50.0),
+                        destroyed(16, s=50.1)], ROUTES)
+
+        assert not [a for a in asked if isinstance(a, Hangup)]
+        record = the_cdr(asked)
+        assert (record.disposition, record.hangup_cause, record.answered_at, record.ended_at) == (
+            Disposition.ABANDONED, 16, None, at(50.1))
+
+    def test_followed_call_ignores_stasis_end_and_ends_with_the_channel(self) -> None:
+        """Every Dial() takes the channel out of the app (StasisEnd); only ChannelDestroyed ends the call."""
+        call, asked = run([started(ONE_PHONE), continued(0.1), returned("BUSY"), noanswer_done(),
+                           hangup_requested(None, s=30.1), continued(30.2)], ROUTES)
+
+        assert (call.phase, call.followed) == (Phase.RELEASING, True)
+        assert not [a for a in asked if isinstance(a, WriteCdr)]
+
+        ended, more = run([destroyed(17, s=30.3), left(30.4), destroyed(17, s=30.5)], ROUTES, call)
+
+        assert ended.phase is Phase.ENDED
+        assert [type(a) for a in more] == [WriteCdr]
+        assert the_cdr(more).ended_at == at(30.3)
+
+    def test_channel_destroyed_without_a_hangup_request_keeps_asterisks_cause(self) -> None:
+        _, asked = run([started(IN_TURN), destroyed(127, s=4.0)], ROUTES)
+
+        assert (the_cdr(asked).disposition, the_cdr(asked).hangup_cause) == (Disposition.ABANDONED, 127)
+
+
+ROUTED_EVENT = st.sampled_from(
+    [started(did) for did in (RING_ALL, IN_TURN, FORWARDING, LOOP_A, TO_ANNOUNCEMENT, TO_REMOVED, OFFICE,
+                              NOT_CONFIGURED)]
+    + [returned(status) for status in ("ANSWER", "BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL", "CANCEL", "")]
+    + [target_dialed(t) for t in (DESK, MOBILE, SPARE)]
+    + [target_answered(t) for t in (DESK, MOBILE, SPARE)]
+    + [noanswer_done(hops) for hops in range(3)]
+    + [playback_done(), playback_done(playback_id=f"{CALL_ID}-1-announcement"), noservice_done(), answered(),
+       hangup_requested(16), hangup_requested(None), left(), destroyed(16), destroyed(None), action_failed(),
+       Ignored("Dial")]
+)
+
+
+class TestWhateverHappensToARoutedCall:
+    @settings(max_examples=500, deadline=None)
+    @given(st.lists(ROUTED_EVENT, max_size=30))
+    def test_any_events_write_at_most_one_cdr_and_nothing_after_it(self, events: list[FlowEvent]) -> None:
+        """Never raises; at most one CDR, exactly one once the channel is destroyed; nothing after the end."""
+        call, writes, after_end = NEW, 0, []
+        for event in events:
+            was_ended = call.phase is Phase.ENDED
+            call, actions = step(call, event, ROUTES)
+            writes += sum(isinstance(a, WriteCdr) for a in actions)
+            if was_ended:
+                after_end.extend(actions)
+
+        assert writes <= 1
+        if any(isinstance(e, CallDestroyed) for e in events):
+            assert writes == 1
+        assert after_end == []
 
 
 class TestPurity:

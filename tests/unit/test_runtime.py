@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 
 from ari_app import runtime
 from ari_app.ari import AriClient
-from ari_app.config import Config, Customer, Number
+from ari_app.config import Config, Customer, Number, Route, Strategy, Target, TargetKind
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone
 from ari_app.runtime import App, UnsupportedAsterisk, asterisk_major, backoff_delays
 from rating.cdr import CallRecord, Disposition, RatedCdr
@@ -33,6 +33,13 @@ CALL = f"/channels/{CHANNEL}"
 CONFIG = Config(
     customers={"acme": Customer("acme", "Acme BV")},
     numbers={"+31201234567": Number("+31201234567", "acme", NumberType.LOCAL, "hello-world")},
+)
+
+# The recorded call's DID, routed instead: one mobile, then the default announcement.
+ROUTED_CONFIG = Config(
+    customers={"acme": Customer("acme", "Acme BV")},
+    numbers={"+31201234567": Number("+31201234567", "acme", NumberType.LOCAL, route=Route(
+        Strategy.SIMULTANEOUS, (Target("+31612345601", TargetKind.MOBILE, 20),)))},
 )
 
 Request = tuple[str, str, "dict[str, str] | None"]
@@ -65,19 +72,22 @@ def recorded(channel: str = CHANNEL, did: str | None = None, types: Iterable[str
 
 
 class FakeAri:
-    """Records REST requests; raises what `failures` holds for a (method, path)."""
+    """Records REST requests (JSON bodies apart, in `bodies`); raises what `failures` holds for a (method, path)."""
 
     app = "fairline"
 
     def __init__(self, failures: dict[tuple[str, str], Exception] | None = None,
                  answers: dict[tuple[str, str], Any] | None = None) -> None:
         self.requests: list[Request] = []
+        self.bodies: dict[tuple[str, str], Any] = {}
         self.failures = failures or {}
         self.answers = answers or {}
         self.gates: dict[tuple[str, str], asyncio.Event] = {}
 
-    async def request(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
+    async def request(self, method: str, path: str, params: dict[str, str] | None = None, body: Any = None) -> Any:
         self.requests.append((method, path, params))
+        if body is not None:
+            self.bodies[(method, path)] = body
         gate = self.gates.get((method, path))
         if gate is not None:
             await gate.wait()
@@ -86,10 +96,10 @@ class FakeAri:
         return self.answers.get((method, path))
 
 
-def app_with(ari: FakeAri, rates: RateTable = DEFAULT_RATES) -> tuple[App, list[RatedCdr]]:
+def app_with(ari: FakeAri, rates: RateTable = DEFAULT_RATES, config: Config = CONFIG) -> tuple[App, list[RatedCdr]]:
     """An App on `ari`, and the list its CDRs are submitted to (as the CDR writer would take them: never blocking)."""
     submitted: list[RatedCdr] = []
-    return App(ari, CONFIG, rates, submitted.append), submitted  # type: ignore[arg-type]
+    return App(ari, config, rates, submitted.append), submitted  # type: ignore[arg-type]
 
 
 async def turn_until(condition: Callable[[], bool], what: str, turns: int = 200) -> None:
@@ -118,6 +128,36 @@ ANSWER = ("POST", f"{CALL}/answer", None)
 PLAY_HELLO = ("POST", f"{CALL}/play", {"media": "sound:hello-world", "playbackId": f"{CHANNEL}-announcement"})
 RELEASE_NORMAL = ("DELETE", CALL, {"reason": "normal"})
 RELEASE_FAILURE = ("DELETE", CALL, {"reason": "failure"})
+ASTERISK_INFO = ("GET", "/asterisk/info", {"only": "system"})
+EVENT_FILTER = ("PUT", "/applications/fairline/eventFilter", None)  # its JSON body is in FakeAri.bodies
+SUBSCRIBE = ("POST", "/applications/fairline/subscription", {"eventSource": f"channel:{CHANNEL}"})
+SET_DIAL = ("POST", f"{CALL}/variable", {"variable": "FAIRLINE_DIAL", "value": "PJSIP/+31612345601@carrier-out,20"})
+CONTINUE = ("POST", f"{CALL}/continue", {"context": "fairline-dial", "extension": "s", "priority": "1"})
+PROGRESS = ("POST", f"{CALL}/progress", None)
+PLAY_NOBODY = ("POST", f"{CALL}/play", {"media": "sound:vm-nobodyavail", "playbackId": f"{CHANNEL}-0-noanswer"})
+RELEASE_BUSY = ("DELETE", CALL, {"reason": "busy"})
+
+
+def channel_event(kind: str, timestamp: str, **fields: Any) -> str:
+    """An ARI event about the recorded channel, as Asterisk 22 writes it, at `timestamp` (UTC, HH:MM:SS.mmm)."""
+    [start] = [json.loads(m) for m in recorded(types=["StasisStart"])]
+    return json.dumps({"type": kind, "timestamp": f"2026-11-25T{timestamp}+0000", **fields,
+                       "channel": start["channel"], "asterisk_id": start["asterisk_id"], "application": "fairline"})
+
+
+def dial_returned(status: str, timestamp: str) -> str:
+    """StasisStart as the fairline-dial context's Stasis(fairline,dialed,${DIALSTATUS}) sends it."""
+    message = json.loads(channel_event("StasisStart", timestamp, args=["dialed", status]))
+    message["channel"]["dialplan"] = {"context": "fairline-dial", "exten": "s", "priority": 2,
+                                      "app_name": "Stasis", "app_data": f"fairline,dialed,{status}"}
+    return json.dumps(message)
+
+
+def playback_finished(playback_id: str, media: str, timestamp: str) -> str:
+    return json.dumps({"type": "PlaybackFinished", "timestamp": f"2026-11-25T{timestamp}+0000",
+                       "playback": {"id": playback_id, "media_uri": media, "target_uri": f"channel:{CHANNEL}",
+                                    "language": "en", "state": "done"},
+                       "asterisk_id": "02:fc:00:00:00:01", "application": "fairline"})
 
 STARTED = datetime(2026, 11, 25, 13, 17, 15, 861000, tzinfo=UTC)
 ANSWERED = datetime(2026, 11, 25, 13, 17, 15, 863000, tzinfo=UTC)
@@ -225,6 +265,63 @@ class TestReplayRecordedCall:
         await workers_done(app)
 
         assert (ari.requests, submitted, app.calls) == ([], [], {})
+
+
+class TestReplayRoutedCall:
+    """A routed call: subscribed, handed to the dialplan's Dial(), its outcome back in the app."""
+
+    async def test_busy_target_gets_progress_the_announcement_and_a_busy_release(self) -> None:
+        ari = FakeAri()
+        app, submitted = app_with(ari, config=ROUTED_CONFIG)
+
+        feed(app, recorded(types=["StasisStart"]))
+        await turn_until(lambda: CONTINUE in ari.requests, "the call handed to Dial()")
+        assert ari.requests == [SUBSCRIBE, SET_DIAL, CONTINUE]
+
+        feed(app, [channel_event("StasisEnd", "13:17:15.870"),  # leaving the app for the dialplan
+                   dial_returned("BUSY", "13:17:17.200")])
+        await turn_until(lambda: PLAY_NOBODY in ari.requests, "the no-answer announcement")
+        feed(app, [playback_finished(f"{CHANNEL}-0-noanswer", "sound:vm-nobodyavail", "13:17:19.500")])
+        await turn_until(lambda: RELEASE_BUSY in ari.requests, "the busy release")
+        feed(app, [channel_event("ChannelHangupRequest", "13:17:19.510", cause=17, soft=True),
+                   channel_event("StasisEnd", "13:17:19.511"),
+                   channel_event("ChannelDestroyed", "13:17:19.520", cause=17, cause_txt="User busy")])
+        await workers_done(app)
+
+        assert ari.requests == [SUBSCRIBE, SET_DIAL, CONTINUE, PROGRESS, PLAY_NOBODY, RELEASE_BUSY]
+        [cdr] = submitted
+        assert (cdr.call.disposition, cdr.call.hangup_cause, cdr.call.answered_at, cdr.call.answered_target) == (
+            Disposition.BUSY, 17, None, None)
+        assert cdr.call.ended_at == datetime(2026, 11, 25, 13, 17, 19, 520000, tzinfo=UTC)
+        assert (cdr.customer_id, cdr.price.billable_seconds) == ("acme", 0)
+        assert app.calls == {}
+
+    async def test_stasis_end_of_a_followed_call_writes_no_cdr_until_the_channel_is_destroyed(self) -> None:
+        ari = FakeAri()
+        app, submitted = app_with(ari, config=ROUTED_CONFIG)
+
+        feed(app, [*recorded(types=["StasisStart"]), channel_event("StasisEnd", "13:17:15.870")])
+        await turn_until(lambda: CONTINUE in ari.requests, "the call handed to Dial()")
+
+        assert (submitted, list(app.calls)) == ([], [CHANNEL])
+        feed(app, [channel_event("ChannelDestroyed", "13:17:30.000", cause=16)])
+        await workers_done(app)
+        assert dispositions(submitted) == ["abandoned"]
+
+    async def test_failed_subscription_releases_with_failure_and_the_cdr_still_follows(self) -> None:
+        refused = AriError("POST", "/applications/fairline/subscription", 500, "Internal Server Error")
+        ari = FakeAri(failures={SUBSCRIBE[:2]: refused})
+        app, submitted = app_with(ari, config=ROUTED_CONFIG)
+        try:
+            feed(app, recorded(types=["StasisStart"]))
+            await turn_until(lambda: RELEASE_FAILURE in ari.requests, "the release after the failed subscription")
+            assert ari.requests == [SUBSCRIBE, RELEASE_FAILURE]  # not handed to Dial() unfollowed
+            feed(app, recorded(types=["ChannelHangupRequest", "StasisEnd"]))
+            await turn_until(lambda: bool(submitted), "the CDR")
+
+            assert dispositions(submitted) == ["failed"]
+        finally:
+            await app._drain()
 
 
 class TestBadEvents:
@@ -385,7 +482,9 @@ class TestRun:
             self.messages = messages
             self.stop = stop
 
-        async def events(self) -> AsyncIterator[str]:
+        async def events(self, on_connect: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[str]:
+            if on_connect is not None:  # as AriClient: once the websocket is up, before any event
+                await on_connect()
             for m in self.messages:
                 yield m
             self.stop.set()  # the operator stops fairline once the stream has been read
@@ -398,7 +497,7 @@ class TestRun:
         with capture_logs() as logs:
             await asyncio.wait_for(app.run(stop), timeout=5)
 
-        assert ari.requests == [("GET", "/asterisk/info", {"only": "system"}), ANSWER, PLAY_HELLO, RELEASE_NORMAL]
+        assert ari.requests == [ASTERISK_INFO, EVENT_FILTER, ANSWER, PLAY_HELLO, RELEASE_NORMAL]
         assert dispositions(submitted) == ["answered"]
         [connected] = [e for e in logs if e["event"] == "ari.connected"]
         assert (connected["asterisk_version"], connected["app"]) == ("22.10.1+dfsg+~cs6.17.60671434-1", "fairline")
@@ -433,6 +532,34 @@ class TestRun:
         with pytest.raises(AriUnauthorized):
             await app.run(stop)
 
+    async def test_event_filter_is_sent_once_connected_with_the_seven_event_types(self) -> None:
+        stop = asyncio.Event()
+        ari = self.StreamingAri("22.0.0", recorded(), stop)
+        app, submitted = app_with(ari)
+
+        await asyncio.wait_for(app.run(stop), timeout=5)
+
+        assert ari.requests[:2] == [ASTERISK_INFO, EVENT_FILTER]  # before any event is handled
+        body = ari.bodies[EVENT_FILTER[:2]]
+        assert sorted(t["type"] for t in body["allowed"]) == sorted([
+            "StasisStart", "StasisEnd", "ChannelStateChange", "ChannelHangupRequest", "ChannelDestroyed",
+            "PlaybackFinished", "Dial"])
+        assert (len(body["allowed"]), body["disallowed"]) == (7, [])
+
+    async def test_refused_event_filter_is_logged_and_calls_are_still_handled(self) -> None:
+        """The filter only spares Asterisk work: without it fairline ignores the extra events."""
+        stop = asyncio.Event()
+        ari = self.StreamingAri("22.0.0", recorded(), stop)
+        ari.failures[EVENT_FILTER[:2]] = AriError("PUT", EVENT_FILTER[1], 400, "Invalid filter")
+        app, submitted = app_with(ari)
+
+        with capture_logs() as logs:
+            await asyncio.wait_for(app.run(stop), timeout=5)
+
+        [refused] = [e for e in logs if e["event"] == "ari.event_filter_failed"]
+        assert refused["log_level"] == "warning"
+        assert dispositions(submitted) == ["answered"]
+
     async def test_call_whose_end_was_missed_while_disconnected_still_gets_its_cdr(
             self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Asterisk restarts during an answered call: after reconnecting, the call is gone and must be billed."""
@@ -444,12 +571,14 @@ class TestRun:
 
             connections = 0
 
-            async def events(self) -> AsyncIterator[str]:
+            async def events(self, on_connect: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[str]:
                 self.connections += 1
+                if on_connect is not None:
+                    await on_connect()
                 if self.connections == 1:
                     for m in recorded(types=["StasisStart", "ChannelStateChange"]):
                         yield m
-                    await turn_until(lambda: len(self.requests) == 3, "the answer and play requests")
+                    await turn_until(lambda: PLAY_HELLO in self.requests, "the answer and play requests")
                 else:
                     stop.set()
 
@@ -463,6 +592,37 @@ class TestRun:
 
         assert ari.connections == 2
         assert [(c.call.call_id, c.customer_id) for c in submitted] == [(CHANNEL, "acme")]
+        assert ari.requests.count(EVENT_FILTER) == 2  # a restarted Asterisk has forgotten the filter
+
+    async def test_routed_call_whose_end_was_missed_while_disconnected_still_gets_its_cdr(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(runtime, "backoff_delays", lambda: [0.0])
+        stop = asyncio.Event()
+
+        class RestartingAri(FakeAri):
+            """First connection: the call is handed to Dial(), then Asterisk goes away. Second: the call is gone."""
+
+            connections = 0
+
+            async def events(self, on_connect: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[str]:
+                self.connections += 1
+                if on_connect is not None:
+                    await on_connect()
+                if self.connections == 1:
+                    for m in recorded(types=["StasisStart"]):
+                        yield m
+                    await turn_until(lambda: CONTINUE in self.requests, "the call handed to Dial()")
+                else:
+                    stop.set()
+
+        ari = RestartingAri(answers={("GET", "/asterisk/info"): {"system": {"version": "22.0.0"}}},
+                            failures={("GET", CALL): ChannelGone("GET", CALL, 404, "Channel not found")})
+        app, submitted = app_with(ari, config=ROUTED_CONFIG)
+
+        await asyncio.wait_for(app.run(stop), timeout=5)
+
+        assert ari.connections == 2
+        assert [c.call.call_id for c in submitted] == [CHANNEL]
 
 
 class CannedSession:
@@ -471,8 +631,10 @@ class CannedSession:
     def __init__(self, status: int, body: str) -> None:
         self.status = status
         self.body = body
+        self.sent: Any = None  # the `json` of the last request
 
-    def request(self, method: str, url: str, params: Any = None) -> "CannedSession":
+    def request(self, method: str, url: str, params: Any = None, json: Any = None) -> "CannedSession":
+        self.sent = json
         return self
 
     async def __aenter__(self) -> "CannedSession":
@@ -525,6 +687,18 @@ class TestAriClientAnswers:
 
         assert type(caught.value) is error
         assert caught.value.status == status
+
+
+class TestAriClientBody:
+    async def test_body_is_sent_as_json_and_none_sends_no_body(self) -> None:
+        client = AriClient("http://127.0.0.1:8088", "fairline", "secret", "fairline")
+        session = CannedSession(204, "")
+        client._session = session  # type: ignore[assignment]
+
+        await client.request("PUT", "/applications/fairline/eventFilter", body={"allowed": [], "disallowed": []})
+        assert session.sent == {"allowed": [], "disallowed": []}
+        await client.request("POST", f"{CALL}/answer")
+        assert session.sent is None
 
 
 class TestAsteriskMajor:
