@@ -8,6 +8,7 @@ CDR table. Tests never use $DATABASE_URL: they drop and create their database.
 from __future__ import annotations
 
 import json
+import shutil
 from decimal import Decimal
 import sys
 import time
@@ -65,11 +66,14 @@ def live_stack() -> Iterator[LiveStack]:
     stackmod.install_prerequisites()
     s = stackmod.Stack.create("test", stackmod.Ports.free())
     s.external_database_url = None
-    s.app_config = ROOT / "tests" / "e2e" / "fairline.yaml"  # also what the fallback dialplan is made from
+    # A copy the reload test may change; also what the fallback dialplan is made from.
+    s.app_config = s.state_dir / "fairline.yaml"
+    shutil.copyfile(ROOT / "tests" / "e2e" / "fairline.yaml", s.app_config)
     s.start(with_fairline=False)
     try:
         s.psql("postgres", "DROP DATABASE IF EXISTS fairline WITH (FORCE)")
         s.psql("postgres", "CREATE DATABASE fairline")
+        s.log("fairline").write_bytes(b"")  # the tests read this session's log only
         s.start_fairline()
         yield LiveStack(s)
     finally:
@@ -82,9 +86,27 @@ def live(live_stack: LiveStack) -> LiveStack:
     s = live_stack.stack
     if s.fairline is None or s.fairline.poll() is not None:
         s.start_fairline()
+    # A call of the previous test may still be on its way to the table: let it land first.
+    poll(lambda: _cdrs_written(live_stack) >= _calls_ended(live_stack), timeout=5)
     s.psql("fairline", "TRUNCATE cdrs")
     live_stack.log_offset = s.log("fairline").stat().st_size
     return live_stack
+
+
+def _whole_log(live: LiveStack) -> list[dict[str, Any]]:
+    offset, live.log_offset = live.log_offset, 0
+    try:
+        return live.logs()
+    finally:
+        live.log_offset = offset
+
+
+def _calls_ended(live: LiveStack) -> int:
+    return sum(e.get("event") == "call.ended" for e in _whole_log(live))
+
+
+def _cdrs_written(live: LiveStack) -> int:
+    return sum(int(e.get("count", 0)) for e in _whole_log(live) if e.get("event") == "cdr.written")
 
 
 def poll(check: Callable[[], bool], timeout: float = 10) -> bool:
