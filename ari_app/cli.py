@@ -7,7 +7,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import date
 from typing import Any
 from pathlib import Path
@@ -203,6 +203,41 @@ async def _reload(app: App, st: settings_mod.Settings, pool: asyncpg.Pool, recor
         log.warning("db.directory_sync_failed", error=str(exc) or type(exc).__name__)
 
 
+async def _prepare_database(pool: asyncpg.Pool, current: Callable[[], config_mod.Config], st: settings_mod.Settings,
+                            stop: asyncio.Event, refused: list[str]) -> None:
+    """Apply migrations and sync the directory as soon as PostgreSQL answers, retrying meanwhile.
+
+    Calls are routed all the while; their CDRs wait in the spool. A database whose
+    schema history contradicts the migrations stops fairline: that needs a person.
+    """
+    log = structlog.get_logger("fairline")
+    database = settings_mod.redact(st.database_url)
+    delay, attempts = 1.0, 0
+    while not stop.is_set():
+        try:
+            async with pool.acquire(timeout=5) as conn:
+                applied = await migrate(conn)
+                await _sync_directory(conn, current())
+            log.info("db.ready", database=database, migrations_applied=applied)
+            return
+        except StorageError as exc:
+            log.error("startup.refused", error=str(exc))
+            refused.append(str(exc))
+            stop.set()
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            # Loud the first time and then every tenth try; routing goes on, CDRs are spooled.
+            if attempts % 10 == 0:
+                log.error("db.unreachable", database=database, error=str(exc) or type(exc).__name__,
+                          retry_in_s=delay, routing="continues; CDRs are spooled until the database answers")
+        attempts += 1
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        except TimeoutError:
+            pass
+        delay = min(delay * 2, 30.0)
+
+
 def pid_file(spool_dir: Path) -> Path:
     return spool_dir / "fairline.pid"
 
@@ -237,35 +272,35 @@ async def _run(st: settings_mod.Settings, cfg: config_mod.Config, author: str) -
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        pool = await asyncpg.create_pool(st.database_url, min_size=1, max_size=4, timeout=5)
+        # min_size=0: no connection is made here. Routing never waits on the database.
+        pool = await asyncpg.create_pool(st.database_url, min_size=0, max_size=4, timeout=5)
     except ValueError:
         # asyncpg's parse error can quote part of the password: say only what to fix.
         log.error("db.bad_url", database=settings_mod.redact(st.database_url),
                   hint="expected postgresql://USER:PASSWORD@HOST:PORT/DB with special characters percent-encoded")
         return EXIT_BAD_INPUT
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-        log.error("db.unreachable", database=settings_mod.redact(st.database_url), error=str(exc) or type(exc).__name__)
-        return EXIT_UNAVAILABLE
+    refused: list[str] = []
     try:
-        async with pool.acquire() as conn:
-            applied = await migrate(conn)
-            await _sync_directory(conn, cfg)
-        log.info("db.ready", database=settings_mod.redact(st.database_url), migrations_applied=applied)
         write_pid_file(st.spool_dir)
         async with ConfigRecorder(pool) as recorder, CdrWriter(pool, st.spool_dir) as writer, \
                 AriClient(st.ari_url, st.ari_user, st.ari_password, st.ari_app) as ari:
             recorder.record(cfg.text, author)
             app = App(ari, cfg, cfg.rates, writer.submit)
+            _spawn(_prepare_database(pool, lambda: app.config, st, stop, refused), log)
             loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(_reload(app, st, pool, recorder, author), log))
             await app.run(stop)
     except AriUnauthorized as exc:
         log.error("ari.unauthorized", error=str(exc), hint="check ARI_USER/ARI_PASSWORD in the secrets file against ari.conf")
         return EXIT_BAD_INPUT
-    except (UnsupportedAsterisk, StorageError, SpoolError) as exc:
+    except (UnsupportedAsterisk, SpoolError) as exc:
         log.error("startup.refused", error=str(exc))
         return EXIT_BAD_INPUT
     finally:
+        for task in list(_background):
+            task.cancel()
         await pool.close()
+    if refused:
+        return EXIT_BAD_INPUT
     log.info("stopped")
     return EXIT_OK
 

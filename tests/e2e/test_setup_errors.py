@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, stackmod
+from tests.e2e.conftest import ROOT, poll, stackmod
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +53,8 @@ def test_missing_system_package_without_root_says_how_to_install_it(monkeypatch:
     assert "apt-get install sip-tester" in str(err.value)
 
 
-def test_fairline_run_exits_with_a_clear_error_when_the_database_does_not_answer(tmp_path: Path) -> None:
+def test_fairline_run_reports_an_unreachable_database_loudly_and_keeps_running(tmp_path: Path) -> None:
+    """Routing never waits on the database: fairline says what is wrong (password hidden) and goes on."""
     secrets = tmp_path / "secrets.env"
     secrets.write_text("ARI_USER=fairline\nARI_PASSWORD=not-used-here\n")
     secrets.chmod(0o600)
@@ -62,15 +63,23 @@ def test_fairline_run_exits_with_a_clear_error_when_the_database_does_not_answer
         DATABASE_URL=f"postgresql://fairline:s3cret-pw@127.0.0.1:{closed_port()}/fairline",
         FAIRLINE_SECRETS=str(secrets),
         FAIRLINE_CONFIG=str(ROOT / "dialplan" / "fairline.yaml"),
+        FAIRLINE_ARI_URL=f"http://127.0.0.1:{closed_port()}",
+        FAIRLINE_SPOOL_DIR=str(tmp_path / "spool"),
     )
     fairline = Path(os.sys.executable).parent / "fairline"
-    proc = subprocess.run([str(fairline), "run", "--log-format", "json"], env=env, capture_output=True, text=True,
-                          timeout=30)
-    assert proc.returncode == 3
-    lines = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
-    [error] = [line for line in lines if line["event"] == "db.unreachable"]
-    assert "***" in error["database"]
-    assert "s3cret-pw" not in proc.stderr
+    log = tmp_path / "fairline.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(fairline), "run", "--log-format", "json"], env=env, stderr=out)
+        try:
+            assert poll(lambda: "db.unreachable" in log.read_text(), timeout=15)
+            assert proc.poll() is None  # still running, retrying the database and ARI
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=15) == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    error = next(line for line in lines if line["event"] == "db.unreachable")
+    assert "***" in error["database"] and "spooled" in error["routing"]
+    assert "s3cret-pw" not in log.read_text()
 
 
 def test_rendered_asterisk_config_has_no_unfilled_markers_and_secrets_only_owner_readable() -> None:
