@@ -37,6 +37,7 @@ from rating import billing
 from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
 from rating.errors import InvalidCall, InvalidMonth, RatingError
 from rating.fair_use import Month
+from rating.rate_cli import parse_number_type, parse_timestamp
 from rating.storage import StorageError, migrate
 from rating.tariff import DEFAULT_RATES, CallTimes, NumberType, RateTable
 
@@ -467,10 +468,10 @@ def _import_line(line: bytes, rates: RateTable) -> RatedCdr:
     caller = given.get("caller")
     if caller is not None and not isinstance(caller, str):
         raise InvalidCall(call_id, f"caller: expected a string or null, got {json.dumps(caller)}")
-    number_type = _number_type(call_id, given["number_type"])
-    start = _timestamp(call_id, "start", given["start"])
-    answer = None if given["answer"] is None else _timestamp(call_id, "answer", given["answer"])
-    end = _timestamp(call_id, "end", given["end"])
+    number_type = parse_number_type(call_id, given["number_type"])
+    start = parse_timestamp(call_id, "start", given["start"])
+    answer = None if given["answer"] is None else parse_timestamp(call_id, "answer", given["answer"])
+    end = parse_timestamp(call_id, "end", given["end"])
     # Checks the order of the times and the number, with the messages `fairline rate` gives.
     CallTimes(call_id, given["number"], number_type, start, answer, end)
     call = CallRecord(
@@ -485,27 +486,6 @@ def _import_line(line: bytes, rates: RateTable) -> RatedCdr:
         # the corrected line can be imported later (a stored call id would block it).
         raise InvalidCall(call_id, cdr.rating_error)
     return cdr
-
-
-def _number_type(call_id: str, value: object) -> NumberType:
-    for number_type in NumberType:
-        if value == number_type.value:
-            return number_type
-    expected = ", ".join(t.value for t in NumberType)
-    raise InvalidCall(call_id, f"number_type: expected one of {expected}, got {json.dumps(value)}")
-
-
-def _timestamp(call_id: str, field: str, value: object) -> datetime:
-    expectation = f"{field}: expected an ISO 8601 timestamp with an offset or Z, like 2026-11-23T18:59:30+01:00"
-    if not isinstance(value, str):
-        raise InvalidCall(call_id, f"{expectation}; got {json.dumps(value)}")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidCall(call_id, f"{expectation}; got {value!r}") from None
-    if parsed.utcoffset() is None:
-        raise InvalidCall(call_id, f"{expectation}; got {value!r}, which has no offset")
-    return parsed
 
 
 # ------------------------------------------------------------------- fair use

@@ -57,15 +57,16 @@ def _rate_line(line: str, rates: RateTable) -> dict[str, Any]:
     call = CallTimes(
         call_id=call_id,
         number=given["number"],
-        number_type=_number_type(call_id, given["number_type"]),
-        start=_timestamp(call_id, "start", given["start"]),
-        answer=None if given["answer"] is None else _timestamp(call_id, "answer", given["answer"]),
-        end=_timestamp(call_id, "end", given["end"]),
+        number_type=parse_number_type(call_id, given["number_type"]),
+        start=parse_timestamp(call_id, "start", given["start"]),
+        answer=None if given["answer"] is None else parse_timestamp(call_id, "answer", given["answer"]),
+        end=parse_timestamp(call_id, "end", given["end"]),
     )
     return given | _price_fields(rate_call(call, rates))
 
 
-def _number_type(call_id: str, value: object) -> NumberType:
+def parse_number_type(call_id: str, value: object) -> NumberType:
+    """A number_type field of a JSON Lines call; InvalidCall names the field and the values allowed."""
     for number_type in NumberType:
         if value == number_type.value:
             return number_type
@@ -73,7 +74,8 @@ def _number_type(call_id: str, value: object) -> NumberType:
     raise InvalidCall(call_id, f"number_type: expected one of {expected}, got {json.dumps(value)}")
 
 
-def _timestamp(call_id: str, field: str, value: object) -> datetime:
+def parse_timestamp(call_id: str, field: str, value: object) -> datetime:
+    """An ISO 8601 timestamp field with an offset (or Z); InvalidCall names the field otherwise."""
     expectation = f"{field}: expected an ISO 8601 timestamp with an offset or Z, like 2026-11-23T18:59:30+01:00"
     if not isinstance(value, str):
         raise InvalidCall(call_id, f"{expectation}; got {json.dumps(value)}")
