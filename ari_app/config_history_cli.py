@@ -9,27 +9,18 @@ root (ari_app/cli.py) calls register() with the `config` subcommands.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
 import sys
 from datetime import UTC
 from typing import Any, TextIO
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import asyncpg
-import structlog
 
 from ari_app.config import to_e164
-from ari_app.settings import redact
+from rating.billing_cli import with_database
 from rating.config_store import ConfigVersion, config_history
-from rating.storage import StorageError, migrate
 
 EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_UNAVAILABLE = 3
-
-CONNECT_TIMEOUT_S = 5.0
 SHORT_HASH = 12  # hex digits of the content hash shown in the table
 
 
@@ -52,48 +43,16 @@ def register(config_subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def cmd_config_history(args: argparse.Namespace) -> int:
-    url = args.database_url or os.environ.get("DATABASE_URL", "")
-    if not url:
-        _error("no database given: use --database-url URL or set DATABASE_URL")
-        return EXIT_BAD_INPUT
     number = None
     if args.number is not None:
         number = to_e164(args.number) or args.number.strip()
-    if not structlog.is_configured():
-        # Migrations log; stdout carries the command's output, so logs go to stderr.
-        structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
-    return asyncio.run(_history(url, number, sys.stdout, as_json=args.json))
 
-
-async def _history(url: str, number: str | None, out: TextIO, *, as_json: bool) -> int:
-    shown = redact(url)
-    try:
-        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
-    except ValueError as bad:  # asyncpg's ClientConfigurationError is one too
-        _error(f"bad database URL {shown}: {_scrub(str(bad), url)}")
-        return EXIT_BAD_INPUT
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:  # OSError: also TimeoutError
-        _error(f"database {shown} unreachable: {_describe(problem, url)}")
-        return EXIT_UNAVAILABLE
-    try:
-        await migrate(conn)
+    async def show(conn: asyncpg.Connection) -> int:
         versions = await config_history(conn, number)
-    except StorageError as refused:
-        _error(str(refused))
-        return EXIT_BAD_INPUT
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:
-        _error(f"database {shown} failed: {_describe(problem, url)}")
-        return EXIT_UNAVAILABLE
-    finally:
-        try:
-            await conn.close(timeout=CONNECT_TIMEOUT_S)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            conn.terminate()  # gone or hanging; it only read
-    if as_json:
-        write_json(out, versions, number)
-    else:
-        write_text(out, versions, number)
-    return EXIT_OK
+        (write_json if args.json else write_text)(sys.stdout, versions, number)
+        return EXIT_OK
+
+    return with_database(args, show)
 
 
 def write_text(out: TextIO, versions: list[ConfigVersion], number: str | None) -> None:
@@ -128,21 +87,3 @@ def write_json(out: TextIO, versions: list[ConfigVersion], number: str | None) -
         ],
     }
     out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-
-
-def _error(message: str) -> None:
-    print(f"fairline: {message}", file=sys.stderr)
-
-
-def _scrub(text: str, url: str) -> str:
-    """text with the URL's password (user part or ?password=) replaced by ***, in case an error message quotes it."""
-    parts = urlsplit(url)
-    secrets = {parts.password, unquote(parts.password or "")}
-    secrets.update(v for k, v in parse_qsl(parts.query) if k.lower() == "password")
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def _describe(problem: BaseException, url: str) -> str:
-    return _scrub(str(problem), url) or type(problem).__name__

@@ -10,6 +10,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from ari_app.errors import ConfigError
+from rating.storage import redact as redact  # one way to hide a database password, for both packages
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,12 +85,3 @@ def from_environment(env: Mapping[str, str], *, ari_url: str | None = None, ari_
         config_path=Path(config_path),
         spool_dir=Path(spool_dir or env.get("FAIRLINE_SPOOL_DIR", "spool")),
     )
-
-
-def redact(url: str) -> str:
-    """A URL safe to log: the password (in the user part or a ?password= parameter) replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is not None:
-        url = url.replace(f":{parts.password}@", ":***@", 1)
-    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
-

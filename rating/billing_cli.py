@@ -38,7 +38,7 @@ from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
 from rating.errors import InvalidCall, InvalidMonth, RatingError
 from rating.fair_use import Month
 from rating.rate_cli import parse_number_type, parse_timestamp
-from rating.storage import StorageError, migrate
+from rating.storage import StorageError, migrate, redact
 from rating.tariff import DEFAULT_RATES, CallTimes, NumberType, RateTable
 
 EXIT_OK = 0
@@ -230,7 +230,7 @@ def _cmd_cdr_import(args: argparse.Namespace, load_rates: RatesLoader | None) ->
         return EXIT_LINES_REJECTED if report.rejected else EXIT_OK
 
     try:
-        return _with_database(args, work)
+        return with_database(args, work)
     finally:
         if args.file is not None:
             stream.close()
@@ -242,7 +242,7 @@ def _cmd_fair_use_report(args: argparse.Namespace) -> int:
         (write_fair_use_json if args.json else write_fair_use_table)(sys.stdout, report)
         return EXIT_OK
 
-    return _with_database(args, work)
+    return with_database(args, work)
 
 
 def _cmd_invoice(args: argparse.Namespace) -> int:
@@ -251,7 +251,7 @@ def _cmd_invoice(args: argparse.Namespace) -> int:
         (write_invoices_csv if args.csv else write_invoices)(sys.stdout, args.month, found)
         return EXIT_OK
 
-    return _with_database(args, work)
+    return with_database(args, work)
 
 
 def _cmd_heavy_user(args: argparse.Namespace) -> int:
@@ -262,7 +262,7 @@ def _cmd_heavy_user(args: argparse.Namespace) -> int:
         write_resettlement(sys.stdout, done)
         return EXIT_OK
 
-    return _with_database(args, work)
+    return with_database(args, work)
 
 
 def _cmd_service_charge_add(args: argparse.Namespace) -> int:
@@ -274,7 +274,7 @@ def _cmd_service_charge_add(args: argparse.Namespace) -> int:
         write_service_charge(sys.stdout, charge)
         return EXIT_OK
 
-    return _with_database(args, work)
+    return with_database(args, work)
 
 
 def _error(message: str) -> None:
@@ -284,7 +284,11 @@ def _error(message: str) -> None:
 # -------------------------------------------------------------------- database
 
 
-def _with_database(args: argparse.Namespace, work: Work) -> int:
+def with_database(args: argparse.Namespace, work: Work) -> int:
+    """Connect to $DATABASE_URL / --database-url, migrate, run `work`; exit 2 bad input, 3 database trouble.
+
+    The URL is shown with its password as ***, also inside error messages that quote it.
+    """
     url = args.database_url or os.environ.get("DATABASE_URL", "")
     if not url:
         _error("no database given: use --database-url URL or set DATABASE_URL")
@@ -321,23 +325,6 @@ async def _connected(url: str, work: Work) -> int:
             await conn.close(timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             conn.terminate()  # gone or hanging; nothing is pending: every write committed or rolled back
-
-
-def redact(url: str) -> str:
-    """The URL safe to print: its password, in the user part or as ?password=, replaced by ***."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if not netloc:
-        # Not scheme://...: no telling which part is the password, so show none of it.
-        return "(a URL not of the form postgresql://user:password@host/database)"
-    if parts.password is not None:
-        userinfo, _, hosts = netloc.rpartition("@")
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
-    query = parts.query
-    if "password" in query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="*")
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _scrub(text: str, url: str) -> str:
