@@ -118,6 +118,9 @@ CallEvent = Union[CallStarted, DialReturned, CallAnswered, TargetDialed, TargetA
                   HangupRequested, CallLeft, CallDestroyed]
 AriEvent = Union[CallEvent, Ignored]
 
+# What carriers put in the caller id when the caller withheld it.
+WITHHELD = frozenset({"", "anonymous", "restricted", "private", "unavailable", "unknown", "withheld"})
+
 
 def parse_time(raw: object, field: str) -> datetime:
     """ARI timestamps look like 2026-11-25T13:30:00.123+0000."""
@@ -166,6 +169,8 @@ def parse(message: str | bytes) -> AriEvent:
             )
         caller = _get(data, "channel", "caller")
         number = caller.get("number") if isinstance(caller, dict) else None
+        if isinstance(number, str) and number.strip().lower() in WITHHELD:
+            number = None
         return CallStarted(
             channel_id=_str(data, "channel", "id"),
             at=parse_time(data.get("timestamp"), "timestamp"),

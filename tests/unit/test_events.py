@@ -289,3 +289,13 @@ class TestParseRejectsMalformed:
 
         assert isinstance(caught.value, FairlineError)
         assert isinstance(caught.value, ValueError)
+
+
+class TestWithheldCaller:
+    @pytest.mark.parametrize("number", ["anonymous", "Anonymous", "restricted", "unavailable", " "])
+    def test_a_withheld_caller_id_is_stored_as_no_caller(self, number: str) -> None:
+        """Billing sees NULL for a withheld caller, whatever word the carrier used."""
+        raw = recorded("StasisStart")
+        raw["channel"]["caller"]["number"] = number
+        event = parse(json.dumps(raw))
+        assert isinstance(event, CallStarted) and event.caller is None
