@@ -33,15 +33,20 @@ class CallStarted:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DialReturned:
-    """StasisStart with args ("dialed", DIALSTATUS): a dialplan Dial() fairline asked for has ended.
+    """StasisStart with args ("dialed", DIALSTATUS, DID): a dialplan Dial() fairline asked for has ended.
 
     DIALSTATUS is Asterisk's: ANSWER (the call was connected and the target hung up),
     BUSY, NOANSWER, CONGESTION, CHANUNAVAIL, CANCEL, DONTCALL, TORTURE, INVALIDARGS.
+    The rest describes the call, so a fairline that restarted meanwhile can adopt it.
     """
 
     channel_id: str
     at: datetime
     status: str
+    did: str = ""  # the number dialled (FAIRLINE_DID, set by the inbound context)
+    caller: str | None = None
+    started_at: datetime | None = None
+    answered: bool = False  # the channel is up: a target answered before Dial() returned
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -161,16 +166,20 @@ def parse(message: str | bytes) -> AriEvent:
     kind = _str(data, "type")
     if kind == "StasisStart":
         args = data.get("args") or []
+        caller = _get(data, "channel", "caller")
+        number = caller.get("number") if isinstance(caller, dict) else None
+        if isinstance(number, str) and number.strip().lower() in WITHHELD:
+            number = None
         if isinstance(args, list) and args and args[0] == "dialed":
             return DialReturned(
                 channel_id=_str(data, "channel", "id"),
                 at=parse_time(data.get("timestamp"), "timestamp"),
                 status=str(args[1]) if len(args) > 1 else "",
+                did=str(args[2]) if len(args) > 2 else "",
+                caller=number if isinstance(number, str) and number else None,
+                started_at=parse_time(_get(data, "channel", "creationtime"), "channel.creationtime"),
+                answered=_str(data, "channel", "state") == "Up",
             )
-        caller = _get(data, "channel", "caller")
-        number = caller.get("number") if isinstance(caller, dict) else None
-        if isinstance(number, str) and number.strip().lower() in WITHHELD:
-            number = None
         return CallStarted(
             channel_id=_str(data, "channel", "id"),
             at=parse_time(data.get("timestamp"), "timestamp"),

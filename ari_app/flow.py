@@ -178,6 +178,8 @@ def step(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Actio
         return _release(dataclasses.replace(call, followed=False), CAUSE_FAILURE, "failure")
     if call.phase is Phase.NEW and isinstance(event, CallStarted):
         return _start(call, event, config)
+    if call.phase is Phase.NEW and isinstance(event, DialReturned):
+        return _adopt(call, event, config)
     if call.phase is Phase.DIALING and isinstance(event, DialReturned):
         return _dial_returned(call, event, config)
     if call.phase is Phase.ANNOUNCING and isinstance(event, PlaybackDone) and event.playback_id == call.playing:
@@ -197,6 +199,22 @@ def _start(call: Call, event: CallStarted, config: Config) -> tuple[Call, list[A
     if number is None:
         return _announce(started, NOT_IN_SERVICE, "unallocated", answer=False, name="noservice")
     return _enter(started, number.e164, event.at, config)
+
+
+def _adopt(call: Call, event: DialReturned, config: Config) -> tuple[Call, list[Action]]:
+    """A call comes back from Dial() to a fairline that did not send it there (it restarted).
+
+    What the route would do next is not known any more; the caller must not be left in
+    silence: an answered call is released, an unanswered one hears why and is released.
+    Its answer time is lost, so it is recorded as answered when it comes back.
+    """
+    number = config.number(event.did)
+    adopted = dataclasses.replace(
+        call, did=number.e164 if number else event.did, caller=event.caller, started_at=event.started_at,
+        in_service=True, answered_at=event.at if event.answered else None, steps=((),),
+        no_answer=number.route.no_answer if number and number.route else None,
+    )
+    return _dial_returned(dataclasses.replace(adopted, phase=Phase.DIALING), event, config)
 
 
 def _enter(call: Call, e164: str, at: datetime, config: Config) -> tuple[Call, list[Action]]:

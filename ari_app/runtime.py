@@ -174,7 +174,9 @@ class App:
     def feed(self, event: events.CallEvent | flow.ActionFailed) -> None:
         session = self.calls.get(event.channel_id)
         if session is None:
-            if not isinstance(event, events.CallStarted):
+            if isinstance(event, events.DialReturned):
+                self.log.warning("call.adopted", call_id=event.channel_id, status=event.status, did=event.did)
+            elif not isinstance(event, events.CallStarted):
                 self.log.debug("ari.event_for_unknown_call", call_id=event.channel_id, event=type(event).__name__)
                 return
             session = self._open(event)
@@ -188,7 +190,7 @@ class App:
             session.actions.put_nowait(None)
             del self.calls[event.channel_id]
 
-    def _open(self, event: events.CallStarted) -> CallSession:
+    def _open(self, event: events.CallStarted | events.DialReturned) -> CallSession:
         log = self.log.bind(call_id=event.channel_id)
         log.info("call.started", did=event.did, caller=event.caller)
         session = CallSession(flow.Call(call_id=event.channel_id), log, asyncio.Queue())

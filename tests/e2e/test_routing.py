@@ -7,6 +7,7 @@ unreachable, 5 answers and hangs up after 2 s. The numbers are in tests/e2e/fair
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import SCENARIOS, LiveStack
+from tests.e2e.conftest import SCENARIOS, LiveStack, poll
 
 pytestmark = pytest.mark.e2e
 
@@ -108,3 +109,21 @@ def test_outside_opening_hours_the_outside_route_rings(live: LiveStack) -> None:
     assert result.returncode == 0, result.stderr
     row = only_cdr(live)
     assert (row["disposition"], row["answered_target"]) == ("answered", "+31612340015")
+
+
+def test_a_call_ringing_while_fairline_restarts_is_adopted_not_left_in_silence(live: LiveStack) -> None:
+    """fairline dies (SIGKILL) while Dial() rings; the restarted fairline gets the outcome and finishes the call."""
+    s = live.stack
+    with ThreadPoolExecutor(1) as pool:
+        ringing = pool.submit(live.call, "+31201230009", unanswered(live, 480))
+        assert poll(lambda: any(e.get("event") == "call.dialing" for e in live.logs()), timeout=10)
+        assert s.fairline is not None
+        s.fairline.kill()
+        s.fairline.wait(timeout=10)
+        s.start_fairline()
+        result = ringing.result(timeout=40)
+    assert result.returncode == 0, result.stderr  # 480 after the announcement: never silence
+    row = only_cdr(live)
+    assert (row["did"], row["disposition"], row["hangup_cause"]) == ("+31201230009", "no_answer", 19)
+    assert seconds(row, "started_at", "ended_at") >= 8  # started when the call arrived, not at adoption
+    assert any(e.get("event") == "call.adopted" for e in live.logs())
