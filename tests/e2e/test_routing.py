@@ -127,3 +127,21 @@ def test_a_call_ringing_while_fairline_restarts_is_adopted_not_left_in_silence(l
     assert (row["did"], row["disposition"], row["hangup_cause"]) == ("+31201230009", "no_answer", 19)
     assert seconds(row, "started_at", "ended_at") >= 8  # started when the call arrived, not at adoption
     assert any(e.get("event") == "call.adopted" for e in live.logs())
+
+
+def test_the_target_sees_the_callers_own_number(live: LiveStack) -> None:
+    """The target phone answers only if the INVITE it gets presents +31612345678 (else it says 503)."""
+    result = live.call("+31201230010", "uac_talk.xml", caller="+31612345678")
+    assert result.returncode == 0, result.stderr
+    assert only_cdr(live)["answered_target"] == "+31612340056"
+    # The phone's check is real: another caller id is refused by it.
+    other = live.call("+31201230010", unanswered(live, 503), caller="+31612345679")
+    assert other.returncode == 0, other.stderr
+    assert [r["disposition"] for r in live.wait_cdrs(2)] == ["answered", "unreachable"]
+
+
+def test_a_withheld_caller_id_stays_withheld_towards_the_target(live: LiveStack) -> None:
+    result = live.call("+31201230011", "uac_talk.xml", caller="anonymous")
+    assert result.returncode == 0, result.stderr
+    row = only_cdr(live)
+    assert (row["caller"], row["answered_target"]) == (None, "+31612340057")
