@@ -37,6 +37,7 @@ from rating.cdr import CallRecord, Disposition
 
 NOT_IN_SERVICE = "ss-noservice"
 NO_ROUTE_LEFT = "vm-nobodyavail"
+SORRY = "all-circuits-busy-now"  # when fairline or Asterisk cannot serve the call
 MAX_HOPS = 5  # forwards from number to number within one call; a loop the config missed ends here
 TRUNK = "carrier-out"  # the PJSIP endpoint that reaches landline and mobile targets
 
@@ -175,7 +176,11 @@ def step(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Actio
         if call.phase is Phase.RELEASING:
             return call, []
         # A failed subscribe/continue leaves the channel in the app: its StasisEnd is its end.
-        return _release(dataclasses.replace(call, followed=False), CAUSE_FAILURE, "failure")
+        failed = dataclasses.replace(call, followed=False, release_cause=CAUSE_FAILURE)
+        if call.release_reason == "failure":  # even the apology failed: release at once
+            return _release(failed, CAUSE_FAILURE, "failure")
+        # The caller hears why before the release, never silence (early media: nobody pays).
+        return _announce(failed, SORRY, "failure", answer=False, name="failure")
     if call.phase is Phase.NEW and isinstance(event, CallStarted):
         return _start(call, event, config)
     if call.phase is Phase.NEW and isinstance(event, DialReturned):
@@ -183,7 +188,8 @@ def step(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Actio
     if call.phase is Phase.DIALING and isinstance(event, DialReturned):
         return _dial_returned(call, event, config)
     if call.phase is Phase.ANNOUNCING and isinstance(event, PlaybackDone) and event.playback_id == call.playing:
-        cause = {"normal": CAUSE_NORMAL, "unallocated": CAUSE_UNALLOCATED}.get(call.release_reason)
+        cause = {"normal": CAUSE_NORMAL, "unallocated": CAUSE_UNALLOCATED, "failure": CAUSE_FAILURE}.get(
+            call.release_reason)
         if cause is None:
             cause = _OUTCOMES.get(call.outcome or "", (CAUSE_NO_ANSWER,))[0]
         return _release(call, cause, call.release_reason)

@@ -78,6 +78,7 @@ class App:
         self.calls: dict[str, CallSession] = {}
         self.log = structlog.get_logger("fairline")
         self._workers: set[asyncio.Task[None]] = set()
+        self.release_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stay connected to ARI until `stop` is set; reconnect with back-off when the connection drops."""
@@ -243,10 +244,24 @@ class App:
                                                                 "priority": "1"})
             log.info("call.dialing", dial=action.dial)
         elif isinstance(action, flow.Hangup):
-            await self.ari.request("DELETE", path, {"reason": action.reason})
-            log.info("call.released", reason=action.reason)
+            await self._release(call_id, action.reason, log)
         elif isinstance(action, flow.WriteCdr):
             self._write_cdr(action, log)
+
+    async def _release(self, call_id: str, reason: str, log: structlog.typing.FilteringBoundLogger) -> None:
+        """Hang the caller up; a failing request is retried while the call is still there (no silence)."""
+        for delay in (*self.release_retry_delays, None):
+            try:
+                await self.ari.request("DELETE", f"/channels/{call_id}", {"reason": reason})
+                log.info("call.released", reason=reason)
+                return
+            except ChannelGone:
+                raise
+            except AriError as exc:
+                if delay is None or call_id not in self.calls:
+                    raise
+                log.warning("call.release_retry", error=str(exc), in_s=delay)
+                await asyncio.sleep(delay)
 
     def _write_cdr(self, action: flow.WriteCdr, log: structlog.typing.FilteringBoundLogger) -> None:
         record = action.record

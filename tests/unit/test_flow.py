@@ -111,6 +111,7 @@ def answered(s: float = 0.1) -> CallAnswered:
 # The playback ids the flow gives its prompts; only these end the announcement.
 ANNOUNCEMENT_ID = f"{CALL_ID}-announcement"
 NOT_IN_SERVICE_ID = f"{CALL_ID}-noservice"
+FAILURE_ID = f"{CALL_ID}-failure"  # the apology played when an action failed
 
 
 def playback_done(failed: bool = False, s: float = 2.0, playback_id: str = ANNOUNCEMENT_ID) -> PlaybackDone:
@@ -121,6 +122,11 @@ def playback_done(failed: bool = False, s: float = 2.0, playback_id: str = ANNOU
 def noservice_done(failed: bool = False, s: float = 2.0) -> PlaybackDone:
     """The 'not in service' prompt finished."""
     return playback_done(failed, s, NOT_IN_SERVICE_ID)
+
+
+def failure_done(failed: bool = False, s: float = 1.0) -> PlaybackDone:
+    """The apology played after a failed action finished."""
+    return playback_done(failed, s, FAILURE_ID)
 
 
 def hangup_requested(cause: int | None, s: float = 2.1) -> HangupRequested:
@@ -143,6 +149,9 @@ ANNOUNCING_IN_SERVICE = Call(CALL_ID, Phase.ANNOUNCING, CONFIGURED, CALLER, star
                              playing=ANNOUNCEMENT_ID)
 ANNOUNCING_NOT_IN_SERVICE = Call(CALL_ID, Phase.ANNOUNCING, NOT_CONFIGURED, CALLER, started_at=at(0),
                                  playing=NOT_IN_SERVICE_ID, release_reason="unallocated")
+# An action failed: the caller hears the apology as early media, then is released with failure.
+APOLOGISING = dataclasses.replace(ANNOUNCING_IN_SERVICE, playing=FAILURE_ID, release_reason="failure",
+                                  release_cause=38)
 RELEASING = dataclasses.replace(ANNOUNCING_IN_SERVICE, phase=Phase.RELEASING, release_cause=16)
 ENDED = dataclasses.replace(RELEASING, phase=Phase.ENDED)
 
@@ -166,6 +175,7 @@ def hello(record_id: str = CALL_ID) -> Play:
 
 
 NOT_IN_SERVICE_PROMPT = Play("sound:ss-noservice", NOT_IN_SERVICE_ID)
+APOLOGY = Play("sound:all-circuits-busy-now", FAILURE_ID)
 
 TRANSITIONS: list[Any] = [
     # A call arrives
@@ -202,10 +212,20 @@ TRANSITIONS: list[Any] = [
     pytest.param(ANNOUNCING_NOT_IN_SERVICE, playback_done(playback_id="p1", failed=True), Phase.ANNOUNCING, [],
                  id="failed-playback-with-another-id-does-not-end-the-prompt"),
     # The runtime could not do what the flow asked
-    pytest.param(ANNOUNCING_IN_SERVICE, action_failed(), Phase.RELEASING, [Hangup("failure")],
-                 id="failed-action-releases-with-failure"),
-    pytest.param(ANNOUNCING_NOT_IN_SERVICE, action_failed(), Phase.RELEASING, [Hangup("failure")],
-                 id="failed-action-on-unknown-number-releases-with-failure"),
+    pytest.param(ANNOUNCING_IN_SERVICE, action_failed(), Phase.ANNOUNCING, [Progress(), APOLOGY],
+                 id="failed-action-plays-the-apology-as-early-media"),
+    pytest.param(ANNOUNCING_NOT_IN_SERVICE, action_failed(), Phase.ANNOUNCING, [Progress(), APOLOGY],
+                 id="failed-action-on-unknown-number-plays-the-apology"),
+    pytest.param(NEW, action_failed(), Phase.ANNOUNCING, [Progress(), APOLOGY],
+                 id="failed-action-before-the-call-started-plays-the-apology"),
+    pytest.param(APOLOGISING, failure_done(), Phase.RELEASING, [Hangup("failure")],
+                 id="apology-done-releases-with-failure"),
+    pytest.param(APOLOGISING, failure_done(failed=True), Phase.RELEASING, [Hangup("failure")],
+                 id="failed-apology-still-releases-with-failure"),
+    pytest.param(APOLOGISING, action_failed(), Phase.RELEASING, [Hangup("failure")],
+                 id="failed-action-during-the-apology-releases-at-once"),
+    pytest.param(APOLOGISING, playback_done(), Phase.ANNOUNCING, [],
+                 id="the-interrupted-announcement-finishing-does-not-end-the-apology"),
     pytest.param(RELEASING, action_failed(), Phase.RELEASING, [],
                  id="failed-hangup-while-releasing-does-not-hang-up-again"),
     # Events that change no phase and ask for nothing
@@ -374,17 +394,20 @@ class TestCallRecord:
         assert (record.did, record.disposition) == ("0123", Disposition.UNALLOCATED)
 
     def test_failed_answer_is_failed_with_cause_38(self, numbers: Config) -> None:
-        """The runtime could not answer: fairline released with failure, the CDR says so."""
-        _, actions = run([started(CONFIGURED), action_failed(), left()], numbers)
+        """The runtime could not answer: the caller hears the apology, fairline releases with failure, the CDR
+        says so."""
+        _, actions = run([started(CONFIGURED), action_failed(), failure_done(), left()], numbers)
 
+        assert actions[2:5] == [Progress(), APOLOGY, Hangup("failure")]
         assert Hangup("failure") in actions
         record = the_cdr(actions)
         assert (record.disposition, record.hangup_cause) == (Disposition.FAILED, 38)
 
     def test_failed_action_on_an_unknown_number_is_failed_not_unallocated(self, numbers: Config) -> None:
         """The number was not in service, but the caller was released by fairline's failure, not with 404."""
-        _, actions = run([started(NOT_CONFIGURED), action_failed(), left()], numbers)
+        _, actions = run([started(NOT_CONFIGURED), action_failed(), failure_done(), left()], numbers)
 
+        assert actions[2:5] == [Progress(), APOLOGY, Hangup("failure")]
         assert Hangup("failure") in actions
         record = the_cdr(actions)
         assert (record.did, record.disposition, record.hangup_cause) == (NOT_CONFIGURED, Disposition.FAILED, 38)
@@ -418,14 +441,35 @@ class TestCallRecord:
 
 ANY_EVENT = st.sampled_from(
     [started(CONFIGURED), started(NOT_CONFIGURED), started("0123"), answered(), playback_done(),
-     playback_done(failed=True), noservice_done(), playback_done(playback_id="p1"), hangup_requested(16),
-     hangup_requested(None), left(), action_failed(), Ignored("ChannelVarset")]
+     playback_done(failed=True), noservice_done(), playback_done(playback_id="p1"), failure_done(),
+     failure_done(failed=True), hangup_requested(16), hangup_requested(None), left(), action_failed(),
+     Ignored("ChannelVarset")]
 )
 # Everything but the channel leaving.
 STILL_THERE = st.sampled_from(
     [started(CONFIGURED), answered(), playback_done(), noservice_done(), playback_done(playback_id="p1"),
-     hangup_requested(16), hangup_requested(None), action_failed(), Ignored("ChannelVarset")]
+     failure_done(), hangup_requested(16), hangup_requested(None), action_failed(), Ignored("ChannelVarset")]
 )
+
+
+def assert_failures_are_never_met_with_silence(events: list[FlowEvent], cfg: Config, failed: bool) -> None:
+    """Feed `events`; after each failed action on a live call, the caller hears the apology or is released.
+
+    During the apology a failure releases at once; otherwise the apology starts, and its end (even failed)
+    releases with failure. A call already being released or ended has nothing left to hear.
+    """
+    call = NEW
+    for event in events:
+        before = call
+        call, actions = step(call, event, cfg)
+        if not isinstance(event, ActionFailed) or before.phase in (Phase.RELEASING, Phase.ENDED):
+            continue
+        if before.phase is Phase.ANNOUNCING and before.playing == FAILURE_ID:
+            assert (call.phase, actions) == (Phase.RELEASING, [Hangup("failure")])
+        else:
+            assert (call.phase, call.playing, actions) == (Phase.ANNOUNCING, FAILURE_ID, [Progress(), APOLOGY])
+            after, released = step(call, failure_done(failed=failed), cfg)
+            assert (after.phase, released) == (Phase.RELEASING, [Hangup("failure")])
 
 
 class TestWhateverHappens:
@@ -455,15 +499,26 @@ class TestWhateverHappens:
         self, numbers: Config, before: list[FlowEvent], did: str, during: list[FlowEvent], failed: bool,
         after: list[FlowEvent],
     ) -> None:
-        """Once the playback fairline started has finished (even failed), fairline has asked to hang up."""
+        """Once the last playback fairline started has finished (even failed), fairline has asked to hang up.
+
+        A failed action replaces the announcement with the apology: the apology's end is then the one awaited.
+        """
         call, asked = run([*before, started(did), *during], numbers)
-        # No Play when the call was already being released before it started (a failed action).
+        # No Play when the call was already being released before it started (a failure during the apology).
         own = [a.playback_id for a in asked if isinstance(a, Play)] or ["none"]
-        call, more = run([playback_done(failed=failed, playback_id=own[0]), *after], numbers, call)
+        call, more = run([playback_done(failed=failed, playback_id=own[-1]), *after], numbers, call)
         asked += more
 
         assert call.phase is Phase.RELEASING
         assert any(isinstance(a, Hangup) for a in asked)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(ANY_EVENT, max_size=12), st.booleans())
+    def test_caller_is_never_left_in_silence_after_a_failed_action(self, numbers: Config, events: list[FlowEvent],
+                                                                   failed: bool) -> None:
+        """A failed action on a live call plays the apology (whose end releases with failure) or, if the apology
+        itself was what failed, releases with failure at once."""
+        assert_failures_are_never_met_with_silence([*events, action_failed()], numbers, failed)
 
 
 # ---- routed numbers: fairline decides whom to ring, the dialplan's Dial() rings them
@@ -611,6 +666,13 @@ ROUTED: list[Any] = [
                  id="second-dial-return-while-announcing-asks-nothing"),
     pytest.param(IN_TURN, [hangup_requested(16, s=5.0)], [Follow(), RING_DESK],
                  id="caller-hanging-up-while-dialing-asks-nothing"),
+    # The runtime could not subscribe or hand the call to Dial(): the apology, then a release with failure
+    pytest.param(ONE_PHONE, [action_failed(), failure_done()], [Follow(), RING_MOBILE, Progress(), APOLOGY,
+                                                                Hangup("failure")],
+                 id="failed-hand-over-to-dial-plays-the-apology-then-releases-with-failure"),
+    pytest.param(IN_TURN, [returned("BUSY"), action_failed(), failure_done()],
+                 [Follow(), RING_DESK, RING_MOBILE, Progress(), APOLOGY, Hangup("failure")],
+                 id="failed-next-step-plays-the-apology-then-releases-with-failure"),
 ]
 
 
@@ -762,6 +824,15 @@ class TestRoutedCallRecord:
         assert [type(a) for a in more] == [WriteCdr]
         assert the_cdr(more).ended_at == at(30.3)
 
+    def test_failed_hand_over_to_dial_is_failed_and_ends_with_stasis_end(self) -> None:
+        """The channel never left the app: its StasisEnd after the apology ends the call, recorded failed."""
+        _, asked = run([started(ONE_PHONE), action_failed(), failure_done(), hangup_requested(38, s=1.1),
+                        left(1.2)], ROUTES)
+
+        record = the_cdr(asked)
+        assert (record.disposition, record.hangup_cause, record.answered_at, record.ended_at) == (
+            Disposition.FAILED, 38, None, at(1.2))
+
     def test_channel_destroyed_without_a_hangup_request_keeps_asterisks_cause(self) -> None:
         _, asked = run([started(IN_TURN), destroyed(127, s=4.0)], ROUTES)
 
@@ -777,7 +848,7 @@ ROUTED_EVENT = st.sampled_from(
     + [noanswer_done(hops) for hops in range(3)]
     + [playback_done(), playback_done(playback_id=f"{CALL_ID}-1-announcement"), noservice_done(), answered(),
        hangup_requested(16), hangup_requested(None), left(), destroyed(16), destroyed(None), action_failed(),
-       Ignored("Dial")]
+       failure_done(), Ignored("Dial")]
 )
 
 
@@ -798,6 +869,12 @@ class TestWhateverHappensToARoutedCall:
         if any(isinstance(e, CallDestroyed) for e in events):
             assert writes == 1
         assert after_end == []
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.lists(ROUTED_EVENT, max_size=30), st.booleans())
+    def test_failed_action_is_never_met_with_silence(self, events: list[FlowEvent], failed: bool) -> None:
+        """Whether ringing, announcing or forwarded: a failure plays the apology, or releases during it."""
+        assert_failures_are_never_met_with_silence([*events, action_failed()], ROUTES, failed)
 
 
 class TestPurity:

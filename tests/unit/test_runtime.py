@@ -72,15 +72,18 @@ def recorded(channel: str = CHANNEL, did: str | None = None, types: Iterable[str
 
 
 class FakeAri:
-    """Records REST requests (JSON bodies apart, in `bodies`); raises what `failures` holds for a (method, path)."""
+    """Records REST requests (JSON bodies apart, in `bodies`); raises what `failures` holds for a (method, path),
+    and what `failures_once` holds the first time only."""
 
     app = "fairline"
 
     def __init__(self, failures: dict[tuple[str, str], Exception] | None = None,
-                 answers: dict[tuple[str, str], Any] | None = None) -> None:
+                 answers: dict[tuple[str, str], Any] | None = None,
+                 failures_once: dict[tuple[str, str], Exception] | None = None) -> None:
         self.requests: list[Request] = []
         self.bodies: dict[tuple[str, str], Any] = {}
         self.failures = failures or {}
+        self.failures_once = failures_once or {}
         self.answers = answers or {}
         self.gates: dict[tuple[str, str], asyncio.Event] = {}
 
@@ -91,6 +94,8 @@ class FakeAri:
         gate = self.gates.get((method, path))
         if gate is not None:
             await gate.wait()
+        if (method, path) in self.failures_once:
+            raise self.failures_once.pop((method, path))
         if (method, path) in self.failures:
             raise self.failures[(method, path)]
         return self.answers.get((method, path))
@@ -136,6 +141,8 @@ CONTINUE = ("POST", f"{CALL}/continue", {"context": "fairline-dial", "extension"
 PROGRESS = ("POST", f"{CALL}/progress", None)
 PLAY_NOBODY = ("POST", f"{CALL}/play", {"media": "sound:vm-nobodyavail", "playbackId": f"{CHANNEL}-0-noanswer"})
 RELEASE_BUSY = ("DELETE", CALL, {"reason": "busy"})
+APOLOGY_ID = f"{CHANNEL}-failure"
+PLAY_APOLOGY = ("POST", f"{CALL}/play", {"media": "sound:all-circuits-busy-now", "playbackId": APOLOGY_ID})
 
 
 def channel_event(kind: str, timestamp: str, **fields: Any) -> str:
@@ -158,6 +165,11 @@ def playback_finished(playback_id: str, media: str, timestamp: str) -> str:
                        "playback": {"id": playback_id, "media_uri": media, "target_uri": f"channel:{CHANNEL}",
                                     "language": "en", "state": "done"},
                        "asterisk_id": "02:fc:00:00:00:01", "application": "fairline"})
+
+
+def apology_finished(timestamp: str = "13:17:17.000") -> str:
+    """PlaybackFinished of the apology fairline plays after a failed action."""
+    return playback_finished(APOLOGY_ID, "sound:all-circuits-busy-now", timestamp)
 
 STARTED = datetime(2026, 11, 25, 13, 17, 15, 861000, tzinfo=UTC)
 ANSWERED = datetime(2026, 11, 25, 13, 17, 15, 863000, tzinfo=UTC)
@@ -308,14 +320,18 @@ class TestReplayRoutedCall:
         await workers_done(app)
         assert dispositions(submitted) == ["abandoned"]
 
-    async def test_failed_subscription_releases_with_failure_and_the_cdr_still_follows(self) -> None:
+    async def test_failed_subscription_plays_the_apology_releases_with_failure_and_the_cdr_still_follows(
+            self) -> None:
         refused = AriError("POST", "/applications/fairline/subscription", 500, "Internal Server Error")
         ari = FakeAri(failures={SUBSCRIBE[:2]: refused})
         app, submitted = app_with(ari, config=ROUTED_CONFIG)
         try:
             feed(app, recorded(types=["StasisStart"]))
-            await turn_until(lambda: RELEASE_FAILURE in ari.requests, "the release after the failed subscription")
-            assert ari.requests == [SUBSCRIBE, RELEASE_FAILURE]  # not handed to Dial() unfollowed
+            await turn_until(lambda: PLAY_APOLOGY in ari.requests, "the apology after the failed subscription")
+            assert ari.requests == [SUBSCRIBE, PROGRESS, PLAY_APOLOGY]  # not handed to Dial() unfollowed
+            feed(app, [apology_finished()])
+            await turn_until(lambda: RELEASE_FAILURE in ari.requests, "the release after the apology")
+            assert ari.requests == [SUBSCRIBE, PROGRESS, PLAY_APOLOGY, RELEASE_FAILURE]
             feed(app, recorded(types=["ChannelHangupRequest", "StasisEnd"]))
             await turn_until(lambda: bool(submitted), "the CDR")
 
@@ -353,17 +369,20 @@ class TestBadEvents:
 
 
 class TestActionFailures:
-    """What the worker does when an action fails: release the caller with failure, and still submit the CDR."""
+    """What the worker does when an action fails: the apology, then a release with failure; the CDR still follows."""
 
-    async def test_failed_answer_is_released_with_failure_and_recorded_failed(self) -> None:
+    async def test_failed_answer_hears_the_apology_is_released_with_failure_and_recorded_failed(self) -> None:
         refused = AriError("POST", f"{CALL}/answer", 500, "Internal Server Error")
         ari = FakeAri(failures={("POST", f"{CALL}/answer"): refused})
         with capture_logs() as logs:
             app, submitted = app_with(ari)
             feed(app, recorded(types=["StasisStart"]))
-            await turn_until(lambda: len(ari.requests) == 2, "the hang-up after the failed answer")
+            await turn_until(lambda: len(ari.requests) == 3, "the apology after the failed answer")
 
-            assert ari.requests == [ANSWER, RELEASE_FAILURE]  # no announcement
+            assert ari.requests == [ANSWER, PROGRESS, PLAY_APOLOGY]  # not the number's announcement: early media
+            feed(app, [apology_finished()])
+            await turn_until(lambda: len(ari.requests) == 4, "the hang-up after the apology")
+            assert ari.requests == [ANSWER, PROGRESS, PLAY_APOLOGY, RELEASE_FAILURE]
             feed(app, recorded(types=["ChannelHangupRequest", "StasisEnd"]))
             await workers_done(app)
 
@@ -374,16 +393,20 @@ class TestActionFailures:
         [failed] = [e for e in logs if e["event"] == "call.action_failed"]
         assert (failed["action"], failed["call_id"], failed["log_level"]) == ("Answer", CHANNEL, "error")
 
-    async def test_action_raising_unexpectedly_releases_with_failure_and_the_cdr_is_still_submitted(self) -> None:
+    async def test_action_raising_unexpectedly_plays_the_apology_releases_with_failure_and_the_cdr_is_submitted(
+            self) -> None:
         """'Whatever happens, the call ends with exactly one CDR' (ari_app.flow), even after a bug of ours."""
         odd = ValueError("Expecting value: line 1 column 1 (char 0)")
-        ari = FakeAri(failures={("POST", f"{CALL}/play"): odd})
+        ari = FakeAri(failures_once={("POST", f"{CALL}/play"): odd})
         with capture_logs() as logs:
             app, submitted = app_with(ari)
             feed(app, recorded(types=["StasisStart", "ChannelStateChange"]))
-            await turn_until(lambda: len(ari.requests) == 3, "the hang-up after the crashed play")
+            await turn_until(lambda: len(ari.requests) == 4, "the apology after the crashed play")
 
-            assert ari.requests == [ANSWER, PLAY_HELLO, RELEASE_FAILURE]
+            assert ari.requests == [ANSWER, PLAY_HELLO, PROGRESS, PLAY_APOLOGY]
+            feed(app, [apology_finished()])
+            await turn_until(lambda: len(ari.requests) == 5, "the hang-up after the apology")
+            assert ari.requests == [ANSWER, PLAY_HELLO, PROGRESS, PLAY_APOLOGY, RELEASE_FAILURE]
             feed(app, recorded(types=["StasisEnd"]))
             await workers_done(app)
 
@@ -393,6 +416,46 @@ class TestActionFailures:
         assert (crashed["action"], crashed["call_id"], crashed["log_level"], crashed["exc_info"]) == (
             "Play", CHANNEL, "error", True)
         assert not [e for e in logs if e["event"] in ("call.action_failed", "call.worker_crashed")]
+
+    @pytest.mark.parametrize(
+        "error", [AriError("POST", f"{CALL}/play", 500, "Internal Server Error"),
+                  ValueError("Expecting value: line 1 column 1 (char 0)")],
+        ids=["ari-error", "unexpected-error"],
+    )
+    async def test_failed_apology_releases_with_failure_at_once(self, error: Exception) -> None:
+        """Every play fails, the apology's too: the release follows at once, no PlaybackFinished awaited."""
+        ari = FakeAri(failures={("POST", f"{CALL}/play"): error})
+        with capture_logs() as logs:
+            app, submitted = app_with(ari)
+            feed(app, recorded(types=["StasisStart", "ChannelStateChange"]))
+            await turn_until(lambda: RELEASE_FAILURE in ari.requests, "the hang-up after the failed apology")
+
+            assert ari.requests == [ANSWER, PLAY_HELLO, PROGRESS, PLAY_APOLOGY, RELEASE_FAILURE]
+            feed(app, recorded(types=["StasisEnd"]))
+            await workers_done(app)
+
+        assert ari.requests.count(RELEASE_FAILURE) == 1
+        [cdr] = submitted
+        assert (cdr.call.disposition, cdr.call.hangup_cause) == (Disposition.ANSWERED, 38)  # it was answered
+        failures = [e for e in logs if e["event"] in ("call.action_failed", "call.action_crashed")]
+        assert [(e["action"], e["call_id"], e["log_level"]) for e in failures] == [("Play", CHANNEL, "error")] * 2
+        assert not [e for e in logs if e["event"] == "call.worker_crashed"]
+
+    async def test_failed_apology_on_an_unanswered_call_releases_with_failure_and_is_recorded_failed(self) -> None:
+        """Neither the answer nor the apology's early media could be sent: released at once, nobody pays."""
+        refused = AriError("POST", "", 500, "Internal Server Error")
+        ari = FakeAri(failures={("POST", f"{CALL}/answer"): refused, ("POST", f"{CALL}/progress"): refused})
+        app, submitted = app_with(ari)
+
+        feed(app, recorded(types=["StasisStart"]))
+        await turn_until(lambda: RELEASE_FAILURE in ari.requests, "the hang-up after the failed apology")
+        assert ari.requests == [ANSWER, PROGRESS, RELEASE_FAILURE]  # the apology's play is not even tried
+        feed(app, recorded(types=["ChannelHangupRequest", "StasisEnd"]))
+        await workers_done(app)
+
+        [cdr] = submitted
+        assert (cdr.call.disposition, cdr.call.answered_at, cdr.call.hangup_cause) == (Disposition.FAILED, None, 38)
+        assert cdr.price.billable_seconds == 0
 
     async def test_channel_gone_on_play_stops_quietly_and_cdr_is_still_submitted(self) -> None:
         """The caller hung up just as the announcement started: no hang-up sent, one CDR when StasisEnd arrives."""
@@ -411,7 +474,7 @@ class TestActionFailures:
         assert (gone_entry["action"], gone_entry["log_level"]) == ("Play", "info")
         assert not [e for e in logs if e["log_level"] in ("error", "critical")]
 
-    async def test_failed_hangup_is_not_retried_and_the_cdr_follows(self) -> None:
+    async def test_failed_hangup_is_not_retried_once_the_call_has_left_and_the_cdr_follows(self) -> None:
         delete = ("DELETE", CALL)
         ari = FakeAri(failures={delete: AriError("DELETE", CALL, 500, "boom")})
         app, submitted = app_with(ari)
@@ -742,3 +805,16 @@ class TestBackoffDelays:
         """A zero first delay would double forever without reaching the cap (and reconnect in a busy loop)."""
         with pytest.raises(ValueError, match="expected 0 < first <= cap"):
             backoff_delays(first, cap)
+
+
+class TestReleaseRetry:
+    async def test_a_failed_hangup_is_retried_while_the_caller_is_still_there(self) -> None:
+        """The caller must not stay in the app in silence because one DELETE failed."""
+        delete = ("DELETE", CALL)
+        ari = FakeAri(failures_once={delete: AriError("DELETE", CALL, 500, "boom")})
+        app, submitted = app_with(ari)
+        app.release_retry_delays = (0.0, 0.0)
+        events = [line for line in recorded() if json.loads(line)["type"] != "StasisEnd"]
+        feed(app, events)
+        await turn_until(lambda: [r[:2] for r in ari.requests].count(delete) == 2, "the retried release")
+        assert [r[:2] for r in ari.requests].count(delete) == 2
