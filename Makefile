@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 STACK  := $(VENV)/bin/python asterisk-docker/stack.py
 
-.PHONY: demo up test setup clean-cache
+.PHONY: demo up test bench setup clean-cache
 
 demo: setup          ## bring up Asterisk, PostgreSQL and fairline, place sample calls, print rated CDRs
 	$(STACK) demo
@@ -15,6 +15,9 @@ up: setup            ## the same stack in the foreground until Ctrl-C, ready for
 
 test: setup          ## the whole suite: unit tests and end-to-end tests with real SIP calls
 	$(VENV)/bin/python -m pytest
+
+bench: setup         ## call-path benchmark: fairline routing against a plain dialplan Dial(), same run
+	$(VENV)/bin/python bench/call_path.py
 
 setup: $(VENV)/.installed
 	$(STACK) prerequisites

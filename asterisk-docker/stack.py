@@ -250,6 +250,7 @@ class Stack:
     rootfs: Path
     external_database_url: str | None = None
     app_config: Path = DIALPLAN / "fairline.yaml"
+    fairline_log_level: str = "debug"  # one line per ARI event: what tests and `make up` want to see
     asterisk: subprocess.Popen[bytes] | None = None
     fairline: subprocess.Popen[bytes] | None = None
     targets: subprocess.Popen[bytes] | None = None
@@ -502,7 +503,7 @@ class Stack:
         exe = Path(sys.executable).parent / "fairline"
         log = open(self.log("fairline"), "ab")
         self.fairline = subprocess.Popen(
-            [str(exe), "run", "--log-format", "json", "--log-level", "debug"],
+            [str(exe), "run", "--log-format", "json", "--log-level", self.fairline_log_level],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.fairline_env(),
             start_new_session=True,
         )
