@@ -12,16 +12,18 @@ import shutil
 from decimal import Decimal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "asterisk-docker"))
 
 import stack as stackmod  # noqa: E402
+from rating.storage import migrate  # noqa: E402
 
 SCENARIOS = ROOT / "tests" / "e2e" / "scenarios"
 
@@ -91,6 +93,19 @@ def live(live_stack: LiveStack) -> LiveStack:
     s.psql("fairline", "TRUNCATE cdrs")
     live_stack.log_offset = s.log("fairline").stat().st_size
     return live_stack
+
+
+@pytest.fixture
+async def pool(live_stack: LiveStack) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool on the stack's database, migrated; for tests of the storage edge."""
+    conn = await asyncpg.connect(live_stack.stack.database_url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(live_stack.stack.database_url, min_size=1, max_size=2)
+    yield pool
+    pool.terminate()  # its connections may be dead after a PostgreSQL restart: no polite goodbye needed
 
 
 def _whole_log(live: LiveStack) -> list[dict[str, Any]]:

@@ -18,7 +18,6 @@ from structlog.testing import capture_logs
 
 from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
 from rating.cdr_writer import CdrWriter
-from rating.storage import migrate
 from rating.tariff import DEFAULT_RATES, NumberType
 from tests.e2e.conftest import LiveStack
 
@@ -41,18 +40,6 @@ def prefix(live_stack: LiveStack) -> Iterator[str]:
     p = f"wtest-{uuid.uuid4().hex[:12]}-"
     yield p
     live_stack.stack.psql("fairline", f"DELETE FROM cdrs WHERE call_id LIKE '{p}%'")
-
-
-@pytest.fixture
-async def pool(live_stack: LiveStack) -> AsyncIterator[asyncpg.Pool]:
-    conn = await asyncpg.connect(live_stack.stack.database_url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    pool = await asyncpg.create_pool(live_stack.stack.database_url, min_size=1, max_size=2)
-    yield pool
-    pool.terminate()  # its connections may be dead since the restart: no polite goodbye needed
 
 
 @contextlib.asynccontextmanager

@@ -19,7 +19,6 @@ from structlog.testing import capture_logs
 from ari_app import config_history_cli
 from ari_app.config_versions import ConfigRecorder, content_hash
 from rating.config_store import ConfigVersion, config_history
-from rating.storage import migrate
 from tests.e2e.conftest import LiveStack
 
 pytestmark = pytest.mark.e2e
@@ -61,18 +60,6 @@ def versions(live_stack: LiveStack) -> Iterator[Versions]:
         DELETE FROM config_version_changes WHERE version_id IN (SELECT id FROM config_versions
                                                                   WHERE content_hash IN ({hashes}));
         DELETE FROM config_versions WHERE content_hash IN ({hashes})""")
-
-
-@pytest.fixture
-async def pool(live_stack: LiveStack) -> AsyncIterator[asyncpg.Pool]:
-    conn = await asyncpg.connect(live_stack.stack.database_url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    pool = await asyncpg.create_pool(live_stack.stack.database_url, min_size=1, max_size=2)
-    yield pool
-    pool.terminate()  # its connections may be dead since the restart: no polite goodbye needed
 
 
 async def history(live: LiveStack, number: str) -> list[ConfigVersion]:
