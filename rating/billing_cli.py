@@ -1,4 +1,5 @@
-"""Billing commands: `fairline cdr import`, `fair-use report`, `invoice`, `heavy-user`, `service-charge`.
+"""Billing commands: `fairline cdr import`, `fair-use report`, `invoice`, `heavy-user`, `service-charge`,
+`queue report`.
 
 Each command takes --database-url (default $DATABASE_URL) and applies the
 database migrations before it works. Exit status: 0 done; 1 some input lines
@@ -9,7 +10,7 @@ Money is printed with 4 decimals, exactly as stored: calls are rounded to 4
 decimals one by one, and a total is the exact sum of its lines. Rounding a total
 to cents is the accounting system's business, not fairline's.
 
-The SQL is in rating/billing.py; this module parses arguments and input, and
+The SQL is in rating/billing.py and rating/queue_report.py; this module parses arguments and input, and
 formats output. The composition root (ari_app/cli.py) calls register().
 """
 
@@ -33,7 +34,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import asyncpg
 import structlog
 
-from rating import billing
+from rating import billing, queue_report
 from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
 from rating.errors import InvalidCall, InvalidMonth, RatingError
 from rating.fair_use import Month
@@ -59,6 +60,7 @@ Work = Callable[[asyncpg.Connection], Awaitable[int]]
 
 _FOUR = Decimal("0.0001")
 _TENTH = Decimal("0.1")
+_MILLISECOND = Decimal("0.001")
 _AMOUNT_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")  # not \d: it takes any script's digits
 _IMPORT_FIELDS = ("call_id", "number", "number_type", "start", "answer", "end", "customer_id")
 _JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
@@ -142,6 +144,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
     add.add_argument("--config-version", metavar="V", type=_nonblank("--config-version"),
                      help="the call-flow configuration version the fee paid for")
     add.set_defaults(fn=_cmd_service_charge_add)
+
+    queue = subparsers.add_parser("queue", help="call queues: how long callers waited")
+    queue_sub = queue.add_subparsers(dest="queue_command", required=True, metavar="SUBCOMMAND")
+    queues = queue_sub.add_parser(
+        "report", parents=[db], help="a month's queue waits, per queue and per customer",
+        description=f"Per queue: visits, answered, answered within {queue_report.SERVICE_LEVEL_SECONDS} s and "
+                    "that as the service level, overflowed, timed out, abandoned, average and 90th-percentile "
+                    "wait. Per customer: queued calls, visits, how often callers hit the wait cap and that as a "
+                    f"share of visits; flagged at {queue_report.FLAG_MIN_CAP_HITS} or more cap hits that are "
+                    f"{queue_report.FLAG_MIN_CAP_PERCENT} % or more of the visits.")
+    _month_option(queues)
+    queues.add_argument("--json", action="store_true", help="one JSON object instead of tables")
+    queues.set_defaults(fn=_cmd_queue_report)
 
 
 # ------------------------------------------------------------ argument types
@@ -272,6 +287,15 @@ def _cmd_service_charge_add(args: argparse.Namespace) -> int:
             reason=args.reason, charged_by=args.by, config_version=args.config_version,
         )
         write_service_charge(sys.stdout, charge)
+        return EXIT_OK
+
+    return with_database(args, work)
+
+
+def _cmd_queue_report(args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        report = await queue_report.queue_report(conn, args.month)
+        (write_queue_report_json if args.json else write_queue_report_table)(sys.stdout, report)
         return EXIT_OK
 
     return with_database(args, work)
@@ -569,6 +593,83 @@ def write_invoices_csv(out: TextIO, month: Month, invoices: Sequence[billing.Inv
             ])
 
 
+# ---------------------------------------------------------------- queue report
+
+
+def write_queue_report_table(out: TextIO, report: queue_report.QueueReport) -> None:
+    if not report.queues:
+        out.write(f"no queued calls in {report.month}\n")
+        return
+    queued = sum(c.queued_calls for c in report.customers)
+    visits = sum(q.calls for q in report.queues)
+    limit = queue_report.SERVICE_LEVEL_SECONDS
+    out.write(f"Queues {report.month}: {queued} queued calls, {visits} queue visits (a call that overflows "
+              f"into another queue counts in both)\nservice %: calls answered within {limit} s per 100 calls\n\n")
+    rows = [
+        [q.queue, q.customer_id, str(q.calls), str(q.answered), str(q.answered_in_time),
+         _tenth(q.service_level_percent), str(q.overflowed), str(q.queue_timeout), str(q.abandoned),
+         _tenth(q.average_wait_seconds), _tenth(q.p90_wait_seconds)]
+        for q in report.queues
+    ]
+    _table(out, ["queue", "customer", "calls", "answered", f"in {limit} s", "service %", "overflowed",
+                 "timeout", "abandoned", "avg wait s", "p90 wait s"], rows, right=set(range(2, 11)))
+    out.write("\n")
+    rows = [
+        [c.customer_id, c.name, str(c.queued_calls), str(c.visits), str(c.cap_hits), _tenth(c.cap_percent),
+         "FLAG" if c.flagged else ""]
+        for c in report.customers
+    ]
+    _table(out, ["customer", "name", "queued calls", "visits", "cap hits", "cap %", "flag"], rows,
+           right={2, 3, 4, 5})
+    out.write(f"\ncap hits: visits that reached the wait cap (overflowed or timed out)\n"
+              f"FLAG: {queue_report.FLAG_MIN_CAP_HITS} or more cap hits, {queue_report.FLAG_MIN_CAP_PERCENT} % "
+              f"or more of the visits\n")
+    for c in report.customers:
+        if c.flagged:
+            out.write(f"{c.customer_id}: callers hit the cap in {c.cap_hits} of {c.visits} visits: "
+                      f"{queue_report.ADVICE}\n")
+
+
+def write_queue_report_json(out: TextIO, report: queue_report.QueueReport) -> None:
+    """Waits in seconds with 3 decimals and percentages with 1, as strings: JSON numbers would become floats."""
+    doc: dict[str, Any] = {
+        "month": str(report.month),
+        "service_level_seconds": queue_report.SERVICE_LEVEL_SECONDS,
+        "flag_rule": {"min_cap_hits": queue_report.FLAG_MIN_CAP_HITS,
+                      "min_cap_percent": str(queue_report.FLAG_MIN_CAP_PERCENT)},
+        "queues": [
+            {
+                "queue": q.queue,
+                "customer_id": q.customer_id,
+                "calls": q.calls,
+                "answered": q.answered,
+                "answered_in_time": q.answered_in_time,
+                "service_level_percent": _tenth(q.service_level_percent),
+                "overflowed": q.overflowed,
+                "queue_timeout": q.queue_timeout,
+                "abandoned": q.abandoned,
+                "average_wait_seconds": _milliseconds(q.average_wait_seconds),
+                "p90_wait_seconds": _milliseconds(q.p90_wait_seconds),
+            }
+            for q in report.queues
+        ],
+        "customers": [
+            {
+                "customer_id": c.customer_id,
+                "name": c.name,
+                "queued_calls": c.queued_calls,
+                "visits": c.visits,
+                "cap_hits": c.cap_hits,
+                "cap_percent": _tenth(c.cap_percent),
+                "flagged": c.flagged,
+                "advice": queue_report.ADVICE if c.flagged else None,
+            }
+            for c in report.customers
+        ],
+    }
+    out.write(json.dumps(doc, indent=2) + "\n")
+
+
 # ------------------------------------------------------ decisions and charges
 
 
@@ -599,7 +700,16 @@ def _four(amount: Decimal) -> str:
 
 
 def _minutes(seconds: int) -> str:
-    return format((Decimal(seconds) / 60).quantize(_TENTH, rounding=ROUND_HALF_UP), "f")
+    return _tenth(Decimal(seconds) / 60)
+
+
+def _tenth(value: Decimal) -> str:
+    """Minutes, seconds of wait and percentages in tables: 1 decimal, half-up."""
+    return format(value.quantize(_TENTH, rounding=ROUND_HALF_UP), "f")
+
+
+def _milliseconds(seconds: Decimal) -> str:
+    return format(seconds.quantize(_MILLISECOND, rounding=ROUND_HALF_UP), "f")
 
 
 def _utc(at: datetime) -> str:

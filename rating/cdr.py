@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from datetime import UTC, date, datetime, tzinfo
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import phonenumbers
@@ -26,6 +26,49 @@ class Disposition(str, enum.Enum):
     FAILED = "failed"  # fairline or Asterisk could not serve the call
 
 
+class QueueOutcome(str, enum.Enum):
+    """How one wait in a queue ended."""
+
+    ANSWERED = "answered"  # an agent answered
+    OVERFLOWED = "overflowed"  # the wait cap was reached; the caller went on to the queue's overflow destination
+    QUEUE_TIMEOUT = "queue_timeout"  # the wait cap was reached, no overflow configured: announcement, call ended
+    ABANDONED = "abandoned"  # the caller hung up while waiting
+
+
+_MILLISECOND = Decimal("0.001")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueVisit:
+    """One wait of a caller in one queue; waited_seconds is kept to the millisecond, as stored."""
+
+    queue: str
+    entered_at: datetime
+    waited_seconds: Decimal
+    outcome: QueueOutcome
+
+    def __post_init__(self) -> None:
+        if not self.queue:
+            raise ValueError("QueueVisit.queue must be a queue name, got ''")
+        if self.entered_at.tzinfo is None:
+            raise ValueError(f"QueueVisit.entered_at must be timezone-aware, got {self.entered_at!r}")
+        if not self.waited_seconds.is_finite() or self.waited_seconds < 0:
+            raise ValueError(f"QueueVisit.waited_seconds must be 0 or more, got {self.waited_seconds!r}")
+        # Frozen: set through object. Milliseconds: what cdrs.queue_visits and queue_wait_seconds hold.
+        object.__setattr__(self, "waited_seconds", self.waited_seconds.quantize(_MILLISECOND, ROUND_HALF_UP))
+
+    def to_json(self) -> dict[str, str]:
+        """The visit as in cdrs.queue_visits and the spool: seconds as a string, exact."""
+        return {"queue": self.queue, "entered_at": self.entered_at.isoformat(),
+                "waited_seconds": str(self.waited_seconds), "outcome": self.outcome.value}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> QueueVisit:
+        """The visit to_json wrote as d."""
+        return cls(d["queue"], datetime.fromisoformat(d["entered_at"]), Decimal(d["waited_seconds"]),
+                   QueueOutcome(d["outcome"]))
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class CallRecord:
     """One finished inbound call as the call flow saw it; datetimes are aware."""
@@ -40,12 +83,39 @@ class CallRecord:
     hangup_cause: int | None
     answered_target: str | None = None  # E.164 of the phone that answered, when forwarded
     target_kind: str | None = None  # "fixed" or "mobile"
+    queue_visits: tuple[QueueVisit, ...] = ()  # in order; an overflow can lead into another queue
 
     def __post_init__(self) -> None:
         for name in ("started_at", "answered_at", "ended_at"):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
                 raise ValueError(f"CallRecord.{name} must be timezone-aware, got {value!r}")
+        # Answered, timed out or abandoned, the call left the queues: only an overflow leads to another visit.
+        if any(v.outcome is not QueueOutcome.OVERFLOWED for v in self.queue_visits[:-1]):
+            raise ValueError(f"CallRecord.queue_visits: every visit but the last must have overflowed, "
+                             f"got {[v.outcome.value for v in self.queue_visits]}")
+
+    @property
+    def queue(self) -> str | None:
+        """The first queue the caller waited in; None when the call never queued."""
+        return self.queue_visits[0].queue if self.queue_visits else None
+
+    @property
+    def queue_wait_seconds(self) -> Decimal | None:
+        """The caller's total wait over every queue visited; None when the call never queued."""
+        if not self.queue_visits:
+            return None
+        return sum((v.waited_seconds for v in self.queue_visits), Decimal("0.000"))
+
+    @property
+    def queue_overflows(self) -> int:
+        """How many times the caller reached a queue's wait cap and was sent on to its overflow destination."""
+        return sum(v.outcome is QueueOutcome.OVERFLOWED for v in self.queue_visits)
+
+    @property
+    def queue_disposition(self) -> QueueOutcome | None:
+        """How the last queue visit ended; None when the call never queued."""
+        return self.queue_visits[-1].outcome if self.queue_visits else None
 
 
 _NO_PRICE = RatedPrice(0, 0, 0, Decimal("0.0000"), Decimal("0.0000"), Decimal("0.0000"), False)
@@ -72,6 +142,7 @@ class RatedCdr:
             "answered_at": c.answered_at.isoformat() if c.answered_at else None,
             "disposition": c.disposition.value, "hangup_cause": c.hangup_cause,
             "answered_target": c.answered_target, "target_kind": c.target_kind,
+            "queue_visits": [v.to_json() for v in c.queue_visits],
             "customer_id": self.customer_id, "number_type": self.number_type.value if self.number_type else None,
             "billable_seconds": p.billable_seconds, "peak_seconds": p.peak_seconds, "offpeak_seconds": p.offpeak_seconds,
             "setup_eur": str(p.setup_eur), "usage_eur": str(p.usage_eur), "list_price_eur": str(p.list_price_eur),
@@ -87,6 +158,8 @@ class RatedCdr:
             answered_at=datetime.fromisoformat(d["answered_at"]) if d["answered_at"] else None,
             disposition=Disposition(d["disposition"]), hangup_cause=d["hangup_cause"],
             answered_target=d.get("answered_target"), target_kind=d.get("target_kind"),
+            # Spool lines written before queues have no queue_visits.
+            queue_visits=tuple(QueueVisit.from_json(v) for v in d.get("queue_visits", ())),
         )
         price = RatedPrice(
             d["billable_seconds"], d["peak_seconds"], d["offpeak_seconds"], Decimal(d["setup_eur"]),

@@ -6,6 +6,7 @@ Billing queries (reports, invoices, decisions) are in billing.py; DDL is in migr
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import date
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -100,17 +101,19 @@ _INSERT_CDRS = f"""
 INSERT INTO cdrs (call_id, did, caller, started_at, answered_at, ended_at, disposition, hangup_cause,
                   customer_id, number_type, billable_seconds, peak_seconds, offpeak_seconds,
                   setup_eur, usage_eur, list_price_eur, fair_use_eligible, billing_month, rating_error, source,
-                  answered_target, target_kind, charged_eur)
+                  answered_target, target_kind, queue_name, queue_wait_seconds, queue_overflows,
+                  queue_disposition, queue_visits, charged_eur)
 SELECT r.*, {CHARGE_RULE.format(eligible="r.fair_use_eligible", customer="r.customer_id", month="r.billing_month",
                             list_price="r.list_price_eur")}
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[],
             $7::text[], $8::int[], $9::text[], $10::text[], $11::int[], $12::int[], $13::int[],
             $14::numeric[], $15::numeric[], $16::numeric[], $17::bool[], $18::date[], $19::text[], $20::text[],
-            $21::text[], $22::text[])
+            $21::text[], $22::text[], $23::text[], $24::numeric[], $25::smallint[], $26::text[], $27::jsonb[])
      AS r(call_id, did, caller, started_at, answered_at, ended_at, disposition, hangup_cause,
           customer_id, number_type, billable_seconds, peak_seconds, offpeak_seconds,
           setup_eur, usage_eur, list_price_eur, fair_use_eligible, billing_month, rating_error, source,
-          answered_target, target_kind)
+          answered_target, target_kind, queue_name, queue_wait_seconds, queue_overflows,
+          queue_disposition, queue_visits)
 ON CONFLICT (call_id) DO NOTHING
 RETURNING call_id
 """
@@ -123,13 +126,16 @@ async def insert_cdrs(conn: asyncpg.Connection | asyncpg.Pool, cdrs: Sequence[Ra
     """
     if not cdrs:
         return set()
-    columns: list[list[Any]] = [[] for _ in range(22)]
+    columns: list[list[Any]] = [[] for _ in range(27)]
     for r in cdrs:
         c, p = r.call, r.price
         row = (c.call_id, c.did, c.caller, c.started_at, c.answered_at, c.ended_at, c.disposition.value,
                c.hangup_cause, r.customer_id, r.number_type.value if r.number_type else None,
                p.billable_seconds, p.peak_seconds, p.offpeak_seconds, p.setup_eur, p.usage_eur, p.list_price_eur,
-               p.fair_use_eligible, r.billing_month, r.rating_error, r.source, c.answered_target, c.target_kind)
+               p.fair_use_eligible, r.billing_month, r.rating_error, r.source, c.answered_target, c.target_kind,
+               c.queue, c.queue_wait_seconds, c.queue_overflows,
+               c.queue_disposition.value if c.queue_disposition else None,
+               json.dumps([v.to_json() for v in c.queue_visits]))
         for column, value in zip(columns, row):
             column.append(value)
     rows = await conn.fetch(_INSERT_CDRS, *columns)

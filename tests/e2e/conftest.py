@@ -8,6 +8,7 @@ CDR table. Tests never use $DATABASE_URL: they drop and create their database.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from decimal import Decimal
 import sys
@@ -66,7 +67,8 @@ class LiveStack:
 @pytest.fixture(scope="session")
 def live_stack() -> Iterator[LiveStack]:
     stackmod.install_prerequisites()
-    s = stackmod.Stack.create("test", stackmod.Ports.free())
+    # FAIRLINE_TEST_INSTANCE lets two test runs share a machine without sharing Asterisk or PostgreSQL.
+    s = stackmod.Stack.create(os.environ.get("FAIRLINE_TEST_INSTANCE", "test"), stackmod.Ports.free())
     s.external_database_url = None
     # A copy the reload test may change; also what the fallback dialplan is made from.
     s.app_config = s.state_dir / "fairline.yaml"
