@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Callable, Mapping
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -24,6 +24,7 @@ import yaml
 from phonenumbers import PhoneNumberType
 
 from ari_app.errors import ConfigError
+from ari_app.queueing import MAX_WAIT_POLICY_SECONDS, QueueSpec, RingStrategy
 from rating.errors import InvalidTariff
 from rating.tariff import DEFAULT_RATES, NumberType, RateTable, TrafficRates, number_zone
 
@@ -34,6 +35,9 @@ _SOUND = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
 # A customer's id is used in billing tables and on invoices: keep it plain.
 _CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+# A queue's name appears in logs and in `no_answer: {queue: NAME}`.
+_QUEUE_NAME = re.compile(r"^[a-z0-9_-]+$")
 
 # Number types that phonenumbers can confirm from the number itself.
 _TYPE_CHECKS = {
@@ -87,12 +91,12 @@ class ForwardTo:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ToQueue:
-    """Nobody answered: wait in a queue. The key `queue` is reserved; the loader refuses it until queues exist."""
+    """Nobody answered: wait in the same customer's queue of this name (a key of `Config.queues`)."""
 
     name: str
 
 
-NoAnswer = Announce | ForwardTo
+NoAnswer = Announce | ForwardTo | ToQueue
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -175,9 +179,19 @@ class Number:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Queue:
+    """A customer's call queue: the core's spec, and where a caller goes when the wait cap is reached."""
+
+    customer_id: str
+    spec: QueueSpec
+    overflow: Announce | ForwardTo = Announce(NOBODY_AVAILABLE)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     customers: Mapping[str, Customer]  # by id
     numbers: Mapping[str, Number]  # by E.164
+    queues: Mapping[str, Queue] = dataclasses.field(default_factory=lambda: MappingProxyType({}))  # by name
     rates: RateTable = DEFAULT_RATES
     text: str = ""  # the file as loaded (UTF-8, newlines untouched): configuration versions hash it
 
@@ -204,6 +218,12 @@ class _Phone:
 
 
 @functools.lru_cache(maxsize=16384)
+def target_kind(e164: str) -> TargetKind | None:
+    """What kind of phone `e164` is, as billing reads it (a queue agent's, say); None if neither kind."""
+    phone = _phone(e164)
+    return TARGET_KINDS.get(phone.type) if phone is not None else None
+
+
 def _phone(text: str) -> _Phone | None:
     """What phonenumbers says about a valid international number, or None. Cached: configs repeat targets."""
     try:
@@ -299,8 +319,9 @@ def _load(path: Path) -> Config:
     if not isinstance(root, yaml.MappingNode):
         problems.add(root, "(top level)", "expected a mapping with 'customers' and 'numbers' lists")
         raise ConfigError(problems.items)
-    top = _mapping(root, problems, "(top level)", allowed={"customers", "numbers", "tariff"})
+    top = _mapping(root, problems, "(top level)", allowed={"customers", "numbers", "queues", "tariff"})
     customers = _customers(top.get("customers"), root, problems)
+    queue_entries = _queues(top["queues"], problems, customers) if "queues" in top else []
     rates = _tariff(top["tariff"], problems) if "tariff" in top else DEFAULT_RATES
     numbers_node = top.get("numbers")
     entries: list[_Entry] = []
@@ -310,10 +331,11 @@ def _load(path: Path) -> Config:
         problems.add(numbers_node, "numbers", "expected a list of numbers")
     else:
         entries = [_number(item, problems, i, customers) for i, item in enumerate(numbers_node.value)]
-    numbers = _across_numbers(entries, problems)
+    numbers, queues = _across_numbers(entries, queue_entries, problems)
     if problems.count:
         raise ConfigError(problems.items)
-    return Config(customers=MappingProxyType(customers), numbers=MappingProxyType(numbers), rates=rates, text=text)
+    return Config(customers=MappingProxyType(customers), numbers=MappingProxyType(numbers),
+                  queues=MappingProxyType(queues), rates=rates, text=text)
 
 
 def _compose(text: str, path: Path) -> yaml.Node | None:
@@ -448,8 +470,10 @@ class _Entry:
     e164: str | None
     customer: str | None
     number: Number | None  # None when the item has a problem of its own
+    international: bool = False
     targets: list[_Mention] = dataclasses.field(default_factory=list)
     forwards: list[_Mention] = dataclasses.field(default_factory=list)
+    queues: list[_Mention] = dataclasses.field(default_factory=list)  # `e164` holds the queue's name
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -499,7 +523,7 @@ def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping
     if "international_forwarding" in fields:
         international = _flag(fields["international_forwarding"], f"{where}.international_forwarding", problems)
 
-    entry = _Entry(index, node, e164, customer, None)
+    entry = _Entry(index, node, e164, customer, None, international)
     phone = _phone(e164) if e164 is not None else None
     owner = _Owner(e164, phone.region if phone else None, international)
     route = outside = None
@@ -707,16 +731,25 @@ def _no_answer(node: yaml.Node | None, where: str, entry: _Entry, problems: _Pro
         sound = _sound(value, f"{where}.announcement", problems)
         return Announce(sound) if sound is not None else None
     if key == "queue":
-        problems.add(value, f"{where}.queue", "queues are not supported yet; expected announcement or number")
-        return None
-    raw = _scalar(value)
-    e164 = to_e164(raw) if raw is not None and raw.startswith("+") else None
+        name = _scalar(value)
+        if name is None or not _QUEUE_NAME.fullmatch(name):
+            problems.add(value, f"{where}.queue", "expected the name of one of the customer's queues in 'queues'")
+            return None
+        entry.queues.append(_Mention(value, f"{where}.queue", name))
+        return ToQueue(name)
+    e164 = _forward_number(value, f"{where}.number", problems)
     if e164 is None:
-        problems.add(value, f"{where}.number", "expected another of the customer's numbers in E.164, "
-                                               "in quotes, like \"+31201234568\"")
         return None
     entry.forwards.append(_Mention(value, f"{where}.number", e164))
     return ForwardTo(e164)
+
+
+def _forward_number(node: yaml.Node, key: str, problems: _Problems) -> str | None:
+    raw = _scalar(node)
+    e164 = to_e164(raw) if raw is not None and raw.startswith("+") else None
+    if e164 is None:
+        problems.add(node, key, "expected another of the customer's numbers in E.164, in quotes, like \"+31201234568\"")
+    return e164
 
 
 # ---- opening hours
@@ -805,11 +838,158 @@ def _clock(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+# ---- queues
+
+
+_QUEUE_KEYS = {"name", "customer", "agents", "strategy", "ring_seconds", "wrapup_seconds", "max_wait_seconds",
+               "position_every_seconds", "overflow"}
+_OVERFLOW_SHAPE = ("expected exactly one of {announcement: SOUND} or {number: \"+31...\"} "
+                   "(one of the queue's customer's numbers)")
+# (key, default, lowest, highest); max_wait_seconds has no highest here: the queue core holds the policy.
+_QUEUE_SECONDS = (("ring_seconds", 15, 1, 60), ("wrapup_seconds", 5, 0, 600),
+                  ("max_wait_seconds", 60, 1, None), ("position_every_seconds", 20, 1, 600))
+_AGENT_OWNER = _Owner(None, None, True)  # agents are checked for their kind here, for their country across numbers
+
+
+@dataclasses.dataclass(slots=True)
+class _QueueEntry:
+    """One item of `queues`, as far as it could be read."""
+
+    where: str
+    node: yaml.Node
+    name_node: yaml.Node | None
+    name: str | None
+    customer: str | None
+    agents: list[_Mention]
+    overflow: _Mention | None  # an overflow to a number, checked once every number is known
+    queue: Queue | None  # None when the item has a problem of its own
+
+
+def _queues(node: yaml.Node, problems: _Problems, customers: Mapping[str, Customer]) -> list[_QueueEntry]:
+    if not isinstance(node, yaml.SequenceNode):
+        problems.add(node, "queues", "expected a list of queues with name, customer and agents")
+        return []
+    entries: list[_QueueEntry] = []
+    seen: dict[str, str] = {}
+    for i, item in enumerate(node.value):
+        entry = _queue(item, f"queues[{i}]", problems, customers)
+        if entry.name is not None:
+            if entry.name in seen:
+                problems.add(entry.name_node, f"{entry.where}.name",
+                             f"queue {entry.name} is already {seen[entry.name]}; expected each name once")
+                continue
+            seen[entry.name] = entry.where
+        entries.append(entry)
+    return entries
+
+
+def _queue(node: yaml.Node, where: str, problems: _Problems, customers: Mapping[str, Customer]) -> _QueueEntry:
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, where, "expected a mapping with name, customer and agents")
+        return _QueueEntry(where, node, None, None, None, [], None, None)
+    before = problems.count
+    fields = _mapping(node, problems, where, allowed=_QUEUE_KEYS)
+    name = _scalar(fields.get("name"))
+    if name is None or not _QUEUE_NAME.fullmatch(name):
+        problems.add(fields.get("name", node), f"{where}.name",
+                     f"{'missing; ' if 'name' not in fields else ''}expected a name of a-z, 0-9, '_' and '-', "
+                     "like support")
+        name = None
+    customer = _scalar(fields.get("customer"))
+    if customer is None:
+        problems.add(fields.get("customer", node), f"{where}.customer", "missing; expected the id of a customer above")
+    elif customer not in customers:
+        problems.add(fields["customer"], f"{where}.customer", f"{customer!r} is not a customer in 'customers'")
+        customer = None
+    agents = _agents(fields.get("agents"), node, f"{where}.agents", problems)
+    strategy = RingStrategy.RINGALL
+    if "strategy" in fields:
+        try:
+            strategy = RingStrategy(_scalar(fields["strategy"]) or "")
+        except ValueError:
+            problems.add(fields["strategy"], f"{where}.strategy",
+                         f"expected one of {', '.join(s.value for s in RingStrategy)}")
+    seconds: dict[str, int] = {}
+    for key, default, lowest, highest in _QUEUE_SECONDS:
+        seconds[key] = default
+        if key in fields:
+            raw = _scalar(fields[key])
+            if raw is None or not re.fullmatch(r"[0-9]{1,6}", raw) or int(raw) < lowest or (
+                    highest is not None and int(raw) > highest):
+                problems.add(fields[key], f"{where}.{key}", f"expected whole seconds from {lowest}"
+                                                            f"{f' to {highest}' if highest is not None else ''}")
+            else:
+                seconds[key] = int(raw)
+    overflow: Announce | ForwardTo | None = Announce(NOBODY_AVAILABLE)
+    mention = None
+    if "overflow" in fields:
+        overflow, mention = _overflow(fields["overflow"], f"{where}.overflow", problems)
+
+    entry = _QueueEntry(where, node, fields.get("name"), name, customer, agents, mention, None)
+    try:
+        # Built even when other keys have problems: the core's refusal of a wait above the policy is reported too.
+        spec = QueueSpec(name or "?", tuple(a.e164 for a in agents), strategy, **seconds)
+    except ValueError as exc:
+        # The core checks the wait cap first; any other refusal repeats a problem reported above.
+        if seconds["max_wait_seconds"] > MAX_WAIT_POLICY_SECONDS:
+            problems.add(fields["max_wait_seconds"], f"{where}.max_wait_seconds", str(exc))
+        elif problems.count == before:
+            problems.add(node, where, str(exc))
+        return entry
+    if problems.count == before and name is not None and customer is not None and overflow is not None:
+        entry.queue = Queue(customer, spec, overflow)
+    return entry
+
+
+def _agents(node: yaml.Node | None, parent: yaml.Node, where: str, problems: _Problems) -> list[_Mention]:
+    if node is None:
+        problems.add(parent, where, "missing; expected a list of E.164 numbers to ring")
+        return []
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        problems.add(node, where, "expected a list of at least one E.164 number to ring")
+        return []
+    agents: list[_Mention] = []
+    seen: dict[str, int] = {}
+    for j, item in enumerate(node.value):
+        key = f"{where}[{j}]"
+        target = _target(item, key, 1, _AGENT_OWNER, problems)
+        if target is None:
+            continue
+        if target.e164 in seen:
+            problems.add(item, key, f"{target.e164} is already {where}[{seen[target.e164]}]; expected each agent once")
+            continue
+        seen[target.e164] = j
+        agents.append(_Mention(item, key, target.e164))
+    return agents
+
+
+def _overflow(node: yaml.Node, where: str, problems: _Problems) -> tuple[Announce | ForwardTo | None, _Mention | None]:
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, where, _OVERFLOW_SHAPE)
+        return None, None
+    before = problems.count
+    fields = _mapping(node, problems, where, allowed={"announcement", "number"})
+    if len(fields) != 1:
+        if problems.count == before or fields:  # an unknown key alone is reported already
+            problems.add(node, where, _OVERFLOW_SHAPE)
+        return None, None
+    [(key, value)] = fields.items()
+    if key == "announcement":
+        sound = _sound(value, f"{where}.announcement", problems)
+        return (Announce(sound) if sound is not None else None), None
+    e164 = _forward_number(value, f"{where}.number", problems)
+    if e164 is None:
+        return None, None
+    return ForwardTo(e164), _Mention(value, f"{where}.number", e164)
+
+
 # ---- across numbers
 
 
-def _across_numbers(entries: list[_Entry], problems: _Problems) -> dict[str, Number]:
-    """The numbers by E.164, after the checks that need all of them: duplicates, forwards, targets, loops."""
+def _across_numbers(entries: list[_Entry], queue_entries: list[_QueueEntry],
+                    problems: _Problems) -> tuple[dict[str, Number], dict[str, Queue]]:
+    """Numbers by E.164 and queues by name, after the checks that need all of them: duplicates, forwards,
+    targets, queues and their agents and overflows, loops."""
     first: dict[str, _Entry] = {}
     for entry in entries:
         if entry.e164 is None:
@@ -820,6 +1000,8 @@ def _across_numbers(entries: list[_Entry], problems: _Problems) -> dict[str, Num
             entry.number = None
             continue
         first[entry.e164] = entry
+    queues = {q.name: q for q in queue_entries if q.name is not None}
+    # The forwarding graph: a number's no_answer leads to a number or a queue, a queue's overflow to a number.
     forwards: dict[str, list[_Mention]] = {}
     for entry in entries:
         for target in entry.targets:
@@ -828,6 +1010,7 @@ def _across_numbers(entries: list[_Entry], problems: _Problems) -> dict[str, Num
                              f"{target.e164} is a number fairline serves: ringing it would take the call out to "
                              "the carrier and back in, out of reach of the hop limit; to pass calls on to it use "
                              f"no_answer: {{number: \"{target.e164}\"}}")
+        counted = entry.e164 is not None and first[entry.e164] is entry
         for forward in entry.forwards:
             owner = first.get(forward.e164)
             if owner is None:
@@ -837,14 +1020,68 @@ def _across_numbers(entries: list[_Entry], problems: _Problems) -> dict[str, Num
                 problems.add(forward.node, forward.key,
                              f"{forward.e164} belongs to customer {owner.customer}; calls to {entry.customer}'s "
                              f"numbers can only be forwarded to another of {entry.customer}'s numbers")
-            elif entry.e164 is not None and first[entry.e164] is entry:
-                forwards.setdefault(entry.e164, []).append(forward)
-    _loops(forwards, first, problems)
-    return {e164: entry.number for e164, entry in first.items() if entry.number is not None}
+            elif counted:
+                forwards.setdefault(str(entry.e164), []).append(forward)
+        for mention in entry.queues:
+            queue = queues.get(mention.e164)
+            if queue is None:
+                problems.add(mention.node, mention.key, f"{mention.e164} is not a queue in 'queues'; expected "
+                                                        "the name of one of the customer's queues")
+            elif entry.customer is not None and queue.customer is not None and queue.customer != entry.customer:
+                problems.add(mention.node, mention.key,
+                             f"queue {mention.e164} belongs to customer {queue.customer}; calls to "
+                             f"{entry.customer}'s numbers can only wait in {entry.customer}'s queues")
+            elif counted:
+                _agents_abroad(entry, queue, problems)
+                forwards.setdefault(str(entry.e164), []).append(_Mention(mention.node, mention.key,
+                                                                         _queue_node(mention.e164)))
+    for queue in queue_entries:
+        for agent in queue.agents:
+            if agent.e164 in first:
+                problems.add(agent.node, agent.key,
+                             f"{agent.e164} is a number fairline serves: ringing it would take the call out to "
+                             "the carrier and back in; expected an agent's landline or mobile phone")
+        if queue.overflow is None:
+            continue
+        owner = first.get(queue.overflow.e164)
+        if owner is None:
+            problems.add(queue.overflow.node, queue.overflow.key, f"{queue.overflow.e164} is not a number in "
+                                                                  "'numbers'; expected one of the customer's numbers")
+        elif queue.customer is not None and owner.customer is not None and owner.customer != queue.customer:
+            problems.add(queue.overflow.node, queue.overflow.key,
+                         f"{queue.overflow.e164} belongs to customer {owner.customer}; queue {queue.name} of "
+                         f"{queue.customer} can only overflow to one of {queue.customer}'s numbers")
+        elif queue.name is not None:
+            forwards.setdefault(_queue_node(queue.name), []).append(queue.overflow)
+    # A loop is spelled out from the number first in the file; every loop passes through a number.
+    order = {e164: entry.index for e164, entry in first.items()}
+    _loops(forwards, lambda node: order.get(node, len(order)), problems)
+    numbers = {e164: entry.number for e164, entry in first.items() if entry.number is not None}
+    return numbers, {name: q.queue for name, q in queues.items() if q.queue is not None}
 
 
-def _loops(forwards: dict[str, list[_Mention]], first: Mapping[str, _Entry], problems: _Problems) -> None:
-    """Refuse every cycle of no_answer forwards (A -> B -> A), spelled out from the number first in the file."""
+def _queue_node(name: str) -> str:
+    """A queue in the forwarding graph and in loop messages (numbers there start with '+')."""
+    return f"queue {name}"
+
+
+def _agents_abroad(entry: _Entry, queue: _QueueEntry, problems: _Problems) -> None:
+    """A queue's agents are rung for the numbers that send calls to it: in their country, like their targets."""
+    phone = _phone(entry.e164) if entry.e164 is not None else None
+    if phone is None or entry.international:
+        return
+    for agent in queue.agents:
+        agent_phone = _phone(agent.e164)
+        region = agent_phone.region if agent_phone is not None else None
+        if region != phone.region:
+            problems.add(agent.node, agent.key,
+                         f"{agent.e164} is in {region or 'no country'}, {phone.e164} (which sends calls to queue "
+                         f"{queue.name}) in {phone.region}; expected agents in the country of every number that "
+                         "uses the queue, or international_forwarding: true on that number")
+
+
+def _loops(forwards: dict[str, list[_Mention]], order: Callable[[str], int], problems: _Problems) -> None:
+    """Refuse every cycle of forwards (A -> B -> A, A -> queue q -> A), spelled out from the node first in `order`."""
     on_path: dict[str, int] = {}  # number -> its place on the current path
     done: set[str] = set()
     reported: set[tuple[str, ...]] = set()
@@ -863,7 +1100,7 @@ def _loops(forwards: dict[str, list[_Mention]], first: Mapping[str, _Entry], pro
                 continue
             if mention.e164 in on_path:
                 cycle = path[on_path[mention.e164]:]
-                at = min(range(len(cycle)), key=lambda k: first[cycle[k]].index)
+                at = min(range(len(cycle)), key=lambda k: order(cycle[k]))
                 cycle = cycle[at:] + cycle[:at]
                 if tuple(cycle) not in reported:
                     reported.add(tuple(cycle))

@@ -542,13 +542,17 @@ class TestExampleConfigs:
         """docs/configuration.md's complete example: what `fairline config check` accepts, so the doc cannot rot."""
         cfg = load(write(tmp_path, documented_example()))
 
-        assert sorted(cfg.numbers) == ["+31201234567", "+31201234568", "+318001234567", "+3215123456"]
+        assert sorted(cfg.numbers) == ["+31201230005", "+31201234567", "+31201234568", "+318001234567",
+                                       "+3215123456"]
+        assert list(cfg.queues) == ["support"]
 
     def test_documented_example_uses_every_key_of_a_number_and_a_route(self, tmp_path: Path) -> None:
         text = documented_example()
 
         for key in ("announcement:", "route:", "hours:", "outside_hours:", "international_forwarding:",
-                    "strategy:", "ring_seconds:", "targets:", "no_answer:", "tariff:"):
+                    "strategy:", "ring_seconds:", "targets:", "no_answer:", "tariff:",
+                    "queues:", "agents:", "wrapup_seconds:", "max_wait_seconds:", "position_every_seconds:",
+                    "overflow:", "{queue:"):
             assert key in text, key
 
     def test_demo_number_rings_a_mobile_and_a_landline(self) -> None:
