@@ -17,11 +17,12 @@ import structlog
 
 from ari_app import config as config_mod
 from ari_app import logs, settings as settings_mod
-from ari_app import config_history_cli
+from ari_app import config_history_cli, queues_cli
 from ari_app.ari import AriClient
 from ari_app.config_versions import ConfigRecorder, default_author
 from ari_app.dialplan_gen import fallback_dialplan
 from ari_app.errors import AriUnauthorized, ConfigError
+from ari_app.queues_cli import QUEUE_STATUS_FILE
 from ari_app.runtime import App, UnsupportedAsterisk
 from rating.rate_cli import run_rate
 from rating import billing_cli
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(fn=cmd_dialplan_generate)
 
     billing_cli.register(sub, load_rates=lambda path: config_mod.load(path).rates)
+    queues_cli.register(sub)
 
     cfg = sub.add_parser("config", help="work with the numbers configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
@@ -285,7 +287,7 @@ async def _run(st: settings_mod.Settings, cfg: config_mod.Config, author: str) -
         async with ConfigRecorder(pool) as recorder, CdrWriter(pool, st.spool_dir) as writer, \
                 AriClient(st.ari_url, st.ari_user, st.ari_password, st.ari_app) as ari:
             recorder.record(cfg.text, author)
-            app = App(ari, cfg, cfg.rates, writer.submit)
+            app = App(ari, cfg, cfg.rates, writer.submit, queue_status_file=st.spool_dir / QUEUE_STATUS_FILE)
             _spawn(_prepare_database(pool, lambda: app.config, st, stop, refused), log)
             loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(_reload(app, st, pool, recorder, author), log))
             await app.run(stop)

@@ -50,6 +50,14 @@ class DialReturned:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class AgentLegUp:
+    """StasisStart with args ("queue-agent",): a queue agent fairline rang has answered."""
+
+    channel_id: str  # the agent's (outbound) channel
+    at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class TargetDialed:
     """Dial event as a leg starts (no dialstatus yet): which target the new outbound channel rings."""
 
@@ -118,10 +126,12 @@ class Ignored:
     type: str
 
 
-# Each is about one channel (the inbound leg of a call).
-CallEvent = Union[CallStarted, DialReturned, CallAnswered, TargetDialed, TargetAnswered, PlaybackDone,
+# Each is about one channel: the inbound leg of a call, or (AgentLegUp) an agent leg of a queue.
+CallEvent = Union[CallStarted, DialReturned, AgentLegUp, CallAnswered, TargetDialed, TargetAnswered, PlaybackDone,
                   HangupRequested, CallLeft, CallDestroyed]
 AriEvent = Union[CallEvent, Ignored]
+
+AGENT_LEG = "queue-agent"  # the Stasis argument of the channels fairline originates to queue agents
 
 # What carriers put in the caller id when the caller withheld it.
 WITHHELD = frozenset({"", "anonymous", "restricted", "private", "unavailable", "unknown", "withheld"})
@@ -170,6 +180,8 @@ def parse(message: str | bytes) -> AriEvent:
         number = caller.get("number") if isinstance(caller, dict) else None
         if isinstance(number, str) and number.strip().lower() in WITHHELD:
             number = None
+        if isinstance(args, list) and args == [AGENT_LEG]:
+            return AgentLegUp(_str(data, "channel", "id"), parse_time(data.get("timestamp"), "timestamp"))
         if isinstance(args, list) and args and args[0] == "dialed":
             return DialReturned(
                 channel_id=_str(data, "channel", "id"),

@@ -7,6 +7,11 @@ No I/O here. The runtime feeds ARI events in and executes the actions it gets ba
   plain dialplan), then gets the outcome back and decides the next step: the next
   target of a sequential route, another of the customer's numbers, or an
   announcement and release. The caller is never answered before a target answers.
+- A route may end in a queue: fairline answers the caller, plays music on hold and
+  holds the call itself; the queue (ari_app/queueing.py, driven by the runtime)
+  reports when an agent answered, when it is the caller's turn to hear their
+  position, and when the wait cap is reached, and the flow connects, announces or
+  overflows.
 - An announcement-only number: answer, play, release.
 - Any other number: early media "not in service", released as unallocated (404).
 - Whatever happens, the call ends with exactly one CDR (`WriteCdr`).
@@ -17,9 +22,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 from datetime import datetime
+from decimal import Decimal
 from typing import Union
 
-from ari_app.config import Announce, Config, ForwardTo, Route, Strategy, Target
+from ari_app.config import Announce, Config, ForwardTo, NoAnswer, Route, Strategy, Target, ToQueue, target_kind
 from ari_app.events import (
     AriEvent,
     CallAnswered,
@@ -33,11 +39,12 @@ from ari_app.events import (
     TargetAnswered,
     TargetDialed,
 )
-from rating.cdr import CallRecord, Disposition
+from rating.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit
 
 NOT_IN_SERVICE = "ss-noservice"
 NO_ROUTE_LEFT = "vm-nobodyavail"
 SORRY = "all-circuits-busy-now"  # when fairline or Asterisk cannot serve the call
+OVERFLOWING = "pls-hold-while-try"  # the wait cap is reached and the caller is sent on: "please hold while I try..."
 MAX_HOPS = 5  # forwards from number to number within one call; a loop the config missed ends here
 TRUNK = "carrier-out"  # the PJSIP endpoint that reaches landline and mobile targets
 
@@ -61,6 +68,8 @@ _OUTCOMES: dict[str, tuple[int, str, Disposition]] = {
 class Phase(enum.Enum):
     NEW = "new"
     DIALING = "dialing"  # in the dialplan's Dial(); targets ring or a target is connected
+    QUEUED = "queued"  # answered, waiting in a queue with music on hold (and position announcements)
+    CONNECTED = "connected"  # bridged by fairline with the queue agent who answered
     ANNOUNCING = "announcing"  # playing an announcement (answered or as early media)
     RELEASING = "releasing"  # hang-up sent, waiting for the channel to go
     ENDED = "ended"
@@ -103,11 +112,46 @@ class Dial:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class StopPlayback:
+    playback_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StartMoh:
+    """Music on hold on the caller's channel."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StopMoh:
+    pass
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JoinQueue:
+    """Put the caller in line in the queue `name` (the runtime's queues take it from there)."""
+
+    name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Bridge:
+    """Connect the caller with the agent's channel that answered, in a bridge of fairline's."""
+
+    agent_channel: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DestroyBridge:
+    """The call is over: remove its bridge (Asterisk keeps bridges made over ARI until told)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class WriteCdr:
     record: CallRecord
 
 
-Action = Union[Answer, Progress, Play, Hangup, Follow, Dial, WriteCdr]
+Action = Union[Answer, Progress, Play, Hangup, Follow, Dial, StopPlayback, StartMoh, StopMoh, JoinQueue, Bridge,
+               DestroyBridge, WriteCdr]
 
 
 # ---- the state of one call
@@ -126,12 +170,17 @@ class Call:
     number: str = ""  # the number whose route is running (changes when forwarded)
     steps: tuple[tuple[Target, ...], ...] = ()  # what each Dial() rings, in order
     step_index: int = 0
-    no_answer: Announce | ForwardTo | None = None
+    no_answer: NoAnswer | None = None
     hops: int = 0
     outcome: str | None = None  # DIALSTATUS of the last unanswered step
     dialed: tuple[tuple[str, str], ...] = ()  # (outbound channel id, target E.164) of the current step
     answered_target: Target | None = None
-    playing: str | None = None  # id of the playback whose end means: release
+    playing: str | None = None  # id of the playback whose end means: release (or, queued: music again)
+    then_number: str | None = None  # after the announcement, enter this number's route (an overflow) instead
+    queue: str | None = None  # the queue the caller waits in (or was connected from)
+    queue_entered_at: datetime | None = None
+    visits: tuple[QueueVisit, ...] = ()  # queues waited in, each with how it ended
+    agent_channel: str | None = None  # connected: the agent's channel, in the call's bridge
     release_reason: str = "normal"
     release_cause: int | None = None  # what we released with
     hangup_cause: int | None = None  # what Asterisk reported
@@ -145,7 +194,43 @@ class ActionFailed:
     at: datetime
 
 
-FlowEvent = Union[AriEvent, ActionFailed]
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueConnected:
+    """The queue connected the caller with an agent, whose channel is up and in the app."""
+
+    channel_id: str
+    at: datetime
+    agent: str
+    agent_channel: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PositionDue:
+    """Time to tell the waiting caller their place in line (1: next)."""
+
+    channel_id: str
+    at: datetime
+    position: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueOverflowed:
+    """The caller reached the queue's wait cap."""
+
+    channel_id: str
+    at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AgentHungUp:
+    """The agent the caller was connected with hung up."""
+
+    channel_id: str
+    at: datetime
+
+
+QueueEvent = Union[QueueConnected, PositionDue, QueueOverflowed, AgentHungUp]
+FlowEvent = Union[AriEvent, ActionFailed, QueueEvent]
 
 
 def step(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Action]]:
@@ -187,7 +272,13 @@ def step(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Actio
         return _adopt(call, event, config)
     if call.phase is Phase.DIALING and isinstance(event, DialReturned):
         return _dial_returned(call, event, config)
+    if call.phase is Phase.QUEUED:
+        return _queued(call, event, config)
+    if call.phase is Phase.CONNECTED and isinstance(event, AgentHungUp):
+        return _release(call, CAUSE_NORMAL, "normal")
     if call.phase is Phase.ANNOUNCING and isinstance(event, PlaybackDone) and event.playback_id == call.playing:
+        if call.then_number is not None:
+            return _enter(dataclasses.replace(call, then_number=None, playing=None), call.then_number, event.at, config)
         cause = {"normal": CAUSE_NORMAL, "unallocated": CAUSE_UNALLOCATED, "failure": CAUSE_FAILURE}.get(
             call.release_reason)
         if cause is None:
@@ -264,8 +355,71 @@ def _dial_returned(call: Call, event: DialReturned, config: Config) -> tuple[Cal
             return _announce(call, NO_ROUTE_LEFT, _OUTCOMES[event.status][1], answer=False,
                              name=f"{call.hops}-noanswer")
         return _enter(dataclasses.replace(call, hops=call.hops + 1), call.no_answer.number, event.at, config)
+    if isinstance(call.no_answer, ToQueue):
+        return _join_queue(call, call.no_answer.name, event.at, config)
     sound = call.no_answer.sound if isinstance(call.no_answer, Announce) else NO_ROUTE_LEFT
     return _announce(call, sound, _OUTCOMES[event.status][1], answer=False, name=f"{call.hops}-noanswer")
+
+
+def _join_queue(call: Call, name: str, at: datetime, config: Config) -> tuple[Call, list[Action]]:
+    """Answer the caller and put them in line, with music on hold (Asterisk's Queue() answers too)."""
+    if name not in config.queues:  # a reload removed the queue
+        return _announce(call, NO_ROUTE_LEFT, _OUTCOMES[call.outcome or "NOANSWER"][1], answer=False,
+                         name=f"{call.hops}-noanswer")
+    queued = dataclasses.replace(call, phase=Phase.QUEUED, queue=name, queue_entered_at=at, playing=None)
+    answer: list[Action] = [] if call.answered_at is not None else [Answer()]
+    return queued, [JoinQueue(name), *answer, StartMoh()]  # in line first: the wait starts now
+
+
+def _queued(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Action]]:
+    """A caller waiting in a queue: connect, tell the position, or overflow when the cap is reached."""
+    stop: list[Action] = [StopPlayback(call.playing)] if call.playing else []
+    if isinstance(event, QueueConnected):
+        kind = target_kind(event.agent)
+        connected = dataclasses.replace(
+            _close_visit(call, event.at, QueueOutcome.ANSWERED), phase=Phase.CONNECTED, playing=None,
+            agent_channel=event.agent_channel, answered_target=Target(event.agent, kind, 0) if kind else None)
+        return connected, [*stop, StopMoh(), Bridge(event.agent_channel)]
+    if isinstance(event, PositionDue) and call.playing is None:
+        playback_id = f"{call.call_id}-position-{len(call.visits)}-{event.at.timestamp():.0f}"
+        return dataclasses.replace(call, playing=playback_id), [StopMoh(), Play(_position_media(event.position),
+                                                                                 playback_id)]
+    if isinstance(event, PlaybackDone) and event.playback_id == call.playing:
+        return dataclasses.replace(call, playing=None), [StartMoh()]
+    if isinstance(event, QueueOverflowed):
+        queue = config.queues.get(call.queue or "")
+        overflow = queue.overflow if queue is not None else Announce(NO_ROUTE_LEFT)
+        if isinstance(overflow, ForwardTo) and call.hops + 1 <= MAX_HOPS:
+            sent_on = dataclasses.replace(_close_visit(call, event.at, QueueOutcome.OVERFLOWED), hops=call.hops + 1,
+                                          then_number=overflow.number)
+            return _queue_announce(sent_on, OVERFLOWING, stop, name=f"{call.hops}-overflow")
+        sound = overflow.sound if isinstance(overflow, Announce) else NO_ROUTE_LEFT
+        timed_out = _close_visit(call, event.at, QueueOutcome.QUEUE_TIMEOUT)
+        return _queue_announce(timed_out, sound, stop, name=f"{call.hops}-queue-timeout")
+    return call, []
+
+
+def _position_media(position: int) -> str:
+    if position == 1:
+        return "sound:queue-youarenext"
+    # "You are currently caller number" N "waiting to speak to a representative" (Asterisk's Queue() prompts)
+    return f"sound:queue-thereare,number:{position},sound:queue-callswaiting"
+
+
+def _queue_announce(call: Call, sound: str, stop: list[Action], *, name: str) -> tuple[Call, list[Action]]:
+    """Leave the music for an announcement; the caller is answered already."""
+    playback_id = f"{call.call_id}-{name}"
+    announcing = dataclasses.replace(call, phase=Phase.ANNOUNCING, playing=playback_id, release_reason="normal")
+    return announcing, [*stop, StopMoh(), Play(f"sound:{sound}", playback_id)]
+
+
+def _close_visit(call: Call, at: datetime, outcome: QueueOutcome) -> Call:
+    """The caller leaves the queue: record how long they waited there and how it ended."""
+    if call.queue is None or call.queue_entered_at is None:
+        return call
+    waited = Decimal(max(0.0, (at - call.queue_entered_at).total_seconds())).quantize(Decimal("0.001"))
+    visit = QueueVisit(call.queue, call.queue_entered_at, waited, outcome)
+    return dataclasses.replace(call, visits=(*call.visits, visit), queue_entered_at=None)
 
 
 def _announce(call: Call, sound: str, then: str, *, answer: bool, name: str) -> tuple[Call, list[Action]]:
@@ -283,8 +437,11 @@ def _release(call: Call, cause: int, reason: str) -> tuple[Call, list[Action]]:
 
 
 def _end(call: Call, at: datetime) -> tuple[Call, list[Action]]:
+    if call.phase is Phase.QUEUED:  # the caller hung up while waiting
+        call = _close_visit(call, at, QueueOutcome.ABANDONED)
     ended = dataclasses.replace(call, phase=Phase.ENDED)
-    return ended, [WriteCdr(record(ended, at))]
+    bridge: list[Action] = [DestroyBridge()] if call.agent_channel is not None else []
+    return ended, [*bridge, WriteCdr(record(ended, at))]
 
 
 def record(call: Call, ended_at: datetime) -> CallRecord:
@@ -311,4 +468,5 @@ def record(call: Call, ended_at: datetime) -> CallRecord:
         hangup_cause=call.release_cause if call.release_cause is not None else call.hangup_cause,
         answered_target=target.e164 if target else None,
         target_kind=target.kind.value if target else None,
+        queue_visits=call.visits,
     )

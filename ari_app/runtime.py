@@ -13,6 +13,7 @@ import random
 import re
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 
 import structlog
 
@@ -20,6 +21,7 @@ from ari_app import events, flow
 from ari_app.ari import AriClient
 from ari_app.config import Config
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone, FairlineError
+from ari_app.queue_runtime import Queues
 from rating.cdr import RatedCdr, rate_record
 from rating.tariff import RateTable
 
@@ -34,6 +36,9 @@ EVENTS_USED = ("StasisStart", "StasisEnd", "ChannelStateChange", "ChannelHangupR
 DIAL_CONTEXT = "fairline-dial"  # dialplan/extensions.conf: Dial(${FAIRLINE_DIAL}), then back to fairline
 
 
+_IN_QUEUE = (flow.Phase.QUEUED, flow.Phase.CONNECTED)  # the queues hold part of the call
+
+
 class UnsupportedAsterisk(FairlineError):
     """The Asterisk fairline talks to is older than the one it was built for."""
 
@@ -44,6 +49,10 @@ def asterisk_major(version: str) -> int:
     if not m:
         raise UnsupportedAsterisk(f"cannot read Asterisk's version from {version!r}")
     return int(m.group(1))
+
+
+def _bridge_id(call_id: str) -> str:
+    return f"{call_id}-bridge"
 
 
 def backoff_delays(first: float = BACKOFF_FIRST_S, cap: float = BACKOFF_MAX_S) -> "list[float]":
@@ -70,15 +79,30 @@ class App:
     """fairline's call control, connected to one Asterisk and one database."""
 
     def __init__(self, ari: AriClient, config: Config, rates: RateTable,
-                 submit_cdr: Callable[[RatedCdr], None]) -> None:
+                 submit_cdr: Callable[[RatedCdr], None], *, queue_status_file: Path | None = None) -> None:
         self.ari = ari
-        self.config = config
+        self._config = config
+        self.queues = Queues(ari, config, self.feed, self._caller_of, status_file=queue_status_file)
         self.rates = rates
         self.submit_cdr = submit_cdr  # never blocks: the CDR writer queues and spools
         self.calls: dict[str, CallSession] = {}
         self.log = structlog.get_logger("fairline")
         self._workers: set[asyncio.Task[None]] = set()
         self.release_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0)
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        """A reload: new calls take the new configuration; live queues keep their callers and agents."""
+        self._config = config
+        self.queues.reload(config)
+
+    def _caller_of(self, call_id: str) -> str | None:
+        session = self.calls.get(call_id)
+        return session.call.caller if session is not None else None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stay connected to ARI until `stop` is set; reconnect with back-off when the connection drops."""
@@ -167,12 +191,18 @@ class App:
             return
         self.log.debug("ari.event", call_id=event.channel_id, event_type=type(event).__name__)
         try:
-            self.feed(event)
+            if isinstance(event, events.AgentLegUp):
+                self.queues.agent_answered(event.channel_id, event.at)
+            elif self.queues.is_leg(event.channel_id):
+                if isinstance(event, events.CallDestroyed):
+                    self.queues.leg_destroyed(event.channel_id, event.at, event.cause)
+            else:
+                self.feed(event)
         except Exception:
             # A bug in handling one call must not stop the events of all the others.
             self.log.exception("call.handler_crashed", call_id=event.channel_id, message=message[:300])
 
-    def feed(self, event: events.CallEvent | flow.ActionFailed) -> None:
+    def feed(self, event: events.CallEvent | flow.ActionFailed | flow.QueueEvent) -> None:
         session = self.calls.get(event.channel_id)
         if session is None:
             if isinstance(event, events.DialReturned):
@@ -183,8 +213,11 @@ class App:
             session = self._open(event)
         before = session.call.phase
         session.call, actions = flow.step(session.call, event, self.config)
-        if session.call.phase is not before:
-            session.log.info("call.phase", phase=session.call.phase.value, on=type(event).__name__)
+        after = session.call.phase
+        if after is not before:
+            session.log.info("call.phase", phase=after.value, on=type(event).__name__)
+            if before in _IN_QUEUE and after not in _IN_QUEUE:
+                self.queues.caller_gone(event.channel_id, event.at)
         if actions:
             session.actions.put_nowait(actions)
         if session.call.phase is flow.Phase.ENDED:
@@ -243,10 +276,34 @@ class App:
             await self.ari.request("POST", path + "/continue", {"context": DIAL_CONTEXT, "extension": "s",
                                                                 "priority": "1"})
             log.info("call.dialing", dial=action.dial)
+        elif isinstance(action, flow.JoinQueue):
+            self.queues.join(call_id, action.name)
+        elif isinstance(action, flow.StartMoh):
+            await self.ari.request("POST", path + "/moh")
+        elif isinstance(action, flow.StopMoh):
+            await self.ari.request("DELETE", path + "/moh")
+        elif isinstance(action, flow.StopPlayback):
+            await self._forgiving("DELETE", f"/playbacks/{action.playback_id}")  # it may have just ended
+        elif isinstance(action, flow.Bridge):
+            bridge = _bridge_id(call_id)
+            await self.ari.request("POST", "/bridges", {"type": "mixing", "bridgeId": bridge})
+            await self.ari.request("POST", f"/bridges/{bridge}/addChannel",
+                                   {"channel": f"{call_id},{action.agent_channel}"})
+            log.info("call.bridged", agent_channel=action.agent_channel)
+        elif isinstance(action, flow.DestroyBridge):
+            await self._forgiving("DELETE", f"/bridges/{_bridge_id(call_id)}")
         elif isinstance(action, flow.Hangup):
             await self._release(call_id, action.reason, log)
         elif isinstance(action, flow.WriteCdr):
             self._write_cdr(action, log)
+
+    async def _forgiving(self, method: str, path: str) -> None:
+        """A request whose object may be gone already, which is then done."""
+        try:
+            await self.ari.request(method, path)
+        except AriError as exc:
+            if exc.status != 404:
+                raise
 
     async def _release(self, call_id: str, reason: str, log: structlog.typing.FilteringBoundLogger) -> None:
         """Hang the caller up; a failing request is retried while the call is still there (no silence)."""
@@ -276,6 +333,7 @@ class App:
 
     async def _drain(self) -> None:
         """On shutdown, let running workers finish what they were doing (CDR writes above all)."""
+        self.queues.close()
         for session in list(self.calls.values()):
             session.actions.put_nowait(None)
         if self._workers:
