@@ -7,10 +7,75 @@ import re
 import stat
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ari_app.errors import ConfigError
 from rating.storage import redact as redact  # one way to hide a database password, for both packages
+
+
+MIN_SECRET_LENGTH = 16
+# Passwords that attackers of a PBX try first: Asterisk's and PostgreSQL's sample
+# defaults, the names of the parts of this stack, and the usual suspects.
+WELL_KNOWN_SECRETS = frozenset({
+    "asterisk", "secret", "password", "passwd", "passw0rd", "changeme", "fairline", "admin", "administrator",
+    "root", "default", "postgres", "postgresql", "ari", "ami", "manager", "amp", "letmein", "welcome",
+    "qwerty", "test", "guest", "voip", "sip", "pbx",
+})
+GENERATE_SECRET = 'python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+_LOOKALIKES = {"a": "a@4", "e": "e3", "i": "i1!", "l": "l1", "o": "o0", "s": "s$5", "t": "t7"}
+# Nothing but well-known words (any case, P@ssw0rd-style look-alikes) and digits or punctuation.
+_ONLY_WELL_KNOWN = re.compile(
+    "^[^a-z]*(?:(?:" + "|".join(
+        "".join(f"[{re.escape(_LOOKALIKES[c])}]" if c in _LOOKALIKES else re.escape(c) for c in word)
+        for word in sorted(WELL_KNOWN_SECRETS, key=len, reverse=True)
+    ) + ")[^a-z]*)+$"
+)
+
+
+def secret_weakness(secret: str) -> str | None:
+    """Why `secret` is too weak to guard ARI or the database; None when it is strong enough.
+
+    Weak means any of: empty; shorter than MIN_SECRET_LENGTH (16) characters; nothing but
+    well-known defaults (WELL_KNOWN_SECRETS, in any case and with look-alikes such as 0 for o
+    or @ for a) and digits or punctuation ("Password1234567!", "P@ssw0rd-2026-11",
+    "changeme-changeme", "asteriskasterisk"); one piece repeated over at least half the
+    length ("aaaa...", "abab...", "12341234..."); or a run of consecutive characters
+    ("abcdefghijklmnop", "ponmlkjihgfedcba").
+    """
+    if not secret:
+        return "empty"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"shorter than {MIN_SECRET_LENGTH} characters"
+    if _ONLY_WELL_KNOWN.match(secret.lower()):
+        return "a well-known default password"
+    # Period n: every character equals the one n places on ("abcabcab" has period 3).
+    period = next((n for n in range(1, len(secret) // 2 + 1) if secret[n:] == secret[:-n]), None)
+    if period is not None:
+        return f"one piece of {period} character(s) repeated"
+    steps = {ord(b) - ord(a) for a, b in zip(secret, secret[1:])}
+    if steps in ({1}, {-1}):
+        return "a run of consecutive characters"
+    return None
+
+
+def _weak(where: str, secret: str) -> str | None:
+    """The problem to report for a weak secret: where it is and why, never the secret itself."""
+    reason = secret_weakness(secret)
+    if reason is None:
+        return None
+    return (f"{where}: too weak ({reason}); use a random secret of at least {MIN_SECRET_LENGTH} characters, "
+            f"e.g. from {GENERATE_SECRET}, and set the same value where Asterisk or PostgreSQL checks it")
+
+
+def database_password(url: str) -> str | None:
+    """The password a PostgreSQL URL carries (in the user part or as ?password=), or None when it has none."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        return unquote(parts.password)
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key.lower() == "password":
+            return value
+    return None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,9 +135,21 @@ def from_environment(env: Mapping[str, str], *, ari_url: str | None = None, ari_
             user, password = values.get("ARI_USER", ""), values.get("ARI_PASSWORD", "")
             if not user or not password:
                 problems.append(f"{secrets_path}: ARI_USER and ARI_PASSWORD: expected both, non-empty")
+            else:
+                # The file's other secrets (AMI_SECRET, PG_PASSWORD from the stack) guard this deployment too.
+                for key in sorted(k for k in values if k.endswith(("_PASSWORD", "_SECRET"))):
+                    problem = _weak(f"{secrets_path}: {key}", values[key])
+                    if problem:
+                        problems.append(problem)
     db = database_url or env.get("DATABASE_URL", "")
     if not db.startswith(("postgres://", "postgresql://")):
         problems.append("--database-url / DATABASE_URL: expected postgresql://USER@HOST:PORT/DB")
+    else:
+        db_password = database_password(db)
+        if db_password is not None:  # none at all is fine: peer authentication or ~/.pgpass
+            problem = _weak("--database-url / DATABASE_URL: the password", db_password)
+            if problem:
+                problems.append(problem)
     config_path = config or env.get("FAIRLINE_CONFIG", "fairline.yaml")
     if problems:
         raise ConfigError(problems)

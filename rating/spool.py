@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -56,9 +57,15 @@ class Spool:
         return self.directory / REJECTED_FILE
 
     def check(self) -> None:
-        """Create the directory and the spool file if missing: a spool that cannot be written fails at start-up."""
+        """Create the directory and the spool file if missing: a spool that cannot be written fails at start-up.
+
+        A directory or file that others may read or enter (made by someone else, or by
+        an older fairline) is narrowed to its owner: CDRs hold callers' numbers.
+        """
         with self._lock:
             self._append_bytes(self.path, b"")
+            for path in (self.directory, self.path, self.rejected_path):
+                _owner_only(path)
 
     def has_cdrs(self) -> bool:
         """Whether anything is spooled (a cheap test that reads no line)."""
@@ -192,6 +199,19 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _owner_only(path: Path) -> None:
+    """Take group and other permissions off `path` if it exists (mode 755 becomes 700, 644 becomes 600)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            os.chmod(path, mode & 0o700)
+            log.warning("spool.permissions_narrowed", path=str(path), was=f"{mode:o}", now=f"{mode & 0o700:o}")
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise SpoolError(path, "make it readable by its owner only", exc) from exc
 
 
 def _make_dir(directory: Path) -> None:

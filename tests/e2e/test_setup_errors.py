@@ -56,11 +56,11 @@ def test_missing_system_package_without_root_says_how_to_install_it(monkeypatch:
 def test_fairline_run_reports_an_unreachable_database_loudly_and_keeps_running(tmp_path: Path) -> None:
     """Routing never waits on the database: fairline says what is wrong (password hidden) and goes on."""
     secrets = tmp_path / "secrets.env"
-    secrets.write_text("ARI_USER=fairline\nARI_PASSWORD=not-used-here\n")
+    secrets.write_text("ARI_USER=fairline\nARI_PASSWORD=not-used-here-but-strong\n")
     secrets.chmod(0o600)
     env = dict(
         os.environ,
-        DATABASE_URL=f"postgresql://fairline:s3cret-pw@127.0.0.1:{closed_port()}/fairline",
+        DATABASE_URL=f"postgresql://fairline:s3cret-pw-K8vQ2xLm7R@127.0.0.1:{closed_port()}/fairline",
         FAIRLINE_SECRETS=str(secrets),
         FAIRLINE_CONFIG=str(ROOT / "dialplan" / "fairline.yaml"),
         FAIRLINE_ARI_URL=f"http://127.0.0.1:{closed_port()}",
@@ -79,7 +79,7 @@ def test_fairline_run_reports_an_unreachable_database_loudly_and_keeps_running(t
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     error = next(line for line in lines if line["event"] == "db.unreachable")
     assert "***" in error["database"] and "spooled" in error["routing"]
-    assert "s3cret-pw" not in log.read_text()
+    assert "s3cret-pw-K8vQ2xLm7R" not in log.read_text()
 
 
 def test_rendered_asterisk_config_has_no_unfilled_markers_and_secrets_only_owner_readable() -> None:
