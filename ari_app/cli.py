@@ -23,9 +23,9 @@ from ari_app.config_versions import ConfigRecorder, default_author
 from ari_app.dialplan_gen import fallback_dialplan
 from ari_app.errors import AriUnauthorized, ConfigError
 from ari_app.queues_cli import QUEUE_STATUS_FILE
-from ari_app.runtime import App, UnsupportedAsterisk
+from ari_app.runtime import App, RecordingDirs, UnsupportedAsterisk
 from rating.rate_cli import run_rate
-from rating import billing_cli
+from rating import billing_cli, recordings_cli
 from rating.cdr_writer import CdrWriter
 from rating.spool import SpoolError
 from rating.storage import DirectoryNumber, StorageError, migrate, sync_directory
@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--author", help="who applies this configuration, recorded with its version; default the OS user")
     run.add_argument("--spool-dir", help="where CDRs wait on disk while PostgreSQL is unreachable; "
                                           "default $FAIRLINE_SPOOL_DIR or ./spool")
+    run.add_argument("--recordings-dir", help="where call recordings are kept, readable by fairline's user only; "
+                                              "default $FAIRLINE_RECORDINGS_DIR or ./recordings")
+    run.add_argument("--asterisk-recordings-dir",
+                     help="where Asterisk writes recordings (its astspooldir/recording) as seen from fairline; "
+                          "default $FAIRLINE_ASTERISK_RECORDINGS_DIR or /var/spool/asterisk/recording")
     run.add_argument("--log-level", choices=["debug", "info", "warning"], default="info",
                      help="debug adds one line per ARI event fairline acts on")
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
@@ -97,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     billing_cli.register(sub, load_rates=lambda path: config_mod.load(path).rates)
     queues_cli.register(sub)
+    recordings_cli.register(sub)
 
     cfg = sub.add_parser("config", help="work with the numbers configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
@@ -153,7 +159,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     log.info("config.loaded", file=str(st.config_path), numbers=len(cfg.numbers))
     try:
-        return asyncio.run(_run(st, cfg, args.author or default_author()))
+        dirs = RecordingDirs(
+            asterisk=Path(args.asterisk_recordings_dir or os.environ.get("FAIRLINE_ASTERISK_RECORDINGS_DIR",
+                                                                         "/var/spool/asterisk/recording")),
+            store=Path(args.recordings_dir or os.environ.get("FAIRLINE_RECORDINGS_DIR", "recordings")).absolute())
+        return asyncio.run(_run(st, cfg, args.author or default_author(), dirs))
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -267,7 +277,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _run(st: settings_mod.Settings, cfg: config_mod.Config, author: str) -> int:
+async def _run(st: settings_mod.Settings, cfg: config_mod.Config, author: str, recording_dirs: RecordingDirs) -> int:
     log = structlog.get_logger("fairline")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -287,7 +297,8 @@ async def _run(st: settings_mod.Settings, cfg: config_mod.Config, author: str) -
         async with ConfigRecorder(pool) as recorder, CdrWriter(pool, st.spool_dir) as writer, \
                 AriClient(st.ari_url, st.ari_user, st.ari_password, st.ari_app) as ari:
             recorder.record(cfg.text, author)
-            app = App(ari, cfg, cfg.rates, writer.submit, queue_status_file=st.spool_dir / QUEUE_STATUS_FILE)
+            app = App(ari, cfg, cfg.rates, writer.submit, queue_status_file=st.spool_dir / QUEUE_STATUS_FILE,
+                      recording_dirs=recording_dirs)
             _spawn(_prepare_database(pool, lambda: app.config, st, stop, refused), log)
             loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(_reload(app, st, pool, recorder, author), log))
             await app.run(stop)

@@ -23,6 +23,7 @@ import phonenumbers
 import yaml
 from phonenumbers import PhoneNumberType
 
+from ari_app import consent
 from ari_app.errors import ConfigError
 from ari_app.queueing import MAX_WAIT_POLICY_SECONDS, QueueSpec, RingStrategy
 from rating.errors import InvalidTariff
@@ -148,6 +149,7 @@ class OpeningHours:
 class Customer:
     customer_id: str
     name: str
+    recording: bool = False  # record the calls of its numbers (a number may say otherwise)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -162,6 +164,7 @@ class Number:
     hours: OpeningHours | None = None
     outside_hours: Route | None = None  # whom to ring when hours say closed
     international_forwarding: bool = False  # targets may be abroad (such calls are never fair-use eligible)
+    recording: bool | None = None  # None: as its customer says
 
     def __post_init__(self) -> None:
         if (self.route is None) == (self.announcement is None):
@@ -184,7 +187,28 @@ class Queue:
 
     customer_id: str
     spec: QueueSpec
-    overflow: Announce | ForwardTo = Announce(NOBODY_AVAILABLE)
+    overflow: Announce | ForwardTo | Target = Announce(NOBODY_AVAILABLE)  # a Target: ring that phone
+
+
+DEFAULT_NOTICE = ("conf-now-recording",)  # Asterisk's core sounds have no better stand-in; record your own
+DEFAULT_CONSENT_PROMPT = ("if-correct-press", "digits/1")  # "If this is correct, press" "one"
+DEFAULT_CONSENT_SECONDS = 5
+
+
+@functools.cache
+def shipped_law() -> consent.Jurisdictions:
+    """The jurisdiction table shipped with fairline, read once."""
+    return consent.load_jurisdictions()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Recording:
+    """How calls are recorded where a customer or number turned recording on (issue 6, decision 0014)."""
+
+    law: consent.Jurisdictions = dataclasses.field(default_factory=shipped_law)  # with the overrides applied
+    notice: tuple[str, ...] = DEFAULT_NOTICE  # sounds played before recording (notify and consent)
+    consent_prompt: tuple[str, ...] = DEFAULT_CONSENT_PROMPT  # then, for consent: press 1 to agree
+    consent_seconds: int = DEFAULT_CONSENT_SECONDS  # how long after the prompt a digit is awaited
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -194,6 +218,14 @@ class Config:
     queues: Mapping[str, Queue] = dataclasses.field(default_factory=lambda: MappingProxyType({}))  # by name
     rates: RateTable = DEFAULT_RATES
     text: str = ""  # the file as loaded (UTF-8, newlines untouched): configuration versions hash it
+    recording: Recording = dataclasses.field(default_factory=Recording)
+
+    def records(self, number: Number) -> bool:
+        """Whether calls to `number` are to be recorded (where the law allows: decided per call)."""
+        if number.recording is not None:
+            return number.recording
+        customer = self.customers.get(number.customer_id)
+        return customer is not None and customer.recording
 
     def number(self, did: str) -> Number | None:
         """The configured number for a dialled DID, or None when it is not in service."""
@@ -319,10 +351,11 @@ def _load(path: Path) -> Config:
     if not isinstance(root, yaml.MappingNode):
         problems.add(root, "(top level)", "expected a mapping with 'customers' and 'numbers' lists")
         raise ConfigError(problems.items)
-    top = _mapping(root, problems, "(top level)", allowed={"customers", "numbers", "queues", "tariff"})
+    top = _mapping(root, problems, "(top level)", allowed={"customers", "numbers", "queues", "tariff", "recording"})
     customers = _customers(top.get("customers"), root, problems)
     queue_entries = _queues(top["queues"], problems, customers) if "queues" in top else []
     rates = _tariff(top["tariff"], problems) if "tariff" in top else DEFAULT_RATES
+    recording = _recording(top["recording"], problems) if "recording" in top else Recording()
     numbers_node = top.get("numbers")
     entries: list[_Entry] = []
     if numbers_node is None:
@@ -335,7 +368,7 @@ def _load(path: Path) -> Config:
     if problems.count:
         raise ConfigError(problems.items)
     return Config(customers=MappingProxyType(customers), numbers=MappingProxyType(numbers),
-                  queues=MappingProxyType(queues), rates=rates, text=text)
+                  queues=MappingProxyType(queues), rates=rates, text=text, recording=recording)
 
 
 def _compose(text: str, path: Path) -> yaml.Node | None:
@@ -408,7 +441,7 @@ def _customers(node: yaml.Node | None, root: yaml.Node, problems: _Problems) -> 
         if not isinstance(item, yaml.MappingNode):
             problems.add(item, where, "expected a mapping with 'id' and 'name'")
             continue
-        fields = _mapping(item, problems, where, allowed={"id", "name"})
+        fields = _mapping(item, problems, where, allowed={"id", "name", "recording"})
         cid, name = _scalar(fields.get("id")), _scalar(fields.get("name"))
         if cid is None or not _CUSTOMER_ID.fullmatch(cid):
             problems.add(fields.get("id", item), f"{where}.id",
@@ -420,7 +453,8 @@ def _customers(node: yaml.Node | None, root: yaml.Node, problems: _Problems) -> 
         if cid in customers:
             problems.add(item, f"{where}.id", f"customer {cid} is configured twice")
             continue
-        customers[cid] = Customer(cid, name.strip())
+        recording = _flag(fields["recording"], f"{where}.recording", problems) if "recording" in fields else False
+        customers[cid] = Customer(cid, name.strip(), recording)
     return customers
 
 
@@ -449,7 +483,7 @@ def _mapping(node: yaml.Node, problems: _Problems, where: str, allowed: set[str]
 
 
 _NUMBER_KEYS = {"number", "customer", "type", "announcement", "route", "hours", "outside_hours",
-                "international_forwarding"}
+                "international_forwarding", "recording"}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -523,6 +557,7 @@ def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping
     if "international_forwarding" in fields:
         international = _flag(fields["international_forwarding"], f"{where}.international_forwarding", problems)
 
+    recording = _flag(fields["recording"], f"{where}.recording", problems) if "recording" in fields else None
     entry = _Entry(index, node, e164, customer, None, international)
     phone = _phone(e164) if e164 is not None else None
     owner = _Owner(e164, phone.region if phone else None, international)
@@ -538,7 +573,8 @@ def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping
 
     if problems.count == before and e164 is not None and customer is not None and number_type is not None:
         entry.number = Number(e164=e164, customer_id=customer, number_type=number_type, announcement=announcement,
-                              route=route, hours=hours, outside_hours=outside, international_forwarding=international)
+                              route=route, hours=hours, outside_hours=outside, international_forwarding=international,
+                              recording=recording)
     return entry
 
 
@@ -838,13 +874,65 @@ def _clock(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+# ---- recording
+
+
+def _recording(node: yaml.Node, problems: _Problems) -> Recording:
+    where = "recording"
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, where, "expected a mapping with notice, consent_prompt, consent_seconds and law")
+        return Recording()
+    fields = _mapping(node, problems, where, allowed={"notice", "consent_prompt", "consent_seconds", "law"})
+    notice = _sounds(fields["notice"], f"{where}.notice", problems) if "notice" in fields else DEFAULT_NOTICE
+    prompt = (_sounds(fields["consent_prompt"], f"{where}.consent_prompt", problems) if "consent_prompt" in fields
+              else DEFAULT_CONSENT_PROMPT)
+    seconds = DEFAULT_CONSENT_SECONDS
+    if "consent_seconds" in fields:
+        raw = _scalar(fields["consent_seconds"])
+        if raw is None or not raw.isdigit() or not 1 <= int(raw) <= 30:
+            problems.add(fields["consent_seconds"], f"{where}.consent_seconds", "expected whole seconds from 1 to 30")
+        else:
+            seconds = int(raw)
+    law = shipped_law()
+    if "law" in fields:
+        law = _law(fields["law"], f"{where}.law", law, problems)
+    return Recording(law, notice, prompt, seconds)
+
+
+def _sounds(node: yaml.Node, where: str, problems: _Problems) -> tuple[str, ...]:
+    """One sound or a list of them, played one after the other."""
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    sounds = [_sound(item, where, problems) for item in items]
+    if not items:
+        problems.add(node, where, "expected a sound name or a list of them")
+    return tuple(s for s in sounds if s is not None)
+
+
+def _law(node: yaml.Node, where: str, law: consent.Jurisdictions, problems: _Problems) -> consent.Jurisdictions:
+    """The shipped jurisdiction table with the configuration's overrides: {DE: notify, US-CA: consent}."""
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, where, "expected a mapping of country (NL) or US state (US-CA) to a mode: "
+                                  f"{', '.join(consent.Mode)}")
+        return law
+    overrides: dict[str, consent.Mode] = {}
+    for key_node, value_node in node.value:
+        key, value = str(_scalar(key_node)), str(_scalar(value_node))
+        try:
+            consent.with_overrides(law, {key: consent.Mode(value)})  # checks the key
+            overrides[key] = consent.Mode(value)
+        except (ValueError, consent.JurisdictionsError):
+            problems.add(key_node, f"{where}.{key}", "expected a country (ISO 3166 code such as DE) or US state "
+                                                     f"(such as US-CA) mapped to one of {', '.join(consent.Mode)}")
+    return consent.with_overrides(law, overrides)
+
+
 # ---- queues
 
 
 _QUEUE_KEYS = {"name", "customer", "agents", "strategy", "ring_seconds", "wrapup_seconds", "max_wait_seconds",
                "position_every_seconds", "overflow"}
-_OVERFLOW_SHAPE = ("expected exactly one of {announcement: SOUND} or {number: \"+31...\"} "
-                   "(one of the queue's customer's numbers)")
+_OVERFLOW_SHAPE = ("expected exactly one of {announcement: SOUND}, {number: \"+31...\"} (one of the queue's "
+                   "customer's numbers) or {target: \"+316...\"} (a landline or mobile phone to ring)")
 # (key, default, lowest, highest); max_wait_seconds has no highest here: the queue core holds the policy.
 _QUEUE_SECONDS = (("ring_seconds", 15, 1, 60), ("wrapup_seconds", 5, 0, 600),
                   ("max_wait_seconds", 60, 1, None), ("position_every_seconds", 20, 1, 600))
@@ -863,6 +951,11 @@ class _QueueEntry:
     agents: list[_Mention]
     overflow: _Mention | None  # an overflow to a number, checked once every number is known
     queue: Queue | None  # None when the item has a problem of its own
+    overflow_target: _Mention | None = None  # an overflow to a phone, checked like the agents
+
+    def phones(self) -> list[_Mention]:
+        """The phones the queue rings: its agents, and the overflow's phone."""
+        return [*self.agents, *([self.overflow_target] if self.overflow_target else [])]
 
 
 def _queues(node: yaml.Node, problems: _Problems, customers: Mapping[str, Customer]) -> list[_QueueEntry]:
@@ -920,12 +1013,12 @@ def _queue(node: yaml.Node, where: str, problems: _Problems, customers: Mapping[
                                                             f"{f' to {highest}' if highest is not None else ''}")
             else:
                 seconds[key] = int(raw)
-    overflow: Announce | ForwardTo | None = Announce(NOBODY_AVAILABLE)
-    mention = None
+    overflow: Announce | ForwardTo | Target | None = Announce(NOBODY_AVAILABLE)
+    mention = target_mention = None
     if "overflow" in fields:
-        overflow, mention = _overflow(fields["overflow"], f"{where}.overflow", problems)
+        overflow, mention, target_mention = _overflow(fields["overflow"], f"{where}.overflow", problems)
 
-    entry = _QueueEntry(where, node, fields.get("name"), name, customer, agents, mention, None)
+    entry = _QueueEntry(where, node, fields.get("name"), name, customer, agents, mention, None, target_mention)
     try:
         # Built even when other keys have problems: the core's refusal of a wait above the policy is reported too.
         spec = QueueSpec(name or "?", tuple(a.e164 for a in agents), strategy, **seconds)
@@ -963,24 +1056,31 @@ def _agents(node: yaml.Node | None, parent: yaml.Node, where: str, problems: _Pr
     return agents
 
 
-def _overflow(node: yaml.Node, where: str, problems: _Problems) -> tuple[Announce | ForwardTo | None, _Mention | None]:
+def _overflow(node: yaml.Node, where: str, problems: _Problems) -> tuple[
+        Announce | ForwardTo | Target | None, _Mention | None, _Mention | None]:
+    """The overflow, and where it names a number (checked across numbers) or a phone (checked like agents)."""
     if not isinstance(node, yaml.MappingNode):
         problems.add(node, where, _OVERFLOW_SHAPE)
-        return None, None
+        return None, None, None
     before = problems.count
-    fields = _mapping(node, problems, where, allowed={"announcement", "number"})
+    fields = _mapping(node, problems, where, allowed={"announcement", "number", "target"})
     if len(fields) != 1:
         if problems.count == before or fields:  # an unknown key alone is reported already
             problems.add(node, where, _OVERFLOW_SHAPE)
-        return None, None
+        return None, None, None
     [(key, value)] = fields.items()
     if key == "announcement":
         sound = _sound(value, f"{where}.announcement", problems)
-        return (Announce(sound) if sound is not None else None), None
+        return (Announce(sound) if sound is not None else None), None, None
+    if key == "target":
+        target = _target(value, f"{where}.target", DEFAULT_RING_SECONDS, _AGENT_OWNER, problems)
+        if target is None:
+            return None, None, None
+        return target, None, _Mention(value, f"{where}.target", target.e164)
     e164 = _forward_number(value, f"{where}.number", problems)
     if e164 is None:
-        return None, None
-    return ForwardTo(e164), _Mention(value, f"{where}.number", e164)
+        return None, None, None
+    return ForwardTo(e164), _Mention(value, f"{where}.number", e164), None
 
 
 # ---- across numbers
@@ -1036,11 +1136,12 @@ def _across_numbers(entries: list[_Entry], queue_entries: list[_QueueEntry],
                 forwards.setdefault(str(entry.e164), []).append(_Mention(mention.node, mention.key,
                                                                          _queue_node(mention.e164)))
     for queue in queue_entries:
-        for agent in queue.agents:
+        for agent in queue.phones():
             if agent.e164 in first:
                 problems.add(agent.node, agent.key,
                              f"{agent.e164} is a number fairline serves: ringing it would take the call out to "
-                             "the carrier and back in; expected an agent's landline or mobile phone")
+                             "the carrier and back in; expected an agent's landline or mobile phone"
+                             f"{' (or overflow: {number: ...} to go on with its route)' if agent is queue.overflow_target else ''}")
         if queue.overflow is None:
             continue
         owner = first.get(queue.overflow.e164)
@@ -1070,14 +1171,14 @@ def _agents_abroad(entry: _Entry, queue: _QueueEntry, problems: _Problems) -> No
     phone = _phone(entry.e164) if entry.e164 is not None else None
     if phone is None or entry.international:
         return
-    for agent in queue.agents:
+    for agent in queue.phones():
         agent_phone = _phone(agent.e164)
         region = agent_phone.region if agent_phone is not None else None
         if region != phone.region:
             problems.add(agent.node, agent.key,
                          f"{agent.e164} is in {region or 'no country'}, {phone.e164} (which sends calls to queue "
-                         f"{queue.name}) in {phone.region}; expected agents in the country of every number that "
-                         "uses the queue, or international_forwarding: true on that number")
+                         f"{queue.name}) in {phone.region}; expected agents and overflow phones in the country of "
+                         "every number that uses the queue, or international_forwarding: true on that number")
 
 
 def _loops(forwards: dict[str, list[_Mention]], order: Callable[[str], int], problems: _Problems) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime
+import unicodedata
+from datetime import datetime, timezone
 from typing import Any, Union
 
 from ari_app.errors import FairlineError
@@ -105,6 +106,32 @@ class PlaybackDone:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class DtmfReceived:
+    """ChannelDtmfReceived: the caller pressed a key (0-9, *, #, A-D)."""
+
+    channel_id: str
+    at: datetime
+    digit: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecorderUp:
+    """StasisStart with args ("recording",): the snoop channel that records a call is in the app."""
+
+    channel_id: str  # the snoop channel
+    at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordingEnded:
+    """RecordingFinished or RecordingFailed of a call's recording, named after the call (its channel id)."""
+
+    channel_id: str  # the recorded call's, from the recording's name
+    at: datetime
+    failed: str | None  # why, when it failed
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class HangupRequested:
     """ChannelHangupRequest: somebody hangs the channel up, with a Q.850 cause when known."""
 
@@ -128,17 +155,30 @@ class Ignored:
 
 # Each is about one channel: the inbound leg of a call, or (AgentLegUp) an agent leg of a queue.
 CallEvent = Union[CallStarted, DialReturned, AgentLegUp, CallAnswered, TargetDialed, TargetAnswered, PlaybackDone,
-                  HangupRequested, CallLeft, CallDestroyed]
+                  DtmfReceived, RecorderUp, RecordingEnded, HangupRequested, CallLeft, CallDestroyed]
 AriEvent = Union[CallEvent, Ignored]
 
 AGENT_LEG = "queue-agent"  # the Stasis argument of the channels fairline originates to queue agents
+SNOOP_LEG = "recording"  # the Stasis argument of the snoop channels that record calls
 
 # What carriers put in the caller id when the caller withheld it.
 WITHHELD = frozenset({"", "anonymous", "restricted", "private", "unavailable", "unknown", "withheld"})
 
+# Caller ids and DIDs are the carrier's (that is, anybody's) text and end up in logs, in the CDR and on
+# invoices: longer than this is no phone number, and is cut here.
+MAX_NUMBER_CHARS = 64
+
+# Unicode categories dropped from caller ids and DIDs: control characters (a NUL makes PostgreSQL refuse
+# the CDR, a newline forges log lines), line and paragraph separators (line breaks too), format characters
+# (bidi overrides that make a number read as another) and lone surrogates (which UTF-8 cannot encode).
+_UNPRINTABLE = frozenset({"Cc", "Zl", "Zp", "Cf", "Cs"})
+
+# The Q.850 cause values (Asterisk's AST_CAUSE_*); anything else in `cause` is not one.
+_Q850 = range(0, 128)
+
 
 def parse_time(raw: object, field: str) -> datetime:
-    """ARI timestamps look like 2026-11-25T13:30:00.123+0000."""
+    """ARI timestamps look like 2026-11-25T13:30:00.123+0000; returned in UTC."""
     if not isinstance(raw, str):
         raise BadEvent(f"{field}: expected an ISO 8601 timestamp, got {raw!r}")
     try:
@@ -147,7 +187,31 @@ def parse_time(raw: object, field: str) -> datetime:
         raise BadEvent(f"{field}: expected an ISO 8601 timestamp, got {raw!r}") from None
     if value.tzinfo is None:
         raise BadEvent(f"{field}: timestamp without a UTC offset: {raw!r}")
-    return value
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+0100, before the first instant Python can hold
+        raise BadEvent(f"{field}: timestamp out of range: {raw!r}") from None
+
+
+def printable(raw: str) -> str:
+    """`raw` without unprintable characters and surrounding blanks, at most MAX_NUMBER_CHARS long."""
+    kept = "".join(c for c in raw if unicodedata.category(c) not in _UNPRINTABLE)
+    return kept.strip()[:MAX_NUMBER_CHARS]
+
+
+def _caller(data: Any) -> str | None:
+    """The caller's number, or None when withheld or unusable."""
+    caller = _get(data, "channel", "caller")
+    number = caller.get("number") if isinstance(caller, dict) else None
+    if not isinstance(number, str):
+        return None
+    number = printable(number)
+    return None if number.lower() in WITHHELD else number
+
+
+def _cause(raw: object) -> int | None:
+    """A Q.850 cause, or None (JSON's true is no cause, nor is 2**40)."""
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw in _Q850 else None
 
 
 def _get(obj: Any, *path: str) -> Any:
@@ -171,15 +235,16 @@ def parse(message: str | bytes) -> AriEvent:
         data = json.loads(message)
     except ValueError as exc:
         raise BadEvent(f"not JSON: {exc}") from None
+    except RecursionError:  # "[[[[..." thousands deep: not an event, and it must not stop the event loop
+        raise BadEvent("not JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise BadEvent("expected a JSON object")
     kind = _str(data, "type")
     if kind == "StasisStart":
         args = data.get("args") or []
-        caller = _get(data, "channel", "caller")
-        number = caller.get("number") if isinstance(caller, dict) else None
-        if isinstance(number, str) and number.strip().lower() in WITHHELD:
-            number = None
+        caller = _caller(data)
+        if isinstance(args, list) and args == [SNOOP_LEG]:
+            return RecorderUp(_str(data, "channel", "id"), parse_time(data.get("timestamp"), "timestamp"))
         if isinstance(args, list) and args == [AGENT_LEG]:
             return AgentLegUp(_str(data, "channel", "id"), parse_time(data.get("timestamp"), "timestamp"))
         if isinstance(args, list) and args and args[0] == "dialed":
@@ -187,16 +252,16 @@ def parse(message: str | bytes) -> AriEvent:
                 channel_id=_str(data, "channel", "id"),
                 at=parse_time(data.get("timestamp"), "timestamp"),
                 status=str(args[1]) if len(args) > 1 else "",
-                did=str(args[2]) if len(args) > 2 else "",
-                caller=number if isinstance(number, str) and number else None,
+                did=printable(str(args[2])) if len(args) > 2 else "",
+                caller=caller,
                 started_at=parse_time(_get(data, "channel", "creationtime"), "channel.creationtime"),
                 answered=_str(data, "channel", "state") == "Up",
             )
         return CallStarted(
             channel_id=_str(data, "channel", "id"),
             at=parse_time(data.get("timestamp"), "timestamp"),
-            did=_str(data, "channel", "dialplan", "exten"),
-            caller=number if isinstance(number, str) and number else None,
+            did=printable(_str(data, "channel", "dialplan", "exten")),
+            caller=caller,
             started_at=parse_time(_get(data, "channel", "creationtime"), "channel.creationtime"),
             state=_str(data, "channel", "state"),
         )
@@ -221,7 +286,7 @@ def parse(message: str | bytes) -> AriEvent:
         return HangupRequested(
             channel_id=_str(data, "channel", "id"),
             at=parse_time(data.get("timestamp"), "timestamp"),
-            cause=cause if isinstance(cause, int) else None,
+            cause=_cause(cause),
         )
     if kind == "Dial":
         status = data.get("dialstatus")
@@ -232,12 +297,22 @@ def parse(message: str | bytes) -> AriEvent:
             return TargetAnswered(caller, at, peer)
         return TargetDialed(caller, at, peer, _str(data, "dialstring").split("@", 1)[0])
     if kind == "ChannelDestroyed":
-        cause = data.get("cause")
         return CallDestroyed(
             channel_id=_str(data, "channel", "id"),
             at=parse_time(data.get("timestamp"), "timestamp"),
-            cause=cause if isinstance(cause, int) else None,
+            cause=_cause(data.get("cause")),
         )
+    if kind == "ChannelDtmfReceived":
+        digit = _str(data, "digit")
+        if len(digit) != 1 or digit not in "0123456789*#ABCD":
+            raise BadEvent(f"digit: expected one of 0-9, *, #, A-D, got {digit[:10]!r}")
+        return DtmfReceived(_str(data, "channel", "id"), parse_time(data.get("timestamp"), "timestamp"), digit)
+    if kind in ("RecordingFinished", "RecordingFailed"):
+        name = _str(data, "recording", "name")  # so data["recording"] is a mapping
+        failed = None
+        if kind == "RecordingFailed":
+            failed = str(data["recording"].get("cause") or "Asterisk reported the recording failed")
+        return RecordingEnded(name, parse_time(data.get("timestamp"), "timestamp"), failed)
     if kind == "StasisEnd":
         return CallLeft(_str(data, "channel", "id"), parse_time(data.get("timestamp"), "timestamp"))
     return Ignored(kind)

@@ -25,7 +25,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Union
 
-from ari_app.config import Announce, Config, ForwardTo, NoAnswer, Route, Strategy, Target, ToQueue, target_kind
+from ari_app.config import (
+    Announce,
+    Config,
+    ForwardTo,
+    NoAnswer,
+    Number,
+    Route,
+    Strategy,
+    Target,
+    ToQueue,
+    target_kind,
+)
 from ari_app.events import (
     AriEvent,
     CallAnswered,
@@ -33,13 +44,16 @@ from ari_app.events import (
     CallLeft,
     CallStarted,
     DialReturned,
+    DtmfReceived,
     HangupRequested,
     Ignored,
     PlaybackDone,
     TargetAnswered,
     TargetDialed,
 )
-from rating.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit
+from ari_app import recording_rules
+from ari_app.consent import Mode
+from rating.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit, RecordingFile
 
 NOT_IN_SERVICE = "ss-noservice"
 NO_ROUTE_LEFT = "vm-nobodyavail"
@@ -68,10 +82,13 @@ _OUTCOMES: dict[str, tuple[int, str, Disposition]] = {
 class Phase(enum.Enum):
     NEW = "new"
     DIALING = "dialing"  # in the dialplan's Dial(); targets ring or a target is connected
+    NOTICE = "notice"  # the recording notice plays as early media, before anything rings
+    CONSENT = "consent"  # answered: the notice and "press 1 to agree" play, then a digit is awaited
     QUEUED = "queued"  # answered, waiting in a queue with music on hold (and position announcements)
     CONNECTED = "connected"  # bridged by fairline with the queue agent who answered
     ANNOUNCING = "announcing"  # playing an announcement (answered or as early media)
     RELEASING = "releasing"  # hang-up sent, waiting for the channel to go
+    FINISHING = "finishing"  # the call is over; its recording is being stored before the CDR is written
     ENDED = "ended"
 
 
@@ -146,12 +163,29 @@ class DestroyBridge:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class AwaitDigit:
+    """The consent prompt ended: report DigitTimeout if no digit comes within `seconds`."""
+
+    seconds: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StartRecording:
+    """Record both parties of the connected call from now until it ends (a snoop on the caller's channel)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AwaitRecording:
+    """The call ended while recorded: report RecordingStored, or RecordingLost if it does not come soon."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class WriteCdr:
     record: CallRecord
 
 
 Action = Union[Answer, Progress, Play, Hangup, Follow, Dial, StopPlayback, StartMoh, StopMoh, JoinQueue, Bridge,
-               DestroyBridge, WriteCdr]
+               DestroyBridge, AwaitDigit, StartRecording, AwaitRecording, WriteCdr]
 
 
 # ---- the state of one call
@@ -177,10 +211,18 @@ class Call:
     answered_target: Target | None = None
     playing: str | None = None  # id of the playback whose end means: release (or, queued: music again)
     then_number: str | None = None  # after the announcement, enter this number's route (an overflow) instead
+    then_target: Target | None = None  # after the announcement, ring this phone (an overflow) instead
     queue: str | None = None  # the queue the caller waits in (or was connected from)
     queue_entered_at: datetime | None = None
     visits: tuple[QueueVisit, ...] = ()  # queues waited in, each with how it ended
     agent_channel: str | None = None  # connected: the agent's channel, in the call's bridge
+    record_mode: Mode | None = None  # recording is on for the number: the mode the law asks for; None: off
+    record_done: Mode | None = None  # what the caller went through (silence, notice, agreement); None: no recording
+    record_evidence: str = ""  # why the call is recorded, or why not
+    recording_asked: bool = False
+    recording: RecordingFile | None = None
+    recording_lost: str | None = None
+    ended_at: datetime | None = None  # FINISHING: when the call ended
     release_reason: str = "normal"
     release_cause: int | None = None  # what we released with
     hangup_cause: int | None = None  # what Asterisk reported
@@ -229,8 +271,31 @@ class AgentHungUp:
     at: datetime
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class DigitTimeout:
+    channel_id: str
+    at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordingStored:
+    channel_id: str
+    at: datetime
+    file: RecordingFile
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordingLost:
+    """The recording did not make it to the recordings directory (Asterisk failed, disk full...)."""
+
+    channel_id: str
+    at: datetime
+    reason: str
+
+
 QueueEvent = Union[QueueConnected, PositionDue, QueueOverflowed, AgentHungUp]
-FlowEvent = Union[AriEvent, ActionFailed, QueueEvent]
+RecordingEvent = Union[DigitTimeout, RecordingStored, RecordingLost]
+FlowEvent = Union[AriEvent, ActionFailed, QueueEvent, RecordingEvent]
 
 
 def step(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Action]]:
@@ -241,14 +306,19 @@ def step(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Actio
     """
     if call.phase is Phase.ENDED or isinstance(event, Ignored):
         return call, []
+    if call.phase is Phase.FINISHING:
+        return _finishing(call, event)
+    if isinstance(event, (RecordingStored, RecordingLost)):  # before the call ended
+        return _recording_result(call, event), []
     if isinstance(event, CallDestroyed):
-        ended = call if call.hangup_cause is not None else dataclasses.replace(call, hangup_cause=event.cause)
+        ended = call if call.hangup_cause is not None else dataclasses.replace(call, hangup_cause=_cause(call, event.cause))
         return _end(ended, event.at)
     if isinstance(event, CallLeft):
         # A followed call leaves the app for every Dial(); only its destruction ends it.
         return (call, []) if call.followed else _end(call, event.at)
     if isinstance(event, HangupRequested):
-        return dataclasses.replace(call, hangup_cause=event.cause if call.hangup_cause is None else call.hangup_cause), []
+        return dataclasses.replace(call, hangup_cause=_cause(call, event.cause) if call.hangup_cause is None
+                                   else call.hangup_cause), []
     if isinstance(event, CallAnswered):
         return (dataclasses.replace(call, answered_at=event.at), []) if call.answered_at is None else (call, [])
     if isinstance(event, TargetDialed):
@@ -256,7 +326,8 @@ def step(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Actio
     if isinstance(event, TargetAnswered):
         number = dict(call.dialed).get(event.peer_id)
         targets = call.steps[call.step_index] if call.steps else ()
-        return dataclasses.replace(call, answered_target=next((t for t in targets if t.e164 == number), None)), []
+        answered = dataclasses.replace(call, answered_target=next((t for t in targets if t.e164 == number), None))
+        return _record_if_allowed(answered, number, config)
     if isinstance(event, ActionFailed):
         if call.phase is Phase.RELEASING:
             return call, []
@@ -274,11 +345,18 @@ def step(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Actio
         return _dial_returned(call, event, config)
     if call.phase is Phase.QUEUED:
         return _queued(call, event, config)
+    if call.phase is Phase.NOTICE:
+        return _notice(call, event, config)
+    if call.phase is Phase.CONSENT:
+        return _consent(call, event, config)
     if call.phase is Phase.CONNECTED and isinstance(event, AgentHungUp):
         return _release(call, CAUSE_NORMAL, "normal")
     if call.phase is Phase.ANNOUNCING and isinstance(event, PlaybackDone) and event.playback_id == call.playing:
         if call.then_number is not None:
             return _enter(dataclasses.replace(call, then_number=None, playing=None), call.then_number, event.at, config)
+        if call.then_target is not None:  # ring the overflow's phone; unanswered, the default announcement
+            return _dial(dataclasses.replace(call, then_target=None, playing=None, steps=((call.then_target,),),
+                                             step_index=0, no_answer=None))
         cause = {"normal": CAUSE_NORMAL, "unallocated": CAUSE_UNALLOCATED, "failure": CAUSE_FAILURE}.get(
             call.release_reason)
         if cause is None:
@@ -295,7 +373,79 @@ def _start(call: Call, event: CallStarted, config: Config) -> tuple[Call, list[A
     )
     if number is None:
         return _announce(started, NOT_IN_SERVICE, "unallocated", answer=False, name="noservice")
+    if number.route is not None and config.records(number):
+        return _recording_first(started, number, event.at, config)
     return _enter(started, number.e164, event.at, config)
+
+
+def _recording_first(call: Call, number: Number, at: datetime, config: Config) -> tuple[Call, list[Action]]:
+    """Recording is on: what the law asks for the places involved, before anything rings."""
+    decision = recording_rules.decide(config, number, call.caller, at)
+    call = dataclasses.replace(call, record_mode=decision.mode, record_evidence=decision.evidence)
+    if decision.mode is Mode.FORBIDDEN:
+        return _enter(_evidence(call, "not recorded: the law forbids it"), number.e164, at, config)
+    if decision.mode is Mode.ONE_PARTY:
+        done = _evidence(dataclasses.replace(call, record_done=Mode.ONE_PARTY),
+                         "recorded without notice: a participant may record")
+        return _enter(done, number.e164, at, config)
+    notice = config.recording.notice
+    if decision.mode is Mode.NOTIFY:  # as early media: the caller pays nothing for being told
+        playback_id = f"{call.call_id}-notice"
+        return (dataclasses.replace(call, phase=Phase.NOTICE, playing=playback_id),
+                [Progress(), Play(recording_rules.media(notice), playback_id)])
+    playback_id = f"{call.call_id}-consent"  # consent: a digit needs an answered call
+    return (dataclasses.replace(call, phase=Phase.CONSENT, playing=playback_id),
+            [Answer(), Play(recording_rules.media((*notice, *config.recording.consent_prompt)), playback_id)])
+
+
+def _notice(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Action]]:
+    if not isinstance(event, PlaybackDone) or event.playback_id != call.playing:
+        return call, []
+    if event.failed:
+        told = _evidence(call, "not recorded: the notice could not be played")
+    else:
+        told = _evidence(dataclasses.replace(call, record_done=Mode.NOTIFY),
+                         f"notice played in full, ended {event.at.isoformat()}")
+    return _enter(dataclasses.replace(told, playing=None), call.did, event.at, config)
+
+
+def _consent(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Action]]:
+    """The notice and the prompt play; 1 agrees, 2 refuses, nothing within the time refuses too."""
+    if isinstance(event, PlaybackDone) and event.playback_id == call.playing:
+        if event.failed:
+            told = _evidence(call, "not recorded: the consent prompt could not be played")
+            return _enter(dataclasses.replace(told, playing=None), call.did, event.at, config)
+        return dataclasses.replace(call, playing=None), [AwaitDigit(config.recording.consent_seconds)]
+    stop: list[Action] = [StopPlayback(call.playing)] if call.playing else []
+    if isinstance(event, DtmfReceived) and event.digit == "1":
+        agreed = _evidence(dataclasses.replace(call, record_done=Mode.CONSENT, playing=None),
+                           f"caller pressed 1 (agreed) at {event.at.isoformat()}")
+        connected, actions = _enter(agreed, call.did, event.at, config)
+        return connected, [*stop, *actions]
+    if isinstance(event, DtmfReceived) and event.digit == "2":
+        refused = _evidence(dataclasses.replace(call, playing=None),
+                            f"not recorded: caller pressed 2 (refused) at {event.at.isoformat()}")
+        connected, actions = _enter(refused, call.did, event.at, config)
+        return connected, [*stop, *actions]
+    if isinstance(event, DigitTimeout) and call.playing is None:
+        silent = _evidence(call, f"not recorded: no digit within {config.recording.consent_seconds} s of the prompt")
+        return _enter(silent, call.did, event.at, config)
+    return call, []
+
+
+def _record_if_allowed(call: Call, phone: str | None, config: Config) -> tuple[Call, list[Action]]:
+    """A phone answered: record if what the caller went through covers what that phone's place asks for."""
+    if call.record_mode is None or call.record_done is None or call.recording_asked or phone is None:
+        return call, []
+    needed = recording_rules.at_answer(config, call.did, call.caller, phone)
+    if not recording_rules.covers(call.record_done, needed.mode):
+        return _evidence(dataclasses.replace(call, record_done=None, record_mode=needed.mode),
+                         f"not recorded: the answering phone needs {needed.mode} ({needed.evidence})"), []
+    return dataclasses.replace(call, recording_asked=True), [StartRecording()]
+
+
+def _evidence(call: Call, what: str) -> Call:
+    return dataclasses.replace(call, record_evidence=f"{call.record_evidence}; {what}" if call.record_evidence else what)
 
 
 def _adopt(call: Call, event: DialReturned, config: Config) -> tuple[Call, list[Action]]:
@@ -379,7 +529,8 @@ def _queued(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Ac
         connected = dataclasses.replace(
             _close_visit(call, event.at, QueueOutcome.ANSWERED), phase=Phase.CONNECTED, playing=None,
             agent_channel=event.agent_channel, answered_target=Target(event.agent, kind, 0) if kind else None)
-        return connected, [*stop, StopMoh(), Bridge(event.agent_channel)]
+        connected, record = _record_if_allowed(connected, event.agent, config)
+        return connected, [*stop, StopMoh(), Bridge(event.agent_channel), *record]
     if isinstance(event, PositionDue) and call.playing is None:
         playback_id = f"{call.call_id}-position-{len(call.visits)}-{event.at.timestamp():.0f}"
         return dataclasses.replace(call, playing=playback_id), [StopMoh(), Play(_position_media(event.position),
@@ -389,9 +540,11 @@ def _queued(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Ac
     if isinstance(event, QueueOverflowed):
         queue = config.queues.get(call.queue or "")
         overflow = queue.overflow if queue is not None else Announce(NO_ROUTE_LEFT)
-        if isinstance(overflow, ForwardTo) and call.hops + 1 <= MAX_HOPS:
-            sent_on = dataclasses.replace(_close_visit(call, event.at, QueueOutcome.OVERFLOWED), hops=call.hops + 1,
-                                          then_number=overflow.number)
+        if isinstance(overflow, (ForwardTo, Target)) and call.hops + 1 <= MAX_HOPS:
+            sent_on = dataclasses.replace(
+                _close_visit(call, event.at, QueueOutcome.OVERFLOWED), hops=call.hops + 1,
+                then_number=overflow.number if isinstance(overflow, ForwardTo) else None,
+                then_target=overflow if isinstance(overflow, Target) else None)
             return _queue_announce(sent_on, OVERFLOWING, stop, name=f"{call.hops}-overflow")
         sound = overflow.sound if isinstance(overflow, Announce) else NO_ROUTE_LEFT
         timed_out = _close_visit(call, event.at, QueueOutcome.QUEUE_TIMEOUT)
@@ -439,9 +592,37 @@ def _release(call: Call, cause: int, reason: str) -> tuple[Call, list[Action]]:
 def _end(call: Call, at: datetime) -> tuple[Call, list[Action]]:
     if call.phase is Phase.QUEUED:  # the caller hung up while waiting
         call = _close_visit(call, at, QueueOutcome.ABANDONED)
-    ended = dataclasses.replace(call, phase=Phase.ENDED)
     bridge: list[Action] = [DestroyBridge()] if call.agent_channel is not None else []
+    if call.recording_asked and call.recording is None and call.recording_lost is None:
+        # Asterisk closes the file as the call goes: its CDR waits for the stored recording.
+        return dataclasses.replace(call, phase=Phase.FINISHING, ended_at=at), [*bridge, AwaitRecording()]
+    ended = dataclasses.replace(call, phase=Phase.ENDED)
     return ended, [*bridge, WriteCdr(record(ended, at))]
+
+
+def _finishing(call: Call, event: FlowEvent) -> tuple[Call, list[Action]]:
+    """The call is over; its recording is being stored. Then, and only then, the CDR."""
+    if not isinstance(event, (RecordingStored, RecordingLost)) or call.ended_at is None:
+        return call, []
+    ended = dataclasses.replace(_recording_result(call, event), phase=Phase.ENDED)
+    return ended, [WriteCdr(record(ended, call.ended_at))]
+
+
+def _recording_result(call: Call, event: RecordingStored | RecordingLost) -> Call:
+    if isinstance(event, RecordingStored):
+        return dataclasses.replace(call, recording=event.file)
+    return dataclasses.replace(call, recording_lost=event.reason,
+                               record_evidence=f"{call.record_evidence}; recording lost: {event.reason}")
+
+
+def _cause(call: Call, reported: int | None) -> int | None:
+    """The Q.850 cause of a hang-up fairline did not ask for.
+
+    Once fairline answered the caller itself (a queue), the caller's BYE ends an answered
+    call: normal clearing. Asterisk would report the cause of the last failed Dial() instead,
+    which it keeps on the channel.
+    """
+    return CAUSE_NORMAL if call.phase in (Phase.QUEUED, Phase.CONNECTED) else reported
 
 
 def record(call: Call, ended_at: datetime) -> CallRecord:
@@ -469,4 +650,7 @@ def record(call: Call, ended_at: datetime) -> CallRecord:
         answered_target=target.e164 if target else None,
         target_kind=target.kind.value if target else None,
         queue_visits=call.visits,
+        recording_mode=call.record_mode.value if call.record_mode is not None else None,
+        recording_evidence=call.record_evidence or None,
+        recording=call.recording,
     )

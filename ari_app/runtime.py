@@ -11,13 +11,14 @@ import asyncio
 import dataclasses
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 from datetime import datetime, timezone
 from pathlib import Path
 
 import structlog
 
-from ari_app import events, flow
+from ari_app import events, flow, recording_store
 from ari_app.ari import AriClient
 from ari_app.config import Config
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone, FairlineError
@@ -32,11 +33,19 @@ SHUTDOWN_GRACE_S = 5.0
 
 
 EVENTS_USED = ("StasisStart", "StasisEnd", "ChannelStateChange", "ChannelHangupRequest", "ChannelDestroyed",
-               "PlaybackFinished", "Dial")
+               "PlaybackFinished", "Dial", "ChannelDtmfReceived", "RecordingFinished", "RecordingFailed")
 DIAL_CONTEXT = "fairline-dial"  # dialplan/extensions.conf: Dial(${FAIRLINE_DIAL}), then back to fairline
 
 
 _IN_QUEUE = (flow.Phase.QUEUED, flow.Phase.CONNECTED)  # the queues hold part of the call
+RECORDING_GRACE_S = 10.0  # after a recorded call ends, how long its CDR waits for the stored recording
+RECORDER_SUFFIX = "-recorder"  # the snoop channel that records call X is X-recorder
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordingDirs:
+    asterisk: Path  # where Asterisk writes recordings (its astspooldir/recording), as fairline sees that directory
+    store: Path  # fairline's recordings directory: only fairline's user may read it
 
 
 class UnsupportedAsterisk(FairlineError):
@@ -49,6 +58,10 @@ def asterisk_major(version: str) -> int:
     if not m:
         raise UnsupportedAsterisk(f"cannot read Asterisk's version from {version!r}")
     return int(m.group(1))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def _bridge_id(call_id: str) -> str:
@@ -79,7 +92,8 @@ class App:
     """fairline's call control, connected to one Asterisk and one database."""
 
     def __init__(self, ari: AriClient, config: Config, rates: RateTable,
-                 submit_cdr: Callable[[RatedCdr], None], *, queue_status_file: Path | None = None) -> None:
+                 submit_cdr: Callable[[RatedCdr], None], *, queue_status_file: Path | None = None,
+                 recording_dirs: RecordingDirs | None = None) -> None:
         self.ari = ari
         self._config = config
         self.queues = Queues(ari, config, self.feed, self._caller_of, status_file=queue_status_file)
@@ -88,6 +102,8 @@ class App:
         self.calls: dict[str, CallSession] = {}
         self.log = structlog.get_logger("fairline")
         self._workers: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # recorders being started, recordings being stored
+        self.recording_dirs = recording_dirs
         self.release_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0)
 
     @property
@@ -193,6 +209,10 @@ class App:
         try:
             if isinstance(event, events.AgentLegUp):
                 self.queues.agent_answered(event.channel_id, event.at)
+            elif isinstance(event, events.RecorderUp):
+                self._spawn(self._record(event.channel_id))
+            elif isinstance(event, events.RecordingEnded):
+                self._spawn(self._store_recording(event))
             elif self.queues.is_leg(event.channel_id):
                 if isinstance(event, events.CallDestroyed):
                     self.queues.leg_destroyed(event.channel_id, event.at, event.cause)
@@ -202,13 +222,13 @@ class App:
             # A bug in handling one call must not stop the events of all the others.
             self.log.exception("call.handler_crashed", call_id=event.channel_id, message=message[:300])
 
-    def feed(self, event: events.CallEvent | flow.ActionFailed | flow.QueueEvent) -> None:
+    def feed(self, event: events.CallEvent | flow.ActionFailed | flow.QueueEvent | flow.RecordingEvent) -> None:
         session = self.calls.get(event.channel_id)
         if session is None:
             if isinstance(event, events.DialReturned):
                 self.log.warning("call.adopted", call_id=event.channel_id, status=event.status, did=event.did)
             elif not isinstance(event, events.CallStarted):
-                self.log.debug("ari.event_for_unknown_call", call_id=event.channel_id, event=type(event).__name__)
+                self.log.debug("ari.event_for_unknown_call", call_id=event.channel_id, event_type=type(event).__name__)
                 return
             session = self._open(event)
         before = session.call.phase
@@ -292,10 +312,69 @@ class App:
             log.info("call.bridged", agent_channel=action.agent_channel)
         elif isinstance(action, flow.DestroyBridge):
             await self._forgiving("DELETE", f"/bridges/{_bridge_id(call_id)}")
+        elif isinstance(action, flow.AwaitDigit):
+            self._later(action.seconds, lambda: flow.DigitTimeout(call_id, _now()))
+        elif isinstance(action, flow.StartRecording):
+            await self._start_recorder(call_id, log)
+        elif isinstance(action, flow.AwaitRecording):
+            self._later(RECORDING_GRACE_S, lambda: flow.RecordingLost(
+                call_id, _now(), f"not stored within {RECORDING_GRACE_S:.0f} s of the call's end"))
         elif isinstance(action, flow.Hangup):
             await self._release(call_id, action.reason, log)
         elif isinstance(action, flow.WriteCdr):
             self._write_cdr(action, log)
+
+    def _later(self, seconds: float, event: Callable[[], flow.RecordingEvent]) -> None:
+        """Feed the event made by `event` in `seconds` (the flow ignores it if the call moved on)."""
+        asyncio.get_running_loop().call_later(seconds, lambda: self.feed(event()))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start_recorder(self, call_id: str, log: structlog.typing.FilteringBoundLogger) -> None:
+        """A snoop channel on the caller hears both parties; it records once it is in the app (RecorderUp)."""
+        if self.recording_dirs is None:
+            log.error("recording.not_set_up", reason="no recordings directory configured")
+            self.feed(flow.RecordingLost(call_id, _now(), "recording is not set up: no recordings directory"))
+            return
+        try:
+            await self.ari.request("POST", f"/channels/{call_id}/snoop", {
+                "spy": "both", "whisper": "none", "app": self.ari.app, "appArgs": events.SNOOP_LEG,
+                "snoopId": f"{call_id}{RECORDER_SUFFIX}"})
+        except AriError as exc:  # the call goes on unrecorded; never a reason to drop it
+            log.error("recording.not_started", error=str(exc))
+            self.feed(flow.RecordingLost(call_id, _now(), f"could not start: {exc}"))
+
+    async def _record(self, recorder_id: str) -> None:
+        call_id = recorder_id.removesuffix(RECORDER_SUFFIX)
+        try:
+            await self.ari.request("POST", f"/channels/{recorder_id}/record", {
+                "name": call_id, "format": "wav", "ifExists": "overwrite", "beep": "false", "terminateOn": "none"})
+            self.log.info("recording.started", call_id=call_id)
+        except AriError as exc:
+            self.log.error("recording.not_started", call_id=call_id, error=str(exc))
+            self.feed(flow.RecordingLost(call_id, _now(), f"could not start: {exc}"))
+
+    async def _store_recording(self, event: events.RecordingEnded) -> None:
+        """Move the finished file from Asterisk's spool into the recordings directory, hashed, then tell the flow."""
+        call_id, log = event.channel_id, self.log.bind(call_id=event.channel_id)
+        if event.failed is not None or self.recording_dirs is None:
+            log.error("recording.failed", reason=event.failed)
+            self.feed(flow.RecordingLost(call_id, event.at, event.failed or "no recordings directory"))
+            return
+        source = self.recording_dirs.asterisk / f"{call_id}.wav"
+        try:
+            stored = await asyncio.to_thread(recording_store.store, source, self.recording_dirs.store, call_id, event.at)
+        except recording_store.RecordingStoreError as exc:
+            log.error("recording.not_stored", error=str(exc), source=str(source))  # loud: the recording is at risk
+            self.feed(flow.RecordingLost(call_id, event.at, str(exc)))
+            return
+        log.info("recording.stored", file=stored.path, seconds=str(stored.duration_seconds))
+        if call_id not in self.calls:
+            log.warning("recording.stored_after_cdr", file=stored.path)
+        self.feed(flow.RecordingStored(call_id, event.at, stored))
 
     async def _forgiving(self, method: str, path: str) -> None:
         """A request whose object may be gone already, which is then done."""

@@ -49,6 +49,7 @@ SYSTEM_PACKAGES = {
     "psql": "postgresql-client",
     "initdb": "postgresql",
     "pg_ctl": "postgresql",
+    "sox": "sox",  # the recording tests measure the audio fairline recorded
 }
 
 
@@ -418,7 +419,8 @@ class Stack:
     # Asterisk
     def render_asterisk_config(self) -> None:
         etc = self.asterisk_dir / "etc"
-        for sub in ("etc", "spool", "log", "run", "db"):
+        # spool/recording: ARI recordings go there (Asterisk does not create it); fairline moves them out.
+        for sub in ("etc", "spool", "spool/recording", "log", "run", "db"):
             (self.asterisk_dir / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.asterisk_dir, 0o700)
         values = {
@@ -497,6 +499,9 @@ class Stack:
             FAIRLINE_SECRETS=str(self.secrets_file),
             FAIRLINE_CONFIG=str(self.app_config),
             FAIRLINE_SPOOL_DIR=str(self.state_dir / "spool"),
+            FAIRLINE_RECORDINGS_DIR=str(self.state_dir / "recordings"),
+            # Where this instance's Asterisk writes recordings (its astspooldir/recording), seen from outside.
+            FAIRLINE_ASTERISK_RECORDINGS_DIR=str(self.asterisk_dir / "spool" / "recording"),
         )
 
     def start_fairline(self) -> None:
@@ -587,6 +592,7 @@ DEMO_CALLS = [
     ("+31201234569", "uac_unanswered.xml", "nobody answers in 4 s: an announcement, released as no answer (480)"),
     ("+318001234567", "uac_answered.xml", "a toll-free number: answered, always charged at traffic rates"),
     ("+31209999999", "uac_rejected.xml", "an unknown number: 'not in service', released as unallocated (404)"),
+    ("+31201234570", "uac_talk.xml", "the reception is unreachable: the helpdesk queue; an agent answers after 1 s"),
 ]
 
 
@@ -598,7 +604,8 @@ def print_cdrs(stack: Stack, since: str) -> None:
         "to_char(answered_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS answer_utc, "
         "to_char(ended_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS end_utc, disposition, hangup_cause AS cause, "
         "answered_target AS target, target_kind AS kind, billable_seconds AS secs, peak_seconds AS peak, offpeak_seconds AS offpeak, "
-        "list_price_eur AS list_eur, fair_use_eligible AS fair_use, charged_eur "
+        "list_price_eur AS list_eur, fair_use_eligible AS fair_use, charged_eur, "
+        "queue_name AS queue, queue_wait_seconds AS queue_wait, queue_disposition AS queue_end "
         f"FROM cdrs WHERE started_at >= '{since}' ORDER BY started_at",
         "-P", "format=aligned", "-P", "tuples_only=off", "-P", "border=2",
     )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
+import os
+import re
 from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -36,6 +39,7 @@ class QueueOutcome(str, enum.Enum):
 
 
 _MILLISECOND = Decimal("0.001")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,6 +74,49 @@ class QueueVisit:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class RecordingFile:
+    """A call's recording as stored by fairline: the WAV file, its SHA-256, when it ran."""
+
+    path: str  # absolute path of the WAV file in fairline's recordings directory
+    sha256: str  # hex digest of the file as stored
+    started_at: datetime  # aware
+    ended_at: datetime  # aware
+    duration_seconds: Decimal  # of audio in the file, to the millisecond
+
+    def __post_init__(self) -> None:
+        if not os.path.isabs(self.path):
+            raise ValueError(f"RecordingFile.path must be an absolute path, got {self.path!r}")
+        if not isinstance(self.sha256, str) or _SHA256_HEX.fullmatch(self.sha256.lower()) is None:
+            raise ValueError(f"RecordingFile.sha256 must be 64 hexadecimal digits, got {self.sha256!r}")
+        for name in ("started_at", "ended_at"):
+            value = getattr(self, name)
+            if not isinstance(value, datetime) or value.tzinfo is None:
+                raise ValueError(f"RecordingFile.{name} must be a timezone-aware datetime, got {value!r}")
+        if self.ended_at < self.started_at:
+            raise ValueError(f"RecordingFile.ended_at {self.ended_at.isoformat()} is before started_at "
+                             f"{self.started_at.isoformat()}")
+        if not isinstance(self.duration_seconds, Decimal) or not self.duration_seconds.is_finite() \
+                or self.duration_seconds < 0:
+            raise ValueError(f"RecordingFile.duration_seconds must be a Decimal of 0 or more, "
+                             f"got {self.duration_seconds!r}")
+        # Frozen: set through object. Lower-case hex: what hashlib writes and verify compares with;
+        # milliseconds: what recordings.duration_seconds holds.
+        object.__setattr__(self, "sha256", self.sha256.lower())
+        object.__setattr__(self, "duration_seconds", self.duration_seconds.quantize(_MILLISECOND, ROUND_HALF_UP))
+
+    def to_json(self) -> dict[str, str]:
+        """The recording as in the spool: times as ISO 8601, the duration as a string, exact."""
+        return {"path": self.path, "sha256": self.sha256, "started_at": self.started_at.isoformat(),
+                "ended_at": self.ended_at.isoformat(), "duration_seconds": str(self.duration_seconds)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RecordingFile:
+        """The recording to_json wrote as d."""
+        return cls(d["path"], d["sha256"], datetime.fromisoformat(d["started_at"]),
+                   datetime.fromisoformat(d["ended_at"]), Decimal(d["duration_seconds"]))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class CallRecord:
     """One finished inbound call as the call flow saw it; datetimes are aware."""
 
@@ -84,6 +131,11 @@ class CallRecord:
     answered_target: str | None = None  # E.164 of the phone that answered, when forwarded
     target_kind: str | None = None  # "fixed" or "mobile"
     queue_visits: tuple[QueueVisit, ...] = ()  # in order; an overflow can lead into another queue
+    # Recording (issue 6), for numbers that have it on: the mode the law asked for (one_party, notify,
+    # consent, forbidden), the evidence (what allowed the recording, or why there is none) and the file.
+    recording_mode: str | None = None
+    recording_evidence: str | None = None
+    recording: RecordingFile | None = None
 
     def __post_init__(self) -> None:
         for name in ("started_at", "answered_at", "ended_at"):
@@ -94,6 +146,10 @@ class CallRecord:
         if any(v.outcome is not QueueOutcome.OVERFLOWED for v in self.queue_visits[:-1]):
             raise ValueError(f"CallRecord.queue_visits: every visit but the last must have overflowed, "
                              f"got {[v.outcome.value for v in self.queue_visits]}")
+
+    @property
+    def recorded(self) -> bool:
+        return self.recording is not None
 
     @property
     def queue(self) -> str | None:
@@ -143,6 +199,8 @@ class RatedCdr:
             "disposition": c.disposition.value, "hangup_cause": c.hangup_cause,
             "answered_target": c.answered_target, "target_kind": c.target_kind,
             "queue_visits": [v.to_json() for v in c.queue_visits],
+            "recording_mode": c.recording_mode, "recording_evidence": c.recording_evidence,
+            "recording": c.recording.to_json() if c.recording else None,
             "customer_id": self.customer_id, "number_type": self.number_type.value if self.number_type else None,
             "billable_seconds": p.billable_seconds, "peak_seconds": p.peak_seconds, "offpeak_seconds": p.offpeak_seconds,
             "setup_eur": str(p.setup_eur), "usage_eur": str(p.usage_eur), "list_price_eur": str(p.list_price_eur),
@@ -160,6 +218,9 @@ class RatedCdr:
             answered_target=d.get("answered_target"), target_kind=d.get("target_kind"),
             # Spool lines written before queues have no queue_visits.
             queue_visits=tuple(QueueVisit.from_json(v) for v in d.get("queue_visits", ())),
+            # Nor have those written before recording (issue 6) the recording fields.
+            recording_mode=d.get("recording_mode"), recording_evidence=d.get("recording_evidence"),
+            recording=RecordingFile.from_json(d["recording"]) if d.get("recording") else None,
         )
         price = RatedPrice(
             d["billable_seconds"], d["peak_seconds"], d["offpeak_seconds"], Decimal(d["setup_eur"]),
@@ -203,9 +264,22 @@ def rate_record(call: CallRecord, customer_id: str | None, number_type: NumberTy
 def _forwarded_abroad(call: CallRecord) -> bool:
     if call.answered_target is None:
         return False
-    try:
-        here = phonenumbers.region_code_for_number(phonenumbers.parse(call.did))
-        there = phonenumbers.region_code_for_number(phonenumbers.parse(call.answered_target))
-    except phonenumbers.NumberParseException:
+    here = _region_of(call.did)
+    there = _region_of(call.answered_target)
+    if here is _UNPARSABLE or there is _UNPARSABLE:
         return False
     return bool(here != there)
+
+
+_UNPARSABLE = object()
+
+
+# Cached: parsing is most of the cost of rating a forwarded call (docs/performance.md), and
+# the numbers and the targets they forward to are few and come back call after call.
+@functools.lru_cache(maxsize=1 << 17)
+def _region_of(number: str) -> object:
+    """The number's region code (None when phonenumbers knows none), or _UNPARSABLE."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(number))
+    except phonenumbers.NumberParseException:
+        return _UNPARSABLE

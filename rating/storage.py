@@ -97,36 +97,55 @@ CHARGE_RULE = """CASE WHEN {eligible} AND NOT coalesce(
     (SELECT h.heavy FROM heavy_users h WHERE h.customer_id = {customer} AND h.month = {month}), false)
   THEN 0 ELSE {list_price} END"""
 
+# One statement for the CDRs and their recordings: a recording row is written exactly when
+# its CDR is new, so the two land together (or neither does) and a replayed batch doubles nothing.
 _INSERT_CDRS = f"""
-INSERT INTO cdrs (call_id, did, caller, started_at, answered_at, ended_at, disposition, hangup_cause,
-                  customer_id, number_type, billable_seconds, peak_seconds, offpeak_seconds,
-                  setup_eur, usage_eur, list_price_eur, fair_use_eligible, billing_month, rating_error, source,
-                  answered_target, target_kind, queue_name, queue_wait_seconds, queue_overflows,
-                  queue_disposition, queue_visits, charged_eur)
-SELECT r.*, {CHARGE_RULE.format(eligible="r.fair_use_eligible", customer="r.customer_id", month="r.billing_month",
-                            list_price="r.list_price_eur")}
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[],
-            $7::text[], $8::int[], $9::text[], $10::text[], $11::int[], $12::int[], $13::int[],
-            $14::numeric[], $15::numeric[], $16::numeric[], $17::bool[], $18::date[], $19::text[], $20::text[],
-            $21::text[], $22::text[], $23::text[], $24::numeric[], $25::smallint[], $26::text[], $27::jsonb[])
-     AS r(call_id, did, caller, started_at, answered_at, ended_at, disposition, hangup_cause,
-          customer_id, number_type, billable_seconds, peak_seconds, offpeak_seconds,
-          setup_eur, usage_eur, list_price_eur, fair_use_eligible, billing_month, rating_error, source,
-          answered_target, target_kind, queue_name, queue_wait_seconds, queue_overflows,
-          queue_disposition, queue_visits)
-ON CONFLICT (call_id) DO NOTHING
-RETURNING call_id
+WITH ins AS (
+    INSERT INTO cdrs (call_id, did, caller, started_at, answered_at, ended_at, disposition, hangup_cause,
+                      customer_id, number_type, billable_seconds, peak_seconds, offpeak_seconds,
+                      setup_eur, usage_eur, list_price_eur, fair_use_eligible, billing_month, rating_error, source,
+                      answered_target, target_kind, queue_name, queue_wait_seconds, queue_overflows,
+                      queue_disposition, queue_visits, recorded, recording_mode, recording_evidence, charged_eur)
+    SELECT r.*, {CHARGE_RULE.format(eligible="r.fair_use_eligible", customer="r.customer_id",
+                                month="r.billing_month", list_price="r.list_price_eur")}
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[],
+                $7::text[], $8::int[], $9::text[], $10::text[], $11::int[], $12::int[], $13::int[],
+                $14::numeric[], $15::numeric[], $16::numeric[], $17::bool[], $18::date[], $19::text[], $20::text[],
+                $21::text[], $22::text[], $23::text[], $24::numeric[], $25::smallint[], $26::text[], $27::jsonb[],
+                $28::bool[], $29::text[], $30::text[])
+         AS r(call_id, did, caller, started_at, answered_at, ended_at, disposition, hangup_cause,
+              customer_id, number_type, billable_seconds, peak_seconds, offpeak_seconds,
+              setup_eur, usage_eur, list_price_eur, fair_use_eligible, billing_month, rating_error, source,
+              answered_target, target_kind, queue_name, queue_wait_seconds, queue_overflows,
+              queue_disposition, queue_visits, recorded, recording_mode, recording_evidence)
+    ON CONFLICT (call_id) DO NOTHING
+    RETURNING call_id, recording_mode, recording_evidence
+), rec AS (
+    INSERT INTO recordings (call_id, file, started_at, ended_at, duration_seconds, sha256, mode, evidence)
+    SELECT f.call_id, f.file, f.started_at, f.ended_at, f.duration_seconds, f.sha256,
+           ins.recording_mode, ins.recording_evidence
+    FROM unnest($31::text[], $32::text[], $33::timestamptz[], $34::timestamptz[], $35::numeric[], $36::text[])
+         AS f(call_id, file, started_at, ended_at, duration_seconds, sha256)
+    JOIN ins USING (call_id)
+    ON CONFLICT (call_id) DO NOTHING
+)
+SELECT call_id FROM ins
 """
+_CDR_COLUMNS = 30
+_RECORDING_COLUMNS = 6
 
 
 async def insert_cdrs(conn: asyncpg.Connection | asyncpg.Pool, cdrs: Sequence[RatedCdr]) -> set[str]:
-    """Store a batch of rated CDRs in one statement; return the call ids that were new.
+    """Store a batch of rated CDRs, and the recordings of the recorded ones, in one statement;
+    return the call ids that were new.
 
-    Idempotent: a call id already stored is left as it is, so a replayed batch doubles nothing.
+    Idempotent: a call id already stored is left as it is (its recording row too), so a
+    replayed batch doubles nothing.
     """
     if not cdrs:
         return set()
-    columns: list[list[Any]] = [[] for _ in range(27)]
+    columns: list[list[Any]] = [[] for _ in range(_CDR_COLUMNS)]
+    recordings: list[list[Any]] = [[] for _ in range(_RECORDING_COLUMNS)]
     for r in cdrs:
         c, p = r.call, r.price
         row = (c.call_id, c.did, c.caller, c.started_at, c.answered_at, c.ended_at, c.disposition.value,
@@ -135,10 +154,15 @@ async def insert_cdrs(conn: asyncpg.Connection | asyncpg.Pool, cdrs: Sequence[Ra
                p.fair_use_eligible, r.billing_month, r.rating_error, r.source, c.answered_target, c.target_kind,
                c.queue, c.queue_wait_seconds, c.queue_overflows,
                c.queue_disposition.value if c.queue_disposition else None,
-               json.dumps([v.to_json() for v in c.queue_visits]))
-        for column, value in zip(columns, row):
+               json.dumps([v.to_json() for v in c.queue_visits]),
+               c.recorded, c.recording_mode, c.recording_evidence)
+        for column, value in zip(columns, row, strict=True):
             column.append(value)
-    rows = await conn.fetch(_INSERT_CDRS, *columns)
+        if (f := c.recording) is not None:
+            fields: tuple[Any, ...] = (c.call_id, f.path, f.started_at, f.ended_at, f.duration_seconds, f.sha256)
+            for column, field in zip(recordings, fields, strict=True):
+                column.append(field)
+    rows = await conn.fetch(_INSERT_CDRS, *columns, *recordings)
     return {row["call_id"] for row in rows}
 
 

@@ -92,7 +92,7 @@ def live(live_stack: LiveStack) -> LiveStack:
         s.start_fairline()
     # A call of the previous test may still be on its way to the table: let it land first.
     poll(lambda: _cdrs_written(live_stack) >= _calls_ended(live_stack), timeout=5)
-    s.psql("fairline", "TRUNCATE cdrs")
+    s.psql("fairline", "TRUNCATE cdrs CASCADE")  # and the recordings rows that point at them
     live_stack.log_offset = s.log("fairline").stat().st_size
     return live_stack
 

@@ -7,6 +7,7 @@ says what they do (scenarios/uas_targets.xml). Times are the app's own, from the
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -88,6 +89,10 @@ def test_busy_agent_caller_overflows_at_sixty_seconds_and_a_caller_without_overf
     assert at(overflowed, "ended_at") - entered >= timedelta(seconds=62)  # then the overflow's phone talked
     rung_for_second = [e for e in logs_of(live, "queue.ringing") if e.get("call_id") == overflowed["call_id"]]
     assert rung_for_second == []  # the only agent was on a call: never offered a second one
+    # While waiting, the caller heard their place in line every 20 s: at 20 s and at 40 s.
+    told = [e for e in logs_of(live, "call.playing") if e.get("call_id") == overflowed["call_id"]
+            and "queue-" in e.get("media", "")]
+    assert len(told) == 2, told
 
     assert 60 <= timed_out["queue_wait_seconds"] < 61
     assert (timed_out["queue_disposition"], timed_out["queue_overflows"], timed_out["hangup_cause"]) == (
@@ -99,14 +104,30 @@ def test_busy_agent_caller_overflows_at_sixty_seconds_and_a_caller_without_overf
 
 
 def test_a_caller_who_hangs_up_while_queued_is_recorded_as_abandoned(live: LiveStack) -> None:
-    result = live.call("+31201230015", talk(live, 4))
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(live.call, "+31201230015", talk(live, 4), caller="+31612345621")
+        # Meanwhile `fairline queues` shows the caller waiting and the agent ringing for them.
+        seen: list[dict[str, Any]] = []
+        assert poll(lambda: bool(seen.extend(waiting_in(live, "e2e-abandon")) or seen), timeout=4), seen
+        result = call.result()
     assert result.returncode == 0, result.stderr
+    queue = seen[0]
+    assert [c["caller"] for c in queue["waiting"]] == ["+31612345621"]
+    assert 0 <= queue["waiting"][0]["waited_seconds"] < 4
+    assert [(a["agent"], a["state"]) for a in queue["agents"]] == [("+31612340093", "ringing")]
     [row] = live.wait_cdrs(1)
     assert (row["queue_name"], row["queue_disposition"], row["answered_target"]) == (
         "e2e-abandon", "abandoned", None)
     # Answered at once (the unreachable first target fails in milliseconds), then 4 s in the queue.
     assert Decimal("3.5") <= row["queue_wait_seconds"] <= 5
     assert poll(lambda: bool(logs_of(live, "queue.abandoned")), timeout=5)
+
+
+def waiting_in(live: LiveStack, name: str) -> list[dict[str, Any]]:
+    """The queue `name` as `fairline queues --json` shows it, if a caller waits there."""
+    shown = fairline("queues", "--json", "--spool-dir", str(live.stack.state_dir / "spool"))
+    assert shown.returncode == 0, shown.stderr
+    return [q for q in json.loads(shown.stdout)["queues"] if q["name"] == name and q["waiting"]]
 
 
 def test_two_callers_one_agent_served_in_arrival_order_after_the_wrap_up(live: LiveStack) -> None:

@@ -153,7 +153,7 @@ def _number_problem_cases() -> list[Any]:
                      id="unknown-top-level-key"),
         pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    anouncement: beep\n' + OWNED), 3,
                      "numbers[0].anouncement", "unknown key; expected one of announcement, customer, hours, "
-                     "international_forwarding, number, outside_hours, route, type",
+                     "international_forwarding, number, outside_hours, recording, route, type",
                      id="unknown-key-in-a-number"),
         pytest.param(with_acme("numbers:\n  - number: 31201234567\n" + OWNED), 2, "numbers[0].number", "in quotes",
                      id="number-without-quotes-or-plus"),

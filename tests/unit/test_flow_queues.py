@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ari_app.config import Announce, Config, Customer, ForwardTo, Queue, Route, Strategy, ToQueue
+from ari_app.config import Announce, Config, Customer, ForwardTo, Queue, Route, Strategy, Target, TargetKind, ToQueue
 from ari_app.flow import (
     MAX_HOPS,
     Action,
@@ -264,6 +264,20 @@ class TestCapReached:
         after, asked = step(before, late, QUEUES)
 
         assert (after, asked) == (before, [])
+
+
+def test_an_overflow_to_a_phone_rings_it_then_plays_the_default_announcement() -> None:
+    phone = Target("+31612345699", TargetKind.MOBILE, 20)
+    cfg = Config(customers=QUEUES.customers, numbers=QUEUES.numbers,
+                 queues={**QUEUES.queues, "plain": Queue("acme", spec("plain"), phone)})
+
+    call, asked = run([*queued(NO_OVERFLOW), overflowed(80), playback_done(s=82, playback_id=f"{CALL_ID}-0-overflow"),
+                       returned("NOANSWER", 102)], cfg)
+
+    assert asked[-4:] == [Play("sound:pls-hold-while-try", f"{CALL_ID}-0-overflow"),
+                          Dial("PJSIP/+31612345699@carrier-out,20"), Progress(),
+                          Play("sound:vm-nobodyavail", f"{CALL_ID}-1-noanswer")]
+    assert call.visits[-1].outcome is QueueOutcome.OVERFLOWED
 
 
 def test_an_announce_overflow_uses_its_own_sound() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ari_app.config import Announce, Config, ForwardTo, Queue, ToQueue, load
+from ari_app.config import Announce, Config, ForwardTo, Queue, Target, TargetKind, ToQueue, load
 from ari_app.errors import ConfigError
 from ari_app.queueing import QueueSpec, RingStrategy
 
@@ -112,6 +112,12 @@ class TestQueueLoads:
 
         assert cfg.queues["support"].overflow == Announce("custom/closed")
 
+    def test_overflow_may_ring_a_phone(self, tmp_path: Path) -> None:
+        text = edited(('overflow: {number: "+31201230006"}', 'overflow: {target: "+31612340099"}'))
+        cfg = load(write(tmp_path, text))
+
+        assert cfg.queues["support"].overflow == Target("+31612340099", TargetKind.MOBILE, 20)
+
     def test_agents_abroad_are_accepted_for_a_number_with_international_forwarding(self, tmp_path: Path) -> None:
         cfg = load(write(tmp_path, edited(('"+31612340071", "+31201230971"', '"+32470123456"'),
                                           ("    type: local\n    route:", "    type: local\n"
@@ -170,8 +176,19 @@ def _queue_problem_cases() -> list[object]:
                      [(26, f"{Q}.overflow.number", "+31201230007 is not a number in 'numbers'")],
                      id="overflow-to-unknown-number"),
         pytest.param(('overflow: {number: "+31201230006"}', "overflow: {queue: support}"),
-                     [(26, f"{Q}.overflow.queue", "unknown key; expected one of announcement, number")],
+                     [(26, f"{Q}.overflow.queue", "unknown key; expected one of announcement, number, target")],
                      id="overflow-to-a-queue"),
+        pytest.param(('overflow: {number: "+31201230006"}', 'overflow: {target: "+32470123456"}'),
+                     [(26, f"{Q}.overflow.target", "+32470123456 is in BE, +31201234567 (which sends calls to "
+                                                   "queue support) in NL")],
+                     id="overflow-phone-abroad"),
+        pytest.param(('overflow: {number: "+31201230006"}', 'overflow: {target: "+319001234567"}'),
+                     [(26, f"{Q}.overflow.target", "+319001234567 is a premium-rate number: refused to prevent "
+                                                   "toll fraud")],
+                     id="overflow-phone-premium-rate"),
+        pytest.param(('overflow: {number: "+31201230006"}', 'overflow: {target: "+31201230006"}'),
+                     [(26, f"{Q}.overflow.target", "+31201230006 is a number fairline serves")],
+                     id="overflow-phone-is-a-served-number"),
         pytest.param(("    overflow:", "    overfow:"),
                      [(26, f"{Q}.overfow", "unknown key")], id="unknown-key"),
     ]

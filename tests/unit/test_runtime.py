@@ -595,7 +595,7 @@ class TestRun:
         with pytest.raises(AriUnauthorized):
             await app.run(stop)
 
-    async def test_event_filter_is_sent_once_connected_with_the_seven_event_types(self) -> None:
+    async def test_event_filter_is_sent_once_connected_with_the_event_types_fairline_uses(self) -> None:
         stop = asyncio.Event()
         ari = self.StreamingAri("22.0.0", recorded(), stop)
         app, submitted = app_with(ari)
@@ -606,8 +606,8 @@ class TestRun:
         body = ari.bodies[EVENT_FILTER[:2]]
         assert sorted(t["type"] for t in body["allowed"]) == sorted([
             "StasisStart", "StasisEnd", "ChannelStateChange", "ChannelHangupRequest", "ChannelDestroyed",
-            "PlaybackFinished", "Dial"])
-        assert (len(body["allowed"]), body["disallowed"]) == (7, [])
+            "PlaybackFinished", "Dial", "ChannelDtmfReceived", "RecordingFinished", "RecordingFailed"])
+        assert (len(body["allowed"]), body["disallowed"]) == (10, [])
 
     async def test_refused_event_filter_is_logged_and_calls_are_still_handled(self) -> None:
         """The filter only spares Asterisk work: without it fairline ignores the extra events."""

@@ -1,0 +1,64 @@
+"""How long `fairline` takes to load a large configuration (start-up and every reload).
+
+5,000 routed numbers, each ringing a mobile and a landline, one in ten with opening
+hours; each run on numbers not seen before (phonenumbers caches parsed numbers).
+Target: under a second, so a reload never pauses call handling noticeably.
+Run: .venv/bin/python bench/config_load.py [--numbers N] [--runs R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ari_app.config import load  # noqa: E402
+
+TARGET_S = 1.0
+
+
+def config_text(block: int, numbers: int) -> str:
+    lines = ["customers:\n  - id: acme\n    name: Acme BV\nnumbers:\n"]
+    for i in range(numbers):
+        lines.append(f'  - number: "+3120{block}{i:06d}"\n    customer: acme\n    type: local\n'
+                     f'    route:\n      targets: ["+3161{block}{i:06d}", "+3130{block}{i:06d}"]\n')
+        if i % 10 == 0:
+            lines.append('    hours: {mon-fri: "08:00-18:00", sat: ["10:00-12:00", "13:00-16:00"]}\n'
+                         f'    outside_hours: {{targets: ["+3165{block}{i:06d}"]}}\n')
+    return "".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--numbers", type=int, default=5000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    timings = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for block in range(1, args.runs + 1):
+            path = Path(tmp) / f"fairline-{block}.yaml"
+            path.write_text(config_text(block % 10, args.numbers), encoding="utf-8")
+            started = time.perf_counter()
+            cfg = load(path)
+            timings.append(time.perf_counter() - started)
+            assert len(cfg.numbers) == args.numbers
+    best, median = min(timings), statistics.median(timings)
+    print(f"config load, {args.numbers} routed numbers: best {best:.2f} s, median {median:.2f} s over {args.runs} runs;"
+          f" target < {TARGET_S:.1f} s: best is x{best / TARGET_S:.2f} of it")
+    results = ROOT / "results"
+    results.mkdir(exist_ok=True)
+    (results / "config_load.json").write_text(json.dumps(
+        {"numbers": args.numbers, "runs_s": timings, "best_s": best, "median_s": median, "target_s": TARGET_S},
+        indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
