@@ -311,7 +311,9 @@ class _Problems:
 
     def add(self, node: yaml.Node | None, key: str, expected: str) -> None:
         line = node.start_mark.line + 1 if node is not None else 0
-        self._found.append((line, f"{self.path}{f':{line}' if line else ''}: {key}: {expected}"))
+        # Keys and values come from the file: a line break in one must not split (or forge) a problem line.
+        self._found.append((line, f"{self.path}{f':{line}' if line else ''}: {_printable(key)}: {_printable(expected)}"))
+
 
     @property
     def count(self) -> int:
@@ -321,6 +323,11 @@ class _Problems:
     def items(self) -> list[str]:
         """Every problem, in file order (problems on one line in the order found)."""
         return [text for _, text in sorted(self._found, key=lambda found: found[0])]
+
+
+def _printable(text: str) -> str:
+    """`text` with what would break a problem's line (line breaks, control characters) escaped."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def load(path: Path) -> Config:
@@ -377,14 +384,20 @@ def _compose(text: str, path: Path) -> yaml.Node | None:
     if fast is not None:
         try:
             return yaml.compose(text, Loader=fast)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             pass
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise ConfigError([f"{path}: nested too deeply; expected the shape of docs/configuration.md"]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow: no mark, but a position
+        line = text.count("\n", 0, exc.position) + 1
+        character = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise ConfigError([f"{path}:{line}: not valid YAML: {exc.reason} ({ascii(character)})"]) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError([f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+        raise ConfigError([f"{path}{where}: not valid YAML: {_printable(str(getattr(exc, 'problem', exc)))}"]) from exc
 
 
 _RATE_FIELDS = ("setup_eur", "peak_eur_per_min", "offpeak_eur_per_min")
@@ -1007,7 +1020,7 @@ def _queue(node: yaml.Node, where: str, problems: _Problems, customers: Mapping[
         seconds[key] = default
         if key in fields:
             raw = _scalar(fields[key])
-            if raw is None or not re.fullmatch(r"[0-9]{1,6}", raw) or int(raw) < lowest or (
+            if raw is None or not re.fullmatch(r"[0-9]{1,18}", raw) or int(raw) < lowest or (
                     highest is not None and int(raw) > highest):
                 problems.add(fields[key], f"{where}.{key}", f"expected whole seconds from {lowest}"
                                                             f"{f' to {highest}' if highest is not None else ''}")

@@ -245,7 +245,12 @@ def rate_record(call: CallRecord, customer_id: str | None, number_type: NumberTy
         zone = number_zone(call.did)
     except ValueError:
         zone = UTC
-    local_start = call.started_at.astimezone(zone)
+    try:
+        local_start = call.started_at.astimezone(zone)
+    except (OverflowError, ValueError):  # a start at the very edge of what datetime holds: keep it, unpriced
+        started = call.started_at.astimezone(UTC)
+        return RatedCdr(call, customer_id, number_type, _NO_PRICE, date(started.year, started.month, 1),
+                        rating_error=f"start time {call.started_at.isoformat()} is out of range", source=source)
     month = date(local_start.year, local_start.month, 1)
     if customer_id is None or number_type is None:
         return RatedCdr(call, customer_id, number_type, _NO_PRICE, month, source=source)
