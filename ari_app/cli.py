@@ -17,7 +17,7 @@ import structlog
 
 from ari_app import config as config_mod
 from ari_app import logs, settings as settings_mod
-from ari_app import config_history_cli, queues_cli
+from ari_app import config_history_cli, health, queues_cli
 from ari_app.ari import AriClient
 from ari_app.config_versions import ConfigRecorder, default_author
 from ari_app.dialplan_gen import fallback_dialplan
@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--asterisk-recordings-dir",
                      help="where Asterisk writes recordings (its astspooldir/recording) as seen from fairline; "
                           "default $FAIRLINE_ASTERISK_RECORDINGS_DIR or /var/spool/asterisk/recording")
+    run.add_argument("--status-port", help="loopback port of /healthz and /metrics; default $FAIRLINE_STATUS_PORT "
+                                           f"or {health.DEFAULT_STATUS_PORT}; 0 serves neither")
     run.add_argument("--log-level", choices=["debug", "info", "warning"], default="info",
                      help="debug adds one line per ARI event fairline acts on")
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
@@ -153,6 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             database_url=args.database_url, config=args.config, spool_dir=args.spool_dir,
         )
         cfg = config_mod.load(st.config_path)
+        status_port = health.status_port(args.status_port, os.environ)
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("config.invalid", problem=problem)
@@ -163,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             asterisk=Path(args.asterisk_recordings_dir or os.environ.get("FAIRLINE_ASTERISK_RECORDINGS_DIR",
                                                                          "/var/spool/asterisk/recording")),
             store=Path(args.recordings_dir or os.environ.get("FAIRLINE_RECORDINGS_DIR", "recordings")).absolute())
-        return asyncio.run(_run(st, cfg, args.author or default_author(), dirs))
+        return asyncio.run(_run(st, cfg, args.author or default_author(), dirs, status_port))
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -277,7 +280,8 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _run(st: settings_mod.Settings, cfg: config_mod.Config, author: str, recording_dirs: RecordingDirs) -> int:
+async def _run(st: settings_mod.Settings, cfg: config_mod.Config, author: str, recording_dirs: RecordingDirs,
+               status_port: int | None) -> int:
     log = structlog.get_logger("fairline")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -301,7 +305,8 @@ async def _run(st: settings_mod.Settings, cfg: config_mod.Config, author: str, r
                       recording_dirs=recording_dirs)
             _spawn(_prepare_database(pool, lambda: app.config, st, stop, refused), log)
             loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(_reload(app, st, pool, recorder, author), log))
-            await app.run(stop)
+            async with health.StatusServer(app, writer, port=status_port):
+                await app.run(stop)
     except AriUnauthorized as exc:
         log.error("ari.unauthorized", error=str(exc), hint="check ARI_USER/ARI_PASSWORD in the secrets file against ari.conf")
         return EXIT_BAD_INPUT

@@ -293,9 +293,29 @@ class RecordingLost:
     reason: str
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Adopted:
+    """A restarted fairline found this call still in Asterisk (decision 0015).
+
+    `where`: "dialing" (in the dialplan's Dial(), now subscribed to), "bridged" (in fairline's
+    bridge with a queue agent on `agent_channel`) or "held" (answered and in the app: queued,
+    asking for consent or announcing; what it waited for is lost).
+    """
+
+    channel_id: str
+    at: datetime
+    did: str
+    caller: str | None
+    started_at: datetime
+    answered_at: datetime | None  # Asterisk's own answer time (CDR(answer)), so billing stays exact
+    where: str
+    agent_channel: str | None = None
+    recording: tuple[Mode, str] | None = None  # being recorded: the mode and evidence it started under
+
+
 QueueEvent = Union[QueueConnected, PositionDue, QueueOverflowed, AgentHungUp]
 RecordingEvent = Union[DigitTimeout, RecordingStored, RecordingLost]
-FlowEvent = Union[AriEvent, ActionFailed, QueueEvent, RecordingEvent]
+FlowEvent = Union[AriEvent, ActionFailed, QueueEvent, RecordingEvent, Adopted]
 
 
 def step(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Action]]:
@@ -339,6 +359,8 @@ def step(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Actio
         return _announce(failed, SORRY, "failure", answer=False, name="failure")
     if call.phase is Phase.NEW and isinstance(event, CallStarted):
         return _start(call, event, config)
+    if call.phase is Phase.NEW and isinstance(event, Adopted):
+        return _adopt_found(call, event, config)
     if call.phase is Phase.NEW and isinstance(event, DialReturned):
         return _adopt(call, event, config)
     if call.phase is Phase.DIALING and isinstance(event, DialReturned):
@@ -462,6 +484,28 @@ def _adopt(call: Call, event: DialReturned, config: Config) -> tuple[Call, list[
         no_answer=number.route.no_answer if number and number.route else None,
     )
     return _dial_returned(dataclasses.replace(adopted, phase=Phase.DIALING), event, config)
+
+
+def _adopt_found(call: Call, event: Adopted, config: Config) -> tuple[Call, list[Action]]:
+    """Take over a call a previous fairline left in Asterisk: let it go on where that is possible."""
+    number = config.number(event.did)
+    found = dataclasses.replace(
+        call, did=number.e164 if number else event.did, caller=event.caller, started_at=event.started_at,
+        in_service=number is not None, answered_at=event.answered_at, followed=True)
+    if event.recording is not None:
+        mode, evidence = event.recording
+        found = dataclasses.replace(found, record_mode=mode, record_done=mode, record_evidence=evidence,
+                                    recording_asked=True)
+    if event.where == "dialing":  # Dial() goes on; its outcome comes back as for any adopted call
+        return dataclasses.replace(found, phase=Phase.DIALING, steps=((),),
+                                   no_answer=number.route.no_answer if number and number.route else None), []
+    if event.where == "bridged":  # talking with a queue agent: nothing to do until one hangs up
+        return dataclasses.replace(found, phase=Phase.CONNECTED, agent_channel=event.agent_channel), []
+    # Held in the app (queued, asked for consent, announcing): what it waited for is lost.
+    # The caller hears why and is released, never left in silence.
+    held = dataclasses.replace(found, followed=False, release_cause=CAUSE_FAILURE)
+    announcing, actions = _announce(held, SORRY, "failure", answer=event.answered_at is not None, name="failure")
+    return announcing, [StopMoh(), *actions]
 
 
 def _enter(call: Call, e164: str, at: datetime, config: Config) -> tuple[Call, list[Action]]:

@@ -36,6 +36,7 @@ from ari_app.errors import AriError, ChannelGone
 from ari_app.events import AGENT_LEG
 
 STATUS_EVERY_S = 0.2  # the status file is rewritten at most this often
+AGENT_LEG_MARK = "-agent-"  # in the id of every channel that rings an agent: <call id>-agent-<n>
 
 
 def utc_now() -> datetime:
@@ -63,6 +64,7 @@ class Leg:
     agent: str
     up: bool = False  # the agent answered (the channel is in the app)
     connected: bool = False  # bridged with the caller
+    adopted: bool = False  # found bridged after a restart: the queue's state for it was lost
 
 
 class Queues:
@@ -95,6 +97,7 @@ class Queues:
 
     def caller_gone(self, call_id: str, at: datetime) -> None:
         """The caller left the queue's hands: hung up, sent on, or released; end what is left of it here."""
+        self._adopted_caller_gone(call_id)
         queue = self.where.pop(call_id, None)
         if queue is None:
             return
@@ -105,11 +108,24 @@ class Queues:
             if leg.connected:
                 self._step(queue, queueing.CallEnded(call_id, leg.agent, at))
 
+    def _adopted_caller_gone(self, call_id: str) -> None:
+        for leg in [leg for leg in self.legs.values() if leg.call_id == call_id and leg.adopted]:
+            del self.legs[leg.channel_id]
+            self._hang_up(leg, "normal")
+
     def reload(self, config: Config) -> None:
         self.config = config
         for name in list(self.states):
             if name in config.queues:
                 self._step(name, queueing.Reloaded(self.clock()))
+
+    def adopt_connected(self, channel_id: str, call_id: str) -> None:
+        """After a restart: an agent's channel found bridged with a caller. Its hang-up releases the caller.
+
+        The queue's state was lost with the previous process, so the agent is not marked busy;
+        its queue may offer it another call meanwhile (decision 0015).
+        """
+        self.legs[channel_id] = Leg(channel_id, "", call_id, "", up=True, connected=True, adopted=True)
 
     def is_leg(self, channel_id: str) -> bool:
         return channel_id in self.legs
@@ -131,6 +147,10 @@ class Queues:
         if leg is None:
             return
         log = self.log.bind(call_id=leg.call_id, queue=leg.queue, agent=leg.agent)
+        if leg.adopted:
+            log.info("queue.agent_hung_up")
+            self.feed(flow.AgentHungUp(leg.call_id, at))
+            return
         if leg.connected:
             log.info("queue.agent_hung_up")
             self._step(leg.queue, queueing.CallEnded(leg.call_id, leg.agent, at))
@@ -211,7 +231,7 @@ class Queues:
             # One fairline call at a time: the agent rings or talks for another queue.
             self.schedule(0, functools.partial(self._step, queue, queueing.AgentNoAnswer(call_id, agent, self.clock())))
             return
-        leg = Leg(f"{call_id}-agent-{next(self._leg_numbers)}", queue, call_id, agent)
+        leg = Leg(f"{call_id}{AGENT_LEG_MARK}{next(self._leg_numbers)}", queue, call_id, agent)
         self.legs[leg.channel_id] = leg  # before the request: its events may come before the answer
         self._spawn(self._originate(leg, ring_seconds))
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import structlog
 
-from ari_app import events, flow, recording_store
+from ari_app import consent, events, flow, recording_store
 from ari_app.ari import AriClient
 from ari_app.config import Config
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone, FairlineError
-from ari_app.queue_runtime import Queues
+from ari_app.queue_runtime import AGENT_LEG_MARK, Queues
 from rating.cdr import RatedCdr, rate_record
 from rating.tariff import RateTable
 
@@ -40,6 +40,7 @@ DIAL_CONTEXT = "fairline-dial"  # dialplan/extensions.conf: Dial(${FAIRLINE_DIAL
 _IN_QUEUE = (flow.Phase.QUEUED, flow.Phase.CONNECTED)  # the queues hold part of the call
 RECORDING_GRACE_S = 10.0  # after a recorded call ends, how long its CDR waits for the stored recording
 RECORDER_SUFFIX = "-recorder"  # the snoop channel that records call X is X-recorder
+RECORDING_VARIABLE = "FAIRLINE_RECORDING"  # on a recorded call's channel: "mode|evidence", for adoption
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -105,6 +106,9 @@ class App:
         self._tasks: set[asyncio.Task[None]] = set()  # recorders being started, recordings being stored
         self.recording_dirs = recording_dirs
         self.release_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0)
+        self.ari_connected = False  # the events websocket is up (for /healthz)
+        self.ari_reconnects = 0  # connections after the first (for /metrics)
+        self._connections = 0
 
     @property
     def config(self) -> Config:
@@ -128,7 +132,13 @@ class App:
             try:
                 await self._check_asterisk()
                 attempt = 0
-                await self._consume(stop)
+                self.ari_connected = True
+                self._connections += 1
+                self.ari_reconnects = self._connections - 1
+                try:
+                    await self._consume(stop)
+                finally:
+                    self.ari_connected = False
                 if not stop.is_set():
                     self.log.warning("ari.disconnected")
             except AriUnauthorized:
@@ -185,8 +195,13 @@ class App:
                 pass
 
     async def _read_events(self) -> None:
-        async for message in self.ari.events(on_connect=self._filter_events):
+        async for message in self.ari.events(on_connect=self._on_connect):
             self.handle(message)
+
+    async def _on_connect(self) -> None:
+        """The events websocket is up; its events wait until this returns."""
+        await self._filter_events()
+        await self._adopt_channels()
 
     async def _filter_events(self) -> None:
         """Ask Asterisk for the events fairline acts on only: fewer events, less load on the app's queue."""
@@ -195,6 +210,96 @@ class App:
                                    body={"allowed": [{"type": t} for t in EVENTS_USED], "disallowed": []})
         except AriError as exc:  # an optimisation: without it fairline ignores the extra events
             self.log.warning("ari.event_filter_failed", error=str(exc))
+
+    async def _adopt_channels(self) -> None:
+        """Take over the calls a previous fairline left in Asterisk (decision 0015).
+
+        Runs once the websocket is up and before its first event is handled, so no event of an
+        adopted call is missed. A channel fairline already knows is left alone.
+        """
+        try:
+            channels = await self.ari.request("GET", "/channels")
+            bridges = await self.ari.request("GET", "/bridges")
+        except AriError as exc:
+            self.log.warning("adoption.skipped", error=str(exc))
+            return
+        in_bridges = {str(b.get("id")): [str(c) for c in b.get("channels", [])]
+                      for b in (bridges if isinstance(bridges, list) else []) if isinstance(b, dict)}
+        for channel in channels if isinstance(channels, list) else []:
+            try:
+                await self._adopt(channel, in_bridges)
+            except (AriError, KeyError, TypeError, ValueError, events.BadEvent) as exc:
+                self.log.warning("adoption.failed", call_id=str(channel.get("id") if isinstance(channel, dict) else ""),
+                                 error=str(exc))
+
+    async def _adopt(self, channel: dict[str, Any], in_bridges: dict[str, list[str]]) -> None:
+        cid = str(channel["id"])
+        dialplan = channel.get("dialplan") or {}
+        in_app = dialplan.get("app_name") == "Stasis" and str(dialplan.get("app_data", "")).split(",")[0] == self.ari.app
+        # In fairline-dial's Dial(); a channel back in Stasis from there still shows that context.
+        in_dial = dialplan.get("context") == DIAL_CONTEXT and dialplan.get("app_name") == "Dial"
+        if cid in self.calls or self.queues.is_leg(cid) or not (in_app or in_dial):
+            return
+        if cid.endswith(RECORDER_SUFFIX):
+            return  # ends with the call it records
+        if AGENT_LEG_MARK in cid:
+            if not any(cid in members for members in in_bridges.values()):
+                self.log.warning("adoption.agent_leg_released", channel_id=cid)  # rung for a caller now lost
+                await self._forgiving("DELETE", f"/channels/{cid}")
+            return
+        now = _now()
+        number = (channel.get("caller") or {}).get("number")
+        caller = None if not isinstance(number, str) or number.strip().lower() in events.WITHHELD else number
+        started = events.parse_time(channel.get("creationtime"), "channel.creationtime")
+        from_carrier = dialplan.get("context") != DIAL_CONTEXT  # still where it came in: the exten is the DID
+        did = str(dialplan.get("exten", "")) if from_carrier else await self._variable(cid, "FAIRLINE_DID")
+        answered = await self._answer_time(cid) if channel.get("state") == "Up" else None
+        bridge = in_bridges.get(_bridge_id(cid), [])
+        agent = next((c for c in bridge if c != cid), None)
+        where = "dialing" if in_dial else "bridged" if agent is not None else "held"
+        log = self.log.bind(call_id=cid)
+        if where == "held" and answered is None:  # never answered: route it from the start
+            log.warning("call.adopted_after_restart", where="new", did=did)
+            self.feed(events.CallStarted(cid, now, did, caller, started, str(channel.get("state", ""))))
+            return
+        if in_dial:
+            await self.ari.request("POST", f"/applications/{self.ari.app}/subscription", {"eventSource": f"channel:{cid}"})
+        if agent is not None:
+            self.queues.adopt_connected(agent, cid)
+        recording = None
+        if await self._recorder_exists(cid):
+            recording = await self._recording_terms(cid)
+        log.warning("call.adopted_after_restart", where=where, did=did, answered=answered is not None,
+                    recorded=recording is not None)
+        self.feed(flow.Adopted(cid, now, did, caller, started, answered, where, agent, recording))
+
+    async def _variable(self, channel_id: str, name: str) -> str:
+        answer = await self.ari.request("GET", f"/channels/{channel_id}/variable", {"variable": name})
+        return str(answer.get("value", "")) if isinstance(answer, dict) else ""
+
+    async def _answer_time(self, channel_id: str) -> datetime | None:
+        """When Asterisk answered the channel (its CDR's answer time), so an adopted call is billed exactly."""
+        raw = await self._variable(channel_id, "CDR(answer,u)")
+        try:
+            stamp = float(raw)
+        except ValueError:
+            return None
+        return datetime.fromtimestamp(stamp, timezone.utc) if stamp > 0 else None
+
+    async def _recorder_exists(self, call_id: str) -> bool:
+        try:
+            await self.ari.request("GET", f"/channels/{call_id}{RECORDER_SUFFIX}")
+        except ChannelGone:
+            return False
+        return True
+
+    async def _recording_terms(self, call_id: str) -> tuple[consent.Mode, str] | None:
+        """The mode and evidence a recording started under, kept on the channel for a restarted fairline."""
+        mode, _, evidence = (await self._variable(call_id, RECORDING_VARIABLE)).partition("|")
+        try:
+            return consent.Mode(mode), evidence
+        except ValueError:
+            return None
 
     def handle(self, message: str) -> None:
         """Parse one events-websocket message and step the flow of the call it is about."""
@@ -222,12 +327,12 @@ class App:
             # A bug in handling one call must not stop the events of all the others.
             self.log.exception("call.handler_crashed", call_id=event.channel_id, message=message[:300])
 
-    def feed(self, event: events.CallEvent | flow.ActionFailed | flow.QueueEvent | flow.RecordingEvent) -> None:
+    def feed(self, event: events.CallEvent | flow.ActionFailed | flow.QueueEvent | flow.RecordingEvent | flow.Adopted) -> None:
         session = self.calls.get(event.channel_id)
         if session is None:
             if isinstance(event, events.DialReturned):
                 self.log.warning("call.adopted", call_id=event.channel_id, status=event.status, did=event.did)
-            elif not isinstance(event, events.CallStarted):
+            elif not isinstance(event, (events.CallStarted, flow.Adopted)):
                 self.log.debug("ari.event_for_unknown_call", call_id=event.channel_id, event_type=type(event).__name__)
                 return
             session = self._open(event)
@@ -244,7 +349,7 @@ class App:
             session.actions.put_nowait(None)
             del self.calls[event.channel_id]
 
-    def _open(self, event: events.CallStarted | events.DialReturned) -> CallSession:
+    def _open(self, event: events.CallStarted | events.DialReturned | flow.Adopted) -> CallSession:
         log = self.log.bind(call_id=event.channel_id)
         log.info("call.started", did=event.did, caller=event.caller)
         session = CallSession(flow.Call(call_id=event.channel_id), log, asyncio.Queue())
@@ -301,7 +406,7 @@ class App:
         elif isinstance(action, flow.StartMoh):
             await self.ari.request("POST", path + "/moh")
         elif isinstance(action, flow.StopMoh):
-            await self.ari.request("DELETE", path + "/moh")
+            await self._forgiving("DELETE", path + "/moh", also=(409,))  # no music playing is fine
         elif isinstance(action, flow.StopPlayback):
             await self._forgiving("DELETE", f"/playbacks/{action.playback_id}")  # it may have just ended
         elif isinstance(action, flow.Bridge):
@@ -315,7 +420,9 @@ class App:
         elif isinstance(action, flow.AwaitDigit):
             self._later(action.seconds, lambda: flow.DigitTimeout(call_id, _now()))
         elif isinstance(action, flow.StartRecording):
-            await self._start_recorder(call_id, log)
+            session = self.calls.get(call_id)
+            if session is not None:
+                await self._start_recorder(session.call, log)
         elif isinstance(action, flow.AwaitRecording):
             self._later(RECORDING_GRACE_S, lambda: flow.RecordingLost(
                 call_id, _now(), f"not stored within {RECORDING_GRACE_S:.0f} s of the call's end"))
@@ -333,13 +440,20 @@ class App:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _start_recorder(self, call_id: str, log: structlog.typing.FilteringBoundLogger) -> None:
-        """A snoop channel on the caller hears both parties; it records once it is in the app (RecorderUp)."""
+    async def _start_recorder(self, call: flow.Call, log: structlog.typing.FilteringBoundLogger) -> None:
+        """A snoop channel on the caller hears both parties; it records once it is in the app (RecorderUp).
+
+        The mode and evidence go on the caller's channel first: a restarted fairline finds them there.
+        """
+        call_id = call.call_id
         if self.recording_dirs is None:
             log.error("recording.not_set_up", reason="no recordings directory configured")
             self.feed(flow.RecordingLost(call_id, _now(), "recording is not set up: no recordings directory"))
             return
         try:
+            mode = call.record_mode.value if call.record_mode is not None else ""
+            await self.ari.request("POST", f"/channels/{call_id}/variable", {
+                "variable": RECORDING_VARIABLE, "value": f"{mode}|{call.record_evidence}"})
             await self.ari.request("POST", f"/channels/{call_id}/snoop", {
                 "spy": "both", "whisper": "none", "app": self.ari.app, "appArgs": events.SNOOP_LEG,
                 "snoopId": f"{call_id}{RECORDER_SUFFIX}"})
@@ -376,12 +490,12 @@ class App:
             log.warning("recording.stored_after_cdr", file=stored.path)
         self.feed(flow.RecordingStored(call_id, event.at, stored))
 
-    async def _forgiving(self, method: str, path: str) -> None:
+    async def _forgiving(self, method: str, path: str, also: tuple[int, ...] = ()) -> None:
         """A request whose object may be gone already, which is then done."""
         try:
             await self.ari.request(method, path)
         except AriError as exc:
-            if exc.status != 404:
+            if exc.status != 404 and exc.status not in also:
                 raise
 
     async def _release(self, call_id: str, reason: str, log: structlog.typing.FilteringBoundLogger) -> None:

@@ -50,6 +50,7 @@ SYSTEM_PACKAGES = {
     "initdb": "postgresql",
     "pg_ctl": "postgresql",
     "sox": "sox",  # the recording tests measure the audio fairline recorded
+    "iptables": "iptables",  # the fault tests drop ARI's packets to show a silent disconnect is noticed
 }
 
 
@@ -126,6 +127,7 @@ class Ports:
     rtp_start: int
     rtp_end: int
     targets: int  # where the carrier-out trunk sends calls to targets (sipp plays the phones)
+    status: int  # fairline's /healthz and /metrics
 
     @classmethod
     def defaults(cls) -> "Ports":
@@ -144,19 +146,21 @@ class Ports:
             rtp_start=rtp,
             rtp_end=rtp + 999,
             targets=env("FAIRLINE_TARGETS_PORT", 5070),
+            status=env("FAIRLINE_STATUS_PORT", 8090),
         )
 
     @classmethod
     def free(cls) -> "Ports":
         """Ports nobody uses now (for tests, which must not collide with `make up`)."""
         picked: set[int] = set()
-        while len(picked) < 5:
+        while len(picked) < 6:
             port = free_port()
             if port_is_free(port, socket.SOCK_DGRAM):
                 picked.add(port)
-        sip, http, ami, pg, targets = sorted(picked)
+        sip, http, ami, pg, targets, status = sorted(picked)
         rtp = 20000 + (os.getpid() % 40) * 1000
-        return cls(sip=sip, http=http, ami=ami, pg=pg, rtp_start=rtp, rtp_end=rtp + 999, targets=targets)
+        return cls(sip=sip, http=http, ami=ami, pg=pg, rtp_start=rtp, rtp_end=rtp + 999, targets=targets,
+                   status=status)
 
 
 def free_port() -> int:
@@ -420,7 +424,8 @@ class Stack:
     def render_asterisk_config(self) -> None:
         etc = self.asterisk_dir / "etc"
         # spool/recording: ARI recordings go there (Asterisk does not create it); fairline moves them out.
-        for sub in ("etc", "spool", "spool/recording", "log", "run", "db"):
+        # log/cdr-custom: Asterisk's own CDRs (cdr_custom.conf), which `fairline reconcile` reads; not created either.
+        for sub in ("etc", "spool", "spool/recording", "log", "log/cdr-custom", "run", "db"):
             (self.asterisk_dir / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.asterisk_dir, 0o700)
         values = {
@@ -502,6 +507,9 @@ class Stack:
             FAIRLINE_RECORDINGS_DIR=str(self.state_dir / "recordings"),
             # Where this instance's Asterisk writes recordings (its astspooldir/recording), seen from outside.
             FAIRLINE_ASTERISK_RECORDINGS_DIR=str(self.asterisk_dir / "spool" / "recording"),
+            # Asterisk's own CDRs (dialplan/cdr_custom.conf), seen from outside: what `fairline reconcile` reads.
+            FAIRLINE_ASTERISK_CDR=str(self.asterisk_dir / "log" / "cdr-custom" / "fairline-cdr.csv"),
+            FAIRLINE_STATUS_PORT=str(self.ports.status),
         )
 
     def start_fairline(self) -> None:

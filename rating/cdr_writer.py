@@ -9,6 +9,7 @@ again. Inserts are idempotent on the call id, so a replay doubles nothing.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 from collections.abc import Sequence
 from os import PathLike
@@ -51,6 +52,34 @@ def is_row_fault(exc: BaseException) -> bool:
     return isinstance(exc, _ROW_FAULTS)
 
 
+# Upper bounds of the write latency buckets, in seconds: a healthy local insert takes
+# milliseconds; the last bounds reach the 10 s timeout after which an insert is an outage.
+LATENCY_BOUNDS_S: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class LatencyHistogram:
+    """Durations counted into buckets by upper bound, as a Prometheus histogram reports them."""
+
+    def __init__(self, bounds: Sequence[float] = LATENCY_BOUNDS_S) -> None:
+        self.bounds = tuple(sorted(bounds))
+        self._counts = [0] * (len(self.bounds) + 1)  # the last one: above every bound
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self._counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.sum += seconds
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, observations at or below it) per bucket, ending with (inf, count)."""
+        out, running = [], 0
+        for bound, n in zip((*self.bounds, float("inf")), self._counts):
+            running += n
+            out.append((bound, running))
+        return out
+
+
 @dataclasses.dataclass(slots=True)
 class _Stored:
     new: int = 0
@@ -88,6 +117,8 @@ class CdrWriter:
         self._written = 0
         self._spooled = 0
         self._rejected = 0
+        self._stuck = False  # the last attempt to store held CDRs found neither the database nor the spool
+        self.write_latency = LatencyHistogram()  # of every insert the database completed
 
     # -- read-only stats for tests and the shutdown log
     @property
@@ -114,6 +145,23 @@ class CdrWriter:
     def database_down(self) -> bool:
         """Whether the last insert failed for a reason other than its rows."""
         return self._down_since is not None
+
+    @property
+    def spool_depth(self) -> int:
+        """CDRs waiting in the spool for the database (cheap: no I/O)."""
+        return self.spool.depth
+
+    @property
+    def failing(self) -> str | None:
+        """Why CDRs are at risk now, or None: they are reaching the database or the spool.
+
+        A database outage alone is not failing: the spool keeps the CDRs.
+        """
+        if self._task is not None and self._task.done() and not self._closed:
+            return "the CDR writer has stopped"
+        if self._stuck:
+            return "CDRs are held in memory only: neither the database nor the spool takes them"
+        return None
 
     # -- lifecycle
     async def __aenter__(self) -> CdrWriter:
@@ -226,6 +274,7 @@ class CdrWriter:
         """Write the held CDRs to the database or, while it is down or the spool is not empty, to the spool."""
         tried_database = not self._spooling
         if tried_database and await self._write_held():
+            self._stuck = False
             return
         reason = "database_down" if self.database_down else "spool_not_replayed"
         try:
@@ -236,10 +285,12 @@ class CdrWriter:
             if not tried_database:
                 # With the spool broken the database is the only safe place left: safe beats in order.
                 await self._write_held()
+            self._stuck = bool(self._held)
             return
         log.warning("cdr.spooled", count=len(self._held), reason=reason, path=str(self.spool.path))
         self._spooled += len(self._held)
         self._held = []
+        self._stuck = False
 
     async def _write_held(self) -> bool:
         result = await self._write(self._held)
@@ -310,6 +361,7 @@ class CdrWriter:
         return result
 
     async def _insert(self, cdrs: Sequence[RatedCdr]) -> set[str]:
+        started = _now()
         try:
             async with asyncio.timeout(self._timeout_s):
                 new = await insert_cdrs(self._pool, cdrs)
@@ -317,6 +369,8 @@ class CdrWriter:
             if is_row_fault(exc):
                 self._database_answered()
             raise
+        # Completed inserts only: a refused connection fails in microseconds and would hide a slow database.
+        self.write_latency.observe(_now() - started)
         self._database_answered()
         return new
 

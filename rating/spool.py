@@ -47,6 +47,7 @@ class Spool:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
         self._lock = threading.Lock()
+        self._depth = 0  # lines in the spool file, as this object last saw it: see `depth`
 
     @property
     def path(self) -> Path:
@@ -56,16 +57,27 @@ class Spool:
     def rejected_path(self) -> Path:
         return self.directory / REJECTED_FILE
 
+    @property
+    def depth(self) -> int:
+        """CDRs waiting in the spool; no I/O, so cheap enough to read from the event loop.
+
+        Counted by `check` (what an earlier run left) and kept up to date by `append`,
+        `read` and `clear`. A damaged line counts until the next `read` sets it aside.
+        """
+        return self._depth
+
     def check(self) -> None:
         """Create the directory and the spool file if missing: a spool that cannot be written fails at start-up.
 
         A directory or file that others may read or enter (made by someone else, or by
-        an older fairline) is narrowed to its owner: CDRs hold callers' numbers.
+        an older fairline) is narrowed to its owner: CDRs hold callers' numbers. Also
+        counts the CDRs already spooled (see `depth`).
         """
         with self._lock:
             self._append_bytes(self.path, b"")
             for path in (self.directory, self.path, self.rejected_path):
                 _owner_only(path)
+            self._depth = self._count_lines()
 
     def has_cdrs(self) -> bool:
         """Whether anything is spooled (a cheap test that reads no line)."""
@@ -83,6 +95,7 @@ class Spool:
         if data:
             with self._lock:
                 self._append_bytes(self.path, data)
+                self._depth += len(cdrs)
 
     def read(self) -> list[RatedCdr]:
         """The spooled CDRs, oldest first.
@@ -91,7 +104,9 @@ class Spool:
         line (the process died while appending) is moved there too, with a warning.
         """
         with self._lock:
-            return self._read()
+            cdrs = self._read()
+            self._depth = len(cdrs)
+            return cdrs
 
     def _read(self) -> list[RatedCdr]:
         try:
@@ -133,9 +148,12 @@ class Spool:
         """Forget everything spooled, once it is safely in the database; atomic, durable on return."""
         try:
             with self._lock:
-                if self.path.exists():
+                # An empty spool needs no write: a spool directory gone read-only must not keep
+                # the writer failing to clear it (and so spooling) once the database is back.
+                if self.path.exists() and self.path.stat().st_size > 0:
                     self.path.unlink()
                     _fsync_dir(self.directory)
+                self._depth = 0
         except OSError as exc:
             raise SpoolError(self.path, "clear", exc) from exc
 
@@ -154,6 +172,20 @@ class Spool:
             _fsync_dir(self.directory)
         except OSError as exc:
             raise SpoolError(self.path, "rewrite", exc) from exc
+
+    def _count_lines(self) -> int:
+        """Lines in the spool file, read in chunks: a long outage can leave a large file."""
+        count, last = 0, b"\n"
+        try:
+            with open(self.path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    count += chunk.count(b"\n")
+                    last = chunk[-1:]
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise SpoolError(self.path, "read", exc) from exc
+        return count + (last != b"\n")  # a torn last line is still a line until read() sets it aside
 
     def _append_bytes(self, path: Path, data: bytes) -> None:
         try:

@@ -123,7 +123,17 @@ def _calls_ended(live: LiveStack) -> int:
 
 
 def _cdrs_written(live: LiveStack) -> int:
-    return sum(int(e.get("count", 0)) for e in _whole_log(live) if e.get("event") == "cdr.written")
+    # A replay after a database outage stores spooled CDRs without a cdr.written line.
+    return sum(int(e.get("count", 0)) for e in _whole_log(live) if e.get("event") in ("cdr.written", "cdr.replayed"))
+
+
+def talk(live: LiveStack, seconds: float) -> str:
+    """A caller scenario that is answered, stays `seconds`, then hangs up."""
+    path: Path = live.stack.state_dir / f"uac_talk_{seconds:g}.xml"
+    text = (SCENARIOS / "uac_talk.xml").read_text().replace('<pause milliseconds="2000"/>',
+                                                           f'<pause milliseconds="{int(seconds * 1000)}"/>')
+    path.write_text(text)
+    return str(path)
 
 
 def poll(check: Callable[[], bool], timeout: float = 10) -> bool:

@@ -16,19 +16,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ROOT, SCENARIOS, LiveStack, poll
+from tests.e2e.conftest import ROOT, SCENARIOS, LiveStack, poll, talk
 from tests.e2e.test_reload import fairline
 
 pytestmark = pytest.mark.e2e
-
-
-def talk(live: LiveStack, seconds: float) -> str:
-    """A caller scenario that is answered, stays `seconds`, then hangs up."""
-    path: Path = live.stack.state_dir / f"uac_talk_{seconds:g}.xml"
-    text = (SCENARIOS / "uac_talk.xml").read_text().replace('<pause milliseconds="2000"/>',
-                                                           f'<pause milliseconds="{int(seconds * 1000)}"/>')
-    path.write_text(text)
-    return str(path)
 
 
 def at(row: dict[str, Any], key: str) -> datetime:
@@ -59,6 +50,7 @@ def test_an_agent_answers_within_the_minute_and_the_caller_talks_to_them(live: L
     assert ring["agent"] == "+31612340061"
 
 
+@pytest.mark.slow
 def test_busy_agent_caller_overflows_at_sixty_seconds_and_a_caller_without_overflow_hears_a_message(
         live: LiveStack) -> None:
     # The first caller keeps e2e-overflow's only agent busy for 75 s; the second must not be

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LiveStack, poll
+from tests.e2e.conftest import LiveStack, poll, talk
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +30,14 @@ def test_reload_during_a_live_call_keeps_the_call_and_applies_the_new_numbers(li
     spool = str(s.state_dir / "spool")
     try:
         with ThreadPoolExecutor(1) as pool:
-            talking = pool.submit(live.call, "+31201230001", "uac_talk.xml")  # answered after 1 s, 2 s of talk
+            # Answered after 1 s, then 10 s of talk: the reload comes well within the call, even on a busy machine.
+            talking = pool.submit(live.call, "+31201230001", talk(live, 10))
             assert poll(lambda: any(e.get("event") == "call.phase" and e.get("phase") == "dialing"
                                     for e in live.logs()), timeout=10)
             s.app_config.write_text(original.replace(f'"{BRUSSELS}"', '"+3215123400"'))
             reload = fairline("reload", "--config", str(s.app_config), "--spool-dir", spool)
             assert reload.returncode == 0, reload.stderr
+            assert poll(lambda: any(e.get("event") == "config.reloaded" for e in live.logs()), timeout=10)
             result = talking.result(timeout=30)
         assert result.returncode == 0, result.stderr  # the live call went on to its normal end
 

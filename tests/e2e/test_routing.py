@@ -126,7 +126,8 @@ def test_a_call_ringing_while_fairline_restarts_is_adopted_not_left_in_silence(l
     row = only_cdr(live)
     assert (row["did"], row["disposition"], row["hangup_cause"]) == ("+31201230009", "no_answer", 19)
     assert seconds(row, "started_at", "ended_at") >= 8  # started when the call arrived, not at adoption
-    assert any(e.get("event") == "call.adopted" for e in live.logs())
+    # Found in Dial() by the restarted fairline as it connected, and subscribed to again.
+    assert [e.get("where") for e in live.logs() if e.get("event") == "call.adopted_after_restart"] == ["dialing"]
 
 
 def test_the_target_sees_the_callers_own_number(live: LiveStack) -> None:

@@ -157,7 +157,7 @@ def test_asterisk_fairline_and_postgresql_listen_on_loopback_only_even_during_a_
     assert len(wildcard) <= 2 and all(k.proto == "udp" and k.address in ("0.0.0.0", "::") for k in wildcard)
     assert not {k.port for k in wildcard} & {s.ports.sip, s.ports.http, s.ports.ami}
     assert not [k for k in wildcard if s.ports.rtp_start <= k.port <= s.ports.rtp_end]
-    # fairline serves nothing yet; whatever it listens on one day must be loopback too.
+    # fairline's /healthz and /metrics port: loopback only, like everything else.
     assert [k for k in fairline if k.listening and not is_loopback(k.address)] == []
     assert postgres and [k for k in postgres if k.listening and not is_loopback(k.address)] == []
 

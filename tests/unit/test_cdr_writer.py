@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 import rating.cdr_writer
 from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
-from rating.cdr_writer import CdrWriter, is_row_fault
+from rating.cdr_writer import CdrWriter, LatencyHistogram, is_row_fault
 from rating.spool import Spool, SpoolError
 from rating.tariff import DEFAULT_RATES, NumberType
 
@@ -394,3 +394,70 @@ class TestSubmit:
             writer.submit(cdr(1))
         [lost] = logs
         assert lost["event"] == "cdr.submit_after_close" and RatedCdr.from_json(lost["cdr"]) == cdr(1)
+
+
+class TestStatus:
+    """What /healthz and /metrics read: spool depth, write latency, and whether CDRs are at risk."""
+
+    async def test_spool_depth_rises_during_an_outage_and_falls_to_zero_after_the_replay(
+        self, db: FakeDb, tmp_path: Path
+    ) -> None:
+        Spool(tmp_path).append([cdr(1)])  # left by an earlier run
+        db.down = OUTAGE
+        async with fast_writer(tmp_path) as writer:
+            assert writer.spool_depth == 1
+            writer.submit(cdr(2))
+            writer.submit(cdr(3))
+            await eventually(lambda: writer.spooled == 2)
+            assert (writer.spool_depth, writer.failing) == (3, None)  # spooled: not at risk
+            db.down = None
+            await eventually(lambda: writer.spool_depth == 0)
+        assert list(db.rows) == call_ids([1, 2, 3])
+
+    async def test_write_latency_counts_each_completed_insert_not_the_failed_ones(
+        self, db: FakeDb, tmp_path: Path
+    ) -> None:
+        async with fast_writer(tmp_path) as writer:
+            writer.submit(cdr(1))
+            await eventually(lambda: writer.written == 1)
+            db.down = OUTAGE
+            writer.submit(cdr(2))
+            await eventually(lambda: writer.spooled == 1)
+            assert writer.write_latency.count == 1
+            db.down = None
+            await eventually(lambda: writer.written == 2)
+        assert writer.write_latency.count == 2
+        assert writer.write_latency.cumulative()[-1] == (float("inf"), 2)
+
+    async def test_failing_while_neither_the_database_nor_the_spool_takes_cdrs(
+        self, db: FakeDb, tmp_path: Path
+    ) -> None:
+        db.down = OUTAGE
+        with capture_logs() as logs:
+            async with fast_writer(tmp_path) as writer:
+                assert writer.failing is None
+                writer.spool.directory = tmp_path / "file" / "spool"
+                (tmp_path / "file").write_text("")
+                writer.submit(cdr(1))
+                await eventually(lambda: "spool.write_failed" in events(logs))
+                assert writer.failing is not None and "memory" in writer.failing
+                db.down = None
+                await eventually(lambda: writer.written == 1)
+                assert writer.failing is None
+
+    async def test_failing_once_the_writer_task_has_stopped_unexpectedly(self, db: FakeDb, tmp_path: Path) -> None:
+        async with fast_writer(tmp_path) as writer:
+            assert writer._task is not None
+            writer._task.cancel()
+            await eventually(lambda: writer.failing is not None)
+            assert writer.failing == "the CDR writer has stopped"
+            writer._task = None  # let __aexit__ finish without awaiting the cancelled task
+
+
+class TestLatencyHistogram:
+    def test_buckets_are_cumulative_and_a_value_on_a_bound_falls_in_that_bucket(self) -> None:
+        hist = LatencyHistogram((0.1, 1.0))
+        for seconds in (0.05, 0.1, 0.5, 3.0):
+            hist.observe(seconds)
+        assert hist.cumulative() == [(0.1, 2), (1.0, 3), (float("inf"), 4)]
+        assert (hist.count, hist.sum) == (4, pytest.approx(3.65))

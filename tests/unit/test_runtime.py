@@ -135,6 +135,7 @@ RELEASE_NORMAL = ("DELETE", CALL, {"reason": "normal"})
 RELEASE_FAILURE = ("DELETE", CALL, {"reason": "failure"})
 ASTERISK_INFO = ("GET", "/asterisk/info", {"only": "system"})
 EVENT_FILTER = ("PUT", "/applications/fairline/eventFilter", None)  # its JSON body is in FakeAri.bodies
+ADOPTION = [("GET", "/channels", None), ("GET", "/bridges", None)]  # calls a previous fairline left behind
 SUBSCRIBE = ("POST", "/applications/fairline/subscription", {"eventSource": f"channel:{CHANNEL}"})
 SET_DIAL = ("POST", f"{CALL}/variable", {"variable": "FAIRLINE_DIAL", "value": "PJSIP/+31612345601@carrier-out,20"})
 CONTINUE = ("POST", f"{CALL}/continue", {"context": "fairline-dial", "extension": "s", "priority": "1"})
@@ -560,7 +561,7 @@ class TestRun:
         with capture_logs() as logs:
             await asyncio.wait_for(app.run(stop), timeout=5)
 
-        assert ari.requests == [ASTERISK_INFO, EVENT_FILTER, ANSWER, PLAY_HELLO, RELEASE_NORMAL]
+        assert ari.requests == [ASTERISK_INFO, EVENT_FILTER, *ADOPTION, ANSWER, PLAY_HELLO, RELEASE_NORMAL]
         assert dispositions(submitted) == ["answered"]
         [connected] = [e for e in logs if e["event"] == "ari.connected"]
         assert (connected["asterisk_version"], connected["app"]) == ("22.10.1+dfsg+~cs6.17.60671434-1", "fairline")

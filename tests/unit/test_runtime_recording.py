@@ -4,6 +4,7 @@ answers, the finished file is moved into the recordings directory, and only then
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import stat
@@ -77,6 +78,12 @@ def app_recording(ari: FakeAri, tmp_path: Path, config: Config = RECORDING_ON) -
     return app, submitted
 
 
+async def storing_done(app: App) -> None:
+    """Storing runs in a thread: wait for it on the wall clock (bounded), not in event-loop turns."""
+    if app._tasks:
+        await asyncio.wait(set(app._tasks), timeout=10)
+
+
 async def answered_call(app: App, ari: FakeAri) -> None:
     feed(app, recorded(types=["StasisStart"]))
     await turn_until(lambda: any(r[1].endswith("/continue") for r in ari.requests), "the call handed to Dial()")
@@ -105,7 +112,8 @@ async def test_the_cdr_is_submitted_once_the_file_is_stored_privately_with_its_h
 
     write_wav(tmp_path / "asterisk" / f"{CHANNEL}.wav", 30)
     feed(app, [recording_finished("13:17:47.050")])
-    await turn_until(lambda: bool(submitted), "the CDR", turns=2000)
+    await storing_done(app)
+    await turn_until(lambda: bool(submitted), "the CDR")
     await workers_done(app)
 
     [cdr] = submitted
@@ -126,7 +134,8 @@ async def test_a_recording_that_cannot_be_stored_is_logged_loudly_and_the_cdr_sa
 
     with capture_logs() as logs:
         feed(app, [recording_finished("13:17:47.050")])  # but Asterisk's file is not there
-        await turn_until(lambda: bool(submitted), "the CDR", turns=2000)
+        await storing_done(app)
+        await turn_until(lambda: bool(submitted), "the CDR")
 
     [cdr] = submitted
     assert cdr.call.recorded is False

@@ -170,3 +170,37 @@ class TestUnwritable:
     def test_reject_fails_the_same_way(self, spool: Spool) -> None:
         with pytest.raises(SpoolError, match=str(spool.rejected_path)):
             spool.reject(cdr(1), "bad")
+
+
+class TestDepth:
+    """`depth`: how many CDRs wait in the spool, known without reading the file again (for /metrics)."""
+
+    def test_appends_add_to_it_and_clear_empties_it(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path / "spool")
+        spool.append([cdr(1), cdr(2)])
+        spool.append([cdr(3)])
+        assert spool.depth == 3
+        spool.clear()
+        assert spool.depth == 0
+
+    def test_check_counts_what_an_earlier_process_left(self, tmp_path: Path) -> None:
+        Spool(tmp_path / "spool").append([cdr(n) for n in range(5)])
+        spool = Spool(tmp_path / "spool")
+        spool.check()
+        assert spool.depth == 5
+
+    def test_a_torn_line_counts_until_read_sets_it_aside(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path / "spool")
+        spool.append([cdr(1)])
+        with spool.path.open("ab") as f:
+            f.write(b'{"call_id": "call-2", "num')
+        spool.check()
+        assert spool.depth == 2
+        spool.read()
+        assert spool.depth == 1
+
+    def test_an_empty_or_missing_spool_has_depth_zero(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path / "spool")
+        assert spool.depth == 0
+        spool.check()
+        assert spool.depth == 0

@@ -1,0 +1,63 @@
+"""/healthz and /metrics of the running `fairline run`, on the port the stack gives it (FAIRLINE_STATUS_PORT).
+
+Needs `fairline run` to start the status server (ari_app/health.py StatusServer) next to the app.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.e2e.conftest import LiveStack, poll
+from tests.unit.test_health import parse, value
+
+pytestmark = pytest.mark.e2e
+
+CONFIGURED = "+31201234567"
+
+
+def get(live: LiveStack, path: str) -> tuple[int, str]:
+    url = f"http://127.0.0.1:{live.stack.ports.status}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def metrics(live: LiveStack) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    status, text = get(live, "/metrics")
+    assert status == 200
+    return parse(text)
+
+
+def test_healthz_is_ok_while_fairline_is_connected_to_ari_and_the_database(live: LiveStack) -> None:
+    status, text = get(live, "/healthz")
+    body = json.loads(text)
+    assert (status, body["status"], body["ari_connected"], body["database"]) == (200, "ok", True, "up")
+    assert live.stack.database_url not in text and "postgresql://" not in text
+
+
+def test_metrics_count_an_answered_call_and_its_cdr(live: LiveStack) -> None:
+    before = metrics(live)
+    assert value(before, "fairline_ari_connected") == 1
+    result = live.call(CONFIGURED, "uac_answered.xml", caller="+31612345678")
+    assert result.returncode == 0, result.stderr
+    live.wait_cdrs(1)
+    written = "fairline_cdrs_written_total"
+    assert poll(lambda: value(metrics(live), written) >= value(before, written) + 1)
+    after = metrics(live)
+    assert value(after, "fairline_calls_in_progress") == 0
+    assert value(after, "fairline_cdr_write_latency_seconds_count") > value(before, "fairline_cdr_write_latency_seconds_count")
+    assert value(after, "fairline_cdr_spool_depth") == 0
+
+
+def test_the_status_port_answers_on_127_0_0_1_only(live: LiveStack) -> None:
+    with socket.create_connection(("127.0.0.1", live.stack.ports.status), timeout=2):
+        pass
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.2", live.stack.ports.status), timeout=2).close()
