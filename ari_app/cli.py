@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "default $FAIRLINE_ASTERISK_RECORDINGS_DIR or /var/spool/asterisk/recording")
     run.add_argument("--status-port", help="loopback port of /healthz and /metrics; default $FAIRLINE_STATUS_PORT "
                                            f"or {health.DEFAULT_STATUS_PORT}; 0 serves neither")
+    run.add_argument("--shed-after-ms", type=int, default=int(os.environ.get("FAIRLINE_SHED_AFTER_MS", "500")),
+                     help="overload: a new call whose event reaches fairline this late takes the dialplan fallback "
+                          "instead (default $FAIRLINE_SHED_AFTER_MS or 500; 0 never sheds)")
     run.add_argument("--log-level", choices=["debug", "info", "warning"], default="info",
                      help="debug adds one line per ARI event fairline acts on")
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
@@ -166,7 +169,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             asterisk=Path(args.asterisk_recordings_dir or os.environ.get("FAIRLINE_ASTERISK_RECORDINGS_DIR",
                                                                          "/var/spool/asterisk/recording")),
             store=Path(args.recordings_dir or os.environ.get("FAIRLINE_RECORDINGS_DIR", "recordings")).absolute())
-        return asyncio.run(_run(st, cfg, args.author or default_author(), dirs, status_port))
+        shed = args.shed_after_ms / 1000 if args.shed_after_ms > 0 else None
+        return asyncio.run(_run(st, cfg, args.author or default_author(), dirs, status_port, shed))
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -281,7 +285,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 async def _run(st: settings_mod.Settings, cfg: config_mod.Config, author: str, recording_dirs: RecordingDirs,
-               status_port: int | None) -> int:
+               status_port: int | None, shed_after_s: float | None) -> int:
     log = structlog.get_logger("fairline")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -302,7 +306,7 @@ async def _run(st: settings_mod.Settings, cfg: config_mod.Config, author: str, r
                 AriClient(st.ari_url, st.ari_user, st.ari_password, st.ari_app) as ari:
             recorder.record(cfg.text, author)
             app = App(ari, cfg, cfg.rates, writer.submit, queue_status_file=st.spool_dir / QUEUE_STATUS_FILE,
-                      recording_dirs=recording_dirs)
+                      recording_dirs=recording_dirs, shed_after_s=shed_after_s)
             _spawn(_prepare_database(pool, lambda: app.config, st, stop, refused), log)
             loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(_reload(app, st, pool, recorder, author), log))
             async with health.StatusServer(app, writer, port=status_port):

@@ -63,6 +63,8 @@ class AppView(Protocol):
     def ari_connected(self) -> bool: ...
     @property
     def ari_reconnects(self) -> int: ...
+    @property
+    def calls_shed(self) -> int: ...
 
 
 class CdrWriterView(Protocol):
@@ -150,6 +152,9 @@ def _metrics(app: AppView, writer: CdrWriterView) -> Iterator[str]:
                     int(app.ari_connected))
     yield from _one("fairline_ari_reconnects_total", "counter",
                     "ARI events websocket connections after the first one.", app.ari_reconnects)
+    yield from _one("fairline_calls_shed_total", "counter",
+                    "New calls handed to the dialplan fallback because fairline's events were late (overload).",
+                    app.calls_shed)
 
     yield from _one("fairline_cdr_database_up", "gauge",
                     "0 while the last CDR insert failed for a reason other than its rows.", int(not writer.database_down))

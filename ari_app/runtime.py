@@ -39,6 +39,7 @@ DIAL_CONTEXT = "fairline-dial"  # dialplan/extensions.conf: Dial(${FAIRLINE_DIAL
 
 _IN_QUEUE = (flow.Phase.QUEUED, flow.Phase.CONNECTED)  # the queues hold part of the call
 RECORDING_GRACE_S = 10.0  # after a recorded call ends, how long its CDR waits for the stored recording
+SHED_CONTEXT, SHED_LABEL = "from-carrier", "fallback"  # dialplan/extensions.conf: what runs when fairline is away
 RECORDER_SUFFIX = "-recorder"  # the snoop channel that records call X is X-recorder
 RECORDING_VARIABLE = "FAIRLINE_RECORDING"  # on a recorded call's channel: "mode|evidence", for adoption
 
@@ -94,7 +95,7 @@ class App:
 
     def __init__(self, ari: AriClient, config: Config, rates: RateTable,
                  submit_cdr: Callable[[RatedCdr], None], *, queue_status_file: Path | None = None,
-                 recording_dirs: RecordingDirs | None = None) -> None:
+                 recording_dirs: RecordingDirs | None = None, shed_after_s: float | None = None) -> None:
         self.ari = ari
         self._config = config
         self.queues = Queues(ari, config, self.feed, self._caller_of, status_file=queue_status_file)
@@ -108,6 +109,10 @@ class App:
         self.release_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0)
         self.ari_connected = False  # the events websocket is up (for /healthz)
         self.ari_reconnects = 0  # connections after the first (for /metrics)
+        # Overload: a new call whose StasisStart reaches fairline later than this is handed to the
+        # dialplan fallback at once (one request instead of routing), so Asterisk's event queue drains.
+        self.shed_after_s = shed_after_s
+        self.calls_shed = 0
         self._connections = 0
 
     @property
@@ -312,7 +317,9 @@ class App:
             return
         self.log.debug("ari.event", call_id=event.channel_id, event_type=type(event).__name__)
         try:
-            if isinstance(event, events.AgentLegUp):
+            if isinstance(event, events.CallStarted) and self._lagging(event):
+                self._spawn(self._shed(event))
+            elif isinstance(event, events.AgentLegUp):
                 self.queues.agent_answered(event.channel_id, event.at)
             elif isinstance(event, events.RecorderUp):
                 self._spawn(self._record(event.channel_id))
@@ -326,6 +333,25 @@ class App:
         except Exception:
             # A bug in handling one call must not stop the events of all the others.
             self.log.exception("call.handler_crashed", call_id=event.channel_id, message=message[:300])
+
+    def _lagging(self, event: events.CallStarted) -> bool:
+        return (self.shed_after_s is not None and event.channel_id not in self.calls
+                and (_now() - event.at).total_seconds() > self.shed_after_s)
+
+    async def _shed(self, event: events.CallStarted) -> None:
+        """Hand a new call to the dialplan fallback (the number's first target), as if fairline were down."""
+        self.calls_shed += 1
+        lag = round((_now() - event.at).total_seconds(), 3)
+        self.log.warning("call.shed", call_id=event.channel_id, did=event.did, lag_s=lag,
+                         reason="fairline's events are late: overload")
+        try:
+            await self.ari.request("POST", f"/channels/{event.channel_id}/continue",
+                                   {"context": SHED_CONTEXT, "extension": event.did, "label": SHED_LABEL})
+        except ChannelGone:
+            pass
+        except AriError as exc:  # the call stays in the app: route it after all rather than leave it
+            self.log.error("call.shed_failed", call_id=event.channel_id, error=str(exc))
+            self.feed(event)
 
     def feed(self, event: events.CallEvent | flow.ActionFailed | flow.QueueEvent | flow.RecordingEvent | flow.Adopted) -> None:
         session = self.calls.get(event.channel_id)

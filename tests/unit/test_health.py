@@ -39,6 +39,7 @@ class FakeApp:
     queues: FakeQueues = dataclasses.field(default_factory=FakeQueues)
     ari_connected: bool = True
     ari_reconnects: int = 0
+    calls_shed: int = 0
 
 
 @dataclasses.dataclass
@@ -107,12 +108,13 @@ class TestMetrics:
         }
 
     def test_values_follow_the_app_and_the_writer(self) -> None:
-        app = FakeApp(calls={"a": 1, "b": 2, "c": 3}, ari_connected=False, ari_reconnects=4)
+        app = FakeApp(calls={"a": 1, "b": 2, "c": 3}, ari_connected=False, ari_reconnects=4, calls_shed=9)
         writer = FakeWriter(written=120, spooled=7, rejected=1, pending=2, database_down=True, spool_depth=5)
         samples = parse(render_metrics(app, writer))
         assert value(samples, "fairline_calls_in_progress") == 3
         assert value(samples, "fairline_ari_connected") == 0
         assert value(samples, "fairline_ari_reconnects_total") == 4
+        assert value(samples, "fairline_calls_shed_total") == 9
         assert value(samples, "fairline_cdr_spool_depth") == 5
         assert value(samples, "fairline_cdrs_written_total") == 120
         assert value(samples, "fairline_cdrs_spooled_total") == 7
