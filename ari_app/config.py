@@ -471,6 +471,18 @@ def _customers(node: yaml.Node | None, root: yaml.Node, problems: _Problems) -> 
     return customers
 
 
+def _customer(fields: Mapping[str, yaml.Node], node: yaml.Node, where: str, customers: Mapping[str, Customer],
+              problems: _Problems) -> str | None:
+    """The id in `customer` of a number or queue, if it names a customer in 'customers'."""
+    customer = _scalar(fields.get("customer"))
+    if customer is None:
+        problems.add(fields.get("customer", node), f"{where}.customer", "missing; expected the id of a customer above")
+    elif customer not in customers:
+        problems.add(fields["customer"], f"{where}.customer", f"{customer!r} is not a customer in 'customers'")
+        return None
+    return customer
+
+
 def _scalar(node: yaml.Node | None) -> str | None:
     return str(node.value) if isinstance(node, yaml.ScalarNode) else None
 
@@ -559,12 +571,7 @@ def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping
     announcement = None
     if "announcement" in fields:
         announcement = _sound(fields["announcement"], f"{where}.announcement", problems)
-    customer = _scalar(fields.get("customer"))
-    if customer is None:
-        problems.add(fields.get("customer", node), f"{where}.customer", "missing; expected the id of a customer above")
-    elif customer not in customers:
-        problems.add(fields["customer"], f"{where}.customer", f"{customer!r} is not a customer in 'customers'")
-        customer = None
+    customer = _customer(fields, node, where, customers, problems)
     number_type = _number_type(fields.get("type"), node, problems, where, e164)
     international = False
     if "international_forwarding" in fields:
@@ -1001,12 +1008,7 @@ def _queue(node: yaml.Node, where: str, problems: _Problems, customers: Mapping[
                      f"{'missing; ' if 'name' not in fields else ''}expected a name of a-z, 0-9, '_' and '-', "
                      "like support")
         name = None
-    customer = _scalar(fields.get("customer"))
-    if customer is None:
-        problems.add(fields.get("customer", node), f"{where}.customer", "missing; expected the id of a customer above")
-    elif customer not in customers:
-        problems.add(fields["customer"], f"{where}.customer", f"{customer!r} is not a customer in 'customers'")
-        customer = None
+    customer = _customer(fields, node, where, customers, problems)
     agents = _agents(fields.get("agents"), node, f"{where}.agents", problems)
     strategy = RingStrategy.RINGALL
     if "strategy" in fields:

@@ -34,6 +34,7 @@ import structlog
 from ari_app.errors import FairlineError
 from rating.cdr import RecordingFile
 from rating.recordings import verify
+from rating.spool import fsync_dir as _fsync_dir
 
 __all__ = ["RecordingStoreError", "destination", "store", "verify"]
 
@@ -199,14 +200,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove(path: Path) -> None:

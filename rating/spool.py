@@ -152,7 +152,7 @@ class Spool:
                 # the writer failing to clear it (and so spooling) once the database is back.
                 if self.path.exists() and self.path.stat().st_size > 0:
                     self.path.unlink()
-                    _fsync_dir(self.directory)
+                    fsync_dir(self.directory)
                 self._depth = 0
         except OSError as exc:
             raise SpoolError(self.path, "clear", exc) from exc
@@ -169,7 +169,7 @@ class Spool:
             finally:
                 os.close(fd)
             os.replace(tmp, self.path)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as exc:
             raise SpoolError(self.path, "rewrite", exc) from exc
 
@@ -209,7 +209,7 @@ class Spool:
             finally:
                 os.close(fd)
             if created:
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
         except OSError as exc:
             raise SpoolError(path, "write", exc) from exc
 
@@ -251,10 +251,11 @@ def _make_dir(directory: Path) -> None:
         return
     _make_dir(directory.parent)
     directory.mkdir(mode=0o700)
-    _fsync_dir(directory.parent)  # the new directory's name is durable too
+    fsync_dir(directory.parent)  # the new directory's name is durable too
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a directory's entries (a file created, renamed or removed in it) durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
