@@ -7,6 +7,8 @@ CDR table. Tests never use $DATABASE_URL: they drop and create their database.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -24,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "asterisk-docker"))
 
 import stack as stackmod  # noqa: E402
-from rating.storage import migrate  # noqa: E402
+from rating.cdr import RatedCdr  # noqa: E402
+from rating.storage import insert_cdrs, migrate  # noqa: E402
 
 SCENARIOS = ROOT / "tests" / "e2e" / "scenarios"
 
@@ -125,6 +128,35 @@ def _calls_ended(live: LiveStack) -> int:
 def _cdrs_written(live: LiveStack) -> int:
     # A replay after a database outage stores spooled CDRs without a cdr.written line.
     return sum(int(e.get("count", 0)) for e in _whole_log(live) if e.get("event") in ("cdr.written", "cdr.replayed"))
+
+
+@dataclasses.dataclass
+class StackDb:
+    """The stack's database for the storage and billing tests: SQL, rows as dicts, CDRs stored as the app does."""
+
+    live: LiveStack
+    capsys: pytest.CaptureFixture[str]
+
+    @property
+    def url(self) -> str:
+        return str(self.live.stack.database_url)
+
+    def sql(self, sql: str) -> str:
+        return str(self.live.stack.psql("fairline", sql)).strip()
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        return list(json.loads(self.sql(f"SELECT coalesce(json_agg(q), '[]') FROM ({sql}) q")))
+
+    def store(self, cdrs: list[RatedCdr]) -> set[str]:
+        """insert_cdrs on a connection of its own; the call ids that were new."""
+        async def insert() -> set[str]:
+            conn = await asyncpg.connect(self.url)
+            try:
+                return await insert_cdrs(conn, cdrs)
+            finally:
+                await conn.close()
+
+        return asyncio.run(insert())
 
 
 def talk(live: LiveStack, seconds: float) -> str:

@@ -31,7 +31,7 @@ from rating import billing, billing_cli
 from rating.fair_use import Month
 from rating.storage import insert_cdrs
 from rating.tariff import DEFAULT_RATES
-from tests.e2e.conftest import LiveStack
+from tests.e2e.conftest import LiveStack, StackDb
 
 pytestmark = pytest.mark.e2e
 
@@ -46,21 +46,8 @@ PEAK_CALL_EUR = "0.1100"
 
 
 @dataclass
-class Db:
+class Db(StackDb):
     """The stack's database and a way to run billing commands on it."""
-
-    live: LiveStack
-    capsys: pytest.CaptureFixture[str]
-
-    @property
-    def url(self) -> str:
-        return str(self.live.stack.database_url)
-
-    def sql(self, sql: str) -> str:
-        return str(self.live.stack.psql("fairline", sql)).strip()
-
-    def rows(self, sql: str) -> list[dict[str, Any]]:
-        return list(json.loads(self.sql(f"SELECT coalesce(json_agg(q), '[]') FROM ({sql}) q")))
 
     def fairline(self, *argv: str) -> tuple[int, str, str]:
         """Run `fairline ARGV --database-url URL`; its exit status, stdout and stderr."""

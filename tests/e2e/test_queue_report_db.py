@@ -29,9 +29,8 @@ import pytest
 from rating import billing_cli
 from rating.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit, RatedCdr, rate_record
 from rating.queue_report import ADVICE
-from rating.storage import insert_cdrs
 from rating.tariff import DEFAULT_RATES, NumberType
-from tests.e2e.conftest import LiveStack
+from tests.e2e.conftest import LiveStack, StackDb
 
 pytestmark = pytest.mark.e2e
 
@@ -45,29 +44,8 @@ QUEUE_TIMEOUT, ABANDONED = QueueOutcome.QUEUE_TIMEOUT, QueueOutcome.ABANDONED
 
 
 @dataclass
-class Db:
+class Db(StackDb):
     """The stack's database: store CDRs, look at rows, run `fairline queue report`."""
-
-    live: LiveStack
-    capsys: pytest.CaptureFixture[str]
-
-    @property
-    def url(self) -> str:
-        return str(self.live.stack.database_url)
-
-    def sql(self, sql: str) -> str:
-        return str(self.live.stack.psql("fairline", sql)).strip()
-
-    def store(self, cdrs: list[RatedCdr]) -> set[str]:
-        """insert_cdrs on a connection of its own; the call ids that were new."""
-        async def insert() -> set[str]:
-            conn = await asyncpg.connect(self.url)
-            try:
-                return await insert_cdrs(conn, cdrs)
-            finally:
-                await conn.close()
-
-        return asyncio.run(insert())
 
     def refused(self, sql: str) -> str:
         """The name of the check constraint that refuses sql."""

@@ -29,7 +29,7 @@ from rating import recordings_cli
 from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
 from rating.storage import insert_cdrs
 from rating.tariff import DEFAULT_RATES, NumberType
-from tests.e2e.conftest import LiveStack
+from tests.e2e.conftest import LiveStack, StackDb
 
 pytestmark = pytest.mark.e2e
 
@@ -39,37 +39,14 @@ NL_EVIDENCE = "one_party: number NL, caller NL, target NL (Wetboek van Strafrech
 
 
 @dataclass
-class Db:
+class Db(StackDb):
     """The stack's database, a recordings directory, and a way to run `fairline recordings`."""
 
-    live: LiveStack
-    capsys: pytest.CaptureFixture[str]
     tmp_path: Path
-
-    @property
-    def url(self) -> str:
-        return str(self.live.stack.database_url)
 
     @property
     def recordings_dir(self) -> Path:
         return self.tmp_path / "recordings"
-
-    def sql(self, sql: str) -> str:
-        return str(self.live.stack.psql("fairline", sql)).strip()
-
-    def rows(self, sql: str) -> list[dict[str, Any]]:
-        return list(json.loads(self.sql(f"SELECT coalesce(json_agg(q), '[]') FROM ({sql}) q")))
-
-    def store(self, cdrs: list[RatedCdr]) -> set[str]:
-        """insert_cdrs on a connection of its own; the call ids that were new."""
-        async def insert() -> set[str]:
-            conn = await asyncpg.connect(self.url)
-            try:
-                return await insert_cdrs(conn, cdrs)
-            finally:
-                await conn.close()
-
-        return asyncio.run(insert())
 
     def refused(self, cdrs: list[RatedCdr]) -> str:
         """The name of the check constraint that makes insert_cdrs refuse cdrs."""
