@@ -25,7 +25,7 @@ from ari_app.errors import AriUnauthorized, ConfigError
 from ari_app.queues_cli import QUEUE_STATUS_FILE
 from ari_app.runtime import App, RecordingDirs, UnsupportedAsterisk
 from rating.rate_cli import run_rate
-from rating import billing_cli, recordings_cli
+from rating import billing_cli, reconcile_cli, recordings_cli
 from rating.cdr_writer import CdrWriter
 from rating.spool import SpoolError
 from rating.storage import DirectoryNumber, StorageError, migrate, sync_directory
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(fn=cmd_dialplan_generate)
 
     billing_cli.register(sub, load_rates=lambda path: config_mod.load(path).rates)
+    reconcile_cli.register(sub, load_rates=lambda path: config_mod.load(path).rates)
     queues_cli.register(sub)
     recordings_cli.register(sub)
 

@@ -81,6 +81,8 @@ def live_stack() -> Iterator[LiveStack]:
         s.psql("postgres", "DROP DATABASE IF EXISTS fairline WITH (FORCE)")
         s.psql("postgres", "CREATE DATABASE fairline")
         s.log("fairline").write_bytes(b"")  # the tests read this session's log only
+        # Asterisk's own CDRs of earlier sessions are not this database's calls (fairline reconcile reads them).
+        (s.asterisk_dir / "log" / "cdr-custom" / "fairline-cdr.csv").unlink(missing_ok=True)
         s.start_fairline()
         yield LiveStack(s)
     finally:

@@ -12,11 +12,13 @@ hangs up after 2 s).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+import json
+from datetime import UTC, datetime
 
 import pytest
 
 from tests.e2e.conftest import SCENARIOS, LiveStack, poll, talk
+from tests.e2e.test_reconcile import assert_reconciled, reconcile
 
 pytestmark = pytest.mark.e2e
 
@@ -27,6 +29,7 @@ def events_named(live: LiveStack, name: str) -> list[dict[str, object]]:
 
 def test_killed_fairline_comes_back_and_every_call_ends_with_one_cdr(live: LiveStack) -> None:
     s = live.stack
+    since = datetime.now(UTC)
     with ThreadPoolExecutor(4) as pool:
         routed = pool.submit(live.call, "+31201230001", talk(live, 14), caller="+31612345631", timeout=60)
         bridged = pool.submit(live.call, "+31201230012", talk(live, 14), caller="+31612345632", timeout=60)
@@ -76,3 +79,9 @@ def test_killed_fairline_comes_back_and_every_call_ends_with_one_cdr(live: LiveS
     assert len(ids) == len(set(ids))
     assert poll(lambda: "0 active channels" in s.asterisk_rx("core show channels count"), timeout=10), \
         s.asterisk_rx("core show channels")
+
+    # Asterisk's own records agree, once the call the fallback served is imported from them.
+    imported = reconcile(live, since, "--import", "--json")
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert [i["did"] for i in json.loads(imported.stdout)["imported"]] == ["+31201230006"]
+    assert_reconciled(live, since, calls=4)
