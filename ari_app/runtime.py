@@ -41,7 +41,7 @@ _IN_QUEUE = (flow.Phase.QUEUED, flow.Phase.CONNECTED)  # the queues hold part of
 RECORDING_GRACE_S = 10.0  # after a recorded call ends, how long its CDR waits for the stored recording
 SHED_CONTEXT, SHED_LABEL = "from-carrier", "fallback"  # dialplan/extensions.conf: what runs when fairline is away
 RECORDER_SUFFIX = "-recorder"  # the snoop channel that records call X is X-recorder
-RECORDING_VARIABLE = "FAIRLINE_RECORDING"  # on a recorded call's channel: "mode|evidence", for adoption
+RECORDING_VARIABLE = "FAIRLINE_RECORDING"  # on a call's recorder channel: "mode|evidence", for adoption
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -300,7 +300,7 @@ class App:
 
     async def _recording_terms(self, call_id: str) -> tuple[consent.Mode, str] | None:
         """The mode and evidence a recording started under, kept on the channel for a restarted fairline."""
-        mode, _, evidence = (await self._variable(call_id, RECORDING_VARIABLE)).partition("|")
+        mode, _, evidence = (await self._variable(f"{call_id}{RECORDER_SUFFIX}", RECORDING_VARIABLE)).partition("|")
         try:
             return consent.Mode(mode), evidence
         except ValueError:
@@ -467,19 +467,13 @@ class App:
         task.add_done_callback(self._tasks.discard)
 
     async def _start_recorder(self, call: flow.Call, log: structlog.typing.FilteringBoundLogger) -> None:
-        """A snoop channel on the caller hears both parties; it records once it is in the app (RecorderUp).
-
-        The mode and evidence go on the caller's channel first: a restarted fairline finds them there.
-        """
+        """A snoop channel on the caller hears both parties; it records once it is in the app (RecorderUp)."""
         call_id = call.call_id
         if self.recording_dirs is None:
             log.error("recording.not_set_up", reason="no recordings directory configured")
             self.feed(flow.RecordingLost(call_id, _now(), "recording is not set up: no recordings directory"))
             return
         try:
-            mode = call.record_mode.value if call.record_mode is not None else ""
-            await self.ari.request("POST", f"/channels/{call_id}/variable", {
-                "variable": RECORDING_VARIABLE, "value": f"{mode}|{call.record_evidence}"})
             await self.ari.request("POST", f"/channels/{call_id}/snoop", {
                 "spy": "both", "whisper": "none", "app": self.ari.app, "appArgs": events.SNOOP_LEG,
                 "snoopId": f"{call_id}{RECORDER_SUFFIX}"})
@@ -488,8 +482,15 @@ class App:
             self.feed(flow.RecordingLost(call_id, _now(), f"could not start: {exc}"))
 
     async def _record(self, recorder_id: str) -> None:
+        """Record on the snoop channel, which first gets the mode and evidence: a restarted fairline reads them there
+        (the caller's own channel may be in Dial(), where ARI cannot set variables)."""
         call_id = recorder_id.removesuffix(RECORDER_SUFFIX)
+        session = self.calls.get(call_id)
         try:
+            if session is not None and session.call.record_mode is not None:
+                await self.ari.request("POST", f"/channels/{recorder_id}/variable", {
+                    "variable": RECORDING_VARIABLE,
+                    "value": f"{session.call.record_mode.value}|{session.call.record_evidence}"})
             await self.ari.request("POST", f"/channels/{recorder_id}/record", {
                 "name": call_id, "format": "wav", "ifExists": "overwrite", "beep": "false", "terminateOn": "none"})
             self.log.info("recording.started", call_id=call_id)

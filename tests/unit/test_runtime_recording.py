@@ -100,6 +100,12 @@ async def test_the_target_answering_starts_a_snoop_and_its_recording_once_it_is_
     assert RECORD not in ari.requests  # the snoop channel is not in the app yet
     feed(app, [recorder_up("13:17:17.010")])
     await turn_until(lambda: RECORD in ari.requests, "the recording")
+    # The terms go on the recorder first (the caller's channel is in Dial(): ARI cannot set its variables).
+    [terms] = [r for r in ari.requests if r[1] == f"/channels/{RECORDER}/variable"]
+    assert terms[2] is not None and terms[2]["value"].startswith("one_party|")
+    assert ari.requests.index(terms) < ari.requests.index(RECORD)
+    assert not any(r[1] == f"/channels/{CHANNEL}/variable" and (r[2] or {}).get("variable") == "FAIRLINE_RECORDING"
+                   for r in ari.requests)
 
 
 async def test_the_cdr_is_submitted_once_the_file_is_stored_privately_with_its_hash(tmp_path: Path) -> None:
