@@ -22,13 +22,14 @@ import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import LiveStack, poll, stackmod
+from tests.e2e.test_reconcile import assert_reconciled
 
 pytestmark = pytest.mark.e2e
 
@@ -135,6 +136,7 @@ def broken_directory(path: Path, fault: str) -> Iterator[None]:
 def test_silently_dead_ari_websocket_is_noticed_within_the_ping_bound_and_reconnected_with_backoff(
         live: LiveStack) -> None:
     s = live.stack
+    since = datetime.now(UTC)
     assert s.fairline is not None
     pid = s.fairline.pid
     tag = f"fairline-faults-{s.name}"
@@ -161,6 +163,7 @@ def test_silently_dead_ari_websocket_is_noticed_within_the_ping_bound_and_reconn
     result = live.call(ROUTED, "uac_answered.xml")
     assert result.returncode == 0, result.stderr
     assert [r["disposition"] for r in live.wait_cdrs(1)] == ["answered"]
+    assert_reconciled(live, since, calls=1)  # Asterisk's own records agree
 
 
 # ---------------------------------------------------------------- PostgreSQL down for a minute
@@ -169,6 +172,7 @@ def test_silently_dead_ari_websocket_is_noticed_within_the_ping_bound_and_reconn
 @pytest.mark.slow
 def test_a_minute_without_postgresql_under_call_load_loses_and_doubles_no_cdr(live: LiveStack) -> None:
     s = live.stack
+    since = datetime.now(UTC)
     calls = int((OUTAGE_S + 12) * 2)  # a call every 0.5 s, from before the outage until after it
     with ThreadPoolExecutor(max_workers=1) as placing:
         sipp = placing.submit(live.call, ROUTED, "uac_answered.xml", calls=calls, rate=2, timeout=calls / 2 + 40)
@@ -199,6 +203,7 @@ def test_a_minute_without_postgresql_under_call_load_loses_and_doubles_no_cdr(li
     assert spooled > calls / 2  # most calls ended during the outage
     assert sum(int(e["count"]) for e in replayed) == spooled
     assert not events(logs, "cdr.rejected", "cdr.unsaved", "spool.write_failed", "cdr_writer.error")
+    assert_reconciled(live, since, calls=calls)  # Asterisk's own records agree, call for call
 
 
 # ---------------------------------------------------------------- Asterisk restarted
@@ -207,6 +212,7 @@ def test_a_minute_without_postgresql_under_call_load_loses_and_doubles_no_cdr(li
 def test_after_asterisk_restarts_fairline_reconnects_with_bounded_attempts_and_serves_the_next_call(
         live: LiveStack) -> None:
     s = live.stack
+    since = datetime.now(UTC)
     assert s.fairline is not None
     pid = s.fairline.pid
     s.stop_asterisk()
@@ -232,6 +238,7 @@ def test_after_asterisk_restarts_fairline_reconnects_with_bounded_attempts_and_s
     result = live.call(ROUTED, "uac_answered.xml")
     assert result.returncode == 0, result.stderr
     assert [r["disposition"] for r in live.wait_cdrs(1)] == ["answered"]
+    assert_reconciled(live, since, calls=1)
 
 
 # ---------------------------------------------------------------- the spool cannot be written
@@ -240,6 +247,7 @@ def test_after_asterisk_restarts_fairline_reconnects_with_bounded_attempts_and_s
 @pytest.mark.parametrize("fault", ["full", "read-only"])
 def test_unwritable_spool_is_reported_loudly_by_name_and_calls_still_connect(live: LiveStack, fault: str) -> None:
     s = live.stack
+    since = datetime.now(UTC)
     spool = s.state_dir / "spool"  # fairline's --spool-dir (FAIRLINE_SPOOL_DIR from stack.py)
     with broken_directory(spool, fault):
         # While PostgreSQL answers, the spool is not needed: calls and CDRs as usual.
@@ -268,3 +276,4 @@ def test_unwritable_spool_is_reported_loudly_by_name_and_calls_still_connect(liv
     logs = live.logs()
     assert not events(logs, "cdr.unsaved", "cdr_writer.error", "cdr_writer.crashed")
     assert s.fairline is not None and s.fairline.poll() is None
+    assert_reconciled(live, since, calls=2)
