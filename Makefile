@@ -16,8 +16,11 @@ up: setup            ## the same stack in the foreground until Ctrl-C, ready for
 test: setup          ## the whole suite: unit tests and end-to-end tests with real SIP calls
 	$(VENV)/bin/python -m pytest
 
-bench: setup         ## call-path benchmark: fairline routing against a plain dialplan Dial(), same run
+bench: setup         ## issue 8's benchmarks: call path against a plain dialplan, CDR rating and writing, settlement, config load
 	$(VENV)/bin/python bench/call_path.py
+	$(VENV)/bin/python bench/cdr_writing.py
+	$(VENV)/bin/python bench/settlement.py
+	$(VENV)/bin/python bench/config_load.py
 
 setup: $(VENV)/.installed
 	$(STACK) prerequisites

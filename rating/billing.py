@@ -360,13 +360,9 @@ async def invoices(conn: asyncpg.Connection, month: Month) -> tuple[Invoice, ...
     """Every customer's invoice for month, by customer id; customers without lines have none."""
     rows = await conn.fetch(_INVOICE_LINES, first_day(month))
     grouped: dict[str, tuple[str, list[InvoiceLine]]] = {}
-    for r in rows:
-        _, lines = grouped.setdefault(r["customer_id"], (r["name"], []))
-        lines.append(InvoiceLine(
-            kind=r["kind"], reference=r["reference"], at=r["at"], description=r["description"],
-            billable_seconds=r["billable_seconds"], fair_use_eligible=r["fair_use_eligible"],
-            list_price_eur=r["list_price_eur"], amount_eur=r["amount_eur"],
-        ))
+    for customer_id, name, *line in rows:  # the columns of _INVOICE_LINES, in InvoiceLine's order after the first two
+        _, lines = grouped.setdefault(customer_id, (name, []))
+        lines.append(InvoiceLine(*line))
     return tuple(Invoice(cid, name, month, tuple(lines)) for cid, (name, lines) in grouped.items())
 
 

@@ -713,12 +713,14 @@ def _milliseconds(seconds: Decimal) -> str:
 
 
 def _utc(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    # isoformat, not strftime: same text, several times faster over millions of invoice lines.
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "seconds")
 
 
 def _table(out: TextIO, headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: set[int]) -> None:
     """Columns padded to their widest cell; the columns in right (numbers) right-aligned."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    for row in (headers, *rows):
-        cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
-        out.write("  ".join(cells).rstrip() + "\n")
+    widths = [max(map(len, column)) for column in zip(headers, *rows)]
+    pads = [str.rjust if i in right else str.ljust for i in range(len(widths))]
+    out.write("".join(
+        "  ".join([pad(cell, w) for pad, cell, w in zip(pads, row, widths)]).rstrip() + "\n" for row in (headers, *rows)
+    ))

@@ -202,7 +202,9 @@ class _Place:
     zone: ZoneInfo  # picks the local clock
 
 
-@functools.lru_cache(maxsize=4096)
+# Large enough for every number a provider serves: a call parses its number three times
+# (validation, zone, rating), and a smaller cache thrashes once the numbers outnumber it.
+@functools.lru_cache(maxsize=1 << 17)
 def _place_of(number: str) -> _Place:
     """Where a number rings, as far as peak hours care; ValueError says why it cannot tell."""
     try:
