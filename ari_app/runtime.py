@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import random
 import re
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 from datetime import datetime, timezone
@@ -39,6 +40,8 @@ DIAL_CONTEXT = "fairline-dial"  # dialplan/extensions.conf: Dial(${FAIRLINE_DIAL
 
 _IN_QUEUE = (flow.Phase.QUEUED, flow.Phase.CONNECTED)  # the queues hold part of the call
 RECORDING_GRACE_S = 10.0  # after a recorded call ends, how long its CDR waits for the stored recording
+ROUTE_REQUESTS = 3  # a routed call's first step: subscribe, set FAIRLINE_DIAL, continue into Dial()
+LATENCY_WEIGHT = 0.2  # of the newest request in the running estimate of ARI's latency
 SHED_CONTEXT, SHED_LABEL = "from-carrier", "fallback"  # dialplan/extensions.conf: what runs when fairline is away
 RECORDER_SUFFIX = "-recorder"  # the snoop channel that records call X is X-recorder
 RECORDING_VARIABLE = "FAIRLINE_RECORDING"  # on a call's recorder channel: "mode|evidence", for adoption
@@ -113,6 +116,12 @@ class App:
         # dialplan fallback at once (one request instead of routing), so Asterisk's event queue drains.
         self.shed_after_s = shed_after_s
         self.calls_shed = 0
+        self.request_latency_s = 0.0  # running estimate of one ARI request's round trip
+        # Running estimate of how long Asterisk takes from fairline's continue into Dial() to dialling:
+        # where an overloaded Asterisk keeps callers waiting. It halves every second without news, so
+        # while every call is shed the next one is routed again to measure afresh.
+        self._dial_delay_s, self._dial_delay_at = 0.0, time.monotonic()
+        self._dial_sent: dict[str, datetime] = {}
         self._connections = 0
 
     @property
@@ -329,24 +338,51 @@ class App:
                 if isinstance(event, events.CallDestroyed):
                     self.queues.leg_destroyed(event.channel_id, event.at, event.cause)
             else:
+                if isinstance(event, events.TargetDialed) and event.channel_id in self._dial_sent:
+                    self._note_dial_delay(max(0.0, (event.at - self._dial_sent.pop(event.channel_id)).total_seconds()))
                 self.feed(event)
         except Exception:
             # A bug in handling one call must not stop the events of all the others.
             self.log.exception("call.handler_crashed", call_id=event.channel_id, message=message[:300])
 
     def _lagging(self, event: events.CallStarted) -> bool:
-        return (self.shed_after_s is not None and event.channel_id not in self.calls
-                and (_now() - event.at).total_seconds() > self.shed_after_s)
+        """Would routing this call keep its caller waiting past the budget? (decision 0016)
+
+        The wait so far counts from the channel's creation (its StasisStart may be on time while
+        Asterisk itself is behind), and routing needs ROUTE_REQUESTS requests at the latency
+        Asterisk answers them with now.
+        """
+        if self.shed_after_s is None or event.channel_id in self.calls:
+            return False
+        return self._expected_wait(event) > self.shed_after_s
+
+    def _expected_wait(self, event: events.CallStarted) -> float:
+        waited = (_now() - min(event.at, event.started_at)).total_seconds()
+        return waited + ROUTE_REQUESTS * self.request_latency_s + self.dial_delay_s
+
+    @property
+    def dial_delay_s(self) -> float:
+        return float(self._dial_delay_s * 0.5 ** (time.monotonic() - self._dial_delay_at))
+
+    def _note_dial_delay(self, seconds: float) -> None:
+        current = self.dial_delay_s
+        self._dial_delay_s, self._dial_delay_at = current + LATENCY_WEIGHT * (seconds - current), time.monotonic()
+
+    def _note_latency(self, seconds: float) -> None:
+        """One ARI request's round trip, into the running estimate (shed calls keep it current too)."""
+        self.request_latency_s += LATENCY_WEIGHT * (seconds - self.request_latency_s)
 
     async def _shed(self, event: events.CallStarted) -> None:
         """Hand a new call to the dialplan fallback (the number's first target), as if fairline were down."""
         self.calls_shed += 1
-        lag = round((_now() - event.at).total_seconds(), 3)
-        self.log.warning("call.shed", call_id=event.channel_id, did=event.did, lag_s=lag,
-                         reason="fairline's events are late: overload")
+        self.log.warning("call.shed", call_id=event.channel_id, did=event.did,
+                         lag_s=round((_now() - min(event.at, event.started_at)).total_seconds(), 3),
+                         expected_wait_s=round(self._expected_wait(event), 3), reason="overload")
         try:
+            started = time.monotonic()
             await self.ari.request("POST", f"/channels/{event.channel_id}/continue",
                                    {"context": SHED_CONTEXT, "extension": event.did, "label": SHED_LABEL})
+            self._note_latency(time.monotonic() - started)
         except ChannelGone:
             pass
         except AriError as exc:  # the call stays in the app: route it after all rather than leave it
@@ -372,6 +408,7 @@ class App:
         if actions:
             session.actions.put_nowait(actions)
         if session.call.phase is flow.Phase.ENDED:
+            self._dial_sent.pop(event.channel_id, None)
             session.actions.put_nowait(None)
             del self.calls[event.channel_id]
 
@@ -420,12 +457,15 @@ class App:
             await self.ari.request("POST", path + "/play", {"media": action.media, "playbackId": action.playback_id})
             log.info("call.playing", media=action.media)
         elif isinstance(action, flow.Follow):
+            started = time.monotonic()
             await self.ari.request("POST", f"/applications/{self.ari.app}/subscription",
                                    {"eventSource": f"channel:{call_id}"})
+            self._note_latency(time.monotonic() - started)
         elif isinstance(action, flow.Dial):
             await self.ari.request("POST", path + "/variable", {"variable": "FAIRLINE_DIAL", "value": action.dial})
             await self.ari.request("POST", path + "/continue", {"context": DIAL_CONTEXT, "extension": "s",
                                                                 "priority": "1"})
+            self._dial_sent[call_id] = _now()  # its Dial event tells how long Asterisk took to act on it
             log.info("call.dialing", dial=action.dial)
         elif isinstance(action, flow.JoinQueue):
             self.queues.join(call_id, action.name)

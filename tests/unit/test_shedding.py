@@ -1,4 +1,8 @@
-"""Overload: a new call whose StasisStart reaches fairline late is handed to the dialplan fallback at once."""
+"""Overload: a new call that routing would keep waiting past the budget is handed to the dialplan fallback at once.
+
+The wait counts from the channel's creation, plus the requests routing needs at ARI's current latency
+(decision 0016).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from structlog.testing import capture_logs
 
 from ari_app.errors import AriError
+from ari_app.events import CallStarted, parse
 from ari_app.runtime import App
 from rating.cdr import RatedCdr
 from rating.tariff import DEFAULT_RATES
@@ -17,11 +22,15 @@ CONTINUE_TO_FALLBACK = ("POST", f"/channels/{CHANNEL}/continue",
                         {"context": "from-carrier", "extension": "+31201234567", "label": "fallback"})
 
 
-def started(lag_s: float) -> str:
-    """The recorded call's StasisStart, sent `lag_s` seconds ago."""
+def ari_time(seconds_ago: float) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+def started(lag_s: float, created_s: float | None = None) -> str:
+    """The recorded call's StasisStart, sent `lag_s` seconds ago for a channel created `created_s` ago."""
     [start] = [json.loads(m) for m in recorded(types=["StasisStart"])]
-    sent = datetime.now(UTC) - timedelta(seconds=lag_s)
-    start["timestamp"] = sent.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    start["timestamp"] = ari_time(lag_s)
+    start["channel"]["creationtime"] = ari_time(lag_s if created_s is None else created_s)
     return json.dumps(start)
 
 
@@ -53,6 +62,32 @@ async def test_a_call_on_time_is_routed_by_fairline() -> None:
 
     assert CONTINUE_TO_FALLBACK not in ari.requests and app.calls_shed == 0
     assert CHANNEL in app.calls
+
+
+async def test_a_call_whose_channel_waited_in_asterisk_is_shed_though_its_event_is_on_time() -> None:
+    ari = FakeAri()
+    app, _ = app_shedding(ari)
+
+    app.handle(started(lag_s=0.002, created_s=0.8))  # Asterisk was behind before it told fairline
+    await turn_until(lambda: bool(ari.requests), "the hand-over")
+
+    assert ari.requests == [CONTINUE_TO_FALLBACK]
+
+
+async def test_slow_ari_answers_shed_a_call_on_time_and_fast_ones_bring_routing_back() -> None:
+    ari = FakeAri()
+    app, _ = app_shedding(ari)
+    app.request_latency_s = 0.25  # three requests at 250 ms: the caller would wait 0.75 s for a ring
+
+    app.handle(started(lag_s=0.01))
+    await turn_until(lambda: bool(ari.requests), "the hand-over")
+    assert ari.requests == [CONTINUE_TO_FALLBACK]
+
+    for _ in range(20):  # shed calls keep measuring: quick answers pull the estimate down again
+        app._note_latency(0.002)
+    assert app.request_latency_s < 0.01
+    on_time = parse(started(lag_s=0.01))
+    assert isinstance(on_time, CallStarted) and not app._lagging(on_time)
 
 
 async def test_a_failed_hand_over_routes_the_call_after_all() -> None:
