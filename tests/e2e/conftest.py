@@ -7,6 +7,7 @@ CDR table. Tests never use $DATABASE_URL: they drop and create their database.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import json
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "asterisk-docker"))
 
 import stack as stackmod  # noqa: E402
+from rating import billing_cli  # noqa: E402
 from rating.cdr import RatedCdr  # noqa: E402
 from rating.storage import insert_cdrs, migrate  # noqa: E402
 
@@ -148,6 +150,16 @@ class StackDb:
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
         return list(json.loads(self.sql(f"SELECT coalesce(json_agg(q), '[]') FROM ({sql}) q")))
+
+    def fairline(self, *argv: str) -> tuple[int, str, str]:
+        """Run the billing command `fairline ARGV --database-url URL` in-process; exit status, stdout, stderr."""
+        parser = argparse.ArgumentParser(prog="fairline")
+        billing_cli.register(parser.add_subparsers(dest="command", required=True))
+        args = parser.parse_args([*argv, "--database-url", self.url])
+        self.capsys.readouterr()
+        status = args.fn(args)
+        out, err = self.capsys.readouterr()
+        return status, out, err
 
     def store(self, cdrs: list[RatedCdr]) -> set[str]:
         """insert_cdrs on a connection of its own; the call ids that were new."""

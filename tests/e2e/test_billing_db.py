@@ -18,7 +18,6 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -45,19 +44,7 @@ OFFPEAK_CALL_EUR = "0.0900"
 PEAK_CALL_EUR = "0.1100"
 
 
-@dataclass
-class Db(StackDb):
-    """The stack's database and a way to run billing commands on it."""
-
-    def fairline(self, *argv: str) -> tuple[int, str, str]:
-        """Run `fairline ARGV --database-url URL`; its exit status, stdout and stderr."""
-        parser = argparse.ArgumentParser(prog="fairline")
-        billing_cli.register(parser.add_subparsers(dest="command", required=True))
-        args = parser.parse_args([*argv, "--database-url", self.url])
-        self.capsys.readouterr()
-        status = args.fn(args)
-        out, err = self.capsys.readouterr()
-        return status, out, err
+Db = StackDb  # the stack's database and a way to run billing commands on it
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ queued calls, each visit's wait in seconds:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 from collections.abc import Iterator
@@ -26,7 +25,6 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from rating import billing_cli
 from rating.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit, RatedCdr, rate_record
 from rating.queue_report import ADVICE
 from rating.tariff import DEFAULT_RATES, NumberType
@@ -62,13 +60,7 @@ class Db(StackDb):
 
     def report(self, month: str, *options: str) -> tuple[int, str, str]:
         """`fairline queue report --month MONTH OPTIONS --database-url URL`: exit status, stdout, stderr."""
-        parser = argparse.ArgumentParser(prog="fairline")
-        billing_cli.register(parser.add_subparsers(dest="command", required=True))
-        args = parser.parse_args(["queue", "report", "--month", month, *options, "--database-url", self.url])
-        self.capsys.readouterr()
-        status = args.fn(args)
-        out, err = self.capsys.readouterr()
-        return status, out, err
+        return self.fairline("queue", "report", "--month", month, *options)
 
 
 @pytest.fixture
