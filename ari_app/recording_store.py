@@ -35,6 +35,7 @@ from ari_app.errors import FairlineError
 from rating.cdr import RecordingFile
 from rating.recordings import verify
 from rating.spool import fsync_dir as _fsync_dir
+from rating.spool import write_all as _write_all
 
 __all__ = ["RecordingStoreError", "destination", "store", "verify"]
 
@@ -194,12 +195,6 @@ def _reason(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"permission denied ({exc.strerror})"
     return str(exc.strerror or exc)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _remove(path: Path) -> None:

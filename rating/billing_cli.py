@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import asyncpg
 import structlog
@@ -40,7 +40,7 @@ from rating.errors import InvalidCall, InvalidMonth, RatingError
 from rating.fair_use import Month
 from rating.rate_cli import parse_number_type, parse_timestamp
 from rating.storage import StorageError, migrate, redact
-from rating.tariff import DEFAULT_RATES, CallTimes, NumberType, RateTable
+from rating.tariff import DEFAULT_RATES, CallTimes, RateTable
 
 EXIT_OK = 0
 EXIT_LINES_REJECTED = 1
@@ -66,6 +66,12 @@ _IMPORT_FIELDS = ("call_id", "number", "number_type", "start", "answer", "end", 
 _JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 
 
+def add_database_url(parser: argparse.ArgumentParser) -> None:
+    """The --database-url option every database command takes (with_database reads it)."""
+    parser.add_argument("--database-url", metavar="URL",
+                        help="PostgreSQL URL; default $DATABASE_URL (put the password in ~/.pgpass or the URL)")
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
              load_rates: RatesLoader | None = None) -> None:
     """Add the billing commands to fairline's subcommands.
@@ -74,8 +80,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
     file's tariff (as `fairline rate --config` does); without, with the published rates.
     """
     db = argparse.ArgumentParser(add_help=False)
-    db.add_argument("--database-url", metavar="URL",
-                    help="PostgreSQL URL; default $DATABASE_URL (put the password in ~/.pgpass or the URL)")
+    add_database_url(db)
 
     cdr = subparsers.add_parser("cdr", help="work with stored call detail records")
     cdr_sub = cdr.add_subparsers(dest="cdr_command", required=True, metavar="SUBCOMMAND")

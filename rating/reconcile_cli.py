@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import asyncpg
 
 from rating import billing, billing_cli
-from rating.billing_cli import EXIT_BAD_INPUT, EXIT_OK, RatesLoader
+from rating.billing_cli import EXIT_BAD_INPUT, EXIT_OK, RatesLoader, add_database_url
 from rating.cdr import RatedCdr
 from rating.reconcile import (
     SETTLE,
@@ -64,8 +64,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
     rec.add_argument("--until", type=instant, metavar="WHEN", help="end of the window (exclusive); default: now")
     rec.add_argument("--asterisk-cdr", type=Path, metavar="FILE",
                      help="Asterisk's CDR file (astlogdir/cdr-custom/fairline-cdr.csv); default $FAIRLINE_ASTERISK_CDR")
-    rec.add_argument("--database-url", metavar="URL",
-                     help="PostgreSQL URL; default $DATABASE_URL (put the password in ~/.pgpass or the URL)")
+    add_database_url(rec)
     rec.add_argument("--settle", type=settle_seconds, default=SETTLE, metavar="SECONDS",
                      help=f"calls that ended this recently are not judged yet; default {SETTLE.seconds}")
     rec.add_argument("--json", action="store_true", help="one JSON object instead of tables")

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import asyncpg
 
 from rating import recordings
-from rating.billing_cli import EXIT_OK, with_database
+from rating.billing_cli import EXIT_OK, add_database_url, with_database
 
 EXIT_PROBLEMS = 1
 MAX_DAYS = 36500  # a hundred years: more is a typo, and would not fit a timestamp
@@ -32,8 +32,7 @@ MAX_DAYS = 36500  # a hundred years: more is a typo, and would not fit a timesta
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `recordings list|verify|purge` to fairline's subcommands."""
     db = argparse.ArgumentParser(add_help=False)
-    db.add_argument("--database-url", metavar="URL",
-                    help="PostgreSQL URL; default $DATABASE_URL (put the password in ~/.pgpass or the URL)")
+    add_database_url(db)
 
     rec = subparsers.add_parser("recordings", help="recorded calls: list, verify the files, purge old ones")
     rec_sub = rec.add_subparsers(dest="recordings_command", required=True, metavar="SUBCOMMAND")

@@ -164,7 +164,7 @@ class Spool:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
-                _write_all(fd, b"".join(g + b"\n" for g in good))
+                write_all(fd, b"".join(g + b"\n" for g in good))
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -198,7 +198,7 @@ class Spool:
                     # A crash tore the last line: end it, so it stays one line the reader sets aside.
                     data = b"\n" + data
                 try:
-                    _write_all(fd, data)
+                    write_all(fd, data)
                     os.fsync(fd)
                 except OSError:
                     try:
@@ -227,7 +227,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` (os.write may write less than asked)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
