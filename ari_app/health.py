@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Iterator, Mapping, Sized
 from datetime import datetime
 from types import TracebackType
@@ -65,6 +66,10 @@ class AppView(Protocol):
     def ari_reconnects(self) -> int: ...
     @property
     def calls_shed(self) -> int: ...
+    @property
+    def calls_routed(self) -> int: ...
+    @property
+    def shed_gate_until(self) -> int: ...
 
 
 class CdrWriterView(Protocol):
@@ -155,6 +160,11 @@ def _metrics(app: AppView, writer: CdrWriterView) -> Iterator[str]:
     yield from _one("fairline_calls_shed_total", "counter",
                     "New calls handed to the dialplan fallback because fairline's events were late (overload).",
                     app.calls_shed)
+    yield from _one("fairline_calls_routed_total", "counter",
+                    "Calls fairline took on: new calls routed, and calls adopted after a restart.", app.calls_routed)
+    yield from _one("fairline_shed_gate_closed", "gauge",
+                    "1 while the dialplan sends new calls to the fallback without fairline (overload).",
+                    int(app.shed_gate_until > time.time()))
 
     yield from _one("fairline_cdr_database_up", "gauge",
                     "0 while the last CDR insert failed for a reason other than its rows.", int(not writer.database_down))

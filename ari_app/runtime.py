@@ -42,7 +42,10 @@ _IN_QUEUE = (flow.Phase.QUEUED, flow.Phase.CONNECTED)  # the queues hold part of
 RECORDING_GRACE_S = 10.0  # after a recorded call ends, how long its CDR waits for the stored recording
 ROUTE_REQUESTS = 3  # a routed call's first step: subscribe, set FAIRLINE_DIAL, continue into Dial()
 LATENCY_WEIGHT = 0.2  # of the newest request in the running estimate of ARI's latency
-SHED_CONTEXT, SHED_LABEL = "from-carrier", "fallback"  # dialplan/extensions.conf: what runs when fairline is away
+SHED_CONTEXT, SHED_LABEL = "from-carrier", "shed"  # dialplan/extensions.conf: the fallback, without its warning
+# While overloaded, the dialplan sends new calls to the fallback without entering the app until this
+# global (a Unix time) has passed; each shed call keeps it SHED_HOLD_S ahead (decision 0016).
+SHED_GATE_VARIABLE, SHED_HOLD_S = "FAIRLINE_SHED_UNTIL", 2
 RECORDER_SUFFIX = "-recorder"  # the snoop channel that records call X is X-recorder
 RECORDING_VARIABLE = "FAIRLINE_RECORDING"  # on a call's recorder channel: "mode|evidence", for adoption
 
@@ -116,6 +119,8 @@ class App:
         # dialplan fallback at once (one request instead of routing), so Asterisk's event queue drains.
         self.shed_after_s = shed_after_s
         self.calls_shed = 0
+        self.calls_routed = 0  # new calls fairline took on (for /metrics: with calls_shed, what reached it)
+        self.shed_gate_until = 0  # Unix time the dialplan's gate stays closed until; 0: never closed
         self.request_latency_s = 0.0  # running estimate of one ARI request's round trip
         # Running estimate of how long Asterisk takes from fairline's continue into Dial() to dialling:
         # where an overloaded Asterisk keeps callers waiting. It halves every second without news, so
@@ -388,6 +393,25 @@ class App:
         except AriError as exc:  # the call stays in the app: route it after all rather than leave it
             self.log.error("call.shed_failed", call_id=event.channel_id, error=str(exc))
             self.feed(event)
+        await self._close_shed_gate()
+
+    async def _close_shed_gate(self) -> None:
+        """Let the dialplan shed the next calls itself for SHED_HOLD_S, so they cost the app nothing.
+
+        The gate is a Unix time: it opens by itself, also when fairline is gone, and the first
+        calls after it measure the load afresh.
+        """
+        until = int(time.time()) + SHED_HOLD_S
+        if until <= self.shed_gate_until:
+            return
+        before, self.shed_gate_until = self.shed_gate_until, until
+        try:
+            await self.ari.request("POST", "/asterisk/variable", {"variable": SHED_GATE_VARIABLE, "value": str(until)})
+        except AriError as exc:  # calls keep coming to the app and are shed one by one
+            self.shed_gate_until = before
+            self.log.error("call.shed_gate_failed", error=str(exc))
+            return
+        self.log.warning("call.shed_gate_closed", until=until, hold_s=SHED_HOLD_S)
 
     def feed(self, event: events.CallEvent | flow.ActionFailed | flow.QueueEvent | flow.RecordingEvent | flow.Adopted) -> None:
         session = self.calls.get(event.channel_id)
@@ -415,6 +439,7 @@ class App:
     def _open(self, event: events.CallStarted | events.DialReturned | flow.Adopted) -> CallSession:
         log = self.log.bind(call_id=event.channel_id)
         log.info("call.started", did=event.did, caller=event.caller)
+        self.calls_routed += 1
         session = CallSession(flow.Call(call_id=event.channel_id), log, asyncio.Queue())
         self.calls[event.channel_id] = session
         session.worker = asyncio.create_task(self._work(session), name=f"call-{event.channel_id}")

@@ -283,7 +283,7 @@ def run_sipp(stack: stackmod.Stack, tcpdump: str, path_name: str, rate: int, sec
     calls = max(1, int(rate * seconds))
     caller_port = stackmod.free_udp_port()
     scenario = caller_scenario(stack.state_dir, talk_s)
-    shed_before = metrics(stack).get("fairline_calls_shed_total", 0.0)
+    routed_before = metrics(stack).get("fairline_calls_routed_total")
     cpu_app, cpu_ast = cpu_seconds(app_pid), cpu_seconds(stack.asterisk.pid if stack.asterisk else None)
     sampler = Sampler(stack, app_pid)
     with Capture(tcpdump, work / "sip.pcap", stack.ports.sip, caller_port) as capture:
@@ -299,7 +299,9 @@ def run_sipp(stack: stackmod.Stack, tcpdump: str, path_name: str, rate: int, sec
         sampler.stop()
     cpu_app = cpu_seconds(app_pid) - cpu_app
     cpu_ast = cpu_seconds(stack.asterisk.pid if stack.asterisk else None) - cpu_ast
-    shed = int(metrics(stack).get("fairline_calls_shed_total", 0.0) - shed_before)
+    # Shed: by fairline itself or by the dialplan's gate while closed; either way not routed by fairline.
+    routed_after = metrics(stack).get("fairline_calls_routed_total")
+    shed = calls - int(routed_after - routed_before) if routed_before is not None and routed_after is not None else 0
     completed = sipp_successful(work)
     if completed is None:  # no statistics file: judge by sipp's exit status
         completed = calls if proc.returncode == 0 else 0

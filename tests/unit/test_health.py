@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 import json
 import re
 import socket
@@ -40,6 +41,8 @@ class FakeApp:
     ari_connected: bool = True
     ari_reconnects: int = 0
     calls_shed: int = 0
+    calls_routed: int = 0
+    shed_gate_until: int = 0
 
 
 @dataclasses.dataclass
@@ -108,13 +111,16 @@ class TestMetrics:
         }
 
     def test_values_follow_the_app_and_the_writer(self) -> None:
-        app = FakeApp(calls={"a": 1, "b": 2, "c": 3}, ari_connected=False, ari_reconnects=4, calls_shed=9)
+        app = FakeApp(calls={"a": 1, "b": 2, "c": 3}, ari_connected=False, ari_reconnects=4, calls_shed=9,
+                      calls_routed=40, shed_gate_until=int(time.time()) + 2)
         writer = FakeWriter(written=120, spooled=7, rejected=1, pending=2, database_down=True, spool_depth=5)
         samples = parse(render_metrics(app, writer))
         assert value(samples, "fairline_calls_in_progress") == 3
         assert value(samples, "fairline_ari_connected") == 0
         assert value(samples, "fairline_ari_reconnects_total") == 4
         assert value(samples, "fairline_calls_shed_total") == 9
+        assert value(samples, "fairline_calls_routed_total") == 40
+        assert value(samples, "fairline_shed_gate_closed") == 1
         assert value(samples, "fairline_cdr_spool_depth") == 5
         assert value(samples, "fairline_cdrs_written_total") == 120
         assert value(samples, "fairline_cdrs_spooled_total") == 7

@@ -7,19 +7,28 @@ The wait counts from the channel's creation, plus the requests routing needs at 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 from structlog.testing import capture_logs
 
 from ari_app.errors import AriError
 from ari_app.events import CallStarted, parse
-from ari_app.runtime import App
+from ari_app.health import render_metrics
+from ari_app.runtime import SHED_HOLD_S, App
 from rating.cdr import RatedCdr
 from rating.tariff import DEFAULT_RATES
+from tests.unit.test_health import FakeWriter
 from tests.unit.test_runtime import CHANNEL, ROUTED_CONFIG, FakeAri, recorded, turn_until
 
 CONTINUE_TO_FALLBACK = ("POST", f"/channels/{CHANNEL}/continue",
-                        {"context": "from-carrier", "extension": "+31201234567", "label": "fallback"})
+                        {"context": "from-carrier", "extension": "+31201234567", "label": "shed"})
+GATE = ("POST", "/asterisk/variable")
+
+
+def gate_closed_until(ari: FakeAri) -> list[int]:
+    """The Unix times fairline told the dialplan to shed new calls until, in order."""
+    return [int(p["value"]) for m, path, p in ari.requests if (m, path) == GATE and p and p["variable"] == "FAIRLINE_SHED_UNTIL"]
 
 
 def ari_time(seconds_ago: float) -> str:
@@ -45,9 +54,9 @@ async def test_a_call_that_arrives_late_takes_the_fallback_with_one_request() ->
 
     with capture_logs() as logs:
         app.handle(started(lag_s=2.0))
-        await turn_until(lambda: bool(ari.requests), "the hand-over")
+        await turn_until(lambda: len(ari.requests) == 2, "the hand-over and the gate")
 
-    assert ari.requests == [CONTINUE_TO_FALLBACK]
+    assert ari.requests[0] == CONTINUE_TO_FALLBACK and ari.requests[1][:2] == GATE
     assert (app.calls, app.calls_shed) == ({}, 1)
     [shed] = [e for e in logs if e["event"] == "call.shed"]
     assert shed["lag_s"] >= 2.0 and shed["log_level"] == "warning"
@@ -71,7 +80,7 @@ async def test_a_call_whose_channel_waited_in_asterisk_is_shed_though_its_event_
     app.handle(started(lag_s=0.002, created_s=0.8))  # Asterisk was behind before it told fairline
     await turn_until(lambda: bool(ari.requests), "the hand-over")
 
-    assert ari.requests == [CONTINUE_TO_FALLBACK]
+    assert ari.requests[0] == CONTINUE_TO_FALLBACK
 
 
 async def test_slow_ari_answers_shed_a_call_on_time_and_fast_ones_bring_routing_back() -> None:
@@ -81,7 +90,7 @@ async def test_slow_ari_answers_shed_a_call_on_time_and_fast_ones_bring_routing_
 
     app.handle(started(lag_s=0.01))
     await turn_until(lambda: bool(ari.requests), "the hand-over")
-    assert ari.requests == [CONTINUE_TO_FALLBACK]
+    assert ari.requests[0] == CONTINUE_TO_FALLBACK
 
     for _ in range(20):  # shed calls keep measuring: quick answers pull the estimate down again
         app._note_latency(0.002)
@@ -95,9 +104,9 @@ async def test_a_failed_hand_over_routes_the_call_after_all() -> None:
     app, _ = app_shedding(ari)
 
     app.handle(started(lag_s=2.0))
-    await turn_until(lambda: CHANNEL in app.calls and len(ari.requests) >= 3, "the call routed")
+    await turn_until(lambda: CHANNEL in app.calls and len(ari.requests) >= 4, "the call routed")
 
-    assert ari.requests[1][1] == "/applications/fairline/subscription"
+    assert ("POST", "/applications/fairline/subscription") in [r[:2] for r in ari.requests]
 
 
 async def test_without_a_threshold_nothing_is_shed() -> None:
@@ -109,3 +118,34 @@ async def test_without_a_threshold_nothing_is_shed() -> None:
     await turn_until(lambda: bool(ari.requests), "the route")
 
     assert CONTINUE_TO_FALLBACK not in ari.requests
+
+
+async def test_shedding_closes_the_dialplan_gate_for_a_few_seconds_once_per_hold() -> None:
+    ari = FakeAri()
+    app, _ = app_shedding(ari)
+    before = int(time.time())
+
+    with capture_logs() as logs:
+        app.handle(started(lag_s=2.0))
+        await turn_until(lambda: len(gate_closed_until(ari)) == 1, "the gate")
+        # Calls already queued in the app when the gate closed are shed one by one, without a new gate.
+        app.handle(started(lag_s=2.0).replace(CHANNEL, "1700000000.99"))
+        await turn_until(lambda: app.calls_shed == 2 and len(ari.requests) == 3, "the second hand-over")
+
+    [until] = gate_closed_until(ari)
+    assert before + SHED_HOLD_S <= until <= int(time.time()) + SHED_HOLD_S
+    assert [e["until"] for e in logs if e["event"] == "call.shed_gate_closed"] == [until]
+    metrics = render_metrics(app, FakeWriter())
+    assert "fairline_shed_gate_closed 1\n" in metrics and "fairline_calls_routed_total 0\n" in metrics
+
+
+async def test_a_gate_that_cannot_be_closed_still_sheds_the_call() -> None:
+    ari = FakeAri(failures={GATE: AriError("POST", "/asterisk/variable", 403, "forbidden")})
+    app, _ = app_shedding(ari)
+
+    with capture_logs() as logs:
+        app.handle(started(lag_s=2.0))
+        await turn_until(lambda: any(e["event"] == "call.shed_gate_failed" for e in logs), "the gate's failure")
+
+    assert ari.requests[0] == CONTINUE_TO_FALLBACK and app.calls == {}
+    assert "fairline_shed_gate_closed 0\n" in render_metrics(app, FakeWriter())
