@@ -1,15 +1,19 @@
-"""Schema migrations and the customer/number directory against the real PostgreSQL."""
+"""Schema migrations, CDR inserts and the customer/number directory against the real PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import pytest
 
-from rating.storage import DirectoryNumber, Migration, MigrationEdited, migrate, sync_directory
+from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from rating.cdr_writer import is_row_fault
+from rating.storage import DirectoryNumber, Migration, MigrationEdited, insert_cdrs, migrate, sync_directory
+from rating.tariff import DEFAULT_RATES, NumberType
 from tests.e2e.conftest import LiveStack
 
 pytestmark = pytest.mark.e2e
@@ -65,3 +69,34 @@ async def test_directory_follows_the_configuration(conn: asyncpg.Connection) -> 
     finally:
         await conn.execute("DELETE FROM numbers WHERE customer_id = $1", cust)
         await conn.execute("DELETE FROM customers WHERE customer_id = $1", cust)
+
+
+def _cdr(call_id: str, **call_changes: object) -> RatedCdr:
+    started = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+    call = CallRecord(call_id, "+31201234567", "+31612345678", started, started + timedelta(seconds=3),
+                      started + timedelta(seconds=63), Disposition.ANSWERED, 16)
+    return rate_record(dataclasses.replace(call, **call_changes), "cust-1", NumberType.LOCAL, DEFAULT_RATES)
+
+
+async def test_batches_stored_in_one_transaction_do_not_see_each_other(conn: asyncpg.Connection) -> None:
+    """The staging table is emptied by the insert that reads it, not only at commit."""
+    p = f"stest-{uuid.uuid4().hex[:12]}-"
+    try:
+        async with conn.transaction():
+            assert await insert_cdrs(conn, [_cdr(f"{p}0"), _cdr(f"{p}1")]) == {f"{p}0", f"{p}1"}
+            assert await insert_cdrs(conn, [_cdr(f"{p}1"), _cdr(f"{p}2")]) == {f"{p}2"}
+        assert await insert_cdrs(conn, [_cdr(f"{p}2"), _cdr(f"{p}3")]) == {f"{p}3"}
+        assert await conn.fetchval("SELECT count(*) FROM cdrs WHERE call_id LIKE $1", f"{p}%") == 4
+    finally:
+        await conn.execute("DELETE FROM cdrs WHERE call_id LIKE $1", f"{p}%")
+
+
+async def test_a_value_asyncpg_cannot_encode_is_a_client_side_data_error(conn: asyncpg.Connection) -> None:
+    """As for a bad query argument: the writer reads it as the row's fault, and nothing is stored."""
+    p = f"stest-{uuid.uuid4().hex[:12]}-"
+    with pytest.raises(asyncpg.exceptions._base.DataError, match="out of int32 range") as raised:
+        await insert_cdrs(conn, [_cdr(f"{p}0"), _cdr(f"{p}1", hangup_cause=2**40)])
+    assert is_row_fault(raised.value)
+    assert await conn.fetchval("SELECT count(*) FROM cdrs WHERE call_id LIKE $1", f"{p}%") == 0
+    assert await insert_cdrs(conn, [_cdr(f"{p}0")]) == {f"{p}0"}  # the connection is usable again
+    await conn.execute("DELETE FROM cdrs WHERE call_id LIKE $1", f"{p}%")
