@@ -229,6 +229,9 @@ class Config:
 
     def number(self, did: str) -> Number | None:
         """The configured number for a dialled DID, or None when it is not in service."""
+        number = self.numbers.get(did)  # the carrier's usual form, E.164 already: no parsing on every call
+        if number is not None:
+            return number
         e164 = to_e164(did)
         return self.numbers.get(e164) if e164 is not None else None
 

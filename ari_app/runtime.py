@@ -40,7 +40,8 @@ DIAL_CONTEXT = "fairline-dial"  # dialplan/extensions.conf: Dial(${FAIRLINE_DIAL
 
 _IN_QUEUE = (flow.Phase.QUEUED, flow.Phase.CONNECTED)  # the queues hold part of the call
 RECORDING_GRACE_S = 10.0  # after a recorded call ends, how long its CDR waits for the stored recording
-ROUTE_REQUESTS = 3  # a routed call's first step: subscribe, set FAIRLINE_DIAL, continue into Dial()
+# A routed call's first step: subscribe and set FAIRLINE_DIAL at once, then continue into Dial().
+ROUTE_ROUND_TRIPS = 2
 LATENCY_WEIGHT = 0.2  # of the newest request in the running estimate of ARI's latency
 SHED_CONTEXT, SHED_LABEL = "from-carrier", "shed"  # dialplan/extensions.conf: the fallback, without its warning
 # While overloaded, the dialplan sends new calls to the fallback without entering the app until this
@@ -354,7 +355,7 @@ class App:
         """Would routing this call keep its caller waiting past the budget? (decision 0016)
 
         The wait so far counts from the channel's creation (its StasisStart may be on time while
-        Asterisk itself is behind), and routing needs ROUTE_REQUESTS requests at the latency
+        Asterisk itself is behind), and routing needs ROUTE_ROUND_TRIPS round trips at the latency
         Asterisk answers them with now.
         """
         if self.shed_after_s is None or event.channel_id in self.calls:
@@ -363,7 +364,7 @@ class App:
 
     def _expected_wait(self, event: events.CallStarted) -> float:
         waited = (_now() - min(event.at, event.started_at)).total_seconds()
-        return waited + ROUTE_REQUESTS * self.request_latency_s + self.dial_delay_s
+        return waited + ROUTE_ROUND_TRIPS * self.request_latency_s + self.dial_delay_s
 
     @property
     def dial_delay_s(self) -> float:
@@ -426,7 +427,7 @@ class App:
         session.call, actions = flow.step(session.call, event, self.config)
         after = session.call.phase
         if after is not before:
-            session.log.info("call.phase", phase=after.value, on=type(event).__name__)
+            session.log.debug("call.phase", phase=after.value, on=type(event).__name__)
             if before in _IN_QUEUE and after not in _IN_QUEUE:
                 self.queues.caller_gone(event.channel_id, event.at)
         if actions:
@@ -455,9 +456,12 @@ class App:
     async def _work(self, session: CallSession) -> None:
         call_id = session.call.call_id
         while (actions := await session.actions.get()) is not None:
-            for action in actions:
+            for i, action in enumerate(actions):
                 try:
-                    await self._execute(call_id, action, session.log)
+                    if isinstance(action, flow.Follow) and i + 1 < len(actions) and isinstance(actions[i + 1], flow.Dial):
+                        continue  # the Dial subscribes while it sets its variable: one round trip less before ringing
+                    await self._execute(call_id, action, session.log,
+                                        follow=i > 0 and isinstance(actions[i - 1], flow.Follow))
                 except ChannelGone:
                     session.log.info("call.gone_before_action", action=type(action).__name__)
                     break
@@ -472,7 +476,8 @@ class App:
                         self.feed(flow.ActionFailed(call_id, datetime.now(timezone.utc)))
                     break
 
-    async def _execute(self, call_id: str, action: flow.Action, log: structlog.typing.FilteringBoundLogger) -> None:
+    async def _execute(self, call_id: str, action: flow.Action, log: structlog.typing.FilteringBoundLogger,
+                       follow: bool = False) -> None:
         path = f"/channels/{call_id}"
         if isinstance(action, flow.Answer):
             await self.ari.request("POST", path + "/answer")
@@ -482,12 +487,13 @@ class App:
             await self.ari.request("POST", path + "/play", {"media": action.media, "playbackId": action.playback_id})
             log.info("call.playing", media=action.media)
         elif isinstance(action, flow.Follow):
-            started = time.monotonic()
-            await self.ari.request("POST", f"/applications/{self.ari.app}/subscription",
-                                   {"eventSource": f"channel:{call_id}"})
-            self._note_latency(time.monotonic() - started)
+            await self._follow(call_id)
         elif isinstance(action, flow.Dial):
-            await self.ari.request("POST", path + "/variable", {"variable": "FAIRLINE_DIAL", "value": action.dial})
+            setting = self.ari.request("POST", path + "/variable", {"variable": "FAIRLINE_DIAL", "value": action.dial})
+            if follow:  # both must be done before the channel leaves the app; neither waits for the other
+                await asyncio.gather(self._follow(call_id), setting)
+            else:
+                await setting
             await self.ari.request("POST", path + "/continue", {"context": DIAL_CONTEXT, "extension": "s",
                                                                 "priority": "1"})
             self._dial_sent[call_id] = _now()  # its Dial event tells how long Asterisk took to act on it
@@ -521,6 +527,12 @@ class App:
             await self._release(call_id, action.reason, log)
         elif isinstance(action, flow.WriteCdr):
             self._write_cdr(action, log)
+
+    async def _follow(self, call_id: str) -> None:
+        """Subscribe to the call's channel, so its events still come once it leaves the app for Dial()."""
+        started = time.monotonic()
+        await self.ari.request("POST", f"/applications/{self.ari.app}/subscription", {"eventSource": f"channel:{call_id}"})
+        self._note_latency(time.monotonic() - started)
 
     def _later(self, seconds: float, event: Callable[[], flow.RecordingEvent]) -> None:
         """Feed the event made by `event` in `seconds` (the flow ignores it if the call moved on)."""

@@ -321,6 +321,22 @@ class TestReplayRoutedCall:
         await workers_done(app)
         assert dispositions(submitted) == ["abandoned"]
 
+    async def test_the_subscription_and_the_dial_variable_go_out_together_and_dial_waits_for_both(self) -> None:
+        ari = FakeAri()
+        ari.gates[SUBSCRIBE[:2]] = subscribed = asyncio.Event()
+        app, _ = app_with(ari, config=ROUTED_CONFIG)
+
+        feed(app, recorded(types=["StasisStart"]))
+        await turn_until(lambda: SET_DIAL in ari.requests, "the variable, while the subscription is unanswered")
+        assert ari.requests == [SUBSCRIBE, SET_DIAL]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert CONTINUE not in ari.requests  # never into Dial() before the events are followed
+
+        subscribed.set()
+        await turn_until(lambda: CONTINUE in ari.requests, "the call handed to Dial()")
+        assert ari.requests == [SUBSCRIBE, SET_DIAL, CONTINUE]
+
     async def test_failed_subscription_plays_the_apology_releases_with_failure_and_the_cdr_still_follows(
             self) -> None:
         refused = AriError("POST", "/applications/fairline/subscription", 500, "Internal Server Error")
@@ -329,10 +345,11 @@ class TestReplayRoutedCall:
         try:
             feed(app, recorded(types=["StasisStart"]))
             await turn_until(lambda: PLAY_APOLOGY in ari.requests, "the apology after the failed subscription")
-            assert ari.requests == [SUBSCRIBE, PROGRESS, PLAY_APOLOGY]  # not handed to Dial() unfollowed
+            # Subscribed while FAIRLINE_DIAL was set, and not handed to Dial() unfollowed.
+            assert ari.requests == [SUBSCRIBE, SET_DIAL, PROGRESS, PLAY_APOLOGY]
             feed(app, [apology_finished()])
             await turn_until(lambda: RELEASE_FAILURE in ari.requests, "the release after the apology")
-            assert ari.requests == [SUBSCRIBE, PROGRESS, PLAY_APOLOGY, RELEASE_FAILURE]
+            assert ari.requests == [SUBSCRIBE, SET_DIAL, PROGRESS, PLAY_APOLOGY, RELEASE_FAILURE]
             feed(app, recorded(types=["ChannelHangupRequest", "StasisEnd"]))
             await turn_until(lambda: bool(submitted), "the CDR")
 

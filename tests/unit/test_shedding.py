@@ -86,7 +86,7 @@ async def test_a_call_whose_channel_waited_in_asterisk_is_shed_though_its_event_
 async def test_slow_ari_answers_shed_a_call_on_time_and_fast_ones_bring_routing_back() -> None:
     ari = FakeAri()
     app, _ = app_shedding(ari)
-    app.request_latency_s = 0.25  # three requests at 250 ms: the caller would wait 0.75 s for a ring
+    app.request_latency_s = 0.3  # two round trips at 300 ms: the caller would wait 0.6 s for a ring
 
     app.handle(started(lag_s=0.01))
     await turn_until(lambda: bool(ari.requests), "the hand-over")
