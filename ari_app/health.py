@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable, Iterator, Mapping, Sized
 from datetime import datetime
 from types import TracebackType
@@ -26,6 +25,7 @@ from typing import Protocol
 import structlog
 from aiohttp import web
 
+from ari_app.admission import Admission
 from ari_app.errors import ConfigError
 from ari_app.queueing import QueueState
 from rating.cdr_writer import LatencyHistogram
@@ -69,7 +69,7 @@ class AppView(Protocol):
     @property
     def calls_routed(self) -> int: ...
     @property
-    def shed_gate_until(self) -> int: ...
+    def admission(self) -> Admission: ...
 
 
 class CdrWriterView(Protocol):
@@ -162,9 +162,9 @@ def _metrics(app: AppView, writer: CdrWriterView) -> Iterator[str]:
                     app.calls_shed)
     yield from _one("fairline_calls_routed_total", "counter",
                     "Calls fairline took on: new calls routed, and calls adopted after a restart.", app.calls_routed)
-    yield from _one("fairline_shed_gate_closed", "gauge",
-                    "1 while the dialplan sends new calls to the fallback without fairline (overload).",
-                    int(app.shed_gate_until > time.time()))
+    yield from _one("fairline_admitted_percent", "gauge",
+                    "Share of new calls the dialplan lets into fairline; the others take the fallback (overload).",
+                    app.admission.percent)
 
     yield from _one("fairline_cdr_database_up", "gauge",
                     "0 while the last CDR insert failed for a reason other than its rows.", int(not writer.database_down))

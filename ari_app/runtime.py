@@ -19,7 +19,7 @@ from pathlib import Path
 
 import structlog
 
-from ari_app import consent, events, flow, recording_store
+from ari_app import admission, consent, events, flow, recording_store
 from ari_app.ari import AriClient
 from ari_app.config import Config
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone, FairlineError
@@ -44,9 +44,9 @@ RECORDING_GRACE_S = 10.0  # after a recorded call ends, how long its CDR waits f
 ROUTE_ROUND_TRIPS = 2
 LATENCY_WEIGHT = 0.2  # of the newest request in the running estimate of ARI's latency
 SHED_CONTEXT, SHED_LABEL = "from-carrier", "shed"  # dialplan/extensions.conf: the fallback, without its warning
-# While overloaded, the dialplan sends new calls to the fallback without entering the app until this
-# global (a Unix time) has passed; each shed call keeps it SHED_HOLD_S ahead (decision 0016).
-SHED_GATE_VARIABLE, SHED_HOLD_S = "FAIRLINE_SHED_UNTIL", 2
+# The share of new calls, in percent, the dialplan lets into the app; the others take the fallback
+# without costing fairline anything (ari_app/admission.py, decision 0016).
+ADMIT_VARIABLE = "FAIRLINE_ADMIT"
 RECORDER_SUFFIX = "-recorder"  # the snoop channel that records call X is X-recorder
 RECORDING_VARIABLE = "FAIRLINE_RECORDING"  # on a call's recorder channel: "mode|evidence", for adoption
 
@@ -121,7 +121,7 @@ class App:
         self.shed_after_s = shed_after_s
         self.calls_shed = 0
         self.calls_routed = 0  # new calls fairline took on (for /metrics: with calls_shed, what reached it)
-        self.shed_gate_until = 0  # Unix time the dialplan's gate stays closed until; 0: never closed
+        self.admission = admission.Admission()
         self.request_latency_s = 0.0  # running estimate of one ARI request's round trip
         # Running estimate of how long Asterisk takes from fairline's continue into Dial() to dialling:
         # where an overloaded Asterisk keeps callers waiting. It halves every second without news, so
@@ -221,6 +221,8 @@ class App:
     async def _on_connect(self) -> None:
         """The events websocket is up; its events wait until this returns."""
         await self._filter_events()
+        self.admission = admission.Admission()  # whatever share an earlier fairline left: all calls again
+        await self._admit(self.admission.percent)
         await self._adopt_channels()
 
     async def _filter_events(self) -> None:
@@ -344,6 +346,8 @@ class App:
                 if isinstance(event, events.CallDestroyed):
                     self.queues.leg_destroyed(event.channel_id, event.at, event.cause)
             else:
+                if isinstance(event, events.CallStarted) and (percent := self.admission.routed(time.monotonic())):
+                    self._spawn(self._admit(percent))  # the load is gone: let more calls in again
                 if isinstance(event, events.TargetDialed) and event.channel_id in self._dial_sent:
                     self._note_dial_delay(max(0.0, (event.at - self._dial_sent.pop(event.channel_id)).total_seconds()))
                 self.feed(event)
@@ -394,25 +398,18 @@ class App:
         except AriError as exc:  # the call stays in the app: route it after all rather than leave it
             self.log.error("call.shed_failed", call_id=event.channel_id, error=str(exc))
             self.feed(event)
-        await self._close_shed_gate()
+        if (percent := self.admission.shed(time.monotonic())) is not None:
+            await self._admit(percent)
 
-    async def _close_shed_gate(self) -> None:
-        """Let the dialplan shed the next calls itself for SHED_HOLD_S, so they cost the app nothing.
-
-        The gate is a Unix time: it opens by itself, also when fairline is gone, and the first
-        calls after it measure the load afresh.
-        """
-        until = int(time.time()) + SHED_HOLD_S
-        if until <= self.shed_gate_until:
-            return
-        before, self.shed_gate_until = self.shed_gate_until, until
+    async def _admit(self, percent: int) -> None:
+        """Tell the dialplan what share of new calls to let into the app (a global variable)."""
         try:
-            await self.ari.request("POST", "/asterisk/variable", {"variable": SHED_GATE_VARIABLE, "value": str(until)})
-        except AriError as exc:  # calls keep coming to the app and are shed one by one
-            self.shed_gate_until = before
-            self.log.error("call.shed_gate_failed", error=str(exc))
+            await self.ari.request("POST", "/asterisk/variable", {"variable": ADMIT_VARIABLE, "value": str(percent)})
+        except AriError as exc:  # the calls it would have kept away come to the app and are shed one by one
+            self.log.error("call.admission_failed", percent=percent, error=str(exc))
             return
-        self.log.warning("call.shed_gate_closed", until=until, hold_s=SHED_HOLD_S)
+        log = self.log.warning if percent < 100 else self.log.info
+        log("call.admission", percent=percent)
 
     def feed(self, event: events.CallEvent | flow.ActionFailed | flow.QueueEvent | flow.RecordingEvent | flow.Adopted) -> None:
         session = self.calls.get(event.channel_id)

@@ -1,20 +1,19 @@
-"""Overload shedding on the real stack (decision 0016): calls fairline sheds, and the dialplan's gate.
+"""Overload shedding on the real stack (decision 0016): calls fairline sheds, and the dialplan's share.
 
-A shed call takes the dialplan fallback (the number's first target). The first one also
-closes the gate: the global FAIRLINE_SHED_UNTIL, a Unix time until which
-`[from-carrier]` sends new calls to the fallback without entering the app at all.
+A shed call takes the dialplan fallback (the number's first target). It also halves the
+global FAIRLINE_ADMIT, the share of new calls (percent) `[from-carrier]` lets into the app;
+the others take the fallback without entering the app at all.
 """
 
 from __future__ import annotations
 
 import re
 import signal
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import LiveStack, poll
+from tests.e2e.conftest import LiveStack
 from tests.e2e.test_health import metrics
 from tests.unit.test_health import value
 
@@ -24,15 +23,14 @@ FIRST_TARGET_ANSWERS = "+31201230006"  # its route's first phone answers (the fa
 ROUTED = "fairline_calls_routed_total"
 
 
-def gate(live: LiveStack) -> int | None:
-    """FAIRLINE_SHED_UNTIL as Asterisk holds it, None when unset."""
-    shown = live.stack.asterisk_rx("dialplan show globals")
-    m = re.search(r"FAIRLINE_SHED_UNTIL=(\d*)", shown)
-    return int(m.group(1) or 0) if m else None
+def admitted(live: LiveStack) -> int | None:
+    """FAIRLINE_ADMIT as Asterisk holds it, None when unset."""
+    m = re.search(r"FAIRLINE_ADMIT=(\d+)", live.stack.asterisk_rx("dialplan show globals"))
+    return int(m.group(1)) if m else None
 
 
-def set_gate(live: LiveStack, until: int) -> None:
-    live.stack.asterisk_rx(f"dialplan set global FAIRLINE_SHED_UNTIL {until}")
+def admit(live: LiveStack, percent: int) -> None:
+    live.stack.asterisk_rx(f"dialplan set global FAIRLINE_ADMIT {percent}")
 
 
 def restart_fairline(live: LiveStack) -> None:
@@ -44,17 +42,17 @@ def restart_fairline(live: LiveStack) -> None:
 
 
 @pytest.fixture
-def open_gate(live: LiveStack) -> Iterator[None]:
-    """Every test leaves the gate open for the tests after it."""
-    set_gate(live, 0)
+def all_admitted(live: LiveStack) -> Iterator[None]:
+    """Every test leaves every call admitted for the tests after it."""
     yield
-    set_gate(live, 0)
+    admit(live, 100)
 
 
-def test_while_the_gate_is_closed_new_calls_ring_the_first_target_without_fairline(live: LiveStack,
-                                                                                    open_gate: None) -> None:
+def test_calls_the_share_keeps_out_ring_the_first_target_without_fairline(live: LiveStack,
+                                                                          all_admitted: None) -> None:
+    assert admitted(live) == 100  # set by the dialplan, and by fairline on connecting
     before = value(metrics(live), ROUTED)
-    set_gate(live, int(time.time()) + 60)
+    admit(live, 0)
 
     result = live.call(FIRST_TARGET_ANSWERS, "uac_answered.xml")
 
@@ -62,29 +60,26 @@ def test_while_the_gate_is_closed_new_calls_ring_the_first_target_without_fairli
     assert value(metrics(live), ROUTED) == before
     assert not [e for e in live.logs() if e["event"] == "call.started"]
 
-    set_gate(live, int(time.time()) - 1)  # a gate in the past is open: fairline routes again
+    admit(live, 100)
     assert live.call(FIRST_TARGET_ANSWERS, "uac_answered.xml").returncode == 0
     assert value(metrics(live), ROUTED) == before + 1
     assert len(live.wait_cdrs(1)) == 1
 
 
-def test_a_fairline_that_sheds_a_call_closes_the_gate_for_the_next_ones(live: LiveStack, open_gate: None,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_fairline_that_sheds_a_call_halves_the_share_and_a_restart_restores_it(
+        live: LiveStack, all_admitted: None, monkeypatch: pytest.MonkeyPatch) -> None:
     # A budget of 1 ms: every call is "late", as under overload.
     monkeypatch.setenv("FAIRLINE_SHED_AFTER_MS", "1")
     restart_fairline(live)
     try:
-        started = time.time()
         assert live.call(FIRST_TARGET_ANSWERS, "uac_answered.xml").returncode == 0
-        until = gate(live)
-        assert until is not None and started + 1 <= until <= time.time() + 3
+        assert admitted(live) == 50
         shown = metrics(live)
         assert (value(shown, "fairline_calls_shed_total"), value(shown, ROUTED)) == (1, 0)
-        [closed] = [e for e in live.logs() if e["event"] == "call.shed_gate_closed"]
-        assert closed["until"] == until
-
-        assert poll(lambda: value(metrics(live), "fairline_shed_gate_closed") == 0, timeout=5)
+        assert value(shown, "fairline_admitted_percent") == 50
+        assert [e["percent"] for e in live.logs() if e["event"] == "call.admission"][-1] == 50
         assert live.cdrs() == []  # shed calls have no fairline CDR (`fairline reconcile --import` gives them one)
     finally:
         monkeypatch.delenv("FAIRLINE_SHED_AFTER_MS")
         restart_fairline(live)
+    assert admitted(live) == 100

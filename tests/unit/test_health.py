@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 import json
 import re
 import socket
@@ -14,6 +13,7 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
+from ari_app.admission import Admission
 from ari_app.errors import ConfigError
 from ari_app.health import DEFAULT_STATUS_PORT, StatusServer, health, render_metrics, status_port
 from ari_app.queueing import Caller, QueueState
@@ -42,7 +42,7 @@ class FakeApp:
     ari_reconnects: int = 0
     calls_shed: int = 0
     calls_routed: int = 0
-    shed_gate_until: int = 0
+    admission: Admission = dataclasses.field(default_factory=Admission)
 
 
 @dataclasses.dataclass
@@ -112,7 +112,7 @@ class TestMetrics:
 
     def test_values_follow_the_app_and_the_writer(self) -> None:
         app = FakeApp(calls={"a": 1, "b": 2, "c": 3}, ari_connected=False, ari_reconnects=4, calls_shed=9,
-                      calls_routed=40, shed_gate_until=int(time.time()) + 2)
+                      calls_routed=40, admission=Admission(percent=25))
         writer = FakeWriter(written=120, spooled=7, rejected=1, pending=2, database_down=True, spool_depth=5)
         samples = parse(render_metrics(app, writer))
         assert value(samples, "fairline_calls_in_progress") == 3
@@ -120,7 +120,7 @@ class TestMetrics:
         assert value(samples, "fairline_ari_reconnects_total") == 4
         assert value(samples, "fairline_calls_shed_total") == 9
         assert value(samples, "fairline_calls_routed_total") == 40
-        assert value(samples, "fairline_shed_gate_closed") == 1
+        assert value(samples, "fairline_admitted_percent") == 25
         assert value(samples, "fairline_cdr_spool_depth") == 5
         assert value(samples, "fairline_cdrs_written_total") == 120
         assert value(samples, "fairline_cdrs_spooled_total") == 7

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from ari_app.errors import AriError
 from ari_app.events import CallStarted, parse
 from ari_app.health import render_metrics
-from ari_app.runtime import SHED_HOLD_S, App
+from ari_app.runtime import App
 from rating.cdr import RatedCdr
 from rating.tariff import DEFAULT_RATES
 from tests.unit.test_health import FakeWriter
@@ -23,12 +23,12 @@ from tests.unit.test_runtime import CHANNEL, ROUTED_CONFIG, FakeAri, recorded, t
 
 CONTINUE_TO_FALLBACK = ("POST", f"/channels/{CHANNEL}/continue",
                         {"context": "from-carrier", "extension": "+31201234567", "label": "shed"})
-GATE = ("POST", "/asterisk/variable")
+ADMIT = ("POST", "/asterisk/variable")
 
 
-def gate_closed_until(ari: FakeAri) -> list[int]:
-    """The Unix times fairline told the dialplan to shed new calls until, in order."""
-    return [int(p["value"]) for m, path, p in ari.requests if (m, path) == GATE and p and p["variable"] == "FAIRLINE_SHED_UNTIL"]
+def admitted(ari: FakeAri) -> list[int]:
+    """The shares of new calls (percent) fairline told the dialplan to let in, in order."""
+    return [int(p["value"]) for m, path, p in ari.requests if (m, path) == ADMIT and p and p["variable"] == "FAIRLINE_ADMIT"]
 
 
 def ari_time(seconds_ago: float) -> str:
@@ -54,9 +54,9 @@ async def test_a_call_that_arrives_late_takes_the_fallback_with_one_request() ->
 
     with capture_logs() as logs:
         app.handle(started(lag_s=2.0))
-        await turn_until(lambda: len(ari.requests) == 2, "the hand-over and the gate")
+        await turn_until(lambda: len(ari.requests) == 2, "the hand-over and the share")
 
-    assert ari.requests[0] == CONTINUE_TO_FALLBACK and ari.requests[1][:2] == GATE
+    assert ari.requests[0] == CONTINUE_TO_FALLBACK and ari.requests[1][:2] == ADMIT
     assert (app.calls, app.calls_shed) == ({}, 1)
     [shed] = [e for e in logs if e["event"] == "call.shed"]
     assert shed["lag_s"] >= 2.0 and shed["log_level"] == "warning"
@@ -120,32 +120,34 @@ async def test_without_a_threshold_nothing_is_shed() -> None:
     assert CONTINUE_TO_FALLBACK not in ari.requests
 
 
-async def test_shedding_closes_the_dialplan_gate_for_a_few_seconds_once_per_hold() -> None:
+async def test_shedding_halves_the_share_of_calls_the_dialplan_lets_in_and_calm_gives_it_back() -> None:
     ari = FakeAri()
     app, _ = app_shedding(ari)
-    before = int(time.time())
 
     with capture_logs() as logs:
         app.handle(started(lag_s=2.0))
-        await turn_until(lambda: len(gate_closed_until(ari)) == 1, "the gate")
-        # Calls already queued in the app when the gate closed are shed one by one, without a new gate.
+        await turn_until(lambda: admitted(ari) == [50], "the share halved")
+        # Calls already in the app when the share fell are shed one by one, without halving it again.
         app.handle(started(lag_s=2.0).replace(CHANNEL, "1700000000.99"))
-        await turn_until(lambda: app.calls_shed == 2 and len(ari.requests) == 3, "the second hand-over")
+        await turn_until(lambda: app.calls_shed == 2, "the second hand-over")
+        assert admitted(ari) == [50]
+        assert "fairline_admitted_percent 50\n" in render_metrics(app, FakeWriter())
 
-    [until] = gate_closed_until(ari)
-    assert before + SHED_HOLD_S <= until <= int(time.time()) + SHED_HOLD_S
-    assert [e["until"] for e in logs if e["event"] == "call.shed_gate_closed"] == [until]
-    metrics = render_metrics(app, FakeWriter())
-    assert "fairline_shed_gate_closed 1\n" in metrics and "fairline_calls_routed_total 0\n" in metrics
+        app.admission.shed_at = app.admission.changed_at = time.monotonic() - 60  # a minute without shedding
+        app.handle(started(lag_s=0.01).replace(CHANNEL, "1700000000.100"))
+        await turn_until(lambda: admitted(ari) == [50, 100], "every call let in again")
+
+    assert [(e["percent"], e["log_level"]) for e in logs if e["event"] == "call.admission"] == [(50, "warning"),
+                                                                                                  (100, "info")]
+    assert "fairline_admitted_percent 100\n" in render_metrics(app, FakeWriter())
 
 
-async def test_a_gate_that_cannot_be_closed_still_sheds_the_call() -> None:
-    ari = FakeAri(failures={GATE: AriError("POST", "/asterisk/variable", 403, "forbidden")})
+async def test_a_share_asterisk_does_not_take_still_sheds_the_call() -> None:
+    ari = FakeAri(failures={ADMIT: AriError("POST", "/asterisk/variable", 403, "forbidden")})
     app, _ = app_shedding(ari)
 
     with capture_logs() as logs:
         app.handle(started(lag_s=2.0))
-        await turn_until(lambda: any(e["event"] == "call.shed_gate_failed" for e in logs), "the gate's failure")
+        await turn_until(lambda: any(e["event"] == "call.admission_failed" for e in logs), "the share's failure")
 
     assert ari.requests[0] == CONTINUE_TO_FALLBACK and app.calls == {}
-    assert "fairline_shed_gate_closed 0\n" in render_metrics(app, FakeWriter())

@@ -1,0 +1,48 @@
+"""What share of new calls the dialplan lets into fairline under overload (decision 0016). Pure: no I/O.
+
+Loss-based overload control, as SIP overload control does it (RFC 7339): the dialplan sends
+a new call to fairline with probability `percent`/100 and the rest straight to the fallback.
+A call fairline sheds halves the share, at most once per DECREASE_EVERY_S, since Asterisk
+needs that long to show the effect; each INCREASE_EVERY_S without a shed call gives
+INCREASE_STEP points back. The share never drops below MIN_PERCENT, so some calls keep
+reaching fairline and measuring the load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+MIN_PERCENT = 5
+INCREASE_STEP = 10
+DECREASE_EVERY_S = 1.0
+INCREASE_EVERY_S = 1.0
+
+
+@dataclasses.dataclass
+class Admission:
+    """The share of new calls admitted, in percent, and when it last changed (monotonic seconds)."""
+
+    percent: int = 100
+    changed_at: float = float("-inf")
+    shed_at: float = float("-inf")
+
+    def shed(self, now: float) -> int | None:
+        """fairline shed a call at `now`: the new share, or None when it stays as it is."""
+        self.shed_at = now
+        if now - self.changed_at < DECREASE_EVERY_S or self.percent == MIN_PERCENT:
+            return None
+        self.percent = max(MIN_PERCENT, self.percent // 2)
+        self.changed_at = now
+        return self.percent
+
+    def routed(self, now: float) -> int | None:
+        """fairline routed a call at `now`: the new share once the load has been gone long enough, or None."""
+        if self.percent == 100:
+            return None
+        quiet_since = max(self.shed_at, self.changed_at)
+        steps = int((now - quiet_since) // INCREASE_EVERY_S)
+        if steps < 1:
+            return None
+        self.percent = min(100, self.percent + steps * INCREASE_STEP)
+        self.changed_at = now
+        return self.percent
