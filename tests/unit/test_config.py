@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ari_app.config import Announce, Config, Customer, ForwardTo, Number, load, to_e164
+from ari_app.config import Config, Customer, Number, load, to_e164
 from ari_app.errors import ConfigError
 from rating.tariff import NumberType
 
