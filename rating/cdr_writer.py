@@ -95,13 +95,17 @@ class CdrWriter:
     """
 
     def __init__(self, pool: asyncpg.Pool | asyncpg.Connection, spool_dir: str | PathLike[str], *,
-                 batch_size: int = 200, max_delay_s: float = 0.2, retry_s: float = 1.0,
-                 timeout_s: float = 10.0) -> None:
+                 batch_size: int = 200, backlog_batch_size: int = 2000, max_delay_s: float = 0.2,
+                 retry_s: float = 1.0, timeout_s: float = 10.0) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self._pool = pool
         self.spool = Spool(spool_dir)
+        # A batch is written once it holds batch_size CDRs (or max_delay_s after its first); CDRs
+        # already waiting then join it up to backlog_batch_size: a backlog (a burst, a spool replay,
+        # `fairline cdr import`) goes in bigger batches, which cost PostgreSQL less per row.
         self._batch_size = batch_size
+        self._backlog_batch_size = max(batch_size, backlog_batch_size)
         self._max_delay_s = max_delay_s
         self._retry_s = retry_s
         self._timeout_s = timeout_s  # an insert that hangs (a silent network) counts as an outage
@@ -260,10 +264,11 @@ class CdrWriter:
             if item is None:
                 return True
             self._held.append(item)
-        return False
+        return self._take_nowait()
 
     def _take_nowait(self) -> bool:
-        while len(self._held) < self._batch_size and not self._queue.empty():
+        """Move the CDRs already queued into self._held, up to a backlog batch; whether a stop was among them."""
+        while len(self._held) < self._backlog_batch_size and not self._queue.empty():
             item = self._queue.get_nowait()
             if item is None:
                 return True
@@ -310,8 +315,8 @@ class CdrWriter:
             log.error("spool.read_failed", error=str(exc))
             return
         total = _Stored()
-        for start in range(0, len(cdrs), self._batch_size):
-            result = await self._write(cdrs[start:start + self._batch_size])
+        for start in range(0, len(cdrs), self._backlog_batch_size):
+            result = await self._write(cdrs[start:start + self._backlog_batch_size])
             if result.unwritten:
                 # The spool stays as it is: rows stored meanwhile are found "already there" next
                 # time (rows rejected meanwhile are rejected again, so may show twice in that file).

@@ -108,11 +108,20 @@ class TestBatching:
         assert (writer.written, writer.spooled, writer.pending) == (5, 0, 0)
 
     async def test_a_full_batch_is_written_without_waiting_for_the_delay(self, db: FakeDb, tmp_path: Path) -> None:
-        async with CdrWriter(NO_POOL, tmp_path, batch_size=3, max_delay_s=60) as writer:
+        async with CdrWriter(NO_POOL, tmp_path, batch_size=3, backlog_batch_size=3, max_delay_s=60) as writer:
             for n in range(7):
                 writer.submit(cdr(n))
             await eventually(lambda: len(db.rows) == 6)
         assert db.batches == [call_ids(range(3)), call_ids(range(3, 6)), call_ids([6])]
+
+    async def test_a_backlog_goes_in_bigger_batches(self, db: FakeDb, tmp_path: Path) -> None:
+        """CDRs already waiting when a batch is full join it, up to backlog_batch_size."""
+        async with CdrWriter(NO_POOL, tmp_path, batch_size=3, backlog_batch_size=5, max_delay_s=60) as writer:
+            for n in range(12):
+                writer.submit(cdr(n))
+            await eventually(lambda: len(db.rows) == 10)
+            writer.submit(cdr(12))
+        assert db.batches == [call_ids(range(5)), call_ids(range(5, 10)), call_ids([10, 11, 12])]
 
     async def test_a_lone_cdr_is_written_after_max_delay(self, db: FakeDb, tmp_path: Path) -> None:
         async with CdrWriter(NO_POOL, tmp_path, max_delay_s=0.01) as writer:
@@ -163,7 +172,8 @@ class TestDatabaseOutage:
         assert seen.count("db.down") == 1 and seen.count("db.back") == 1
 
     async def test_a_replay_is_split_into_batches_in_order(self, db: FakeDb, tmp_path: Path) -> None:
-        async with fast_writer(tmp_path, batch_size=4) as writer:
+        """A replay is a backlog: its batches are backlog_batch_size."""
+        async with fast_writer(tmp_path, batch_size=2, backlog_batch_size=4) as writer:
             db.down = OUTAGE
             for n in range(10):
                 writer.submit(cdr(n))
