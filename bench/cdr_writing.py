@@ -3,9 +3,11 @@
 Each call goes the way the ARI app sends it (ari_app/runtime.py, App._write_cdr):
 look the number up in the directory, `rating.cdr.rate_record`, then
 `CdrWriter.submit`; the writer (as `fairline run` opens it: an asyncpg pool of at
-most 4, default batch of 200) inserts batches with `rating.storage.insert_cdrs`
-into a real PostgreSQL (a private cluster, schema from the migrations). Three
-phases over the same calls, each into an empty `cdrs` table:
+most 4, default batches: 200, and up to 2,000 when more CDRs are already waiting)
+inserts batches with `rating.storage.insert_cdrs` (binary COPY into a staging
+table, then one INSERT ... SELECT) into a real PostgreSQL (a private cluster,
+schema from the migrations). Three phases over the same calls, each into an
+empty `cdrs` table:
 
   rating            rate_record alone, in memory
   writing           the already-rated CDRs through CdrWriter alone
@@ -58,15 +60,16 @@ def rater(directory: common.Directory) -> Callable[[CallRecord], RatedCdr]:
     return rate
 
 
-def phase(name: str, rows: int, wall: float, cpu: float) -> dict[str, object]:
+def phase(name: str, rows: int, wall: float, cpu: float, batches: int | None = None) -> dict[str, object]:
     rate = rows / wall
     return {"phase": name, "rows": rows, "seconds": round(wall, 2), "rows_per_s": round(rate),
-            "ratio_to_target": round(rate / TARGET_ROWS_PER_S, 2), "bench_process_cpu_s": round(cpu, 2)}
+            "ratio_to_target": round(rate / TARGET_ROWS_PER_S, 2), "bench_process_cpu_s": round(cpu, 2),
+            "inserts": batches}
 
 
 async def write_through_writer(url: str, spool_dir: Path, items: Sequence[CallRecord] | Sequence[RatedCdr],
-                               rate: Callable[[CallRecord], RatedCdr] | None) -> tuple[float, float, int]:
-    """Submit every item (rating it first when rate is given); return wall and CPU seconds and rows stored."""
+                               rate: Callable[[CallRecord], RatedCdr] | None) -> tuple[float, float, int, int]:
+    """Submit every item (rating it first when rate is given); return wall and CPU seconds, rows stored, inserts."""
     conn = await asyncpg.connect(url)
     await conn.execute("TRUNCATE cdrs CASCADE")  # and rows that refer to them (recordings)
     await conn.execute("CHECKPOINT")  # start each phase with clean shared buffers, not the last one's dirty pages
@@ -86,7 +89,7 @@ async def write_through_writer(url: str, spool_dir: Path, items: Sequence[CallRe
     finally:
         await pool.close()
         await conn.close()
-    return wall, cpu, stored
+    return wall, cpu, stored, writer.write_latency.count
 
 
 async def measure(url: str, spool_dir: Path, calls: list[CallRecord], directory: common.Directory) -> list[dict[str, object]]:
@@ -101,16 +104,16 @@ async def measure(url: str, spool_dir: Path, calls: list[CallRecord], directory:
     results.append(phase("rating", len(rated), time.perf_counter() - wall0, time.process_time() - cpu0))
     print(f"  rating          {results[-1]['rows_per_s']:>9,} rows/s", flush=True)
 
-    wall, cpu, stored = await write_through_writer(url, spool_dir, calls, rate)
+    wall, cpu, stored, inserts = await write_through_writer(url, spool_dir, calls, rate)
     if stored != len(calls):
         raise SystemExit(f"rating+writing stored {stored} of {len(calls)} CDRs")
-    results.append(phase("rating+writing", stored, wall, cpu))
+    results.append(phase("rating+writing", stored, wall, cpu, inserts))
     print(f"  rating+writing  {results[-1]['rows_per_s']:>9,} rows/s", flush=True)
 
-    wall, cpu, stored = await write_through_writer(url, spool_dir, rated, None)
+    wall, cpu, stored, inserts = await write_through_writer(url, spool_dir, rated, None)
     if stored != len(rated):
         raise SystemExit(f"writing stored {stored} of {len(rated)} CDRs")
-    results.append(phase("writing", stored, wall, cpu))
+    results.append(phase("writing", stored, wall, cpu, inserts))
     print(f"  writing         {results[-1]['rows_per_s']:>9,} rows/s", flush=True)
     return results
 
@@ -141,9 +144,10 @@ def main() -> int:
         settings = common.server_settings(stack)
 
     print(f"\nrating and CDR writing, {len(calls):,} CDRs (target {TARGET_ROWS_PER_S:,} rows/s):")
-    common.print_table(["phase", "rows", "seconds", "rows/s", "x target", "bench CPU s"],
+    common.print_table(["phase", "rows", "seconds", "rows/s", "x target", "bench CPU s", "inserts"],
                        [[r["phase"], f"{r['rows']:,}", r["seconds"], f"{r['rows_per_s']:,}",
-                         r["ratio_to_target"], r["bench_process_cpu_s"]] for r in results])
+                         r["ratio_to_target"], r["bench_process_cpu_s"],
+                         "-" if r["inserts"] is None else f"{r['inserts']:,}"] for r in results])
     common.write_results(args.out, {
         "method": __doc__.strip().splitlines()[0],
         "cdrs": len(calls), "customers": args.customers, "numbers": len(directory.numbers),
