@@ -14,13 +14,20 @@ then --runs counted runs), its output written to a file: wall time (median, min,
 max), CPU time and peak memory from the kernel's accounting of the finished child.
 Target (issue 8): under 30 s each.
 
-    python bench/settlement.py [--cdrs 10000000] [--customers 50000] [--runs 3] [--explain]
+The cluster is instance `bench-settlement` of the stack helper, its own, so that
+the CDR-writing benchmark (`bench-rating`) does not drop this one's month. Loading
+10 million CDRs takes many minutes: --reuse keeps the database when it holds exactly
+the month this run would load (same --cdrs and --customers, and the row counts the
+last load recorded), and says whether it did.
+
+    python bench/settlement.py [--cdrs 10000000] [--customers 50000] [--runs 3] [--explain] [--reuse]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -36,13 +43,15 @@ import common
 
 import asyncpg  # noqa: E402
 
-from rating.billing import _INVOICE_LINES, _USAGE  # noqa: E402
+from rating import invoice_text  # noqa: E402
+from rating.billing import _USAGE  # noqa: E402
 from rating.cdr import RatedCdr, rate_record  # noqa: E402
 from rating.fair_use import Month  # noqa: E402
 from rating.storage import migrate  # noqa: E402
 from rating.tariff import DEFAULT_RATES, NumberType  # noqa: E402
 
 TARGET_S = 30.0
+INSTANCE = "bench-settlement"
 MONTH = Month(2026, 11)
 FAIRLINE = Path(sys.executable).parent / "fairline"
 BYTES_PER_CDR = 700  # table and its six indexes: 357 measured at 10M rows; doubled for temp files and WAL
@@ -132,14 +141,58 @@ async def load(url: str, cdrs: int, customers: int) -> dict[str, object]:
         copy_seconds = time.perf_counter() - t0
         with common.Stopwatch() as vacuuming:
             await conn.execute("VACUUM (ANALYZE) cdrs")
-        size = await conn.fetchval("SELECT pg_total_relation_size('cdrs')")
-        answered = await conn.fetchval("SELECT count(*) FROM cdrs WHERE answered_at IS NOT NULL")
-        return {"cdrs": loaded, "answered": answered, "customers": customers, "numbers": len(directory.numbers),
-                "heavy_users": len(heavy), "service_charges": len(charged),
-                "copy_seconds": round(copy_seconds, 1), "vacuum_analyze_seconds": round(vacuuming.seconds, 1),
-                "cdrs_total_bytes": size}
+        return {**await contents(conn), "copy_seconds": round(copy_seconds, 1),
+                "vacuum_analyze_seconds": round(vacuuming.seconds, 1)}
     finally:
         await conn.close()
+
+
+_CONTENTS = """
+SELECT (SELECT count(*) FROM cdrs) AS cdrs,
+       (SELECT count(*) FROM cdrs WHERE answered_at IS NOT NULL) AS answered,
+       (SELECT count(*) FROM customers) AS customers,
+       (SELECT count(*) FROM numbers) AS numbers,
+       (SELECT count(*) FROM heavy_user_decisions) AS heavy_users,
+       (SELECT count(*) FROM service_charges) AS service_charges,
+       (SELECT count(*) FROM cdrs WHERE billing_month IS DISTINCT FROM $1) AS cdrs_of_other_months,
+       pg_total_relation_size('cdrs') AS cdrs_total_bytes
+"""
+
+
+async def contents(conn: asyncpg.Connection) -> dict[str, int]:
+    """What the database holds: the row counts a reuse compares, and the size of cdrs with its indexes."""
+    return dict(await conn.fetchrow(_CONTENTS, date(MONTH.year, MONTH.month, 1)))
+
+
+async def reusable(url: str, record: Path, cdrs: int, customers: int) -> dict[str, object] | str:
+    """The recorded load when the database holds exactly what this run would load, else why not."""
+    if not record.exists():
+        return "no load recorded"
+    loaded = json.loads(record.read_text())
+    if (loaded["cdrs"], loaded["customers"]) != (cdrs, customers):
+        return f"it holds {loaded['cdrs']:,} CDRs of {loaded['customers']:,} customers"
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        now = await contents(conn)
+    finally:
+        await conn.close()
+    changed = [f"{k} {loaded.get(k, 0):,} -> {v:,}" for k, v in now.items()
+               if k != "cdrs_total_bytes" and v != loaded.get(k, 0)]
+    return f"its rows changed since the load ({', '.join(changed)})" if changed else loaded
+
+
+@contextlib.contextmanager
+def kept_postgres() -> Iterator[common.stackmod.Stack]:
+    """The instance's cluster with its `fairline` database as the last run left it; stopped on exit."""
+    common.stackmod.install_prerequisites()
+    stack = common.stackmod.Stack.create(INSTANCE, common.stackmod.Ports.free())
+    stack.external_database_url = None  # always our own cluster, as common.private_postgres
+    stack.start_postgres()
+    try:
+        yield stack
+    finally:
+        stack.stop_postgres()
 
 
 def run_command(argv: list[str], env: dict[str, str], out: Path) -> dict[str, float]:
@@ -181,17 +234,23 @@ def time_command(name: str, args: list[str], url: str, work: Path, runs: int, wa
 
 
 async def explain(url: str) -> str:
-    """EXPLAIN ANALYZE of the two commands' main queries, as they run them."""
+    """EXPLAIN ANALYZE of the two commands' queries, as they run them (the invoice's with its settings)."""
     conn = await asyncpg.connect(url)
     try:
-        plans = []
         window = MONTH.window(6)
-        for title, sql, args in (
-            ("fair-use report: _USAGE", _USAGE, (date(window[0].year, window[0].month, 1), date(2026, 11, 1))),
-            ("invoice: _INVOICE_LINES", _INVOICE_LINES, (date(2026, 11, 1),)),
-        ):
-            rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *args)
-            plans.append(f"-- {title}\n" + "\n".join(r[0] for r in rows))
+        month_start = date(MONTH.year, MONTH.month, 1)
+        usage = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {_USAGE}",
+                                 date(window[0].year, window[0].month, 1), month_start)
+        plans = ["-- fair-use report: _USAGE\n" + "\n".join(r[0] for r in usage)]
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            for setting in invoice_text._SETTINGS:
+                await conn.execute(setting)
+            args = (month_start, str(MONTH))
+            rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {invoice_text._INVOICES}", *args)
+            plans.append("-- invoice: _INVOICES\n" + "\n".join(r[0] for r in rows))
+            columns = list(zip(*(row[:9] for row in await conn.fetch(invoice_text._INVOICES, *args))))
+            rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {invoice_text._LINES}", month_start, *columns)
+            plans.append("-- invoice: _LINES\n" + "\n".join(r[0] for r in rows))
         return "\n\n".join(plans) + "\n"
     finally:
         await conn.close()
@@ -204,6 +263,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="counted runs of each command, after one warm-up")
     parser.add_argument("--explain", action="store_true",
                         help="also write EXPLAIN ANALYZE of the commands' queries to results/settlement_plans.txt")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the loaded month when the database holds exactly what this run would load")
     parser.add_argument("--out", type=Path, default=common.RESULTS / "settlement.json")
     args = parser.parse_args()
     customers = args.customers or max(1_000, args.cdrs // 200)
@@ -216,12 +277,25 @@ def main() -> int:
 
     print(f"settlement: {args.cdrs:,} CDRs of {customers:,} customers in {MONTH} "
           f"(about {needed_gb:.1f} GB; {free_gb:.0f} GB free)", flush=True)
-    with common.private_postgres() as stack:
+    with kept_postgres() if args.reuse else common.private_postgres(INSTANCE) as stack:
         url = stack.database_url
-        loaded = asyncio.run(load(url, args.cdrs, customers))
-        print(f"  {loaded['cdrs']:,} CDRs in {loaded['copy_seconds']} s by COPY "
-              f"({loaded['cdrs'] / max(loaded['copy_seconds'], 0.001):,.0f} rows/s), "
-              f"{loaded['cdrs_total_bytes'] / 1e9:.2f} GB with indexes", flush=True)
+        record = stack.state_dir / "settlement_load.json"
+        loaded = asyncio.run(reusable(url, record, args.cdrs, customers)) if args.reuse else "--reuse not given"
+        if isinstance(loaded, dict):
+            loaded = {**loaded, "reused": True}
+            print(f"  reusing the loaded month: {loaded['cdrs']:,} CDRs, {loaded['answered']:,} answered, "
+                  f"row counts as recorded after its load", flush=True)
+        else:
+            if args.reuse:
+                print(f"  not reusing the database: {loaded}; loading anew", flush=True)
+                stack.psql("postgres", "DROP DATABASE IF EXISTS fairline WITH (FORCE)")
+                stack.psql("postgres", "CREATE DATABASE fairline")
+            record.unlink(missing_ok=True)
+            loaded = asyncio.run(load(url, args.cdrs, customers))
+            record.write_text(json.dumps(loaded, indent=2) + "\n")
+            print(f"  {loaded['cdrs']:,} CDRs in {loaded['copy_seconds']} s by COPY "
+                  f"({loaded['cdrs'] / max(loaded['copy_seconds'], 0.001):,.0f} rows/s), "
+                  f"{loaded['cdrs_total_bytes'] / 1e9:.2f} GB with indexes", flush=True)
         timings = [time_command(name, argv, url, stack.state_dir, args.runs, 1) for name, argv in COMMANDS.items()]
         if args.explain:
             plans = asyncio.run(explain(url))

@@ -10,8 +10,8 @@ Money is printed with 4 decimals, exactly as stored: calls are rounded to 4
 decimals one by one, and a total is the exact sum of its lines. Rounding a total
 to cents is the accounting system's business, not fairline's.
 
-The SQL is in rating/billing.py and rating/queue_report.py; this module parses arguments and input, and
-formats output. The composition root (ari_app/cli.py) calls register().
+The SQL is in rating/billing.py, rating/queue_report.py and rating/invoice_text.py; this module parses
+arguments and input, and formats output (except the text invoices, which PostgreSQL formats: invoice_text.py). The composition root (ari_app/cli.py) calls register().
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import asyncpg
 import structlog
 
-from rating import billing, queue_report
+from rating import billing, invoice_text, queue_report
 from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
 from rating.errors import InvalidCall, InvalidMonth, RatingError
 from rating.fair_use import Month
@@ -267,8 +267,16 @@ def _cmd_fair_use_report(args: argparse.Namespace) -> int:
 
 def _cmd_invoice(args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
-        found = await billing.invoices(conn, args.month)
-        (write_invoices_csv if args.csv else write_invoices)(sys.stdout, args.month, found)
+        if args.csv:
+            write_invoices_csv(sys.stdout, args.month, await billing.invoices(conn, args.month))
+            return EXIT_OK
+        sys.stdout.flush()
+        out = sys.stdout.buffer
+
+        async def write(data: bytes) -> None:
+            out.write(data)
+
+        await invoice_text.write_invoices(conn, args.month, write)
         return EXIT_OK
 
     return with_database(args, work)
@@ -563,26 +571,6 @@ _CSV_COLUMNS = ("customer_id", "customer_name", "month", "kind", "reference", "a
                 "billable_seconds", "fair_use_eligible", "list_price_eur", "amount_eur")
 
 
-def write_invoices(out: TextIO, month: Month, invoices: Sequence[billing.Invoice]) -> None:
-    if not invoices:
-        out.write(f"no invoice lines for {month}\n")
-        return
-    for invoice in invoices:
-        out.write(f"Invoice {month} for {invoice.customer_id} ({invoice.name})\n")
-        rows = [
-            [_utc(line.at), line.reference, line.description,
-             "" if line.billable_seconds is None else str(line.billable_seconds),
-             "yes" if line.fair_use_eligible else "no", _four(line.list_price_eur), _four(line.amount_eur)]
-            for line in invoice.lines
-        ]
-        _table(out, ["at (UTC)", "reference", "description", "seconds", "eligible", "list EUR", "amount EUR"],
-               rows, right={3, 5, 6})
-        out.write(f"calls {_four(invoice.calls_eur)} + service charges {_four(invoice.service_charges_eur)} "
-                  f"= total {_four(invoice.total_eur)} EUR\n\n")
-    grand = sum((i.total_eur for i in invoices), Decimal("0.0000"))
-    out.write(f"{len(invoices)} invoices for {month}, together {_four(grand)} EUR\n")
-
-
 def write_invoices_csv(out: TextIO, month: Month, invoices: Sequence[billing.Invoice]) -> None:
     """One row per invoice line; no total rows, so every row is a line (a total is the sum of amount_eur)."""
     writer = csv.writer(out, lineterminator="\n")
@@ -715,11 +703,6 @@ def _tenth(value: Decimal) -> str:
 
 def _milliseconds(seconds: Decimal) -> str:
     return format(seconds.quantize(_MILLISECOND, rounding=ROUND_HALF_UP), "f")
-
-
-def _utc(at: datetime) -> str:
-    # isoformat, not strftime: same text, several times faster over millions of invoice lines.
-    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "seconds")
 
 
 def _table(out: TextIO, headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: set[int]) -> None:

@@ -302,6 +302,37 @@ def charges(db: Db) -> dict[str, str]:
     return {r["call_id"]: r["charged_eur"] for r in db.rows("SELECT call_id, charged_eur::text FROM cdrs")}
 
 
+NOVEMBER = Month(2026, 11)
+
+
+async def fetch_invoices(db: Db, month: Month) -> tuple[billing.Invoice, ...]:
+    conn = await asyncpg.connect(db.url)
+    try:
+        return await billing.invoices(conn, month)
+    finally:
+        await conn.close()
+
+
+def padded_in_python(month: Month, invoices: tuple[billing.Invoice, ...]) -> str:
+    """The text invoice as fairline printed it from Python objects before PostgreSQL formatted it."""
+    out = io.StringIO()
+    for invoice in invoices:
+        out.write(f"Invoice {month} for {invoice.customer_id} ({invoice.name})\n")
+        rows = [
+            [line.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), line.reference, line.description,
+             "" if line.billable_seconds is None else str(line.billable_seconds),
+             "yes" if line.fair_use_eligible else "no", f"{line.list_price_eur:.4f}", f"{line.amount_eur:.4f}"]
+            for line in invoice.lines
+        ]
+        billing_cli._table(out, ["at (UTC)", "reference", "description", "seconds", "eligible", "list EUR",
+                                 "amount EUR"], rows, right={3, 5, 6})
+        out.write(f"calls {invoice.calls_eur:.4f} + service charges {invoice.service_charges_eur:.4f} "
+                  f"= total {invoice.total_eur:.4f} EUR\n\n")
+    grand = sum((i.total_eur for i in invoices), Decimal("0.0000"))
+    out.write(f"{len(invoices)} invoices for {month}, together {grand:.4f} EUR\n")
+    return out.getvalue()
+
+
 class TestHeavyUser:
     def test_marking_charges_eligible_calls_at_list_price_and_unmarking_makes_them_free_again(
         self, db: Db, tmp_path: Path
@@ -438,6 +469,29 @@ class TestServiceChargesAndInvoice:
             "calls 0.2700 + service charges 0.0001 = total 0.2701 EUR",
         ]
         assert out.splitlines()[-1] == "2 invoices for 2026-11, together 0.4901 EUR"
+
+    def test_the_text_invoice_is_each_customers_table_padded_to_its_widest_cells(
+        self, db: Db, tmp_path: Path
+    ) -> None:
+        """PostgreSQL formats the text; it must be what padding the invoice lines in Python gives, byte for byte,
+        also for text COPY escapes (tab, newline, backslash) and letters beyond ASCII."""
+        seed_acme_november(db, tmp_path)
+        odd_caller = {**call("odd", "bakery", BAKERY_TOLLFREE, "tollfree", datetime(2026, 11, 3, 20, tzinfo=UTC),
+                             seconds=3599), "caller": "Zoë\\the\tbaker"}
+        import_calls(db, tmp_path, [odd_caller, *offpeak_calls("bakery", "bakery", BAKERY_NATIONAL, "national",
+                                                               2026, 11, 2)])
+        db.sql("UPDATE customers SET name = 'Bäckerei \\ Söhne' WHERE customer_id = 'bakery'")
+        for customer, amount, reason in (("bakery", "1234.5", "menu\tC:\\flows\nsecond line"),
+                                         ("acme", "0.0001", "tiny")):
+            db.fairline("service-charge", "add", customer, "--month", "2026-11", "--amount", amount,
+                        "--reason", reason, "--by", "carol")
+
+        status, out, err = db.fairline("invoice", "--month", "2026-11")
+
+        assert (status, err) == (0, "")
+        assert out == padded_in_python(NOVEMBER, asyncio.run(fetch_invoices(db, NOVEMBER)))
+        assert "Invoice 2026-11 for bakery (Bäckerei \\ Söhne)\n" in out
+        assert "menu\tC:\\flows\nsecond line (by carol)" in out
 
     def test_a_service_charge_for_an_unknown_customer_is_refused(self, db: Db) -> None:
         status, out, err = db.fairline("service-charge", "add", "nobody", "--month", "2026-11", "--amount", "5",

@@ -317,25 +317,6 @@ class TestInvoiceOutput:
         assert (inv.calls_eur, inv.service_charges_eur, inv.total_eur) == (
             Decimal("0.1112"), Decimal("25.0000"), Decimal("25.1112"))
 
-    def test_text_shows_lines_then_the_total_per_customer(self) -> None:
-        out = io.StringIO()
-        billing_cli.write_invoices(out, NOVEMBER, [invoice()])
-        assert out.getvalue().splitlines() == [
-            "Invoice 2026-11 for acme (Acme BV)",
-            "at (UTC)             reference  description                              seconds  eligible  list EUR  amount EUR",
-            "2026-11-02 09:00:00  c1         +31201234567 from +31612345678                90  yes         0.1217      0.0000",
-            "2026-11-02 10:00:00  c2         +318001234567 from withheld                   61  no          0.1112      0.1112",
-            '2026-11-20 09:00:00  SC-7       new menu, "night" (by carol, config v7)           no         25.0000     25.0000',
-            "calls 0.1112 + service charges 25.0000 = total 25.1112 EUR",
-            "",
-            "1 invoices for 2026-11, together 25.1112 EUR",
-        ]
-
-    def test_no_lines_no_invoices(self) -> None:
-        out = io.StringIO()
-        billing_cli.write_invoices(out, NOVEMBER, [])
-        assert out.getvalue() == "no invoice lines for 2026-11\n"
-
     def test_csv_has_a_header_and_one_row_per_line_and_no_total_rows(self) -> None:
         out = io.StringIO()
         billing_cli.write_invoices_csv(out, NOVEMBER, [invoice()])
