@@ -26,15 +26,14 @@ from rating.fair_use import Month
 Sink = Callable[[bytes], Awaitable[None]]
 
 # For the two queries only (SET LOCAL), measured on a 10-million-CDR month
-# (docs/performance.md). JIT compiled for about a second and saved less. With 50,000
-# customers the per-customer aggregate needs about 40 MB per process: at the default
-# work_mem (4 MB) it spilled to disk. The join of the lines to the widths is
-# misestimated (no statistics for an array): the planner chose to sort all the lines
-# by customer for a merge join, a second sort of the month, where a hash of the
-# 50,000 widths does (48 against 57 s of PostgreSQL CPU). DateStyle fixes the text
-# of the time column, whatever the server's default.
-_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'", "SET LOCAL enable_mergejoin = off",
-             "SET LOCAL DateStyle = ISO")
+# (docs/performance.md). With 50,000 customers the per-customer aggregate needs about
+# 40 MB per process: at the default work_mem (4 MB) it spilled to disk. The join of
+# the lines to the widths is misestimated (no statistics for an array): the planner
+# chose to sort all the lines by customer for a merge join, a second sort of the
+# month, where a hash of the 50,000 widths does (48 against 57 s of PostgreSQL CPU).
+# DateStyle fixes the text of the time column, whatever the server's default. JIT
+# stays as the server has it: on, it saved 2 to 4 s of CPU here.
+_SETTINGS = ("SET LOCAL work_mem = '64MB'", "SET LOCAL enable_mergejoin = off", "SET LOCAL DateStyle = ISO")
 
 # Per customer with lines in the month: the width of each column whose cells vary
 # (at least its header's), and the lines around the table: title, header, total.
