@@ -151,15 +151,17 @@ def month_calls(directory_: Directory, month: Month, n: int, *, seed: int = 11) 
 
 
 @contextlib.contextmanager
-def private_postgres(instance: str = INSTANCE) -> Iterator[stackmod.Stack]:
-    """The stack helper's private cluster on free ports, with an empty `fairline` database; stopped on exit."""
+def private_postgres(instance: str = INSTANCE, *, keep: bool = False) -> Iterator[stackmod.Stack]:
+    """The stack helper's private cluster on free ports, with an empty `fairline` database (with `keep`:
+    the database as the last run left it); stopped on exit."""
     stackmod.install_prerequisites()
     stack = stackmod.Stack.create(instance, stackmod.Ports.free())
     stack.external_database_url = None  # always our own cluster: the benchmark drops its database
     stack.start_postgres()
     try:
-        stack.psql("postgres", "DROP DATABASE IF EXISTS fairline WITH (FORCE)")
-        stack.psql("postgres", "CREATE DATABASE fairline")
+        if not keep:
+            stack.psql("postgres", "DROP DATABASE IF EXISTS fairline WITH (FORCE)")
+            stack.psql("postgres", "CREATE DATABASE fairline")
         yield stack
     finally:
         stack.stop_postgres()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -182,19 +181,6 @@ async def reusable(url: str, record: Path, cdrs: int, customers: int) -> dict[st
     return f"its rows changed since the load ({', '.join(changed)})" if changed else loaded
 
 
-@contextlib.contextmanager
-def kept_postgres() -> Iterator[common.stackmod.Stack]:
-    """The instance's cluster with its `fairline` database as the last run left it; stopped on exit."""
-    common.stackmod.install_prerequisites()
-    stack = common.stackmod.Stack.create(INSTANCE, common.stackmod.Ports.free())
-    stack.external_database_url = None  # always our own cluster, as common.private_postgres
-    stack.start_postgres()
-    try:
-        yield stack
-    finally:
-        stack.stop_postgres()
-
-
 def run_command(argv: list[str], env: dict[str, str], out: Path) -> dict[str, float]:
     """One run of a whole command, its stdout to out: wall, user and sys seconds, peak memory, exit code."""
     err_path = out.with_suffix(".err")
@@ -277,7 +263,7 @@ def main() -> int:
 
     print(f"settlement: {args.cdrs:,} CDRs of {customers:,} customers in {MONTH} "
           f"(about {needed_gb:.1f} GB; {free_gb:.0f} GB free)", flush=True)
-    with kept_postgres() if args.reuse else common.private_postgres(INSTANCE) as stack:
+    with common.private_postgres(INSTANCE, keep=args.reuse) as stack:
         url = stack.database_url
         record = stack.state_dir / "settlement_load.json"
         loaded = asyncio.run(reusable(url, record, args.cdrs, customers)) if args.reuse else "--reuse not given"
