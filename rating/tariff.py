@@ -253,7 +253,7 @@ def _runs(answer: datetime, seconds: int, zone: ZoneInfo) -> Iterator[tuple[date
         wall = local.replace(tzinfo=None)
         # How many seconds start before the wall clock reaches the boundary, if the offset holds.
         count = min(seconds - done, _started_seconds(_next_boundary(wall) - wall))
-        count = _before_offset_change(first, count, zone)
+        count = _before_offset_change(first, local.utcoffset(), count, zone)
         yield local, count
         done += count
 
@@ -267,24 +267,20 @@ def _next_boundary(wall: datetime) -> datetime:
     return datetime.combine(wall.date() + timedelta(days=1), time())
 
 
-def _before_offset_change(first: datetime, count: int, zone: ZoneInfo) -> int:
+def _before_offset_change(first: datetime, offset: timedelta | None, count: int, zone: ZoneInfo) -> int:
     """Shorten a run to the seconds that start before the zone's UTC offset next changes.
 
-    A DST change moves the wall clock, so a boundary worked out on the old offset is
-    wrong after it. A run spans at most 11 hours and no zone changes its offset twice
-    in that time, so a change shows as a different offset at the run's last second.
+    `offset` is the zone's offset at `first`. A DST change moves the wall clock, so a
+    boundary worked out on the old offset is wrong after it. A run spans at most 11 hours
+    and no zone changes its offset twice in that time, so a change shows as a different
+    offset at the run's last second.
     """
-
-    def offset_at(k: int) -> timedelta | None:
-        return (first + k * _SECOND).astimezone(zone).utcoffset()
-
-    offset = offset_at(0)
-    if offset_at(count - 1) == offset:
-        return count
+    if count == 1 or (first + (count - 1) * _SECOND).astimezone(zone).utcoffset() == offset:
+        return count  # the common case, checked without building a closure per run (docs/performance.md)
     same, changed = 0, count - 1
     while changed - same > 1:
         middle = (same + changed) // 2
-        if offset_at(middle) == offset:
+        if (first + middle * _SECOND).astimezone(zone).utcoffset() == offset:
             same = middle
         else:
             changed = middle
