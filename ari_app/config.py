@@ -109,8 +109,8 @@ class Route:
     no_answer: NoAnswer = Announce(NOBODY_AVAILABLE)
 
     def __post_init__(self) -> None:
-        if not self.targets:
-            raise ValueError("a route rings at least one target")
+        if not self.targets and not isinstance(self.no_answer, ToQueue):
+            raise ValueError("a route rings at least one target, or sends its callers straight to a queue")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -662,8 +662,9 @@ def _number_type(node: yaml.Node | None, parent: yaml.Node, problems: _Problems,
 # ---- routes
 
 
-_ROUTE_KEYS = {"strategy", "ring_seconds", "targets", "no_answer"}
-_ROUTE_SHAPE = "expected a mapping with targets, and optionally strategy, ring_seconds and no_answer"
+_ROUTE_KEYS = {"strategy", "ring_seconds", "targets", "no_answer", "queue"}
+_ROUTE_SHAPE = ("expected a mapping with targets, and optionally strategy, ring_seconds and no_answer; "
+                "or {queue: NAME} alone")
 _E164_TARGET = "expected an E.164 number in quotes, like \"+31612345678\""
 
 
@@ -673,6 +674,14 @@ def _route(node: yaml.Node, where: str, owner: _Owner, entry: _Entry, problems: 
         return None
     before = problems.count
     fields = _mapping(node, problems, where, allowed=_ROUTE_KEYS)
+    if "queue" in fields:  # straight into a queue: nothing rings before it
+        for key in sorted(fields.keys() - {"queue"}):
+            problems.add(fields[key], f"{where}.{key}", f"a route with queue sends every caller straight to the "
+                                                        f"queue, which rings its agents; expected no {key} beside it")
+        queue = _queue_name(fields["queue"], f"{where}.queue", entry, problems)
+        if problems.count != before or queue is None:
+            return None
+        return Route(Strategy.SIMULTANEOUS, (), queue)
     strategy = Strategy.SIMULTANEOUS
     if "strategy" in fields:
         raw = _scalar(fields["strategy"])
@@ -769,6 +778,15 @@ def _target(node: yaml.Node, key: str, ring: int, owner: _Owner, problems: _Prob
     return Target(phone.e164, kind, ring)
 
 
+def _queue_name(node: yaml.Node, key: str, entry: _Entry, problems: _Problems) -> ToQueue | None:
+    name = _scalar(node)
+    if name is None or not _QUEUE_NAME.fullmatch(name):
+        problems.add(node, key, "expected the name of one of the customer's queues in 'queues'")
+        return None
+    entry.queues.append(_Mention(node, key, name))
+    return ToQueue(name)
+
+
 _NO_ANSWER_SHAPE = ("expected exactly one of {announcement: SOUND}, {number: \"+31...\"} (another of the "
                     "customer's numbers) or {queue: NAME}")
 
@@ -790,12 +808,7 @@ def _no_answer(node: yaml.Node | None, where: str, entry: _Entry, problems: _Pro
         sound = _sound(value, f"{where}.announcement", problems)
         return Announce(sound) if sound is not None else None
     if key == "queue":
-        name = _scalar(value)
-        if name is None or not _QUEUE_NAME.fullmatch(name):
-            problems.add(value, f"{where}.queue", "expected the name of one of the customer's queues in 'queues'")
-            return None
-        entry.queues.append(_Mention(value, f"{where}.queue", name))
-        return ToQueue(name)
+        return _queue_name(value, f"{where}.queue", entry, problems)
     e164 = _forward_number(value, f"{where}.number", problems)
     if e164 is None:
         return None

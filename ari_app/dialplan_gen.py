@@ -10,7 +10,7 @@ of a dialplan line.
 
 from __future__ import annotations
 
-from ari_app.config import Config
+from ari_app.config import Config, ToQueue
 from ari_app.flow import TRUNK
 
 CONTEXT = "fairline-fallback"
@@ -21,8 +21,9 @@ HEADER = f"""\
 ;
 ; [{CONTEXT}] serves calls while the fairline app is not connected. A routed
 ; number rings the first target of its daytime route (opening hours, the other
-; targets and no-answer handling need fairline); an announcement-only number
-; plays its announcement.
+; targets and no-answer handling need fairline); a number whose route is a queue
+; rings all the queue's agents at once, for the queue's longest wait; an
+; announcement-only number plays its announcement.
 """
 
 
@@ -31,9 +32,15 @@ def fallback_dialplan(config: Config) -> str:
     lines = [HEADER, f"[{CONTEXT}]"]
     for e164 in sorted(config.numbers):
         number = config.numbers[e164]
-        if number.route is not None:
+        if number.route is not None and number.route.targets:
             first = number.route.targets[0]
             lines += [f"exten => {e164},1,Dial(PJSIP/{first.e164}@{TRUNK},{first.ring_seconds})",
+                      " same => n,Hangup()"]
+        elif number.route is not None and isinstance(number.route.no_answer, ToQueue) \
+                and (queue := config.queues.get(number.route.no_answer.name)) is not None:
+            # The caller waits no longer than the queue's cap, as with fairline (then released).
+            agents = "&".join(f"PJSIP/{agent}@{TRUNK}" for agent in queue.spec.agents)
+            lines += [f"exten => {e164},1,Dial({agents},{queue.spec.max_wait_seconds})",
                       " same => n,Hangup()"]
         elif number.announcement is not None:
             lines += [f"exten => {e164},1,Answer()",

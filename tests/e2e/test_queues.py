@@ -1,7 +1,7 @@
 """Queues with real SIP: sipp callers wait in fairline's queues, sipp agents answer or do not.
 
-Each queued number first rings a phone that is unreachable at once, then its queue
-(tests/e2e/fairline.yaml). Agents are the sipp phones behind the trunk: the last digit
+Each queued number first rings a phone that is unreachable at once, then its queue, except
+one whose route is the queue itself (tests/e2e/fairline.yaml). Agents are the sipp phones behind the trunk: the last digit
 says what they do (scenarios/uas_targets.xml). Times are the app's own, from the CDRs.
 """
 
@@ -48,6 +48,21 @@ def test_an_agent_answers_within_the_minute_and_the_caller_talks_to_them(live: L
     assert logs_of(live, "call.bridged")
     [ring] = logs_of(live, "queue.ringing")
     assert ring["agent"] == "+31612340061"
+
+
+def test_a_queue_only_number_answers_the_caller_at_once_and_rings_only_the_agent(live: LiveStack) -> None:
+    result = live.call("+31201230018", talk(live, 4), caller="+31612345678")
+    assert result.returncode == 0, result.stderr
+    [row] = live.wait_cdrs(1)
+    assert (row["disposition"], row["queue_name"], row["queue_disposition"]) == ("answered", "e2e-straight", "answered")
+    assert row["answered_target"] == "+31612340181"
+    # Answered on entering the queue; the agent rings 1 s before answering: the whole wait.
+    assert at(row, "answered_at") - at(row, "started_at") < timedelta(seconds=1)
+    assert Decimal("0.9") <= row["queue_wait_seconds"] <= 3
+    # No phone rang before the queue: fairline never handed the call to Dial().
+    assert not logs_of(live, "call.dialing")
+    [ring] = logs_of(live, "queue.ringing")
+    assert ring["agent"] == "+31612340181"
 
 
 @pytest.mark.slow

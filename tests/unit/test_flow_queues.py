@@ -62,6 +62,7 @@ NO_OVERFLOW = "+31201234582"  # rings the desk, then queue plain (no overflow co
 TO_SALES = "+31201234583"  # rings the desk, then queue sales, which overflows to SALES_BACKUP
 SALES_BACKUP = "+31201234584"  # rings the desk, then queue support
 GONE_QUEUE = "+31201234585"  # rings the desk, then a queue a reload removed
+STRAIGHT = "+31201234586"  # a queue-only route: straight into queue support
 
 
 def spec(name: str) -> QueueSpec:
@@ -77,6 +78,7 @@ QUEUES = Config(
         routed(TO_SALES, Route(Strategy.SIMULTANEOUS, (DESK,), ToQueue("sales"))),
         routed(SALES_BACKUP, Route(Strategy.SIMULTANEOUS, (DESK,), ToQueue("support"))),
         routed(GONE_QUEUE, Route(Strategy.SIMULTANEOUS, (DESK,), ToQueue("gone"))),
+        routed(STRAIGHT, Route(Strategy.SIMULTANEOUS, (), ToQueue("support"))),
     ]},
     queues={
         "support": Queue("acme", spec("support"), ForwardTo(OVERFLOW_TO)),
@@ -127,6 +129,21 @@ class TestJoining:
 
         assert asked == [Follow(), RING_DESK, JoinQueue("support"), Answer(), StartMoh()]
         assert (call.phase, call.queue, call.queue_entered_at) == (Phase.QUEUED, "support", at(JOINED))
+
+    def test_queue_only_route_puts_the_caller_in_line_at_once_without_ringing_anyone_first(self) -> None:
+        call, asked = run([started(STRAIGHT)], QUEUES)
+
+        assert asked == [JoinQueue("support"), Answer(), StartMoh()]
+        assert (call.phase, call.queue, call.queue_entered_at, call.followed) == (
+            Phase.QUEUED, "support", at(0.001), False)
+
+    def test_queue_only_caller_connected_to_an_agent_is_billed_as_an_answered_queue_call(self) -> None:
+        _, asked = run([started(STRAIGHT), answered(0.05), connected(12.501), AgentHungUp(CALL_ID, at(72.5)),
+                        destroyed(16, 72.6)], QUEUES)
+
+        cdr = the_cdr(asked)
+        assert (cdr.disposition, cdr.answered_target, cdr.queue_visits) == (
+            Disposition.ANSWERED, AGENT, (visit("support", "12.500", QueueOutcome.ANSWERED, entered=0.001),))
 
     def test_a_queue_a_reload_removed_ends_with_the_no_answer_announcement_unanswered(self) -> None:
         call, asked = run([started(GONE_QUEUE), returned("NOANSWER", JOINED)], QUEUES)

@@ -92,6 +92,14 @@ class TestQueueLoads:
         route = cfg.numbers["+31201234567"].route
         assert route is not None and route.no_answer == ToQueue("support")
 
+    def test_route_may_send_callers_straight_to_a_queue(self, tmp_path: Path) -> None:
+        """`route: {queue: NAME}`: nothing rings before the queue, whose agents the core rings."""
+        cfg = load(write(tmp_path, edited(('      targets: ["+31612345678"]\n      no_answer: {queue: support}',
+                                           "      queue: support"))))
+
+        route = cfg.numbers["+31201234567"].route
+        assert route is not None and route.targets == () and route.no_answer == ToQueue("support")
+
     def test_queue_without_optional_keys_takes_the_defaults(self, tmp_path: Path) -> None:
         text = VALID.split("    strategy: roundrobin\n")[0]
         cfg = load(write(tmp_path, text))
@@ -144,6 +152,15 @@ def _queue_problem_cases() -> list[object]:
         pytest.param(("{queue: support}", "{queue: Support!}"),
                      [(12, "numbers[0].route.no_answer.queue", "expected the name of one of the customer's queues")],
                      id="queue-name-malformed-in-no-answer"),
+        pytest.param(("      no_answer: {queue: support}", "      queue: support"),
+                     [(11, "numbers[0].route.targets", "a route with queue sends every caller straight to the queue")],
+                     id="queue-route-with-targets"),
+        pytest.param(('      targets: ["+31612345678"]\n      no_answer: {queue: support}', "      queue: sales"),
+                     [(11, "numbers[0].route.queue", "sales is not a queue in 'queues'")],
+                     id="queue-route-to-unknown-queue"),
+        pytest.param(('      targets: ["+31612345678"]\n      no_answer: {queue: support}', "      queue: [support]"),
+                     [(11, "numbers[0].route.queue", "expected the name of one of the customer's queues")],
+                     id="queue-route-name-not-a-name"),
         pytest.param(("    customer: acme\n    agents", "    customer: bakery\n    agents"),
                      [(12, "numbers[0].route.no_answer.queue", "queue support belongs to customer bakery"),
                       (26, f"{Q}.overflow.number", "+31201230006 belongs to customer acme")],

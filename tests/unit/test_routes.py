@@ -293,7 +293,7 @@ def _route_problem_cases() -> list[Any]:
         # The route itself
         pytest.param('- "+31612345678"\n', 6, r, "expected a mapping with targets", id="route-a-list"),
         pytest.param(t + "strategi: sequential\n", 7, f"{r}.strategi",
-                     "unknown key; expected one of no_answer, ring_seconds, strategy, targets", id="unknown-key"),
+                     "unknown key; expected one of no_answer, queue, ring_seconds, strategy, targets", id="unknown-key"),
         pytest.param("strategy: sequential\n", 6, f"{r}.targets", "missing; expected a list of E.164 numbers",
                      id="targets-missing"),
         pytest.param("targets: []\n", 6, f"{r}.targets", "expected a list of at least one", id="targets-empty"),
