@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Union
@@ -61,6 +62,10 @@ SORRY = "all-circuits-busy-now"  # when fairline or Asterisk cannot serve the ca
 OVERFLOWING = "pls-hold-while-try"  # the wait cap is reached and the caller is sent on: "please hold while I try..."
 MAX_HOPS = 5  # forwards from number to number within one call; a loop the config missed ends here
 TRUNK = "carrier-out"  # the PJSIP endpoint that reaches landline and mobile targets
+# A dial of phones on the trunk, the only kind fairline makes; dialplan/extensions.conf's [fairline-dial]
+# dials such an extension as it is. Asterisk truncates extensions past 79 characters (AST_MAX_EXTENSION).
+_TRUNK_DIAL = re.compile(rf"PJSIP/\+[0-9]+@{TRUNK}(?:&PJSIP/\+[0-9]+@{TRUNK})*,[0-9]+")
+MAX_EXTENSION = 79
 
 # Q.850 causes fairline releases calls with.
 CAUSE_NORMAL = 16
@@ -126,6 +131,14 @@ class Dial:
     """Hand the channel to the dialplan's Dial(): `dial` is its argument, e.g. "PJSIP/+316...@carrier-out,20"."""
 
     dial: str
+
+    @property
+    def extension(self) -> str | None:
+        """The extension of context fairline-dial that dials this without a channel variable set first
+        (the dial itself), or None when it is too long for an extension."""
+        if len(self.dial) > MAX_EXTENSION or _TRUNK_DIAL.fullmatch(self.dial) is None:
+            return None
+        return self.dial
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

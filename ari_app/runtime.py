@@ -35,12 +35,12 @@ SHUTDOWN_GRACE_S = 5.0
 
 EVENTS_USED = ("StasisStart", "StasisEnd", "ChannelStateChange", "ChannelHangupRequest", "ChannelDestroyed",
                "PlaybackFinished", "Dial", "ChannelDtmfReceived", "RecordingFinished", "RecordingFailed")
-DIAL_CONTEXT = "fairline-dial"  # dialplan/extensions.conf: Dial(${FAIRLINE_DIAL}), then back to fairline
+DIAL_CONTEXT = "fairline-dial"  # dialplan/extensions.conf: Dial() of what the extension names, then back to fairline
 
 
 _IN_QUEUE = (flow.Phase.QUEUED, flow.Phase.CONNECTED)  # the queues hold part of the call
 RECORDING_GRACE_S = 10.0  # after a recorded call ends, how long its CDR waits for the stored recording
-# A routed call's first step: subscribe and set FAIRLINE_DIAL at once, then continue into Dial().
+# A routed call's first step: subscribe, then continue into Dial() (decision 0017).
 ROUTE_ROUND_TRIPS = 2
 LATENCY_WEIGHT = 0.2  # of the newest request in the running estimate of ARI's latency
 SHED_CONTEXT, SHED_LABEL = "from-carrier", "shed"  # dialplan/extensions.conf: the fallback, without its warning
@@ -456,7 +456,7 @@ class App:
             for i, action in enumerate(actions):
                 try:
                     if isinstance(action, flow.Follow) and i + 1 < len(actions) and isinstance(actions[i + 1], flow.Dial):
-                        continue  # the Dial subscribes while it sets its variable: one round trip less before ringing
+                        continue  # the Dial subscribes itself, before it lets the channel go
                     await self._execute(call_id, action, session.log,
                                         follow=i > 0 and isinstance(actions[i - 1], flow.Follow))
                 except ChannelGone:
@@ -486,12 +486,18 @@ class App:
         elif isinstance(action, flow.Follow):
             await self._follow(call_id)
         elif isinstance(action, flow.Dial):
-            setting = self.ari.request("POST", path + "/variable", {"variable": "FAIRLINE_DIAL", "value": action.dial})
-            if follow:  # both must be done before the channel leaves the app; neither waits for the other
-                await asyncio.gather(self._follow(call_id), setting)
-            else:
-                await setting
-            await self.ari.request("POST", path + "/continue", {"context": DIAL_CONTEXT, "extension": "s",
+            extension = action.extension
+            if extension is None:  # too long for an extension: the dial goes in FAIRLINE_DIAL
+                extension = "s"
+                setting = self.ari.request("POST", path + "/variable", {"variable": "FAIRLINE_DIAL",
+                                                                        "value": action.dial})
+                if follow:  # both must be done before the channel leaves the app; neither waits for the other
+                    await asyncio.gather(self._follow(call_id), setting)
+                else:
+                    await setting
+            elif follow:  # the subscription must be in place before the channel leaves the app
+                await self._follow(call_id)
+            await self.ari.request("POST", path + "/continue", {"context": DIAL_CONTEXT, "extension": extension,
                                                                 "priority": "1"})
             self._dial_sent[call_id] = _now()  # its Dial event tells how long Asterisk took to act on it
             log.info("call.dialing", dial=action.dial)

@@ -759,6 +759,27 @@ class TestRouting:
         assert the_cdr(asked).hangup_cause == Q850[hangup.reason]
 
 
+class TestDialExtension:
+    """A dial goes to fairline-dial as its extension when Asterisk can hold it; else in FAIRLINE_DIAL."""
+
+    @pytest.mark.parametrize("dial", [
+        "PJSIP/+31612345601@carrier-out,20",
+        "PJSIP/+31612345601@carrier-out&PJSIP/+31301234567@carrier-out,120",
+    ])
+    def test_one_or_two_phones_on_the_trunk_are_their_own_extension(self, dial: str) -> None:
+        assert Dial(dial).extension == dial
+
+    @pytest.mark.parametrize("dial", [
+        # three phones: 95 characters, and Asterisk truncates an extension after 79
+        "PJSIP/+31612345601@carrier-out&PJSIP/+31612345602@carrier-out&PJSIP/+31612345603@carrier-out,20",
+        "PJSIP/+31612345601@other-trunk,20",  # only the trunk [fairline-dial] is written for
+        "PJSIP/+31612345601@carrier-out,20,m",  # no options: nothing but phones and a ring time
+        "PJSIP/31612345601@carrier-out,20",
+    ])
+    def test_anything_else_needs_the_variable(self, dial: str) -> None:
+        assert Dial(dial).extension is None
+
+
 class TestRoutedCallRecord:
     """The one CDR of a routed call: who answered, or why nobody did."""
 

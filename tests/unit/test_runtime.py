@@ -41,6 +41,13 @@ ROUTED_CONFIG = Config(
     numbers={"+31201234567": Number("+31201234567", "acme", NumberType.LOCAL, route=Route(
         Strategy.SIMULTANEOUS, (Target("+31612345601", TargetKind.MOBILE, 20),)))},
 )
+# Three phones at once: a dial too long for an extension of fairline-dial.
+THREE_PHONES = ("+31612345601", "+31612345602", "+31612345603")
+THREE_PHONES_CONFIG = Config(
+    customers={"acme": Customer("acme", "Acme BV")},
+    numbers={"+31201234567": Number("+31201234567", "acme", NumberType.LOCAL, route=Route(
+        Strategy.SIMULTANEOUS, tuple(Target(p, TargetKind.MOBILE, 20) for p in THREE_PHONES)))},
+)
 
 Request = tuple[str, str, "dict[str, str] | None"]
 
@@ -137,8 +144,13 @@ ASTERISK_INFO = ("GET", "/asterisk/info", {"only": "system"})
 EVENT_FILTER = ("PUT", "/applications/fairline/eventFilter", None)  # its JSON body is in FakeAri.bodies
 ADOPTION = [("GET", "/channels", None), ("GET", "/bridges", None)]  # calls a previous fairline left behind
 SUBSCRIBE = ("POST", "/applications/fairline/subscription", {"eventSource": f"channel:{CHANNEL}"})
-SET_DIAL = ("POST", f"{CALL}/variable", {"variable": "FAIRLINE_DIAL", "value": "PJSIP/+31612345601@carrier-out,20"})
-CONTINUE = ("POST", f"{CALL}/continue", {"context": "fairline-dial", "extension": "s", "priority": "1"})
+# The dial is the extension of fairline-dial the call continues to.
+CONTINUE = ("POST", f"{CALL}/continue", {"context": "fairline-dial", "extension": "PJSIP/+31612345601@carrier-out,20",
+                                         "priority": "1"})
+# Too long for an extension, it goes in FAIRLINE_DIAL and the call to extension s.
+SET_LONG_DIAL = ("POST", f"{CALL}/variable", {"variable": "FAIRLINE_DIAL", "value": "&".join(
+    f"PJSIP/{p}@carrier-out" for p in THREE_PHONES) + ",20"})
+CONTINUE_LONG = ("POST", f"{CALL}/continue", {"context": "fairline-dial", "extension": "s", "priority": "1"})
 PROGRESS = ("POST", f"{CALL}/progress", None)
 PLAY_NOBODY = ("POST", f"{CALL}/play", {"media": "sound:vm-nobodyavail", "playbackId": f"{CHANNEL}-0-noanswer"})
 RELEASE_BUSY = ("DELETE", CALL, {"reason": "busy"})
@@ -289,7 +301,7 @@ class TestReplayRoutedCall:
 
         feed(app, recorded(types=["StasisStart"]))
         await turn_until(lambda: CONTINUE in ari.requests, "the call handed to Dial()")
-        assert ari.requests == [SUBSCRIBE, SET_DIAL, CONTINUE]
+        assert ari.requests == [SUBSCRIBE, CONTINUE]
 
         feed(app, [channel_event("StasisEnd", "13:17:15.870"),  # leaving the app for the dialplan
                    dial_returned("BUSY", "13:17:17.200")])
@@ -301,7 +313,7 @@ class TestReplayRoutedCall:
                    channel_event("ChannelDestroyed", "13:17:19.520", cause=17, cause_txt="User busy")])
         await workers_done(app)
 
-        assert ari.requests == [SUBSCRIBE, SET_DIAL, CONTINUE, PROGRESS, PLAY_NOBODY, RELEASE_BUSY]
+        assert ari.requests == [SUBSCRIBE, CONTINUE, PROGRESS, PLAY_NOBODY, RELEASE_BUSY]
         [cdr] = submitted
         assert (cdr.call.disposition, cdr.call.hangup_cause, cdr.call.answered_at, cdr.call.answered_target) == (
             Disposition.BUSY, 17, None, None)
@@ -321,21 +333,36 @@ class TestReplayRoutedCall:
         await workers_done(app)
         assert dispositions(submitted) == ["abandoned"]
 
-    async def test_the_subscription_and_the_dial_variable_go_out_together_and_dial_waits_for_both(self) -> None:
+    async def test_the_call_goes_to_dial_only_once_its_events_are_followed(self) -> None:
         ari = FakeAri()
         ari.gates[SUBSCRIBE[:2]] = subscribed = asyncio.Event()
         app, _ = app_with(ari, config=ROUTED_CONFIG)
 
         feed(app, recorded(types=["StasisStart"]))
-        await turn_until(lambda: SET_DIAL in ari.requests, "the variable, while the subscription is unanswered")
-        assert ari.requests == [SUBSCRIBE, SET_DIAL]
+        await turn_until(lambda: SUBSCRIBE in ari.requests, "the subscription")
         for _ in range(20):
             await asyncio.sleep(0)
-        assert CONTINUE not in ari.requests  # never into Dial() before the events are followed
+        assert ari.requests == [SUBSCRIBE]  # never into Dial() before the events are followed
 
         subscribed.set()
         await turn_until(lambda: CONTINUE in ari.requests, "the call handed to Dial()")
-        assert ari.requests == [SUBSCRIBE, SET_DIAL, CONTINUE]
+        assert ari.requests == [SUBSCRIBE, CONTINUE]
+
+    async def test_a_dial_too_long_for_an_extension_is_set_while_subscribing_and_dial_waits_for_both(self) -> None:
+        ari = FakeAri()
+        ari.gates[SUBSCRIBE[:2]] = subscribed = asyncio.Event()
+        app, _ = app_with(ari, config=THREE_PHONES_CONFIG)
+
+        feed(app, recorded(types=["StasisStart"]))
+        await turn_until(lambda: SET_LONG_DIAL in ari.requests, "the variable, while the subscription is unanswered")
+        assert ari.requests == [SUBSCRIBE, SET_LONG_DIAL]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert CONTINUE_LONG not in ari.requests
+
+        subscribed.set()
+        await turn_until(lambda: CONTINUE_LONG in ari.requests, "the call handed to Dial()")
+        assert ari.requests == [SUBSCRIBE, SET_LONG_DIAL, CONTINUE_LONG]
 
     async def test_failed_subscription_plays_the_apology_releases_with_failure_and_the_cdr_still_follows(
             self) -> None:
@@ -345,11 +372,11 @@ class TestReplayRoutedCall:
         try:
             feed(app, recorded(types=["StasisStart"]))
             await turn_until(lambda: PLAY_APOLOGY in ari.requests, "the apology after the failed subscription")
-            # Subscribed while FAIRLINE_DIAL was set, and not handed to Dial() unfollowed.
-            assert ari.requests == [SUBSCRIBE, SET_DIAL, PROGRESS, PLAY_APOLOGY]
+            # Not handed to Dial() unfollowed.
+            assert ari.requests == [SUBSCRIBE, PROGRESS, PLAY_APOLOGY]
             feed(app, [apology_finished()])
             await turn_until(lambda: RELEASE_FAILURE in ari.requests, "the release after the apology")
-            assert ari.requests == [SUBSCRIBE, SET_DIAL, PROGRESS, PLAY_APOLOGY, RELEASE_FAILURE]
+            assert ari.requests == [SUBSCRIBE, PROGRESS, PLAY_APOLOGY, RELEASE_FAILURE]
             feed(app, recorded(types=["ChannelHangupRequest", "StasisEnd"]))
             await turn_until(lambda: bool(submitted), "the CDR")
 
