@@ -6,9 +6,9 @@ at each offered rate in one run:
             does Dial(PJSIP/<target>@carrier-out): the plain dialplan path
   fairline  a simple forward: fairline decides the route, subscribes, and hands the call
             to Dial() in context fairline-dial (decision 0009)
-  queued    fairline holds the call: the route's only target is unreachable at once, the
-            caller is answered on entering a queue (decision 0012), an agent who answers
-            at once is originated and bridged; INVITE -> 200 OK is the time to the queue
+  queued    fairline holds the call: the number's route is a queue, the caller is answered
+            on entering it (decision 0012), an agent who answers at once is originated and
+            bridged; INVITE -> 200 OK is the time to the queue
   bridging  a minimal ARI app (bench/bridging_app.py) that originates the target and bridges
             both legs itself, what decision 0009 rejected (fairline stopped meanwhile)
 Per path and rate: calls completed and failed, INVITE -> 200 OK median and p99 and
@@ -75,13 +75,13 @@ TARGET_KB_PER_CALL = 50.0
 def bench_config(path: Path, queues: int) -> Path:
     """bench/fairline.yaml with its queued number and queue copied `queues` times; written to `path`."""
     base = yaml.safe_load((ROOT / "bench" / "fairline.yaml").read_text())
-    queued = next(n for n in base["numbers"] if n["route"].get("no_answer"))
+    queued = next(n for n in base["numbers"] if n["route"].get("queue"))
     template = base["queues"][0]
     base["numbers"] = [n for n in base["numbers"] if n is not queued]
     base["queues"] = []
     for q in range(queues):
         name = f"bench-{q:02d}"
-        base["numbers"].append({**queued, "number": queued_did(q), "route": {**queued["route"], "no_answer": {"queue": name}}})
+        base["numbers"].append({**queued, "number": queued_did(q), "route": {"queue": name}})
         base["queues"].append({**template, "name": name, "agents": [f"+3120140{q:02d}{a}8" for a in range(10)]})
     path.write_text(yaml.safe_dump(base, sort_keys=False))
     return path
@@ -106,22 +106,6 @@ def ensure_plotting() -> bool:
         stackmod.say(f"no chart: pip install {' '.join(extra)} failed: {proc.stderr.strip()[-300:]}")
         return False
     return True
-
-
-# uas_targets.xml's unreachable branch (503) lacks next="end" after its ACK: the phone falls
-# through to the caller-id checks and sends 503 again, Asterisk ACKs it, and the two ping-pong
-# ~100 packets/s per such call for as long as they run, keeping Asterisk busy after the calls
-# ended. The queued path rings an unreachable phone for every call, so the benchmark runs the
-# phones with that one line fixed (a copy in its state directory).
-_TARGETS_LOOP = '<recv request="ACK"/>\n\n  <label id="check_caller"/>'
-_TARGETS_FIXED = '<recv request="ACK" next="end"/>\n\n  <label id="check_caller"/>'
-
-
-def targets_scenario(state_dir: Path) -> Path:
-    """The phones behind the carrier trunk (uas_targets.xml), with its unreachable branch ending."""
-    path = state_dir / "bench_uas_targets.xml"
-    path.write_text((stackmod.SCENARIOS / "uas_targets.xml").read_text().replace(_TARGETS_LOOP, _TARGETS_FIXED))
-    return path
 
 
 def caller_scenario(state_dir: Path, talk_s: float) -> Path:
@@ -500,8 +484,6 @@ def main() -> int:
     stack.app_config = bench_config(stack.state_dir / "bench-fairline.yaml", QUEUES)
     stack.fairline_log_level = "info"  # as in production
     stack.start(with_fairline=False)
-    stackmod.stop_process(stack.targets, "sipp targets")
-    stack.start_targets(targets_scenario(stack.state_dir))
     bench = Bench(stack, tcpdump)
     runs: list[Run] = []
     memory: list[dict[str, Any]] = []
