@@ -30,7 +30,7 @@ import structlog
 import yaml
 
 from ari_app.config import to_e164
-from rating.cdr_writer import is_row_fault
+from rating.storage import is_row_fault
 from rating.config_store import ChangeKind, NumberChange, record_version
 
 log = structlog.get_logger(__name__)

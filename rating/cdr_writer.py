@@ -21,21 +21,9 @@ import structlog
 
 from rating.cdr import RatedCdr
 from rating.spool import Spool, SpoolError
-from rating.storage import insert_cdrs
+from rating.storage import insert_cdrs, is_row_fault
 
 log = structlog.get_logger(__name__)
-
-# Errors that say "this row is wrong", not "the database cannot take writes now":
-# bad values (SQLSTATE class 22), broken constraints (class 23), and asyncpg's own
-# refusal to encode a value (its client-side DataError). Such a row is set aside and
-# the rest of its batch stored. Every other failure (connection refused or lost,
-# shutdown, timeout, too many connections, a missing table...) keeps the CDRs for
-# later: rejecting good rows for a fault outside them would need a person to undo.
-_ROW_FAULTS: tuple[type[Exception], ...] = (
-    asyncpg.exceptions.DataError,
-    asyncpg.exceptions.IntegrityConstraintViolationError,
-    asyncpg.exceptions._base.DataError,
-)
 
 # The ways an unreachable or restarting database shows itself; logged without a traceback.
 _OUTAGES: tuple[type[BaseException], ...] = (
@@ -45,12 +33,6 @@ _OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,  # admin/crash shutdown, cannot connect now, query cancelled
     asyncpg.InsufficientResourcesError,  # disk full, too many connections
 )
-
-
-def is_row_fault(exc: BaseException) -> bool:
-    """Whether a failed insert blames the rows themselves rather than the database being unavailable."""
-    return isinstance(exc, _ROW_FAULTS)
-
 
 # Upper bounds of the write latency buckets, in seconds: a healthy local insert takes
 # milliseconds; the last bounds reach the 10 s timeout after which an insert is an outage.

@@ -5,6 +5,7 @@ Billing queries (reports, invoices, decisions) are in billing.py; DDL is in migr
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Sequence
@@ -149,15 +150,91 @@ _RECORDING_COLUMNS = 6
 _NO_QUEUE = (None, None, 0, None, "[]")  # queue_name ... queue_visits of a call that never queued
 
 
+# Errors that say "this row is wrong", not "the database cannot take writes now":
+# bad values (SQLSTATE class 22), broken constraints (class 23), and asyncpg's own
+# refusal to encode a value (its client-side DataError). Such a row is set aside and
+# the rest of its batch stored. Every other failure (connection refused or lost,
+# shutdown, timeout, too many connections, a missing table...) keeps the CDRs for
+# later: rejecting good rows for a fault outside them would need a person to undo.
+_ROW_FAULTS: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.DataError,
+    asyncpg.exceptions.IntegrityConstraintViolationError,
+    asyncpg.exceptions._base.DataError,
+)
+
+
+def is_row_fault(exc: BaseException) -> bool:
+    """Whether a failed insert blames the rows themselves rather than the database being unavailable."""
+    return isinstance(exc, _ROW_FAULTS)
+
+
+# A backlog batch (a spool replay, `fairline cdr import`, a burst) this big or bigger goes in as two
+# halves on two connections of the pool at once: while PostgreSQL moves one half into cdrs, Python
+# encodes the other, and PostgreSQL's work is spread over two backends (docs/performance.md).
+# Live traffic makes batches of about 20, which go in one statement as before.
+HALVES_FROM = 1000
+
+
 async def insert_cdrs(conn: asyncpg.Connection | asyncpg.Pool, cdrs: Sequence[RatedCdr]) -> set[str]:
-    """Store a batch of rated CDRs, and the recordings of the recorded ones, in one transaction;
-    return the call ids that were new.
+    """Store a batch of rated CDRs, and the recordings of the recorded ones; return the call ids that were new.
 
     Idempotent: a call id already stored is left as it is (its recording row too), so a
-    replayed batch doubles nothing.
+    replayed batch doubles nothing; a call id twice in the batch is stored as it first comes.
+    On one connection, or for a small batch, in one transaction; a big batch on a pool goes in
+    two halves at once, the first committed first, so a failure may leave the first half stored
+    and the second not: storing the batch again completes it.
     """
-    if not cdrs:
+    firsts: dict[str, RatedCdr] = {}
+    for r in cdrs:
+        firsts.setdefault(r.call.call_id, r)
+    unique = list(firsts.values())
+    if not unique:
         return set()
+    if not isinstance(conn, asyncpg.Pool):
+        return await _in_one_transaction(conn, unique)
+    if len(unique) < HALVES_FROM:
+        async with conn.acquire() as pooled:
+            return await _in_one_transaction(pooled, unique)
+    half = len(unique) // 2
+    async with conn.acquire() as first, conn.acquire() as second:
+        return await _in_two_transactions(first, unique[:half], second, unique[half:])
+
+
+async def _in_one_transaction(conn: asyncpg.Connection, cdrs: Sequence[RatedCdr]) -> set[str]:
+    async with conn.transaction():
+        return await _copy_and_insert(conn, cdrs)
+
+
+async def _in_two_transactions(a: asyncpg.Connection, first: Sequence[RatedCdr],
+                               b: asyncpg.Connection, second: Sequence[RatedCdr]) -> set[str]:
+    """Both halves staged at once, then committed in order; any failure before the commits rolls both back."""
+    # The first half's transaction starts first, so its rows' recorded_at are no later than the second's.
+    ta, tb = a.transaction(), b.transaction()
+    await ta.start()
+    try:
+        await tb.start()
+    except BaseException:
+        await ta.rollback()
+        raise
+    results = await asyncio.gather(_copy_and_insert(a, first), _copy_and_insert(b, second), return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        for transaction in (tb, ta):
+            try:
+                await transaction.rollback()
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                pass  # the connection is broken: the pool closes it, and the transaction dies with it
+        # A row's fault first: the writer then stores the rows one by one and sets the bad one aside.
+        raise next((e for e in failed if is_row_fault(e)), failed[0])
+    await ta.commit()
+    await tb.commit()
+    new_a, new_b = results
+    assert isinstance(new_a, set) and isinstance(new_b, set)
+    return new_a | new_b
+
+
+def _copy_rows(cdrs: Sequence[RatedCdr]) -> tuple[list[tuple[Any, ...]], list[list[Any]]]:
+    """The staging table's rows, and the recordings' columns, of a batch."""
     rows: list[tuple[Any, ...]] = []
     recordings: list[list[Any]] = [[] for _ in range(_RECORDING_COLUMNS)]
     for r in cdrs:
@@ -176,25 +253,22 @@ async def insert_cdrs(conn: asyncpg.Connection | asyncpg.Pool, cdrs: Sequence[Ra
             fields: tuple[Any, ...] = (c.call_id, f.path, f.started_at, f.ended_at, f.duration_seconds, f.sha256)
             for column, field in zip(recordings, fields, strict=True):
                 column.append(field)
-    if isinstance(conn, asyncpg.Pool):
-        async with conn.acquire() as pooled:
-            return await _copy_and_insert(pooled, rows, recordings)
-    return await _copy_and_insert(conn, rows, recordings)
+    return rows, recordings
 
 
-async def _copy_and_insert(conn: asyncpg.Connection, rows: list[tuple[Any, ...]],
-                           recordings: list[list[Any]]) -> set[str]:
-    async with conn.transaction():
-        await conn.execute(_CREATE_STAGING)
-        try:
-            await conn.copy_records_to_table(_STAGING, records=rows, columns=_STAGING_NAMES)
-        except (TypeError, ValueError, OverflowError) as exc:
-            if isinstance(exc, asyncpg.InterfaceError):
-                raise
-            # A value asyncpg cannot encode (an int too big for its column...): the row's fault, as
-            # asyncpg says of a bad query argument, so the writer sets the row aside.
-            raise asyncpg.exceptions._base.DataError(f"invalid input for a CDR column: {exc}") from exc
-        stored = await conn.fetch(_INSERT_CDRS, *recordings)
+async def _copy_and_insert(conn: asyncpg.Connection, cdrs: Sequence[RatedCdr]) -> set[str]:
+    """Within the connection's transaction: the batch into the staging table, then into cdrs and recordings."""
+    rows, recordings = _copy_rows(cdrs)
+    await conn.execute(_CREATE_STAGING)
+    try:
+        await conn.copy_records_to_table(_STAGING, records=rows, columns=_STAGING_NAMES)
+    except (TypeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, asyncpg.InterfaceError):
+            raise
+        # A value asyncpg cannot encode (an int too big for its column...): the row's fault, as
+        # asyncpg says of a bad query argument, so the writer sets the row aside.
+        raise asyncpg.exceptions._base.DataError(f"invalid input for a CDR column: {exc}") from exc
+    stored = await conn.fetch(_INSERT_CDRS, *recordings)
     return {row["call_id"] for row in stored}
 
 

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 
 from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
-from rating.cdr_writer import is_row_fault
-from rating.storage import DirectoryNumber, Migration, MigrationEdited, insert_cdrs, migrate, sync_directory
+from rating.storage import (HALVES_FROM, DirectoryNumber, Migration, MigrationEdited, insert_cdrs, is_row_fault,
+                            migrate, sync_directory)
 from rating.tariff import DEFAULT_RATES, NumberType
 from tests.e2e.conftest import LiveStack
 
@@ -100,3 +100,37 @@ async def test_a_value_asyncpg_cannot_encode_is_a_client_side_data_error(conn: a
     assert await conn.fetchval("SELECT count(*) FROM cdrs WHERE call_id LIKE $1", f"{p}%") == 0
     assert await insert_cdrs(conn, [_cdr(f"{p}0")]) == {f"{p}0"}  # the connection is usable again
     await conn.execute("DELETE FROM cdrs WHERE call_id LIKE $1", f"{p}%")
+
+
+async def test_a_backlog_batch_goes_in_as_two_halves_first_half_first(pool: asyncpg.Pool) -> None:
+    """A spool replay's batch on the pool: every CDR once, a call id twice stored as it first came,
+    and the first half's rows recorded no later than the second's (the order the writer keeps)."""
+    p = f"stest-{uuid.uuid4().hex[:12]}-"
+    n = 2 * HALVES_FROM
+    batch = [_cdr(f"{p}{i}") for i in range(n)]
+    twice = _cdr(f"{p}{n - 1}", disposition=Disposition.BUSY, answered_at=None)  # the last one again, changed
+    try:
+        assert await insert_cdrs(pool, [*batch, twice]) == {f"{p}{i}" for i in range(n)}
+        rows = await pool.fetch("SELECT call_id, disposition, recorded_at FROM cdrs WHERE call_id LIKE $1", f"{p}%")
+        by_n = sorted((int(r["call_id"].removeprefix(p)), r) for r in rows)
+        assert [i for i, _ in by_n] == list(range(n))
+        assert by_n[-1][1]["disposition"] == "answered"
+        times = [r["recorded_at"] for _, r in by_n]
+        assert max(times[:n // 2]) <= min(times[n // 2:])
+        assert await insert_cdrs(pool, batch) == set()  # again: nothing new, nothing doubled
+    finally:
+        await pool.execute("DELETE FROM cdrs WHERE call_id LIKE $1", f"{p}%")
+
+
+async def test_a_bad_row_in_either_half_stores_neither_and_blames_the_row(pool: asyncpg.Pool) -> None:
+    """The writer then stores the rows one by one and sets the bad one aside; nothing half-done is left."""
+    p = f"stest-{uuid.uuid4().hex[:12]}-"
+    n = 2 * HALVES_FROM
+    for bad in (3, n - 3):
+        batch = [_cdr(f"{p}{i}", hangup_cause=2**40) if i == bad else _cdr(f"{p}{i}") for i in range(n)]
+        with pytest.raises(asyncpg.exceptions._base.DataError) as raised:
+            await insert_cdrs(pool, batch)
+        assert is_row_fault(raised.value)
+        assert await pool.fetchval("SELECT count(*) FROM cdrs WHERE call_id LIKE $1", f"{p}%") == 0
+    assert len(await insert_cdrs(pool, [_cdr(f"{p}{i}") for i in range(n)])) == n  # the pool is usable again
+    await pool.execute("DELETE FROM cdrs WHERE call_id LIKE $1", f"{p}%")

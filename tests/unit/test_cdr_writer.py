@@ -15,7 +15,8 @@ from structlog.testing import capture_logs
 
 import rating.cdr_writer
 from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
-from rating.cdr_writer import CdrWriter, LatencyHistogram, is_row_fault
+from rating.cdr_writer import CdrWriter, LatencyHistogram
+from rating.storage import is_row_fault
 from rating.spool import Spool, SpoolError
 from rating.tariff import DEFAULT_RATES, NumberType
 
