@@ -128,6 +128,9 @@ class App:
         # while every call is shed the next one is routed again to measure afresh.
         self._dial_delay_s, self._dial_delay_at = 0.0, time.monotonic()
         self._dial_sent: dict[str, datetime] = {}
+        # Since when fairline handles events: a call that came in while it was not listening (down,
+        # reconnecting, adopting) waited for that, not for an overload, and is not shed for it.
+        self._listening_since = datetime.min.replace(tzinfo=timezone.utc)
         self._connections = 0
 
     @property
@@ -224,6 +227,7 @@ class App:
         self.admission = admission.Admission()  # whatever share an earlier fairline left: all calls again
         await self._admit(self.admission.percent)
         await self._adopt_channels()
+        self._listening_since = _now()
 
     async def _filter_events(self) -> None:
         """Ask Asterisk for the events fairline acts on only: fewer events, less load on the app's queue."""
@@ -367,7 +371,7 @@ class App:
         return self._expected_wait(event) > self.shed_after_s
 
     def _expected_wait(self, event: events.CallStarted) -> float:
-        waited = (_now() - min(event.at, event.started_at)).total_seconds()
+        waited = (_now() - max(min(event.at, event.started_at), self._listening_since)).total_seconds()
         return waited + ROUTE_ROUND_TRIPS * self.request_latency_s + self.dial_delay_s
 
     @property

@@ -83,6 +83,19 @@ async def test_a_call_whose_channel_waited_in_asterisk_is_shed_though_its_event_
     assert ari.requests[0] == CONTINUE_TO_FALLBACK
 
 
+async def test_a_call_that_waited_while_fairline_was_connecting_is_routed_not_shed() -> None:
+    """Its wait came from fairline's (re)start, not from an overload: the fallback would lose its route."""
+    ari = FakeAri()
+    app, _ = app_shedding(ari)
+    await app._on_connect()  # the event filter, the admitted share, adoption: then events flow
+    ari.requests.clear()
+
+    app.handle(started(lag_s=2.0))  # waiting in Asterisk's queue since before fairline listened
+    await turn_until(lambda: any(r[1].endswith("/continue") for r in ari.requests), "the route")
+
+    assert CONTINUE_TO_FALLBACK not in ari.requests and app.calls_shed == 0
+
+
 async def test_slow_ari_answers_shed_a_call_on_time_and_fast_ones_bring_routing_back() -> None:
     ari = FakeAri()
     app, _ = app_shedding(ari)
