@@ -22,8 +22,8 @@ HEADER = f"""\
 ; [{CONTEXT}] serves calls while the fairline app is not connected. A routed
 ; number rings the first target of its daytime route (opening hours, the other
 ; targets and no-answer handling need fairline); a number whose route is a queue
-; rings all the queue's agents at once, for the queue's longest wait; an
-; announcement-only number plays its announcement.
+; rings the queue's first agent; an announcement-only number plays its
+; announcement.
 """
 
 
@@ -38,9 +38,10 @@ def fallback_dialplan(config: Config) -> str:
                       " same => n,Hangup()"]
         elif number.route is not None and isinstance(number.route.no_answer, ToQueue) \
                 and (queue := config.queues.get(number.route.no_answer.name)) is not None:
-            # The caller waits no longer than the queue's cap, as with fairline (then released).
-            agents = "&".join(f"PJSIP/{agent}@{TRUNK}" for agent in queue.spec.agents)
-            lines += [f"exten => {e164},1,Dial({agents},{queue.spec.max_wait_seconds})",
+            # Its first agent, as a route's first target: ringing them all at once would turn every
+            # call shed under overload (decision 0016) into as many outbound calls as the queue has agents.
+            agent = queue.spec.agents[0]
+            lines += [f"exten => {e164},1,Dial(PJSIP/{agent}@{TRUNK},{queue.spec.ring_seconds})",
                       " same => n,Hangup()"]
         elif number.announcement is not None:
             lines += [f"exten => {e164},1,Answer()",

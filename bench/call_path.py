@@ -17,7 +17,7 @@ the calls fairline shed to the dialplan fallback, CPU per call (fairline or the 
 app, and Asterisk) and the app's peak resident memory. Then fairline's memory per
 concurrent call, holding long calls. Writes results/call_path.json and results/call_path.png.
 
-    python bench/call_path.py [--rates 25,50,75,100,125,150,200,300] [--seconds 5] [--memory-calls 300,200]
+    python bench/call_path.py [--rates 25,50,75,100,125,150,175,200,250,300] [--seconds 5] [--memory-calls 300,200]
 """
 
 from __future__ import annotations
@@ -459,7 +459,7 @@ def chart(runs: list[Run], out: Path, when: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rates", default="25,50,75,100,125,150,200,300", help="offered call rates (calls/s), comma-separated")
+    parser.add_argument("--rates", default="25,50,75,100,125,150,175,200,250,300", help="offered call rates (calls/s), comma-separated")
     parser.add_argument("--seconds", type=float, default=5, help="seconds of calls per rate and path")
     parser.add_argument("--paths", default=",".join(PATHS), help=f"which of {','.join(PATHS)}")
     parser.add_argument("--memory-calls", default="300,200",

@@ -5,8 +5,9 @@ look the number up in the directory, `rating.cdr.rate_record`, then
 `CdrWriter.submit`; the writer (as `fairline run` opens it: an asyncpg pool of at
 most 4, default batches: 200, and up to 2,000 when more CDRs are already waiting)
 inserts batches with `rating.storage.insert_cdrs` (binary COPY into a staging
-table, then one INSERT ... SELECT) into a real PostgreSQL (a private cluster,
-schema from the migrations). Three phases over the same calls, each into an
+table, then one INSERT ... SELECT; a batch of 1,000 or more as two halves at once
+on two pool connections) into a real PostgreSQL (a private cluster, schema from
+the migrations). Three phases over the same calls, each into an
 empty `cdrs` table:
 
   rating            rate_record alone, in memory

@@ -15,8 +15,8 @@ HEADER = """\
 ; [fairline-fallback] serves calls while the fairline app is not connected. A routed
 ; number rings the first target of its daytime route (opening hours, the other
 ; targets and no-answer handling need fairline); a number whose route is a queue
-; rings all the queue's agents at once, for the queue's longest wait; an
-; announcement-only number plays its announcement.
+; rings the queue's first agent; an announcement-only number plays its
+; announcement.
 
 [fairline-fallback]
 """
@@ -100,8 +100,9 @@ class TestFallbackDialplan:
 
         assert "exten => +31201234567,1,Dial(PJSIP/+31612345673@carrier-out,20)\n" in fallback_dialplan(cfg)
 
-    def test_queue_only_number_rings_all_the_queues_agents_for_at_most_its_longest_wait(self, tmp_path: Path) -> None:
-        """Without fairline nobody holds the caller in line: the agents ring at once, within the one-minute cap."""
+    def test_queue_only_number_rings_the_queues_first_agent_for_its_ring_time(self, tmp_path: Path) -> None:
+        """Without fairline nobody holds the caller in line: the first agent rings, as a route's first target.
+        Not all agents at once: a call shed under overload would become as many outbound calls."""
         text = CONFIG + """\
   - number: "+31201234569"
     customer: acme
@@ -111,7 +112,7 @@ queues:
   - name: desk
     customer: acme
     agents: ["+31612345671", "+31201234597"]
-    max_wait_seconds: 45
+    ring_seconds: 12
 """
-        assert ("exten => +31201234569,1,Dial(PJSIP/+31612345671@carrier-out&PJSIP/+31201234597@carrier-out,45)\n"
+        assert ("exten => +31201234569,1,Dial(PJSIP/+31612345671@carrier-out,12)\n"
                 " same => n,Hangup()\n") in fallback_dialplan(load_text(tmp_path, text))
