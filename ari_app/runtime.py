@@ -481,7 +481,10 @@ class App:
                        follow: bool = False) -> None:
         path = f"/channels/{call_id}"
         if isinstance(action, flow.Answer):
+            started = time.monotonic()
             await self.ari.request("POST", path + "/answer")
+            # A queued caller waits for this one: an overloaded Asterisk shows in it (decision 0016).
+            self._note_latency(time.monotonic() - started)
         elif isinstance(action, flow.Progress):
             await self.ari.request("POST", path + "/progress")
         elif isinstance(action, flow.Play):

@@ -325,18 +325,26 @@ class Bench:
         self.tcpdump = tcpdump
         self.bridging: subprocess.Popen[bytes] | None = None
 
-    def use(self, app: str | None) -> int | None:
-        """Put `app` (None, "fairline" or "bridging") on Stasis(fairline); the pid of its process."""
-        if app != "fairline" and self.stack.fairline is not None:
+    def use(self, app: str | None, fresh: bool = True) -> int | None:
+        """Put `app` (None, "fairline" or "bridging") on Stasis(fairline); the pid of its process.
+
+        A fresh process unless `fresh` is False and `app` already runs: every run of the sweep gets one,
+        as Asterisk is drained between runs, so what fairline learnt in an overload (its shedding
+        estimates, the admitted share) does not carry over into the next path's run.
+        """
+        running = self.stack.fairline if app == "fairline" else self.bridging if app == "bridging" else None
+        if not fresh and running is not None:
+            return running.pid
+        if self.stack.fairline is not None:
             stackmod.stop_process(self.stack.fairline, "fairline")
             self.stack.fairline = None
-        if app != "bridging" and self.bridging is not None:
+        if self.bridging is not None:
             stackmod.stop_process(self.bridging, "bridging app")
             self.bridging = None
-        if app == "fairline" and self.stack.fairline is None:
+        if app == "fairline":
             self.stack.start_fairline()
             self.warm_up("fairline", "queued")
-        if app == "bridging" and self.bridging is None:
+        if app == "bridging":
             self.bridging = start_bridging_app(self.stack)
             self.warm_up("bridging")
         proc = self.stack.fairline if app == "fairline" else self.bridging if app == "bridging" else None
@@ -353,9 +361,10 @@ class Bench:
             run_sipp(self.stack, self.tcpdump, path_name, WARM_UP_RATE, 1, CALL_SECONDS, None, work)
             drain(self.stack)
 
-    def run(self, path_name: str, rate: int, seconds: float, talk_s: float = CALL_SECONDS) -> tuple[Run, Sampler]:
+    def run(self, path_name: str, rate: int, seconds: float, talk_s: float = CALL_SECONDS,
+            fresh: bool = True) -> tuple[Run, Sampler]:
         app = {"dialplan": None, "fairline": "fairline", "queued": "fairline", "bridging": "bridging"}[path_name]
-        pid = self.use(app)
+        pid = self.use(app, fresh)
         work = self.stack.state_dir / f"bench-{path_name}-{rate}-{time.monotonic_ns()}"
         work.mkdir()
         run, sampler = run_sipp(self.stack, self.tcpdump, path_name, rate, seconds, talk_s, pid, work)
@@ -366,11 +375,11 @@ class Bench:
         """fairline's resident memory before and while holding `concurrent` long calls of `path_name`."""
         self.use(None)
         pid = self.use("fairline")  # a fresh process: the sweep's overloads must not have grown it already
-        self.run(path_name, 50, 2)  # warm-up: imports, caches, the first calls' allocations
+        self.run(path_name, 50, 2, fresh=False)  # warm-up: imports, caches, the first calls' allocations
         time.sleep(1)
         before = rss_kb(pid)
         hold_s = concurrent / rate + 4  # every call is still up when the last one is answered
-        run, sampler = self.run(path_name, rate, concurrent / rate, talk_s=hold_s)
+        run, sampler = self.run(path_name, rate, concurrent / rate, talk_s=hold_s, fresh=False)
         after = rss_kb(pid)
         held = int(sampler.peak_calls)
         during = sampler.rss_at_peak_calls_kb

@@ -6,6 +6,7 @@ The wait counts from the channel's creation, plus the requests routing needs at 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,11 +16,11 @@ from structlog.testing import capture_logs
 from ari_app.errors import AriError
 from ari_app.events import CallStarted, parse
 from ari_app.health import render_metrics
-from ari_app.runtime import App
+from ari_app.runtime import LATENCY_WEIGHT, App
 from rating.cdr import RatedCdr
 from rating.tariff import DEFAULT_RATES
 from tests.unit.test_health import FakeWriter
-from tests.unit.test_runtime import CHANNEL, ROUTED_CONFIG, FakeAri, recorded, turn_until
+from tests.unit.test_runtime import ANSWER, CHANNEL, PLAY_HELLO, ROUTED_CONFIG, FakeAri, app_with, recorded, turn_until
 
 CONTINUE_TO_FALLBACK = ("POST", f"/channels/{CHANNEL}/continue",
                         {"context": "from-carrier", "extension": "+31201234567", "label": "shed"})
@@ -164,3 +165,18 @@ async def test_a_share_asterisk_does_not_take_still_sheds_the_call() -> None:
         await turn_until(lambda: any(e["event"] == "call.admission_failed" for e in logs), "the share's failure")
 
     assert ari.requests[0] == CONTINUE_TO_FALLBACK and app.calls == {}
+
+
+async def test_a_slow_answer_raises_the_wait_expected_for_the_next_calls() -> None:
+    """Queued callers are answered by fairline first: Asterisk falling behind shows in that request too."""
+    ari = FakeAri()
+    ari.gates[ANSWER[:2]] = answered = asyncio.Event()
+    app, _ = app_with(ari)  # an announcement number: answered, then the announcement plays
+
+    app.handle(recorded(types=["StasisStart"])[0])
+    await turn_until(lambda: ANSWER in ari.requests, "the answer")
+    await asyncio.sleep(0.2)
+    answered.set()
+    await turn_until(lambda: PLAY_HELLO in ari.requests, "the announcement")
+
+    assert app.request_latency_s >= LATENCY_WEIGHT * 0.2
