@@ -45,6 +45,7 @@ class BridgingApp:
         self.app = app
         self.target = target
         self.live: set[str] = set()  # callers whose call (ringing or bridged) is not torn down yet
+        self.taken = 0  # callers that reached the app; the others took the dialplan's fallback
         self.bridged = 0
         self.failed = 0
         self.tasks: set[asyncio.Task[None]] = set()
@@ -73,6 +74,15 @@ class BridgingApp:
             task = asyncio.ensure_future(self.on_event(json.loads(msg.data)))
             self.tasks.add(task)
             task.add_done_callback(self._done)
+        # E.g. Asterisk closed it because the app read too slowly (ari.conf websocket_write_timeout):
+        # from now on every new call takes the dialplan's fallback.
+        print(f"bridging app: events websocket closed ({ws.close_code})", file=sys.stderr, flush=True)
+
+    async def count_into(self, path: Path) -> None:
+        """Keep `path` holding how many callers reached the app, for the benchmark to read (every 0.2 s)."""
+        while True:
+            path.write_text(f"{self.taken}\n")
+            await asyncio.sleep(0.2)
 
     def _done(self, task: "asyncio.Task[None]") -> None:
         self.tasks.discard(task)
@@ -98,6 +108,7 @@ class BridgingApp:
                 await self.tear_down(caller, gone=cid, cause=str(event.get("cause", 16)))
 
     async def originate(self, caller: str, caller_number: str) -> None:
+        self.taken += 1
         self.live.add(caller)
         params = {"endpoint": f"PJSIP/{self.target}@carrier-out", "app": self.app, "appArgs": "leg",
                   "channelId": caller + LEG_SUFFIX, "originator": caller, "timeout": str(RING_SECONDS)}
@@ -143,7 +154,11 @@ async def main_async(args: argparse.Namespace) -> int:
                                      timeout=aiohttp.ClientTimeout(total=5.0),
                                      connector=aiohttp.TCPConnector(limit=50)) as session:
         app = BridgingApp(session, args.ari_url, args.app, args.target)
+        counting = asyncio.ensure_future(app.count_into(args.count_file)) if args.count_file else None
         await app.run(stop)
+        if counting is not None:
+            counting.cancel()
+            args.count_file.write_text(f"{app.taken}\n")
         print(f"bridging app: {app.bridged} calls bridged, {app.failed} failed", file=sys.stderr, flush=True)
     return 0
 
@@ -154,6 +169,7 @@ def main() -> int:
     parser.add_argument("--secrets", type=Path, required=True, help="file with ARI_USER= and ARI_PASSWORD=")
     parser.add_argument("--target", required=True, help="E.164 number every call is put through to")
     parser.add_argument("--app", default="fairline", help="Stasis application name (default: fairline's)")
+    parser.add_argument("--count-file", type=Path, help="file kept holding how many callers reached the app")
     return asyncio.run(main_async(parser.parse_args()))
 
 
