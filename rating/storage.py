@@ -192,7 +192,7 @@ async def insert_cdrs(conn: asyncpg.Connection | asyncpg.Pool, cdrs: Sequence[Ra
         return set()
     if not isinstance(conn, asyncpg.Pool):
         return await _in_one_transaction(conn, unique)
-    if len(unique) < HALVES_FROM:
+    if len(unique) < HALVES_FROM or conn.get_max_size() < 2:  # two halves need two connections at once
         async with conn.acquire() as pooled:
             return await _in_one_transaction(pooled, unique)
     half = len(unique) // 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -134,3 +135,16 @@ async def test_a_bad_row_in_either_half_stores_neither_and_blames_the_row(pool: 
         assert await pool.fetchval("SELECT count(*) FROM cdrs WHERE call_id LIKE $1", f"{p}%") == 0
     assert len(await insert_cdrs(pool, [_cdr(f"{p}{i}") for i in range(n)])) == n  # the pool is usable again
     await pool.execute("DELETE FROM cdrs WHERE call_id LIKE $1", f"{p}%")
+
+
+async def test_a_backlog_batch_on_a_pool_of_one_connection_goes_in_one_transaction(live_stack: LiveStack) -> None:
+    """Two halves would wait for a second connection that never comes: the batch goes in whole instead."""
+    p = f"stest-{uuid.uuid4().hex[:12]}-"
+    one = await asyncpg.create_pool(live_stack.stack.database_url, min_size=1, max_size=1)
+    try:
+        n = 2 * HALVES_FROM
+        stored = await asyncio.wait_for(insert_cdrs(one, [_cdr(f"{p}{i}") for i in range(n)]), timeout=30)
+        assert len(stored) == n
+    finally:
+        await one.execute("DELETE FROM cdrs WHERE call_id LIKE $1", f"{p}%")
+        await one.close()
