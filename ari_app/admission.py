@@ -3,9 +3,9 @@
 Loss-based overload control, as SIP overload control does it (RFC 7339): the dialplan sends
 a new call to fairline with probability `percent`/100 and the rest straight to the fallback.
 A call fairline sheds halves the share, at most once per DECREASE_EVERY_S, since Asterisk
-needs about that long to show the effect (docs/performance.md measured 0.5 s against 1 s); each INCREASE_EVERY_S without a shed call gives
-INCREASE_STEP points back. The share never drops below MIN_PERCENT, so some calls keep
-reaching fairline and measuring the load.
+needs about that long to show the effect (docs/performance.md measured 0.5 s against 1 s);
+each INCREASE_EVERY_S without a shed call gives INCREASE_STEP points back. The share never
+drops below MIN_PERCENT, so some calls keep reaching fairline and measuring the load.
 """
 
 from __future__ import annotations

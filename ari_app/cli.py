@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--status-port", help="loopback port of /healthz and /metrics; default $FAIRLINE_STATUS_PORT "
                                            f"or {health.DEFAULT_STATUS_PORT}; 0 serves neither")
     run.add_argument("--shed-after-ms", type=int, default=int(os.environ.get("FAIRLINE_SHED_AFTER_MS", "150")),
-                     help="overload: a new call whose event reaches fairline this late takes the dialplan fallback "
-                          "instead (default $FAIRLINE_SHED_AFTER_MS or 150; 0 never sheds)")
+                     help="overload: a new call whose caller would wait longer than this for ringing takes the "
+                          "dialplan fallback instead (default $FAIRLINE_SHED_AFTER_MS or 150; 0 never sheds)")
     run.add_argument("--log-level", choices=["debug", "info", "warning"], default="info",
                      help="debug adds one line per ARI event fairline acts on")
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
