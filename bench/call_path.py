@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -387,6 +388,7 @@ class Bench:
             work = self.stack.state_dir / f"bench-warm-up-{path_name}-{time.monotonic_ns()}"
             work.mkdir()
             run_sipp(self.stack, self.tcpdump, path_name, WARM_UP_RATE, 1, CALL_SECONDS, None, work)
+            shutil.rmtree(work, ignore_errors=True)
             drain(self.stack)
 
     def run(self, path_name: str, rate: int, seconds: float, talk_s: float = CALL_SECONDS,
@@ -396,6 +398,7 @@ class Bench:
         work = self.stack.state_dir / f"bench-{path_name}-{rate}-{time.monotonic_ns()}"
         work.mkdir()
         run, sampler = run_sipp(self.stack, self.tcpdump, path_name, rate, seconds, talk_s, pid, work)
+        shutil.rmtree(work, ignore_errors=True)  # its capture and sipp's files: 5 MB a run, read by now
         run.left_channels = drain(self.stack)
         return run, sampler
 
@@ -521,6 +524,9 @@ def main() -> int:
     stack.app_config = bench_config(stack.state_dir / "bench-fairline.yaml", QUEUES)
     stack.fairline_log_level = "info"  # as in production
     stack.start(with_fairline=False)
+    for leftover in stack.state_dir.glob("bench-*"):  # runs of an earlier sweep that was cut short
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
     bench = Bench(stack, tcpdump)
     runs: list[Run] = []
     memory: list[dict[str, Any]] = []
