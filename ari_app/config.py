@@ -112,6 +112,11 @@ class Route:
         if not self.targets and not isinstance(self.no_answer, ToQueue):
             raise ValueError("a route rings at least one target, or sends its callers straight to a queue")
 
+    @property
+    def queue_only(self) -> str | None:
+        """The queue a route sends every caller straight to (`route: {queue: NAME}`), or None."""
+        return self.no_answer.name if not self.targets and isinstance(self.no_answer, ToQueue) else None
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Window:

@@ -10,7 +10,7 @@ of a dialplan line.
 
 from __future__ import annotations
 
-from ari_app.config import Config, ToQueue
+from ari_app.config import Config
 from ari_app.flow import TRUNK
 
 CONTEXT = "fairline-fallback"
@@ -36,8 +36,7 @@ def fallback_dialplan(config: Config) -> str:
             first = number.route.targets[0]
             lines += [f"exten => {e164},1,Dial(PJSIP/{first.e164}@{TRUNK},{first.ring_seconds})",
                       " same => n,Hangup()"]
-        elif number.route is not None and isinstance(number.route.no_answer, ToQueue) \
-                and (queue := config.queues.get(number.route.no_answer.name)) is not None:
+        elif number.route is not None and (queue := config.queues.get(number.route.queue_only or "")) is not None:
             # Its first agent, as a route's first target: ringing them all at once would turn every
             # call shed under overload (decision 0016) into as many outbound calls as the queue has agents.
             agent = queue.spec.agents[0]

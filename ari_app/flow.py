@@ -532,8 +532,8 @@ def _enter(call: Call, e164: str, at: datetime, config: Config) -> tuple[Call, l
         return _announce(call, number.announcement or NO_ROUTE_LEFT, "normal", answer=True,
                          name="announcement" if call.hops == 0 else f"{call.hops}-announcement")
     entered = dataclasses.replace(call, number=e164, steps=_steps(route), step_index=0, no_answer=route.no_answer)
-    if not route.targets and isinstance(route.no_answer, ToQueue):  # a queue-only route: in line at once
-        return _join_queue(entered, route.no_answer.name, at, config)
+    if (queue := route.queue_only) is not None:  # in line at once
+        return _join_queue(entered, queue, at, config)
     return _dial(entered)
 
 

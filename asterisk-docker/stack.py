@@ -161,7 +161,7 @@ class Ports:
         # A window of 1,000 RTP ports per test process, between `make up`'s 10000-10999 and the
         # kernel's ephemeral ports: a socket bound to port 0 (PJSIP's DNS resolver opens two at
         # start, sipp its own) must never take an RTP port or sit in the RTP range.
-        windows = max(1, (ephemeral_ports()[0] - RTP_WINDOWS_FROM) // 1000)
+        windows = max(1, (ephemeral_low() - RTP_WINDOWS_FROM) // 1000)
         rtp = RTP_WINDOWS_FROM + (os.getpid() % windows) * 1000
         return cls(sip=sip, http=http, ami=ami, pg=pg, rtp_start=rtp, rtp_end=rtp + 999, targets=targets,
                    status=status)
@@ -170,13 +170,12 @@ class Ports:
 RTP_WINDOWS_FROM = 11000  # the test stacks' RTP windows start here, above `make up`'s default range
 
 
-def ephemeral_ports() -> tuple[int, int]:
-    """The kernel's range for sockets bound to port 0 (Linux: 32768-60999 unless configured)."""
+def ephemeral_low() -> int:
+    """The lowest port the kernel gives a socket bound to port 0 (Linux: 32768 unless configured)."""
     try:
-        low, high = (int(p) for p in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    except (OSError, ValueError):
-        return 32768, 60999
-    return low, high
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def free_port() -> int:
