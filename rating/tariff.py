@@ -13,8 +13,7 @@ import dataclasses
 import enum
 import functools
 import itertools
-from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import NoReturn
 from zoneinfo import ZoneInfo
@@ -28,6 +27,8 @@ from rating.errors import InvalidCall, InvalidTariff
 _PEAK_START = time(8)
 _PEAK_END = time(19)
 _SECOND = timedelta(seconds=1)
+_HOUR = timedelta(hours=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MONEY_STEP = Decimal("0.0001")
 _ZERO_EUR = Decimal("0.0000")
 # Explicit precision so prices never depend on whatever decimal context the caller set.
@@ -166,29 +167,61 @@ def rate_call(call: CallTimes, rates: RateTable) -> RatedPrice:
     if call.answer is None:
         return RatedPrice(0, 0, 0, _ZERO_EUR, _ZERO_EUR, _ZERO_EUR, eligible)
     place = _place_of(call.number)
-    answered_on = call.answer.astimezone(place.zone).date()
+    answer = call.answer
+    billable = _started_seconds(call.end - answer)
+    hour = (answer - _EPOCH) // _HOUR
+    stretches = _stretches(place.zone, place.region, hour)
+    at = 0
+    while stretches[at].end <= answer:
+        at += 1
+    answered_on = stretches[at].day
     if answered_on < rates.starts:
         raise InvalidCall(
             call.call_id,
             f"answer: expected on or after {rates.starts}, when the earliest traffic rates start; "
-            f"got {call.answer.isoformat()}",
+            f"got {answer.isoformat()}",
         )
-    billable = _started_seconds(call.end - call.answer)
-    peak = offpeak = 0
+    if billable <= _started_seconds(stretches[at].end - answer):  # most calls: every second in one stretch
+        return _price_in_one_stretch(rates.rates_on(answered_on), stretches[at].peak, billable, eligible)
+    peak = offpeak = done = 0
     with localcontext(_EXACT):
         seconds_times_eur_per_min = Decimal(0)
-        for local_start, seconds in _runs(call.answer, billable, place.zone):
-            version = rates.rates_on(local_start.date())
-            if _is_peak(local_start, place.region):
+        first = answer
+        while done < billable:
+            # The stretch the second starting at `first` falls in; its seconds are rated alike.
+            while at < len(stretches) and stretches[at].end <= first:
+                at += 1
+            if at == len(stretches):
+                hour, at = (first - _EPOCH) // _HOUR, 0
+                stretches = _stretches(place.zone, place.region, hour)
+                continue
+            stretch = stretches[at]
+            seconds = min(billable - done, _started_seconds(stretch.end - first))
+            version = rates.rates_on(stretch.day)
+            if stretch.peak:
                 peak += seconds
                 seconds_times_eur_per_min += seconds * version.peak_eur_per_min
             else:
                 offpeak += seconds
                 seconds_times_eur_per_min += seconds * version.offpeak_eur_per_min
+            done += seconds
+            first = answer + done * _SECOND
         # Rounded once per call, so no call pays for rounding each of its pieces.
         usage = _money(seconds_times_eur_per_min / 60)
         setup = _money(rates.rates_on(answered_on).setup_eur)
         return RatedPrice(billable, peak, offpeak, setup, usage, setup + usage, eligible)
+
+
+# Calls as long as each other, answered on the same side of peak under the same version, cost the
+# same: a few thousand prices serve a month of such calls, computed once each (docs/performance.md).
+@functools.lru_cache(maxsize=1 << 15)
+def _price_in_one_stretch(version: TrafficRates, peak: bool, seconds: int, eligible: bool) -> RatedPrice:
+    """The price of a call whose `seconds` all start in one stretch, as rate_call works it out for any call."""
+    with localcontext(_EXACT):
+        usage = _money(seconds * (version.peak_eur_per_min if peak else version.offpeak_eur_per_min) / 60)
+        setup = _money(version.setup_eur)
+        return RatedPrice(seconds, seconds if peak else 0, 0 if peak else seconds, setup, usage, setup + usage,
+                          eligible)
 
 
 def number_zone(number: str) -> ZoneInfo:
@@ -239,23 +272,38 @@ def _is_peak(local: datetime, region: str) -> bool:
     )
 
 
-def _runs(answer: datetime, seconds: int, zone: ZoneInfo) -> Iterator[tuple[datetime, int]]:
-    """Cut the seconds starting at answer + 0, 1, ... seconds into runs that are rated alike.
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Stretch:
+    """Instants up to `end` (UTC, exclusive) from the previous stretch's end: one local day, one side of peak."""
 
-    Yields the local start of each run's first second and how many seconds the run
-    holds. No second of a run starts beyond an 08:00, 19:00 or midnight, or on another
-    UTC offset, from its first; so all share the first's local day and side of peak.
+    end: datetime
+    day: date  # the local day: picks the version of the rates
+    peak: bool
+
+
+# Rating looks up the stretches of the UTC hour each call is answered in: a few zones times
+# the hours of a few months of traffic, computed once each (docs/performance.md).
+@functools.lru_cache(maxsize=1 << 16)
+def _stretches(zone: ZoneInfo, region: str, hour: int) -> tuple[_Stretch, ...]:
+    """The stretches that cover UTC hour `hour` (whole hours since 1970) on the zone's clock, in order.
+
+    The first holds the hour's start, the last its end. A stretch ends at the next 08:00,
+    19:00 or midnight on the wall clock, or where the UTC offset changes (then the next
+    stretch may continue the same day and side). Its ends are whole seconds: so are
+    every zone's offsets and transitions.
     """
-    done = 0
-    while done < seconds:
-        first = answer + done * _SECOND  # UTC arithmetic: a second lasts a second across DST
-        local = first.astimezone(zone)
+    start = _EPOCH + hour * _HOUR
+    stop = start + _HOUR
+    stretches = []
+    while start < stop:
+        local = start.astimezone(zone)
         wall = local.replace(tzinfo=None)
-        # How many seconds start before the wall clock reaches the boundary, if the offset holds.
-        count = min(seconds - done, _started_seconds(_next_boundary(wall) - wall))
-        count = _before_offset_change(first, local.utcoffset(), count, zone)
-        yield local, count
-        done += count
+        # The seconds before the wall clock reaches the boundary, if the offset holds.
+        seconds = _before_offset_change(start, local.utcoffset(), (_next_boundary(wall) - wall) // _SECOND, zone)
+        end = start + seconds * _SECOND
+        stretches.append(_Stretch(end, local.date(), _is_peak(local, region)))
+        start = end
+    return tuple(stretches)
 
 
 def _next_boundary(wall: datetime) -> datetime:
@@ -268,12 +316,12 @@ def _next_boundary(wall: datetime) -> datetime:
 
 
 def _before_offset_change(first: datetime, offset: timedelta | None, count: int, zone: ZoneInfo) -> int:
-    """Shorten a run to the seconds that start before the zone's UTC offset next changes.
+    """Shorten a stretch of `count` seconds to those that start before the zone's UTC offset next changes.
 
     `offset` is the zone's offset at `first`. A DST change moves the wall clock, so a
-    boundary worked out on the old offset is wrong after it. A run spans at most 11 hours
+    boundary worked out on the old offset is wrong after it. A stretch spans at most 11 hours
     and no zone changes its offset twice in that time, so a change shows as a different
-    offset at the run's last second.
+    offset at the stretch's last second.
     """
     if count == 1 or (first + (count - 1) * _SECOND).astimezone(zone).utcoffset() == offset:
         return count  # the common case, checked without building a closure per run (docs/performance.md)
