@@ -214,7 +214,7 @@ def rate_call(call: CallTimes, rates: RateTable) -> RatedPrice:
 
 # Calls as long as each other, answered on the same side of peak under the same version, cost the
 # same: a few thousand prices serve a month of such calls, computed once each (docs/performance.md).
-@functools.lru_cache(maxsize=1 << 15)
+@functools.lru_cache(maxsize=1 << 14)
 def _price_in_one_stretch(version: TrafficRates, peak: bool, seconds: int, eligible: bool) -> RatedPrice:
     """The price of a call whose `seconds` all start in one stretch, as rate_call works it out for any call."""
     with localcontext(_EXACT):
@@ -281,9 +281,9 @@ class _Stretch:
     peak: bool
 
 
-# Rating looks up the stretches of the UTC hour each call is answered in: a few zones times
-# the hours of a few months of traffic, computed once each (docs/performance.md).
-@functools.lru_cache(maxsize=1 << 16)
+# Rating looks up the stretches of the UTC hour each call is answered in, computed once each
+# (docs/performance.md): 8,192 hours hold a month of traffic in 11 zones, a year in one.
+@functools.lru_cache(maxsize=1 << 13)
 def _stretches(zone: ZoneInfo, region: str, hour: int) -> tuple[_Stretch, ...]:
     """The stretches that cover UTC hour `hour` (whole hours since 1970) on the zone's clock, in order.
 
