@@ -73,6 +73,11 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _decayed(estimate: float, noted_at: float) -> float:
+    """A running estimate noted at monotonic time `noted_at`, halved for every second since."""
+    return float(estimate * 0.5 ** (time.monotonic() - noted_at))
+
+
 def _bridge_id(call_id: str) -> str:
     return f"{call_id}-bridge"
 
@@ -122,10 +127,11 @@ class App:
         self.calls_shed = 0
         self.calls_routed = 0  # new calls fairline took on (for /metrics: with calls_shed, what reached it)
         self.admission = admission.Admission()
-        self.request_latency_s = 0.0  # running estimate of one ARI request's round trip
-        # Running estimate of how long Asterisk takes from fairline's continue into Dial() to dialling:
-        # where an overloaded Asterisk keeps callers waiting. It halves every second without news, so
-        # while every call is shed the next one is routed again to measure afresh.
+        # Running estimates of one ARI request's round trip, and of how long Asterisk takes from
+        # fairline's continue into Dial() to dialling (where an overloaded Asterisk keeps callers
+        # waiting). Each halves every second without news, so an overload that has passed does not
+        # go on shedding the first calls after a quiet spell.
+        self._request_latency_s, self._request_latency_at = 0.0, time.monotonic()
         self._dial_delay_s, self._dial_delay_at = 0.0, time.monotonic()
         self._dial_sent: dict[str, datetime] = {}
         # Since when fairline handles events: a call that came in while it was not listening (down,
@@ -375,8 +381,12 @@ class App:
         return waited + ROUTE_ROUND_TRIPS * self.request_latency_s + self.dial_delay_s
 
     @property
+    def request_latency_s(self) -> float:
+        return _decayed(self._request_latency_s, self._request_latency_at)
+
+    @property
     def dial_delay_s(self) -> float:
-        return float(self._dial_delay_s * 0.5 ** (time.monotonic() - self._dial_delay_at))
+        return _decayed(self._dial_delay_s, self._dial_delay_at)
 
     def _note_dial_delay(self, seconds: float) -> None:
         current = self.dial_delay_s
@@ -384,7 +394,9 @@ class App:
 
     def _note_latency(self, seconds: float) -> None:
         """One ARI request's round trip, into the running estimate (shed calls keep it current too)."""
-        self.request_latency_s += LATENCY_WEIGHT * (seconds - self.request_latency_s)
+        current = self.request_latency_s
+        self._request_latency_s = current + LATENCY_WEIGHT * (seconds - current)
+        self._request_latency_at = time.monotonic()
 
     async def _shed(self, event: events.CallStarted) -> None:
         """Hand a new call to the dialplan fallback (the number's first target), as if fairline were down."""

@@ -100,7 +100,8 @@ async def test_a_call_that_waited_while_fairline_was_connecting_is_routed_not_sh
 async def test_slow_ari_answers_shed_a_call_on_time_and_fast_ones_bring_routing_back() -> None:
     ari = FakeAri()
     app, _ = app_shedding(ari)
-    app.request_latency_s = 0.3  # two round trips at 300 ms: the caller would wait 0.6 s for a ring
+    for _ in range(30):
+        app._note_latency(0.3)  # two round trips at 300 ms: the caller would wait 0.6 s for a ring
 
     app.handle(started(lag_s=0.01))
     await turn_until(lambda: bool(ari.requests), "the hand-over")
@@ -111,6 +112,22 @@ async def test_slow_ari_answers_shed_a_call_on_time_and_fast_ones_bring_routing_
     assert app.request_latency_s < 0.01
     on_time = parse(started(lag_s=0.01))
     assert isinstance(on_time, CallStarted) and not app._lagging(on_time)
+
+
+async def test_after_a_quiet_spell_the_first_call_is_routed_though_the_overload_left_the_estimate_high() -> None:
+    """Shed calls measure ARI while the overload lasts; once calls stop coming, nothing would measure it again."""
+    ari = FakeAri()
+    app, _ = app_shedding(ari)
+    for _ in range(30):
+        app._note_latency(0.3)  # the last requests of an overload
+    late = parse(started(lag_s=0.01))
+    assert isinstance(late, CallStarted) and app._lagging(late)
+
+    app._request_latency_at -= 5  # five quiet seconds: the estimate halves every second
+    app.handle(started(lag_s=0.01))
+    await turn_until(lambda: any(r[1].endswith("/continue") for r in ari.requests), "the route")
+
+    assert CONTINUE_TO_FALLBACK not in ari.requests and app.calls_shed == 0
 
 
 async def test_a_failed_hand_over_routes_the_call_after_all() -> None:
