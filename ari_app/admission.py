@@ -6,6 +6,8 @@ A call fairline sheds halves the share, at most once per DECREASE_EVERY_S, since
 needs about that long to show the effect (docs/performance.md measured 0.5 s against 1 s);
 each INCREASE_EVERY_S without a shed call gives INCREASE_STEP points back. The share never
 drops below MIN_PERCENT, so some calls keep reaching fairline and measuring the load.
+
+What a shed is decided on, the caller's expected wait, is made of RunningEstimates.
 """
 
 from __future__ import annotations
@@ -46,3 +48,25 @@ class Admission:
         self.percent = min(100, self.percent + steps * INCREASE_STEP)
         self.changed_at = now
         return self.percent
+
+
+@dataclasses.dataclass
+class RunningEstimate:
+    """A running average of measured seconds that halves for every second without a new sample.
+
+    Each sample moves it by `weight` of the difference. The halving lets an overload's figures
+    fade once it is gone, when no new samples may come to pull them down.
+    """
+
+    weight: float
+    value: float = 0.0
+    noted_at: float = 0.0  # monotonic seconds of the last sample
+
+    def at(self, now: float) -> float:
+        """The estimate at monotonic time `now`."""
+        return float(self.value * 0.5 ** (now - self.noted_at))
+
+    def note(self, seconds: float, now: float) -> None:
+        """A new sample, measured at `now`."""
+        current = self.at(now)
+        self.value, self.noted_at = current + self.weight * (seconds - current), now

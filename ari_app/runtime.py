@@ -73,11 +73,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _decayed(estimate: float, noted_at: float) -> float:
-    """A running estimate noted at monotonic time `noted_at`, halved for every second since."""
-    return float(estimate * 0.5 ** (time.monotonic() - noted_at))
-
-
 def _bridge_id(call_id: str) -> str:
     return f"{call_id}-bridge"
 
@@ -131,8 +126,8 @@ class App:
         # fairline's continue into Dial() to dialling (where an overloaded Asterisk keeps callers
         # waiting). Each halves every second without news, so an overload that has passed does not
         # go on shedding the first calls after a quiet spell.
-        self._request_latency_s, self._request_latency_at = 0.0, time.monotonic()
-        self._dial_delay_s, self._dial_delay_at = 0.0, time.monotonic()
+        self._request_latency = admission.RunningEstimate(LATENCY_WEIGHT)
+        self._dial_delay = admission.RunningEstimate(LATENCY_WEIGHT)
         self._dial_sent: dict[str, datetime] = {}
         # Since when fairline handles events: a call that came in while it was not listening (down,
         # reconnecting, adopting) waited for that, not for an overload, and is not shed for it.
@@ -382,21 +377,18 @@ class App:
 
     @property
     def request_latency_s(self) -> float:
-        return _decayed(self._request_latency_s, self._request_latency_at)
+        return self._request_latency.at(time.monotonic())
 
     @property
     def dial_delay_s(self) -> float:
-        return _decayed(self._dial_delay_s, self._dial_delay_at)
+        return self._dial_delay.at(time.monotonic())
 
     def _note_dial_delay(self, seconds: float) -> None:
-        current = self.dial_delay_s
-        self._dial_delay_s, self._dial_delay_at = current + LATENCY_WEIGHT * (seconds - current), time.monotonic()
+        self._dial_delay.note(seconds, time.monotonic())
 
     def _note_latency(self, seconds: float) -> None:
         """One ARI request's round trip, into the running estimate (shed calls keep it current too)."""
-        current = self.request_latency_s
-        self._request_latency_s = current + LATENCY_WEIGHT * (seconds - current)
-        self._request_latency_at = time.monotonic()
+        self._request_latency.note(seconds, time.monotonic())
 
     async def _shed(self, event: events.CallStarted) -> None:
         """Hand a new call to the dialplan fallback (the number's first target), as if fairline were down."""

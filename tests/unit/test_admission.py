@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ari_app.admission import DECREASE_EVERY_S, INCREASE_EVERY_S, INCREASE_STEP, MIN_PERCENT, Admission
+from ari_app.admission import DECREASE_EVERY_S, INCREASE_EVERY_S, INCREASE_STEP, MIN_PERCENT, Admission, RunningEstimate
 
 
 def test_all_calls_are_admitted_until_one_is_shed() -> None:
@@ -51,3 +51,15 @@ def test_a_shed_call_while_recovering_stops_the_recovery(shed_again_after: float
     admission.shed(10.0 + INCREASE_EVERY_S + shed_again_after)  # another decrease: 25
     assert admission.percent == 25
     assert admission.routed(10.0 + INCREASE_EVERY_S + shed_again_after + 0.5 * INCREASE_EVERY_S) is None
+
+
+def test_a_sample_moves_the_estimate_by_its_weight_and_silence_halves_it_every_second() -> None:
+    estimate = RunningEstimate(weight=0.25)
+    estimate.note(0.8, now=10.0)
+    assert estimate.at(10.0) == pytest.approx(0.2)
+    estimate.note(0.2, now=10.0)
+    assert estimate.at(10.0) == pytest.approx(0.2)
+    assert estimate.at(12.0) == pytest.approx(0.05)  # two seconds without a sample
+
+    estimate.note(0.45, now=12.0)  # a sample after the silence moves what is left of it
+    assert estimate.at(12.0) == pytest.approx(0.05 + 0.25 * (0.45 - 0.05))

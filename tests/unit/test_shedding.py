@@ -123,7 +123,7 @@ async def test_after_a_quiet_spell_the_first_call_is_routed_though_the_overload_
     late = parse(started(lag_s=0.01))
     assert isinstance(late, CallStarted) and app._lagging(late)
 
-    app._request_latency_at -= 5  # five quiet seconds: the estimate halves every second
+    app._request_latency.noted_at -= 5  # five quiet seconds: the estimate halves every second
     app.handle(started(lag_s=0.01))
     await turn_until(lambda: any(r[1].endswith("/continue") for r in ari.requests), "the route")
 
