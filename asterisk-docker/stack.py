@@ -527,8 +527,9 @@ class Stack:
             FAIRLINE_STATUS_PORT=str(self.ports.status),
         )
 
-    def start_fairline(self) -> None:
-        exe = Path(sys.executable).parent / "fairline"
+    def start_fairline(self, exe: Path | None = None) -> None:
+        """Start `fairline run` (this venv's, or the executable `exe`) and wait until it is connected to ARI."""
+        exe = exe or Path(sys.executable).parent / "fairline"
         log = open(self.log("fairline"), "ab")
         self.fairline = subprocess.Popen(
             [str(exe), "run", "--log-format", "json", "--log-level", self.fairline_log_level],

@@ -11,6 +11,8 @@ at each offered rate in one run:
             bridged; INVITE -> 200 OK is the time to the queue
   bridging  a minimal ARI app (bench/bridging_app.py) that originates the target and bridges
             both legs itself, what decision 0009 rejected (fairline stopped meanwhile)
+  before    with --baseline REV: the fairline path, run by REV's fairline (a checkout with a venv of
+            its own), so a change is measured against the code before it in the same run
 Per path and rate: calls completed and failed, INVITE -> 200 OK median and p99 and
 INVITE -> first ringing or answer p99 (from a packet capture on lo, bench/sip_capture.py),
 the calls shed to the dialplan fallback (by fairline, or because the bridging app lost its
@@ -19,6 +21,7 @@ app, and Asterisk) and the app's peak resident memory. Then fairline's memory pe
 concurrent call, holding long calls. Writes results/call_path.json and results/call_path.png.
 
     python bench/call_path.py [--rates 25,50,75,100,125,150,175,200,250,300] [--seconds 5] [--memory-calls 300,200]
+    python bench/call_path.py --baseline REV --paths dialplan,fairline,before --rates 50,150 --memory-calls 0,0
 """
 
 from __future__ import annotations
@@ -47,11 +50,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "asterisk-docker"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import baseline  # noqa: E402
 import stack as stackmod  # noqa: E402
 from sip_capture import Capture, ensure_tcpdump  # noqa: E402
 
 INSTANCE = "bench"
-PATHS = ("dialplan", "fairline", "queued", "bridging")
+PATHS = ("dialplan", "fairline", "queued", "bridging", "before")
+_APP = {"dialplan": None, "fairline": "fairline", "queued": "fairline", "bridging": "bridging", "before": "before"}
 FORWARD_DID = "+31201239001"  # bench/fairline.yaml: rings +31201239018, which answers at once
 TARGET = "+31201239018"
 QUEUES = 60  # copies of the queued number and its queue: enough agents for ~300 calls at once
@@ -347,19 +352,22 @@ def sipp_successful(work: Path) -> int | None:
 
 
 class Bench:
-    def __init__(self, stack: stackmod.Stack, tcpdump: str) -> None:
+    def __init__(self, stack: stackmod.Stack, tcpdump: str, before: Path | None = None) -> None:
         self.stack = stack
         self.tcpdump = tcpdump
         self.bridging: subprocess.Popen[bytes] | None = None
+        self.before = before  # the baseline's fairline executable (path "before")
+        self.running: str | None = None  # which fairline runs: "fairline" or "before"
 
     def use(self, app: str | None, fresh: bool = True) -> int | None:
-        """Put `app` (None, "fairline" or "bridging") on Stasis(fairline); the pid of its process.
+        """Put `app` (None, "fairline", "before" or "bridging") on Stasis(fairline); the pid of its process.
 
         A fresh process unless `fresh` is False and `app` already runs: every run of the sweep gets one,
         as Asterisk is drained between runs, so what fairline learnt in an overload (its shedding
         estimates, the admitted share) does not carry over into the next path's run.
         """
-        running = self.stack.fairline if app == "fairline" else self.bridging if app == "bridging" else None
+        running = (self.stack.fairline if app == self.running and app in ("fairline", "before")
+                   else self.bridging if app == "bridging" else None)
         if not fresh and running is not None:
             return running.pid
         if self.stack.fairline is not None:
@@ -371,13 +379,19 @@ class Bench:
         if self.bridging is not None:
             stackmod.stop_process(self.bridging, "bridging app")
             self.bridging = None
+        self.running = None
         if app == "fairline":
             self.stack.start_fairline()
+            self.running = app
             self.warm_up("fairline", "queued")
+        if app == "before":
+            self.stack.start_fairline(exe=self.before)
+            self.running = app
+            self.warm_up("before")
         if app == "bridging":
             self.bridging = start_bridging_app(self.stack)
             self.warm_up("bridging")
-        proc = self.stack.fairline if app == "fairline" else self.bridging if app == "bridging" else None
+        proc = self.stack.fairline if app in ("fairline", "before") else self.bridging if app == "bridging" else None
         return proc.pid if proc is not None else None
 
     def stop(self) -> None:
@@ -394,8 +408,7 @@ class Bench:
 
     def run(self, path_name: str, rate: int, seconds: float, talk_s: float = CALL_SECONDS,
             fresh: bool = True) -> tuple[Run, Sampler]:
-        app = {"dialplan": None, "fairline": "fairline", "queued": "fairline", "bridging": "bridging"}[path_name]
-        pid = self.use(app, fresh)
+        pid = self.use(_APP[path_name], fresh)
         work = self.stack.state_dir / f"bench-{path_name}-{rate}-{time.monotonic_ns()}"
         work.mkdir()
         run, sampler = run_sipp(self.stack, self.tcpdump, path_name, rate, seconds, talk_s, pid, work)
@@ -445,10 +458,19 @@ def summary(runs: list[Run], rates: list[int]) -> dict[str, Any]:
         d, f = find("dialplan", rate), find("fairline", rate)
         if d and f:
             per_rate.append({"rate": rate, "median_x": ratio(f.median_ms, d.median_ms), "p99_x": ratio(f.p99_ms, d.p99_ms)})
+    against_before = []
+    for rate in rates:
+        d, f, b = find("dialplan", rate), find("fairline", rate), find("before", rate)
+        if f and b:
+            against_before.append({"rate": rate, "median_x": ratio(f.median_ms, b.median_ms),
+                                   "p99_x": ratio(f.p99_ms, b.p99_ms),
+                                   "before_p99_over_dialplan": ratio(b.p99_ms, d.p99_ms) if d else float("nan"),
+                                   "fairline_p99_over_dialplan": ratio(f.p99_ms, d.p99_ms) if d else float("nan")})
     clean = {p: highest_clean(runs, p) for p in PATHS}
     at = next((r for r in per_rate if r["rate"] == TARGET_AT_RATE), None)
     return {
         "latency_fairline_over_dialplan": per_rate,
+        "latency_fairline_over_before": against_before,
         "highest_clean_rate": clean,
         "targets": {
             "forward_clean_rate_share": {"value": ratio(clean["fairline"], clean["dialplan"]), "target": f">= {TARGET_FORWARD_SHARE}"},
@@ -473,7 +495,8 @@ def chart(runs: list[Run], out: Path, when: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"dialplan": "tab:blue", "fairline": "tab:green", "queued": "tab:orange", "bridging": "tab:red"}
+    colours = {"dialplan": "tab:blue", "fairline": "tab:green", "queued": "tab:orange", "bridging": "tab:red",
+               "before": "tab:grey"}
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     for path_name in PATHS:
         mine = sorted((r for r in runs if r.path == path_name), key=lambda r: r.rate)
@@ -502,15 +525,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", default="25,50,75,100,125,150,175,200,250,300", help="offered call rates (calls/s), comma-separated")
     parser.add_argument("--seconds", type=float, default=5, help="seconds of calls per rate and path")
-    parser.add_argument("--paths", default=",".join(PATHS), help=f"which of {','.join(PATHS)}")
+    parser.add_argument("--paths", default=",".join(p for p in PATHS if p != "before"),
+                        help=f"which of {','.join(PATHS)}")
     parser.add_argument("--memory-calls", default="300,200",
                         help="long calls held at once for the memory figure: forward,queued (0,0: skip)")
+    parser.add_argument("--baseline", metavar="REV", help="path 'before': the fairline of this revision")
     parser.add_argument("--out", type=Path, default=RESULTS / "call_path.json")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     paths = [p for p in args.paths.split(",") if p]
     if unknown := set(paths) - set(PATHS):
         parser.error(f"unknown path(s): {', '.join(sorted(unknown))}")
+    if ("before" in paths) != (args.baseline is not None):
+        parser.error("path 'before' and --baseline REV go together")
+    before = baseline.checkout(args.baseline) / ".venv" / "bin" / "fairline" if args.baseline else None
     hold_forward, hold_queued = (int(n) for n in args.memory_calls.split(","))
 
     stackmod.install_prerequisites()
@@ -528,7 +556,7 @@ def main() -> int:
     for leftover in stack.state_dir.glob("bench-*"):  # runs of an earlier sweep that was cut short
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
-    bench = Bench(stack, tcpdump)
+    bench = Bench(stack, tcpdump, before)
     runs: list[Run] = []
     memory: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -558,6 +586,11 @@ def main() -> int:
     print("\nratios fairline / dialplan (set-up latency, same run):")
     for r in result["latency_fairline_over_dialplan"]:
         print(f"  {r['rate']:4d}/s  median x{r['median_x']:.2f}  p99 x{r['p99_x']:.2f}")
+    if result["latency_fairline_over_before"]:
+        print(f"ratios fairline / before ({args.baseline}), and each / dialplan (p99), same run:")
+        for r in result["latency_fairline_over_before"]:
+            print(f"  {r['rate']:4d}/s  median x{r['median_x']:.2f}  p99 x{r['p99_x']:.2f}   "
+                  f"p99 / dialplan: before x{r['before_p99_over_dialplan']:.2f}, now x{r['fairline_p99_over_dialplan']:.2f}")
     print("highest clean rate (no failed call, p99 < 50 ms, no call shed, and every lower rate clean):")
     for path_name, best in result["highest_clean_rate"].items():
         print(f"  {path_name:9} {best} calls/s")

@@ -31,7 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "asterisk-docker"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+import baseline  # noqa: E402
 import stack as stackmod  # noqa: E402
 
 MONTH = "2026-11"
@@ -79,25 +81,6 @@ def import_input(calls: int = 3000) -> str:
             "end": end.isoformat(), "caller": None if k % 17 == 0 else f"+316{10000000 + k}"}))
     lines.append('{"call_id": "m-bad", "customer_id": "cust01", "number": "+3120"}')
     return "\n".join(lines) + "\n"
-
-
-def prepare(rev: str) -> Path:
-    """A worktree of rev with its own venv (made once, kept under /tmp for later runs)."""
-    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev], check=True, capture_output=True,
-                         text=True).stdout.strip()
-    tree = Path(f"/tmp/fairline-same-{sha}")
-    if not tree.exists():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), sha], check=True,
-                       capture_output=True)
-    if not (tree / ".venv" / "bin" / "fairline").exists():
-        print(f"same_outputs: installing {sha} into {tree}/.venv (about 30 s)", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(tree / ".venv")], check=True)
-        lock = tree / "requirements.lock"
-        if lock.exists():
-            subprocess.run([str(tree / ".venv/bin/pip"), "install", "-q", "-r", str(lock)], check=True)
-        subprocess.run([str(tree / ".venv/bin/pip"), "install", "-q", "--disable-pip-version-check", "-e",
-                        str(tree)], check=True)
-    return tree
 
 
 _LOG_TIME = re.compile(r'"timestamp": "[^"]*"')
@@ -184,7 +167,7 @@ def main() -> int:
     parser.add_argument("--demo", action="store_true", help="also run `make demo`'s command on both (a minute each)")
     parser.add_argument("--demo-runs", type=int, default=1, help="demo runs per side (2: also each against itself)")
     args = parser.parse_args()
-    old_tree = prepare(args.baseline)
+    old_tree = baseline.checkout(args.baseline)
     trees = {"baseline": old_tree, "this": ROOT}
     ok = True
     print(f"same_outputs: {args.baseline} ({old_tree}) against this checkout ({ROOT})")
