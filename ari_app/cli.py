@@ -16,10 +16,11 @@ from pathlib import Path
 import asyncpg
 import structlog
 
-from ari_app import config as config_mod
+from ari_app.config import yaml_loader as config_mod
 from ari_app import logs, settings as settings_mod
 from ari_app import config_history_cli, health, queues_cli
 from ari_app.ari import AriClient
+from ari_app.core.model import Config
 from ari_app.config_versions import ConfigRecorder, default_author
 from ari_app.dialplan_gen import fallback_dialplan
 from ari_app.errors import AriUnauthorized, ConfigError
@@ -181,7 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
-async def _sync_directory(conn: asyncpg.Connection, cfg: config_mod.Config) -> None:
+async def _sync_directory(conn: asyncpg.Connection, cfg: Config) -> None:
     await sync_directory(
         conn, [(c.customer_id, c.name) for c in cfg.customers.values()],
         [DirectoryNumber(n.e164, n.customer_id, n.number_type.value) for n in cfg.numbers.values()],
@@ -228,7 +229,7 @@ async def _reload(app: App, st: settings_mod.Settings, pool: asyncpg.Pool, recor
         log.warning("db.directory_sync_failed", error=str(exc) or type(exc).__name__)
 
 
-async def _prepare_database(pool: asyncpg.Pool, current: Callable[[], config_mod.Config], st: settings_mod.Settings,
+async def _prepare_database(pool: asyncpg.Pool, current: Callable[[], Config], st: settings_mod.Settings,
                             stop: asyncio.Event, refused: list[str]) -> None:
     """Apply migrations and sync the directory as soon as PostgreSQL answers, retrying meanwhile.
 
@@ -290,7 +291,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _run(st: settings_mod.Settings, cfg: config_mod.Config, author: str, recording_dirs: RecordingDirs,
+async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_dirs: RecordingDirs,
                status_port: int | None, shed_after_s: float | None) -> int:
     log = structlog.get_logger("fairline")
     stop = asyncio.Event()

@@ -7,8 +7,8 @@ that is withheld or not an E.164 number could be from anywhere, so it counts as 
 anywhere in the table. The `Decision` keeps, for each party, which rule applied and why, so the recording's
 evidence row can say under which law it was made.
 
-Pure: no I/O except `load_jurisdictions`, which the composition root calls once; the table is a frozen
-value passed in. Decision 0013.
+Pure: the table is a frozen value passed in (ari_app.config.jurisdictions reads the shipped one).
+Decision 0013.
 """
 
 from __future__ import annotations
@@ -17,19 +17,11 @@ import dataclasses
 import enum
 import re
 from collections.abc import Mapping
-from importlib import resources
-from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
-import phonenumbers
-import yaml
-from phonenumbers import geocoder
-
 from ari_app.errors import ConfigError
-from rating.core.numbering import WITHHELD
-
-DATA_FILE: Final = "jurisdictions.yaml"  # shipped inside the ari_app package
+from rating.core.numbering import REGIONS, NotE164, is_country, is_withheld, region_of
 
 
 class Mode(enum.StrEnum):
@@ -143,59 +135,11 @@ class Decision:
         return f"{self.mode}: {why}"
 
 
-class NotE164(ValueError):
-    """A phone number that is not a valid international number in E.164 form (+ and up to 15 digits)."""
-
-
 class JurisdictionsError(ConfigError):
     """The jurisdiction table or an override of it is wrong; each problem names the file or key."""
 
 
-# Where phonenumbers' geocoder tells a region, its English descriptions are either a state's name or
-# "City, ST". Only the US is told apart by region; ISO 3166-2:US codes (50 states and DC).
-_US_STATES: Final = MappingProxyType({
-    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA", "Colorado": "CO",
-    "Connecticut": "CT", "Delaware": "DE", "Florida": "FL", "Georgia": "GA", "Hawaii": "HI", "Idaho": "ID",
-    "Illinois": "IL", "Indiana": "IN", "Iowa": "IA", "Kansas": "KS", "Kentucky": "KY", "Louisiana": "LA",
-    "Maine": "ME", "Maryland": "MD", "Massachusetts": "MA", "Michigan": "MI", "Minnesota": "MN",
-    "Mississippi": "MS", "Missouri": "MO", "Montana": "MT", "Nebraska": "NE", "Nevada": "NV",
-    "New Hampshire": "NH", "New Jersey": "NJ", "New Mexico": "NM", "New York": "NY", "North Carolina": "NC",
-    "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK", "Oregon": "OR", "Pennsylvania": "PA",
-    "Rhode Island": "RI", "South Carolina": "SC", "South Dakota": "SD", "Tennessee": "TN", "Texas": "TX",
-    "Utah": "UT", "Vermont": "VT", "Virginia": "VA", "Washington": "WA", "Washington State": "WA",
-    "West Virginia": "WV", "Wisconsin": "WI", "Wyoming": "WY",
-    "District of Columbia": "DC", "Washington D.C.": "DC", "Washington, D.C.": "DC",
-})
-REGIONS: Final = MappingProxyType({"US": frozenset(_US_STATES.values())})  # countries told apart by region
-
-_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
-_COUNTRY_KEY = re.compile(r"[A-Z]{2}")
 _REGION_KEY = re.compile(r"([A-Z]{2})-([A-Z0-9]{1,3})")
-_URL = re.compile(r"https?://[^\s/]+\.[^\s/]+(/\S*)?")
-
-
-def region_of(e164: str) -> tuple[str, str | None]:
-    """The country (ISO 3166-1 alpha-2, or "001" for non-geographic numbers such as +800) and, in a
-    country told apart by region, the region the number's area code belongs to; None where it tells none.
-
-    Raises NotE164 for anything but a valid E.164 number.
-    """
-    if not _E164.fullmatch(e164):
-        raise NotE164(f"not an E.164 number: {e164[:32]!r}")
-    try:
-        parsed = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException as exc:
-        raise NotE164(f"not an E.164 number: {e164!r} ({exc})") from None
-    country = phonenumbers.region_code_for_number(parsed) if phonenumbers.is_valid_number(parsed) else None
-    if country is None:
-        raise NotE164(f"not a valid number: {e164!r}")
-    if country not in REGIONS:
-        return country, None
-    described = geocoder.description_for_number(parsed, "en")  # "Texas", "San Francisco, CA" or ""
-    if described in _US_STATES:
-        return country, _US_STATES[described]
-    last = described.rsplit(", ", 1)[-1]
-    return country, last if last in REGIONS[country] else _US_STATES.get(last)
 
 
 def mode_for_call(table: Jurisdictions, number: str, caller: str | None, target: str | None) -> Decision:
@@ -212,7 +156,7 @@ def mode_for_call(table: Jurisdictions, number: str, caller: str | None, target:
 
 
 def _basis(table: Jurisdictions, party: Party, e164: str | None) -> Basis:
-    if e164 is None or e164.strip().lower() in WITHHELD:
+    if e164 is None or is_withheld(e164):
         return _anywhere(table, party, "caller id withheld" if party is Party.CALLER else f"{party} not known")
     try:
         country, region = region_of(e164)
@@ -258,9 +202,9 @@ def with_overrides(table: Jurisdictions, overrides: Mapping[str, Mode]) -> Juris
         try:
             mode = Mode(value)
         except ValueError:
-            problems.append(f"recording override {key!r}: expected one of {_modes()}, got {value!r}")
+            problems.append(f"recording override {key!r}: expected one of {modes()}, got {value!r}")
             continue
-        if _COUNTRY_KEY.fullmatch(key) and key in phonenumbers.SUPPORTED_REGIONS:
+        if is_country(key):
             old = countries.get(key)
             was = f"the table says {old.rule.mode} ({old.rule.law})" if old else "not in the table"
             countries[key] = Country(Rule(mode, "configuration override", None, was))
@@ -280,174 +224,6 @@ def with_overrides(table: Jurisdictions, overrides: Mapping[str, Mode]) -> Juris
     return Jurisdictions(MappingProxyType(countries), table.unknown)
 
 
-def _modes() -> str:
+def modes() -> str:
+    """The modes, least strict first, as a problem message lists them."""
     return ", ".join(Mode)
-
-
-# --- loading the shipped table -----------------------------------------------------------------------
-
-
-def load_jurisdictions(path: Path | None = None) -> Jurisdictions:
-    """Read and check a jurisdiction table (the one shipped with fairline by default).
-
-    Raises JurisdictionsError listing every problem, each naming the file, line, key and what was expected.
-    """
-    source = resources.files("ari_app").joinpath(DATA_FILE)
-    where = str(path) if path is not None else str(source)
-    try:
-        text = path.read_text(encoding="utf-8") if path is not None else source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise JurisdictionsError([f"{where}: cannot read: {exc.strerror or exc}"]) from exc
-    except UnicodeDecodeError as exc:
-        raise JurisdictionsError([f"{where}: not UTF-8 text (byte {exc.start}); expected a UTF-8 YAML file"]) from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise JurisdictionsError([f"{where}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}"]) from exc
-    reader = _Reader(where)
-    table = reader.table(root)
-    if reader.problems or table is None:
-        raise JurisdictionsError(reader.problems or [f"{where}: expected a jurisdiction table"])
-    return table
-
-
-class _Reader:
-    """Turns the composed YAML into a Jurisdictions, collecting every problem with its line."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-        self.problems: list[str] = []
-
-    def add(self, node: yaml.Node | None, key: str, expected: str) -> None:
-        line = f":{node.start_mark.line + 1}" if node is not None else ""
-        self.problems.append(f"{self.where}{line}: {key}: {expected}")
-
-    def mapping(self, node: yaml.Node | None, key: str, allowed: tuple[str, ...],
-                required: tuple[str, ...]) -> dict[str, yaml.Node] | None:
-        """A mapping's values by key; reports unknown, duplicate and missing keys."""
-        if not isinstance(node, yaml.MappingNode):
-            self.add(node, key, f"expected a mapping with {', '.join(required)}")
-            return None
-        found: dict[str, yaml.Node] = {}
-        for key_node, value in node.value:
-            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(name, str) or name not in allowed:
-                self.add(key_node, f"{key}.{name}", f"unknown key; expected {', '.join(allowed)}")
-            elif name in found:
-                self.add(key_node, f"{key}.{name}", "given twice; expected each key once")
-            else:
-                found[name] = value
-        for name in required:
-            if name not in found:
-                self.add(node, f"{key}.{name}", "missing")
-        return found
-
-    def entries(self, node: yaml.Node, key: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
-        """A mapping with free keys (country or region codes): (name, key node, value node), each name once."""
-        if not isinstance(node, yaml.MappingNode):
-            self.add(node, key, "expected a mapping of codes to entries")
-            return []
-        found: list[tuple[str, yaml.Node, yaml.Node]] = []
-        for key_node, value in node.value:
-            name = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
-            if any(name == seen for seen, _, _ in found):
-                self.add(key_node, f"{key}.{name}", "given twice; expected each code once")
-            else:
-                found.append((name, key_node, value))
-        return found
-
-    def text(self, node: yaml.Node | None, key: str, expected: str = "expected text") -> str | None:
-        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str" and node.value.strip():
-            return str(node.value).strip()
-        self.add(node, key, expected)
-        return None
-
-    def table(self, root: yaml.Node | None) -> Jurisdictions | None:
-        top = self.mapping(root, "(top level)", ("unknown", "countries"), ("unknown", "countries"))
-        if top is None:
-            return None
-        unknown = self.unknown(top.get("unknown"))
-        countries: dict[str, Country] = {}
-        body = top.get("countries")
-        if body is not None:
-            entries = self.entries(body, "countries")
-            for code, key_node, node in entries:
-                if not _COUNTRY_KEY.fullmatch(code) or code not in phonenumbers.SUPPORTED_REGIONS:
-                    self.add(key_node, f"countries.{code}", "expected an ISO 3166-1 alpha-2 country code such as NL")
-                    continue
-                country = self.country(node, code)
-                if country is not None:
-                    countries[code] = country
-            if isinstance(body, yaml.MappingNode) and not entries:
-                self.add(body, "countries", "expected at least one country")
-        if unknown is None:
-            return None
-        return Jurisdictions(MappingProxyType(countries), unknown)
-
-    def unknown(self, node: yaml.Node | None) -> Rule | None:
-        fields = self.mapping(node, "unknown", ("mode", "note"), ("mode", "note"))
-        if fields is None or "mode" not in fields:
-            return None
-        mode = self.mode(fields["mode"], "unknown.mode")
-        note = self.text(fields.get("note"), "unknown.note", "expected why unlisted countries get this mode")
-        if mode is not None and mode < Mode.CONSENT:
-            self.add(fields["mode"], "unknown.mode", f"expected consent or forbidden (a country nobody looked up "
-                                                     f"must not be recorded without agreement), got {mode}")
-            return None
-        if mode is None or note is None:
-            return None
-        return Rule(mode, "no entry in the table", None, note)
-
-    def country(self, node: yaml.Node, code: str) -> Country | None:
-        allowed = ("mode", "source", "note", "regions")
-        fields = self.mapping(node, f"countries.{code}", allowed, ("mode", "source", "note"))
-        if fields is None:
-            return None
-        rule = self.rule(fields, f"countries.{code}")
-        regions: dict[str, Rule] = {}
-        if "regions" in fields:
-            known = REGIONS.get(code, frozenset())
-            if not known:
-                self.add(fields["regions"], f"countries.{code}.regions",
-                         f"regions are only told apart for {', '.join(REGIONS)}; expected no regions for {code}")
-            for region, key_node, region_node in self.entries(fields["regions"], f"countries.{code}.regions") \
-                    if known else ():
-                key = f"countries.{code}.regions.{region}"
-                if region not in known:
-                    self.add(key_node, key, f"expected an ISO 3166-2 subdivision of {code} without the "
-                                            f"prefix, such as CA for {code}-CA")
-                    continue
-                region_fields = self.mapping(region_node, key, ("mode", "source", "note"), ("mode", "source", "note"))
-                region_rule = self.rule(region_fields, key) if region_fields is not None else None
-                if region_rule is not None:
-                    regions[region] = region_rule
-        if rule is None:
-            return None
-        return Country(rule, MappingProxyType(regions))
-
-    def rule(self, fields: dict[str, yaml.Node], key: str) -> Rule | None:
-        mode = self.mode(fields["mode"], f"{key}.mode") if "mode" in fields else None
-        note = self.text(fields.get("note"), f"{key}.note", "expected a short note on how the law was read") \
-            if "note" in fields else None
-        law = url = None
-        if "source" in fields:
-            source = self.mapping(fields["source"], f"{key}.source", ("law", "url"), ("law", "url"))
-            if source is not None:
-                law = self.text(source.get("law"), f"{key}.source.law", "expected the law and article") \
-                    if "law" in source else None
-                url = self.text(source.get("url"), f"{key}.source.url", "expected a URL") if "url" in source else None
-                if url is not None and not _URL.fullmatch(url):
-                    self.add(source["url"], f"{key}.source.url", f"expected an http(s) URL, got {url!r}")
-                    url = None
-        if mode is None or note is None or law is None or url is None:
-            return None
-        return Rule(mode, law, url, note)
-
-    def mode(self, node: yaml.Node, key: str) -> Mode | None:
-        value = node.value if isinstance(node, yaml.ScalarNode) else None
-        if isinstance(value, str) and value in _STRICTNESS:
-            return Mode(value)
-        self.add(node, key, f"expected one of {_modes()}, got {value if value is not None else 'a collection'!r}")
-        return None
