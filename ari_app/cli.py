@@ -29,6 +29,7 @@ from ari_app.runtime import App, RecordingDirs, UnsupportedAsterisk
 from rating.rate_cli import run_rate
 from rating import billing_cli, reconcile_cli, recordings_cli
 from rating.cdr_writer import CdrWriter
+from rating.core import numbering
 from rating.spool import SpoolError
 from rating.storage import DirectoryNumber, StorageError, migrate, sync_directory
 from rating.tariff import DEFAULT_RATES
@@ -190,6 +191,13 @@ async def _sync_directory(conn: asyncpg.Connection, cfg: Config) -> None:
     )
 
 
+async def _load_us_states(cfg: Config) -> None:
+    """Load the US states of +1 numbers in a worker thread, where `cfg` may need them: a recorded call
+    decides its mode in the synchronous flow, which must not stall the event loop ~60 ms loading them."""
+    if cfg.needs_us_states:
+        await asyncio.to_thread(numbering.load_us_states)
+
+
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -219,6 +227,7 @@ async def _reload(app: App, st: settings_mod.Settings, pool: asyncpg.Pool, recor
     except ConfigError as exc:
         log.error("config.reload_refused", file=str(st.config_path), problems=exc.problems)
         return
+    await _load_us_states(new)  # before the swap: no call of the new configuration waits for it
     app.config, app.rates = new, new.rates
     log.info("config.reloaded", file=str(st.config_path), numbers=len(new.numbers), calls_in_progress=len(app.calls))
     recorder.record(new.text, author)
@@ -315,6 +324,7 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
             app = App(ari, cfg, cfg.rates, writer.submit, queue_status_file=st.spool_dir / QUEUE_STATUS_FILE,
                       recording_dirs=recording_dirs, shed_after_s=shed_after_s)
             _spawn(_prepare_database(pool, lambda: app.config, st, stop, refused), log)
+            _spawn(_load_us_states(cfg), log)
             loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(_reload(app, st, pool, recorder, author), log))
             async with health.StatusServer(app, writer, port=status_port):
                 await app.run(stop)

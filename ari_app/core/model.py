@@ -207,6 +207,12 @@ class Config:
         customer = self.customers.get(number.customer_id)
         return customer is not None and customer.recording
 
+    @property
+    def needs_us_states(self) -> bool:
+        """Whether a call may need a US number's state: some number is recorded and the law tells states apart."""
+        return (any(country.regions for country in self.recording.law.countries.values())
+                and any(self.records(number) for number in self.numbers.values()))
+
     def number(self, did: str) -> Number | None:
         """The configured number for a dialled DID, or None when it is not in service."""
         number = self.numbers.get(did)  # the carrier's usual form, E.164 already: no parsing on every call
