@@ -16,10 +16,11 @@ from pathlib import Path
 import asyncpg
 import structlog
 
-from ari_app import config as config_mod
+from ari_app.config import yaml_loader as config_mod
 from ari_app import logs, settings as settings_mod
 from ari_app import config_history_cli, health, queues_cli
 from ari_app.ari import AriClient
+from ari_app.core.model import Config
 from ari_app.config_versions import ConfigRecorder, default_author
 from ari_app.dialplan_gen import fallback_dialplan
 from ari_app.errors import AriUnauthorized, ConfigError
@@ -28,6 +29,7 @@ from ari_app.runtime import App, RecordingDirs, UnsupportedAsterisk
 from rating.rate_cli import run_rate
 from rating import billing_cli, reconcile_cli, recordings_cli
 from rating.cdr_writer import CdrWriter
+from rating.core import numbering
 from rating.spool import SpoolError
 from rating.storage import DirectoryNumber, StorageError, migrate, sync_directory
 from rating.tariff import DEFAULT_RATES
@@ -181,12 +183,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
-async def _sync_directory(conn: asyncpg.Connection, cfg: config_mod.Config) -> None:
+async def _sync_directory(conn: asyncpg.Connection, cfg: Config) -> None:
     await sync_directory(
         conn, [(c.customer_id, c.name) for c in cfg.customers.values()],
         [DirectoryNumber(n.e164, n.customer_id, n.number_type.value) for n in cfg.numbers.values()],
         date.today(),
     )
+
+
+async def _load_us_states(cfg: Config) -> None:
+    """Load the US states of +1 numbers in a worker thread, where `cfg` may need them: a recorded call
+    decides its mode in the synchronous flow, which must not stall the event loop ~60 ms loading them."""
+    if cfg.needs_us_states:
+        await asyncio.to_thread(numbering.load_us_states)
 
 
 _background: set[asyncio.Task[None]] = set()
@@ -218,6 +227,7 @@ async def _reload(app: App, st: settings_mod.Settings, pool: asyncpg.Pool, recor
     except ConfigError as exc:
         log.error("config.reload_refused", file=str(st.config_path), problems=exc.problems)
         return
+    await _load_us_states(new)  # before the swap: no call of the new configuration waits for it
     app.config, app.rates = new, new.rates
     log.info("config.reloaded", file=str(st.config_path), numbers=len(new.numbers), calls_in_progress=len(app.calls))
     recorder.record(new.text, author)
@@ -228,7 +238,7 @@ async def _reload(app: App, st: settings_mod.Settings, pool: asyncpg.Pool, recor
         log.warning("db.directory_sync_failed", error=str(exc) or type(exc).__name__)
 
 
-async def _prepare_database(pool: asyncpg.Pool, current: Callable[[], config_mod.Config], st: settings_mod.Settings,
+async def _prepare_database(pool: asyncpg.Pool, current: Callable[[], Config], st: settings_mod.Settings,
                             stop: asyncio.Event, refused: list[str]) -> None:
     """Apply migrations and sync the directory as soon as PostgreSQL answers, retrying meanwhile.
 
@@ -290,7 +300,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _run(st: settings_mod.Settings, cfg: config_mod.Config, author: str, recording_dirs: RecordingDirs,
+async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_dirs: RecordingDirs,
                status_port: int | None, shed_after_s: float | None) -> int:
     log = structlog.get_logger("fairline")
     stop = asyncio.Event()
@@ -314,6 +324,7 @@ async def _run(st: settings_mod.Settings, cfg: config_mod.Config, author: str, r
             app = App(ari, cfg, cfg.rates, writer.submit, queue_status_file=st.spool_dir / QUEUE_STATUS_FILE,
                       recording_dirs=recording_dirs, shed_after_s=shed_after_s)
             _spawn(_prepare_database(pool, lambda: app.config, st, stop, refused), log)
+            _spawn(_load_us_states(cfg), log)
             loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(_reload(app, st, pool, recorder, author), log))
             async with health.StatusServer(app, writer, port=status_port):
                 await app.run(stop)

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import asyncpg
 
-from ari_app.config import to_e164
+from rating.core.numbering import to_e164
 from rating.billing_cli import with_database
 from rating.config_store import ConfigVersion, config_history
 

@@ -29,7 +29,7 @@ import asyncpg
 import structlog
 import yaml
 
-from ari_app.config import to_e164
+from rating.core.numbering import to_e164
 from rating.storage import is_row_fault
 from rating.config_store import ChangeKind, NumberChange, record_version
 

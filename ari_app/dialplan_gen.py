@@ -10,7 +10,7 @@ of a dialplan line.
 
 from __future__ import annotations
 
-from ari_app.config import Config
+from ari_app.core.model import Config
 from ari_app.flow import TRUNK
 
 CONTEXT = "fairline-fallback"

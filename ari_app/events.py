@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Union
 
 from ari_app.errors import FairlineError
+from rating.core.numbering import WITHHELD as WITHHELD  # re-exported: runtime.py reads events.WITHHELD
 
 
 class BadEvent(FairlineError, ValueError):
@@ -161,8 +162,6 @@ AriEvent = Union[CallEvent, Ignored]
 AGENT_LEG = "queue-agent"  # the Stasis argument of the channels fairline originates to queue agents
 SNOOP_LEG = "recording"  # the Stasis argument of the snoop channels that record calls
 
-# What carriers put in the caller id when the caller withheld it.
-WITHHELD = frozenset({"", "anonymous", "restricted", "private", "unavailable", "unknown", "withheld"})
 
 # Caller ids and DIDs are the carrier's (that is, anybody's) text and end up in logs, in the CDR and on
 # invoices: longer than this is no phone number, and is cut here.

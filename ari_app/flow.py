@@ -26,7 +26,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Union
 
-from ari_app.config import (
+from ari_app.core.model import (
     Announce,
     Config,
     ForwardTo,
@@ -52,8 +52,8 @@ from ari_app.events import (
     TargetAnswered,
     TargetDialed,
 )
-from ari_app import recording_rules
-from ari_app.consent import Mode
+from ari_app.core import recording_rules
+from ari_app.core.consent import Mode
 from rating.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit, RecordingFile
 
 NOT_IN_SERVICE = "ss-noservice"

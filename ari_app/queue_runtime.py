@@ -31,7 +31,7 @@ import structlog
 
 from ari_app import flow, queueing
 from ari_app.ari import AriClient
-from ari_app.config import Config
+from ari_app.core.model import Config
 from ari_app.errors import AriError, ChannelGone
 from ari_app.events import AGENT_LEG
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import structlog
 
-from ari_app import admission, consent, events, flow, recording_store
+from ari_app import admission, events, flow, recording_store
 from ari_app.ari import AriClient
-from ari_app.config import Config
+from ari_app.core import consent
+from ari_app.core.model import Config
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone, FairlineError
 from ari_app.queue_runtime import AGENT_LEG_MARK, Queues
 from rating.cdr import RatedCdr, rate_record

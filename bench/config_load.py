@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ari_app.config import load  # noqa: E402
+from ari_app.config.yaml_loader import load  # noqa: E402
 
 TARGET_S = 1.0
 

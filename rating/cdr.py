@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-import phonenumbers
 
+from rating.core import numbering
 from rating.errors import InvalidCall
 from rating.tariff import CallTimes, NumberType, RatedPrice, RateTable, number_zone, rate_call
 
@@ -285,6 +285,6 @@ _UNPARSABLE = object()
 def _region_of(number: str) -> object:
     """The number's region code (None when phonenumbers knows none), or _UNPARSABLE."""
     try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(number))
-    except phonenumbers.NumberParseException:
+        return numbering.region(number)
+    except numbering.NotE164:
         return _UNPARSABLE

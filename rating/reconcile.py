@@ -21,8 +21,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-import phonenumbers
 
+from rating.core import numbering
 from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
 from rating.errors import RatingError
 from rating.tariff import NumberType, RateTable
@@ -380,14 +380,7 @@ class DirectoryEntry:
 
 def e164(did: str) -> str | None:
     """The E.164 form of a dialled number ("+31201234567", "31201234567"), as fairline keys its numbers."""
-    text = did.strip()
-    try:
-        parsed = phonenumbers.parse(text if text.startswith("+") else "+" + text, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.UNKNOWN:
-        return None
-    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+    return numbering.to_e164(did)
 
 
 def asterisk_cdr(call: AsteriskCall, directory: Mapping[str, DirectoryEntry], rates: RateTable) -> RatedCdr:

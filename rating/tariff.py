@@ -19,9 +19,8 @@ from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 import holidays
-import phonenumbers
-from phonenumbers import timezone as phone_time_zones
 
+from rating.core import numbering
 from rating.errors import InvalidCall, InvalidTariff
 
 _PEAK_START = time(8)
@@ -240,16 +239,8 @@ class _Place:
 @functools.lru_cache(maxsize=1 << 17)
 def _place_of(number: str) -> _Place:
     """Where a number rings, as far as peak hours care; ValueError says why it cannot tell."""
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException as problem:
-        raise ValueError(f"expected an E.164 number like +31201234567, got {number!r} ({problem})") from None
-    if phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) != number:
-        raise ValueError(f"expected E.164, a plus sign and digits only, like +31201234567; got {number!r}")
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"{number} is not a valid number according to phonenumbers")
-    region = phonenumbers.region_code_for_number(parsed)
-    zones = sorted(z for z in phone_time_zones.time_zones_for_number(parsed) if z != phone_time_zones.UNKNOWN_TIMEZONE)
+    found = numbering.place(number)  # ValueError says why it is no E.164 number
+    region, zones = found.region, found.zones
     if not zones:
         raise ValueError(f"{number} has no known time zone, which peak hours need")
     if region not in _HOLIDAY_CALENDARS:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ari_app import config as config_mod
+from ari_app.config import yaml_loader
+from ari_app.core.model import Config
 from ari_app.events import CallLeft, DialReturned
 from ari_app.flow import Call, Hangup, Phase, Play, Progress, WriteCdr, step
 from rating.cdr import Disposition
@@ -26,10 +27,10 @@ numbers:
 
 
 @pytest.fixture
-def cfg(tmp_path: Path) -> config_mod.Config:
+def cfg(tmp_path: Path) -> Config:
     path = tmp_path / "fairline.yaml"
     path.write_text(YAML)
-    return config_mod.load(path)
+    return yaml_loader.load(path)
 
 
 def returned(status: str, *, answered: bool = False, did: str = "+31201230009") -> DialReturned:
@@ -37,13 +38,13 @@ def returned(status: str, *, answered: bool = False, did: str = "+31201230009") 
 
 
 class TestAdoption:
-    def test_unanswered_call_hears_the_no_answer_announcement_then_is_released(self, cfg: config_mod.Config) -> None:
+    def test_unanswered_call_hears_the_no_answer_announcement_then_is_released(self, cfg: Config) -> None:
         call, actions = step(Call("c1"), returned("NOANSWER"), cfg)
         assert call.phase is Phase.ANNOUNCING
         assert [type(a) for a in actions] == [Progress, Play]
         assert actions[1] == Play("sound:vm-nobodyavail", "c1-0-noanswer")
 
-    def test_answered_call_is_released_and_recorded_as_answered_from_its_return(self, cfg: config_mod.Config) -> None:
+    def test_answered_call_is_released_and_recorded_as_answered_from_its_return(self, cfg: Config) -> None:
         call, actions = step(Call("c1"), returned("ANSWER", answered=True), cfg)
         assert actions == [Hangup("normal")]
         _, end = step(call, CallLeft("c1", T0 + timedelta(seconds=21)), cfg)
@@ -53,6 +54,6 @@ class TestAdoption:
         assert (record.disposition, record.started_at, record.answered_at) == (
             Disposition.ANSWERED, T0, T0 + timedelta(seconds=20))
 
-    def test_unknown_number_still_gets_an_announcement(self, cfg: config_mod.Config) -> None:
+    def test_unknown_number_still_gets_an_announcement(self, cfg: Config) -> None:
         _, actions = step(Call("c1"), returned("BUSY", did="+31209999999"), cfg)
         assert actions[1] == Play("sound:vm-nobodyavail", "c1-0-noanswer")

@@ -20,7 +20,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from ari_app import events
-from ari_app.config import load
+from ari_app.config.yaml_loader import load
 from ari_app.errors import ConfigError
 from rating.cdr import Disposition, QueueOutcome, RatedCdr
 from tests.unit.test_fuzz_events import ANNOUNCED, QUEUED, ROUTED, channel, config, event, queue_app, settle

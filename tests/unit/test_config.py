@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from ari_app.config import Config, Customer, Number, load, to_e164
+from ari_app.config.yaml_loader import load
+from ari_app.core.model import Config, Customer, Number
+from rating.core.numbering import to_e164
 from ari_app.errors import ConfigError
 from rating.tariff import NumberType
 

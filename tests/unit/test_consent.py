@@ -15,20 +15,18 @@ from hypothesis import strategies as st
 from phonenumbers import geocoder
 from phonenumbers.geodata import GEOCODE_DATA
 
-from ari_app.consent import (
-    DATA_FILE,
+from ari_app.config.jurisdictions import DATA_FILE, load_jurisdictions
+from ari_app.core.consent import (
     Decision,
     Jurisdictions,
     JurisdictionsError,
     Mode,
-    NotE164,
     Party,
-    load_jurisdictions,
     mode_for_call,
-    region_of,
     strictest,
     with_overrides,
 )
+from rating.core.numbering import NotE164, region_of
 
 TABLE = load_jurisdictions()
 
@@ -99,7 +97,7 @@ class TestShippedTable:
         assert TABLE.unknown.mode is Mode.CONSENT
 
     def test_the_shipped_file_is_in_the_package_and_loads_by_path_too(self) -> None:
-        shipped = Path(__file__).resolve().parents[2] / "ari_app" / DATA_FILE
+        shipped = Path(__file__).resolve().parents[2] / "ari_app" / "config" / DATA_FILE
         assert load_jurisdictions(shipped) == TABLE
 
     def test_every_country_in_the_table_has_an_example_here(self) -> None:
@@ -317,7 +315,8 @@ class TestProperties:
 
 
 def test_the_core_imports_no_io_libraries() -> None:
-    code = "import sys, ari_app.consent; print(sorted({'asyncio', 'aiohttp', 'asyncpg'} & set(sys.modules)))"
+    code = ("import sys, ari_app.core.consent, ari_app.core.model, ari_app.core.recording_rules; "
+            "print(sorted({'asyncio', 'aiohttp', 'asyncpg', 'yaml', 'phonenumbers.geocoder'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ari_app.config import Config, Customer, Number, load
+from ari_app.config.yaml_loader import load
+from ari_app.core.model import Config, Customer, Number
 from ari_app.dialplan_gen import fallback_dialplan
 from rating.tariff import NumberType
 

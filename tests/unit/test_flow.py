@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ari_app import config
-from ari_app.config import (
+from ari_app.config import yaml_loader
+from ari_app.core.model import (
     Announce,
     Config,
     Customer,
@@ -94,7 +94,7 @@ def numbers(tmp_path_factory: pytest.TempPathFactory) -> Config:
         "    type: national\n"
         "    announcement: beep\n"
     )
-    return config.load(path)
+    return yaml_loader.load(path)
 
 
 # ---- events, as the parser produces them

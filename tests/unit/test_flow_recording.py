@@ -1,6 +1,6 @@
 """Consent-aware recording in the call flow: what the caller hears first, when recording starts, what the CDR says.
 
-The law's table is the shipped one (ari_app/jurisdictions.yaml): NL one_party, GB notify,
+The law's table is the shipped one (ari_app/config/jurisdictions.yaml): NL one_party, GB notify,
 DE consent; overrides make IT forbidden here.
 """
 
@@ -12,8 +12,9 @@ from decimal import Decimal
 
 import pytest
 
-from ari_app.config import Config, Customer, ForwardTo, Number, Recording, Route, Strategy, Target, TargetKind, shipped_law
-from ari_app.consent import Mode, with_overrides
+from ari_app.config.jurisdictions import shipped_law
+from ari_app.core.consent import Mode, with_overrides
+from ari_app.core.model import Config, Customer, ForwardTo, Number, Recording, Route, Strategy, Target, TargetKind
 from ari_app.events import CallDestroyed, DtmfReceived, PlaybackDone
 from ari_app.flow import (
     Action,
@@ -129,7 +130,7 @@ class TestWhatTheCallerHearsFirst:
 
     @pytest.mark.parametrize("caller", [None, "anonymous-garbage", "+999"], ids=["withheld", "garbage", "invalid"])
     def test_a_caller_whose_place_is_unknown_counts_as_the_strictest_in_the_table(self, caller: str | None) -> None:
-        shipped = dataclasses.replace(CONFIG, recording=Recording())
+        shipped = dataclasses.replace(CONFIG, recording=Recording(law=shipped_law()))
         call, asked = run(call_from(caller), shipped)
         assert asked[0] == Answer() and call.record_mode is Mode.CONSENT  # the shipped table's strictest
 

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ari_app.config import Config, load
+from ari_app.config.yaml_loader import load
+from ari_app.core.model import Config
 from ari_app.errors import ConfigError
 from tests.unit.test_config import documented_example
 

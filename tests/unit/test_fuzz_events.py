@@ -30,7 +30,8 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from ari_app import events
-from ari_app.config import Config, load
+from ari_app.config.yaml_loader import load
+from ari_app.core.model import Config
 from ari_app.errors import AriError, ChannelGone
 from ari_app.runtime import App
 from rating.cdr import RatedCdr

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ari_app.config import Announce, Config, ForwardTo, Queue, Target, TargetKind, ToQueue, load
+from ari_app.config.yaml_loader import load
+from ari_app.core.model import Announce, Config, ForwardTo, Queue, Target, TargetKind, ToQueue
 from ari_app.errors import ConfigError
 from ari_app.queueing import QueueSpec, RingStrategy
 

@@ -19,7 +19,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from ari_app import flow
-from ari_app.config import Config, Customer, ForwardTo, Queue
+from ari_app.core.model import Config, Customer, ForwardTo, Queue
 from ari_app.errors import AriError, ChannelGone
 from ari_app.queue_runtime import Queues
 from ari_app.queueing import QueueSpec, RingStrategy, Timer

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from phonenumbers import PhoneNumberType
 
-from ari_app.config import (
+from ari_app.config.yaml_loader import load
+from ari_app.core.model import (
     DAYS,
     REFUSED_TARGETS,
     TARGET_KINDS,
@@ -26,7 +27,6 @@ from ari_app.config import (
     TargetKind,
     ToQueue,
     Window,
-    load,
 )
 from ari_app.errors import ConfigError
 from rating.tariff import NumberType

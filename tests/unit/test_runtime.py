@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 
 from ari_app import runtime
 from ari_app.ari import AriClient
-from ari_app.config import Config, Customer, Number, Route, Strategy, Target, TargetKind
+from ari_app.core.model import Config, Customer, Number, Route, Strategy, Target, TargetKind
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone
 from ari_app.runtime import App, UnsupportedAsterisk, asterisk_major, backoff_delays
 from rating.cdr import CallRecord, Disposition, RatedCdr

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from ari_app.config import Config
+from ari_app.config.jurisdictions import shipped_law
+from ari_app.core.model import Config, Recording
 from ari_app.errors import AriError
 from ari_app.runtime import RECORDER_SUFFIX, App, RecordingDirs
 from rating.cdr import RatedCdr
@@ -35,7 +36,7 @@ SNOOP = ("POST", f"/channels/{CHANNEL}/snoop", {"spy": "both", "whisper": "none"
 RECORD = ("POST", f"/channels/{RECORDER}/record", {"name": CHANNEL, "format": "wav", "ifExists": "overwrite",
                                                    "beep": "false", "terminateOn": "none"})
 # The recorded call comes from a Dutch mobile to a Dutch number: recorded without notice.
-RECORDING_ON = dataclasses.replace(ROUTED_CONFIG, customers={
+RECORDING_ON = dataclasses.replace(ROUTED_CONFIG, recording=Recording(law=shipped_law()), customers={
     cid: dataclasses.replace(c, recording=True) for cid, c in ROUTED_CONFIG.customers.items()})
 
 

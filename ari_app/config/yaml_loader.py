@@ -8,24 +8,49 @@ and what was expected, and all problems are reported together, in file order.
 from __future__ import annotations
 
 import dataclasses
-import enum
-import functools
 import gc
 import re
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 from typing import Callable, Mapping
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 import yaml
-from phonenumbers import PhoneNumberType
 
-from ari_app import consent
+from ari_app.config.jurisdictions import shipped_law
+from ari_app.core import consent
+from ari_app.core.model import (
+    ANY_OWNER,
+    DAYS,
+    DEFAULT_CONSENT_PROMPT,
+    DEFAULT_CONSENT_SECONDS,
+    DEFAULT_NOTICE,
+    DEFAULT_RING_SECONDS,
+    MAX_RING_SECONDS,
+    NOBODY_AVAILABLE,
+    Announce,
+    Config,
+    Customer,
+    ForwardTo,
+    NoAnswer,
+    Number,
+    OpeningHours,
+    Owner,
+    Queue,
+    Recording,
+    Route,
+    Strategy,
+    Target,
+    ToQueue,
+    Window,
+    check_number_type,
+    check_target,
+)
 from ari_app.errors import ConfigError
 from ari_app.queueing import MAX_WAIT_POLICY_SECONDS, QueueSpec, RingStrategy
+from rating.core import numbering
 from rating.errors import InvalidTariff
 from rating.tariff import DEFAULT_RATES, NumberType, RateTable, TrafficRates, number_zone
 
@@ -39,275 +64,6 @@ _CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 # A queue's name appears in logs and in `no_answer: {queue: NAME}`.
 _QUEUE_NAME = re.compile(r"^[a-z0-9_-]+$")
-
-# Number types that phonenumbers can confirm from the number itself.
-_TYPE_CHECKS = {
-    NumberType.TOLLFREE: phonenumbers.PhoneNumberType.TOLL_FREE,
-    NumberType.PREMIUM: phonenumbers.PhoneNumberType.PREMIUM_RATE,
-}
-
-DEFAULT_RING_SECONDS = 20
-MAX_RING_SECONDS = 120
-NOBODY_AVAILABLE = "vm-nobodyavail"  # what a caller hears when no target answered, unless configured
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
-MINUTES_PER_DAY = 24 * 60
-
-
-class Strategy(enum.StrEnum):
-    """How a route rings its targets."""
-
-    SIMULTANEOUS = "simultaneous"  # all at once; the first to answer wins
-    SEQUENTIAL = "sequential"  # one after the other, each for its own ring time
-
-
-class TargetKind(enum.StrEnum):
-    """What kind of phone a target is, as billing reads it."""
-
-    FIXED = "fixed"
-    MOBILE = "mobile"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Target:
-    """A landline or mobile phone a route rings."""
-
-    e164: str
-    kind: TargetKind
-    ring_seconds: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Announce:
-    """Nobody answered: play this sound, then release."""
-
-    sound: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ForwardTo:
-    """Nobody answered: go on with the route of another of the same customer's numbers (E.164)."""
-
-    number: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ToQueue:
-    """Nobody answered: wait in the same customer's queue of this name (a key of `Config.queues`)."""
-
-    name: str
-
-
-NoAnswer = Announce | ForwardTo | ToQueue
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Route:
-    """Whom a call rings, in what order, and what happens when nobody answers."""
-
-    strategy: Strategy
-    targets: tuple[Target, ...]
-    no_answer: NoAnswer = Announce(NOBODY_AVAILABLE)
-
-    def __post_init__(self) -> None:
-        if not self.targets and not isinstance(self.no_answer, ToQueue):
-            raise ValueError("a route rings at least one target, or sends its callers straight to a queue")
-
-    @property
-    def queue_only(self) -> str | None:
-        """The queue a route sends every caller straight to (`route: {queue: NAME}`), or None."""
-        return self.no_answer.name if not self.targets and isinstance(self.no_answer, ToQueue) else None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Window:
-    """Open from `opens` up to (not including) `closes`, in minutes after local midnight; 1440 is 24:00."""
-
-    opens: int
-    closes: int
-
-    def __str__(self) -> str:
-        return f"{_clock(self.opens)}-{_clock(self.closes)}"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class OpeningHours:
-    """When a number's daytime route is in force, on the wall clock of the number's own country."""
-
-    zone: ZoneInfo
-    week: tuple[tuple[Window, ...], ...]  # seven days, Monday first; a day without windows is closed
-
-    def __post_init__(self) -> None:
-        if len(self.week) != len(DAYS):
-            raise ValueError("opening hours have one entry per day of the week, Monday first")
-
-    def is_open(self, instant: datetime) -> bool:
-        """Whether `instant` (aware) falls in a window on the local clock, whatever the DST offset that day."""
-        if instant.utcoffset() is None:
-            raise ValueError(f"expected an aware datetime, got {instant!r}")
-        local = instant.astimezone(self.zone)
-        # Windows are whole minutes, so comparing the minute is exact.
-        minute = local.hour * 60 + local.minute
-        return any(w.opens <= minute < w.closes for w in self.week[local.weekday()])
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Customer:
-    customer_id: str
-    name: str
-    recording: bool = False  # record the calls of its numbers (a number may say otherwise)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Number:
-    """One number fairline serves: it rings a route, or plays an announcement."""
-
-    e164: str
-    customer_id: str
-    number_type: NumberType
-    announcement: str | None = None  # an announcement-only number: the Asterisk sound a caller hears
-    route: Route | None = None  # whom to ring (during opening hours, when there are any)
-    hours: OpeningHours | None = None
-    outside_hours: Route | None = None  # whom to ring when hours say closed
-    international_forwarding: bool = False  # targets may be abroad (such calls are never fair-use eligible)
-    recording: bool | None = None  # None: as its customer says
-
-    def __post_init__(self) -> None:
-        if (self.route is None) == (self.announcement is None):
-            raise ValueError(f"{self.e164}: a number has a route or an announcement, exactly one of them")
-        if (self.hours is None) != (self.outside_hours is None):
-            raise ValueError(f"{self.e164}: opening hours and the outside-hours route go together")
-        if self.hours is not None and self.route is None:
-            raise ValueError(f"{self.e164}: opening hours choose between two routes; an announcement has none")
-
-    def route_at(self, instant: datetime) -> Route | None:
-        """The route in force at `instant` (aware), or None for an announcement-only number."""
-        if self.hours is None or self.hours.is_open(instant):
-            return self.route
-        return self.outside_hours
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Queue:
-    """A customer's call queue: the core's spec, and where a caller goes when the wait cap is reached."""
-
-    customer_id: str
-    spec: QueueSpec
-    overflow: Announce | ForwardTo | Target = Announce(NOBODY_AVAILABLE)  # a Target: ring that phone
-
-
-DEFAULT_NOTICE = ("conf-now-recording",)  # Asterisk's core sounds have no better stand-in; record your own
-DEFAULT_CONSENT_PROMPT = ("if-correct-press", "digits/1")  # "If this is correct, press" "one"
-DEFAULT_CONSENT_SECONDS = 5
-
-
-@functools.cache
-def shipped_law() -> consent.Jurisdictions:
-    """The jurisdiction table shipped with fairline, read once."""
-    return consent.load_jurisdictions()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Recording:
-    """How calls are recorded where a customer or number turned recording on (issue 6, decision 0014)."""
-
-    law: consent.Jurisdictions = dataclasses.field(default_factory=shipped_law)  # with the overrides applied
-    notice: tuple[str, ...] = DEFAULT_NOTICE  # sounds played before recording (notify and consent)
-    consent_prompt: tuple[str, ...] = DEFAULT_CONSENT_PROMPT  # then, for consent: press 1 to agree
-    consent_seconds: int = DEFAULT_CONSENT_SECONDS  # how long after the prompt a digit is awaited
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Config:
-    customers: Mapping[str, Customer]  # by id
-    numbers: Mapping[str, Number]  # by E.164
-    queues: Mapping[str, Queue] = dataclasses.field(default_factory=lambda: MappingProxyType({}))  # by name
-    rates: RateTable = DEFAULT_RATES
-    text: str = ""  # the file as loaded (UTF-8, newlines untouched): configuration versions hash it
-    recording: Recording = dataclasses.field(default_factory=Recording)
-
-    def records(self, number: Number) -> bool:
-        """Whether calls to `number` are to be recorded (where the law allows: decided per call)."""
-        if number.recording is not None:
-            return number.recording
-        customer = self.customers.get(number.customer_id)
-        return customer is not None and customer.recording
-
-    def number(self, did: str) -> Number | None:
-        """The configured number for a dialled DID, or None when it is not in service."""
-        number = self.numbers.get(did)  # the carrier's usual form, E.164 already: no parsing on every call
-        if number is not None:
-            return number
-        e164 = to_e164(did)
-        return self.numbers.get(e164) if e164 is not None else None
-
-
-def to_e164(raw: str) -> str | None:
-    """E.164 form of a dialled number ("+31201234567", "31201234567"), or None when it is not one."""
-    digits = raw.strip()
-    if not digits.startswith("+"):
-        digits = "+" + digits
-    phone = _phone(digits)
-    return phone.e164 if phone is not None else None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Phone:
-    e164: str
-    region: str | None  # ISO 3166 country; "001" for non-geographic numbers (+800...), None when unknown
-    type: int  # phonenumbers.PhoneNumberType
-
-
-@functools.lru_cache(maxsize=16384)
-def target_kind(e164: str) -> TargetKind | None:
-    """What kind of phone `e164` is, as billing reads it (a queue agent's, say); None if neither kind."""
-    phone = _phone(e164)
-    return TARGET_KINDS.get(phone.type) if phone is not None else None
-
-
-def _phone(text: str) -> _Phone | None:
-    """What phonenumbers says about a valid international number, or None. Cached: configs repeat targets."""
-    try:
-        parsed = phonenumbers.parse(text, None)
-    except phonenumbers.NumberParseException:
-        return None
-    # phonenumbers' is_valid_number is exactly "its type is known"; asking for the type once
-    # halves the cost of loading thousands of numbers.
-    number_type = phonenumbers.number_type(parsed)
-    if number_type == PhoneNumberType.UNKNOWN:
-        return None
-    return _Phone(
-        e164=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
-        region=phonenumbers.region_code_for_number(parsed),
-        type=number_type,
-    )
-
-
-# The target types a route may ring. FIXED_LINE_OR_MOBILE (countries such as the US,
-# where the number does not tell) counts as mobile: the dearer of the two to reach.
-TARGET_KINDS: Mapping[int, TargetKind] = MappingProxyType({
-    PhoneNumberType.FIXED_LINE: TargetKind.FIXED,
-    PhoneNumberType.MOBILE: TargetKind.MOBILE,
-    PhoneNumberType.FIXED_LINE_OR_MOBILE: TargetKind.MOBILE,
-})
-
-# Every other type, and why a route may not ring it. Premium-rate and the like pay
-# their owner per minute: a route to one turns every inbound call into toll fraud.
-REFUSED_TARGETS: Mapping[int, str] = MappingProxyType({
-    PhoneNumberType.PREMIUM_RATE: "a premium-rate number: refused to prevent toll fraud "
-                                  "(every forwarded minute would pay its owner)",
-    PhoneNumberType.SHARED_COST: "a shared-cost number: refused to prevent toll fraud "
-                                 "(charged above a landline, part of it paid to its owner)",
-    PhoneNumberType.PERSONAL_NUMBER: "a personal number: refused to prevent toll fraud "
-                                     "(charged at premium rates, and it redirects to anywhere)",
-    PhoneNumberType.UAN: "a universal access number: refused to prevent toll fraud "
-                         "(charged at its own rates, possibly with a share to its owner)",
-    PhoneNumberType.PAGER: "a pager number: refused, a pager cannot take a call",
-    PhoneNumberType.VOICEMAIL: "a voicemail access number: refused, it is not a phone",
-    PhoneNumberType.VOIP: "a nomadic VoIP number: refused, its cost and reach are not a landline's or a mobile's",
-    PhoneNumberType.TOLL_FREE: "a toll-free number: refused, a service number is not a landline or mobile phone",
-    PhoneNumberType.UNKNOWN: "of a type phonenumbers cannot tell: refused, what it costs to ring is unknown",
-})
-
 
 # ---- loading
 
@@ -370,7 +126,7 @@ def _load(path: Path) -> Config:
     customers = _customers(top.get("customers"), root, problems)
     queue_entries = _queues(top["queues"], problems, customers) if "queues" in top else []
     rates = _tariff(top["tariff"], problems) if "tariff" in top else DEFAULT_RATES
-    recording = _recording(top["recording"], problems) if "recording" in top else Recording()
+    recording = _recording(top["recording"], problems) if "recording" in top else Recording(shipped_law())
     numbers_node = top.get("numbers")
     entries: list[_Entry] = []
     if numbers_node is None:
@@ -543,15 +299,6 @@ class _Entry:
     queues: list[_Mention] = dataclasses.field(default_factory=list)  # `e164` holds the queue's name
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Owner:
-    """The number a route belongs to, as its targets are checked against it."""
-
-    e164: str | None
-    region: str | None
-    international: bool
-
-
 def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping[str, Customer]) -> _Entry:
     where = f"numbers[{index}]"
     if not isinstance(node, yaml.MappingNode):
@@ -566,7 +313,7 @@ def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping
     elif not isinstance(raw_number, yaml.ScalarNode) or not str(raw_number.value).startswith("+"):
         problems.add(raw_number, f"{where}.number", "expected an E.164 number in quotes, like \"+31201234567\"")
     else:
-        e164 = to_e164(raw_number.value)
+        e164 = numbering.to_e164(raw_number.value)
         if e164 is None:
             problems.add(raw_number, f"{where}.number", f"{raw_number.value!r} is not a valid E.164 number")
         else:
@@ -587,8 +334,8 @@ def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping
 
     recording = _flag(fields["recording"], f"{where}.recording", problems) if "recording" in fields else None
     entry = _Entry(index, node, e164, customer, None, international)
-    phone = _phone(e164) if e164 is not None else None
-    owner = _Owner(e164, phone.region if phone else None, international)
+    phone = numbering.phone(e164) if e164 is not None else None
+    owner = Owner(e164, phone.region if phone else None, international)
     route = outside = None
     if "route" in fields:
         route = _route(fields["route"], f"{where}.route", owner, entry, problems)
@@ -653,14 +400,12 @@ def _number_type(node: yaml.Node | None, parent: yaml.Node, problems: _Problems,
     except ValueError:
         problems.add(node, f"{where}.type", f"{raw!r}: expected one of {expected}")
         return None
-    phone = _phone(e164) if e164 is not None else None
-    if phone is not None:
-        # Toll-free and premium numbers are priced differently: the type must match the number.
-        for declared, kind in _TYPE_CHECKS.items():
-            if (number_type is declared) != (phone.type == kind):
-                problems.add(node, f"{where}.type", f"{raw!r} does not fit {phone.e164}, which is "
-                             f"{'a' if phone.type == kind else 'not a'} {declared.value} number")
-                return None
+    if e164 is not None:
+        try:
+            check_number_type(number_type, e164)
+        except ValueError as exc:
+            problems.add(node, f"{where}.type", str(exc))
+            return None
     return number_type
 
 
@@ -673,7 +418,7 @@ _ROUTE_SHAPE = ("expected a mapping with targets, and optionally strategy, ring_
 _E164_TARGET = "expected an E.164 number in quotes, like \"+31612345678\""
 
 
-def _route(node: yaml.Node, where: str, owner: _Owner, entry: _Entry, problems: _Problems) -> Route | None:
+def _route(node: yaml.Node, where: str, owner: Owner, entry: _Entry, problems: _Problems) -> Route | None:
     if not isinstance(node, yaml.MappingNode):
         problems.add(node, where, _ROUTE_SHAPE)
         return None
@@ -713,7 +458,7 @@ def _ring_seconds(node: yaml.Node, key: str, problems: _Problems) -> int | None:
     return int(raw)
 
 
-def _targets(node: yaml.Node | None, parent: yaml.Node, where: str, strategy: Strategy, ring: int, owner: _Owner,
+def _targets(node: yaml.Node | None, parent: yaml.Node, where: str, strategy: Strategy, ring: int, owner: Owner,
              entry: _Entry, problems: _Problems) -> tuple[Target, ...]:
     if node is None:
         problems.add(parent, where, "missing; expected a list of E.164 numbers to ring")
@@ -758,29 +503,16 @@ def _targets(node: yaml.Node | None, parent: yaml.Node, where: str, strategy: St
     return tuple(targets)
 
 
-def _target(node: yaml.Node, key: str, ring: int, owner: _Owner, problems: _Problems) -> Target | None:
+def _target(node: yaml.Node, key: str, ring: int, owner: Owner, problems: _Problems) -> Target | None:
     raw = _scalar(node)
     if raw is None or not raw.startswith("+"):
         problems.add(node, key, _E164_TARGET)
         return None
-    phone = _phone(raw)
-    if phone is None:
-        problems.add(node, key, f"{raw!r} is not a valid E.164 number")
+    try:
+        return check_target(raw, ring, owner)
+    except ValueError as exc:
+        problems.add(node, key, str(exc))
         return None
-    if phone.e164 == owner.e164:
-        problems.add(node, key, f"{phone.e164} is the number itself; expected the phones its calls go to")
-        return None
-    kind = TARGET_KINDS.get(phone.type)
-    if kind is None:
-        reason = REFUSED_TARGETS.get(phone.type, REFUSED_TARGETS[PhoneNumberType.UNKNOWN])
-        problems.add(node, key, f"{phone.e164} is {reason}; expected a landline or mobile number")
-        return None
-    if owner.region is not None and phone.region != owner.region and not owner.international:
-        problems.add(node, key, f"{phone.e164} is in {phone.region or 'no country'}, {owner.e164} in {owner.region}; "
-                                "expected a target in the number's country, or international_forwarding: true "
-                                "on the number (its forwarded calls are then never fair-use eligible)")
-        return None
-    return Target(phone.e164, kind, ring)
 
 
 def _queue_name(node: yaml.Node, key: str, entry: _Entry, problems: _Problems) -> ToQueue | None:
@@ -823,7 +555,7 @@ def _no_answer(node: yaml.Node | None, where: str, entry: _Entry, problems: _Pro
 
 def _forward_number(node: yaml.Node, key: str, problems: _Problems) -> str | None:
     raw = _scalar(node)
-    e164 = to_e164(raw) if raw is not None and raw.startswith("+") else None
+    e164 = numbering.to_e164(raw) if raw is not None and raw.startswith("+") else None
     if e164 is None:
         problems.add(node, key, "expected another of the customer's numbers in E.164, in quotes, like \"+31201234568\"")
     return e164
@@ -911,10 +643,6 @@ def _overlaps(week: list[list[tuple[Window, yaml.Node, str]]], problems: _Proble
         problems.add(node, key, f"{window} overlaps {other} on {', '.join(days)}; expected windows that do not overlap")
 
 
-def _clock(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
 # ---- recording
 
 
@@ -922,7 +650,7 @@ def _recording(node: yaml.Node, problems: _Problems) -> Recording:
     where = "recording"
     if not isinstance(node, yaml.MappingNode):
         problems.add(node, where, "expected a mapping with notice, consent_prompt, consent_seconds and law")
-        return Recording()
+        return Recording(shipped_law())
     fields = _mapping(node, problems, where, allowed={"notice", "consent_prompt", "consent_seconds", "law"})
     notice = _sounds(fields["notice"], f"{where}.notice", problems) if "notice" in fields else DEFAULT_NOTICE
     prompt = (_sounds(fields["consent_prompt"], f"{where}.consent_prompt", problems) if "consent_prompt" in fields
@@ -977,7 +705,6 @@ _OVERFLOW_SHAPE = ("expected exactly one of {announcement: SOUND}, {number: \"+3
 # (key, default, lowest, highest); max_wait_seconds has no highest here: the queue core holds the policy.
 _QUEUE_SECONDS = (("ring_seconds", 15, 1, 60), ("wrapup_seconds", 5, 0, 600),
                   ("max_wait_seconds", 60, 1, None), ("position_every_seconds", 20, 1, 600))
-_AGENT_OWNER = _Owner(None, None, True)  # agents are checked for their kind here, for their country across numbers
 
 
 @dataclasses.dataclass(slots=True)
@@ -1081,7 +808,7 @@ def _agents(node: yaml.Node | None, parent: yaml.Node, where: str, problems: _Pr
     seen: dict[str, int] = {}
     for j, item in enumerate(node.value):
         key = f"{where}[{j}]"
-        target = _target(item, key, 1, _AGENT_OWNER, problems)
+        target = _target(item, key, 1, ANY_OWNER, problems)
         if target is None:
             continue
         if target.e164 in seen:
@@ -1109,7 +836,7 @@ def _overflow(node: yaml.Node, where: str, problems: _Problems) -> tuple[
         sound = _sound(value, f"{where}.announcement", problems)
         return (Announce(sound) if sound is not None else None), None, None
     if key == "target":
-        target = _target(value, f"{where}.target", DEFAULT_RING_SECONDS, _AGENT_OWNER, problems)
+        target = _target(value, f"{where}.target", DEFAULT_RING_SECONDS, ANY_OWNER, problems)
         if target is None:
             return None, None, None
         return target, None, _Mention(value, f"{where}.target", target.e164)
@@ -1204,11 +931,11 @@ def _queue_node(name: str) -> str:
 
 def _agents_abroad(entry: _Entry, queue: _QueueEntry, problems: _Problems) -> None:
     """A queue's agents are rung for the numbers that send calls to it: in their country, like their targets."""
-    phone = _phone(entry.e164) if entry.e164 is not None else None
+    phone = numbering.phone(entry.e164) if entry.e164 is not None else None
     if phone is None or entry.international:
         return
     for agent in queue.phones():
-        agent_phone = _phone(agent.e164)
+        agent_phone = numbering.phone(agent.e164)
         region = agent_phone.region if agent_phone is not None else None
         if region != phone.region:
             problems.add(agent.node, agent.key,

@@ -1,7 +1,7 @@
 """What the law lets fairline do with a call it is asked to record: pure decisions for the call flow.
 
 The mode a call needs is the strictest of the places of the number, the caller and the
-phone that answers (ari_app/consent.py, decision 0013). Which phone answers is known only
+phone that answers (ari_app/core/consent.py, decision 0013). Which phone answers is known only
 at the answer, so the flow decides twice: at the start, over every phone the number's route
 may ring (so the caller hears the notice or is asked before anything rings), and again at
 the answer with the phone that did, recording only when what the caller went through covers
@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ari_app.config import Config, Number, Target, ToQueue
-from ari_app.consent import Decision, Mode, mode_for_call
-
-_RANK = {mode: rank for rank, mode in enumerate(Mode)}  # one_party < notify < consent < forbidden
+from ari_app.core.consent import Decision, Mode, mode_for_call
+from ari_app.core.model import Config, Number, Target, ToQueue
 
 
 def phones(config: Config, number: Number, at: datetime) -> tuple[str, ...]:
@@ -36,7 +34,7 @@ def decide(config: Config, number: Number, caller: str | None, at: datetime) -> 
     """The strictest mode over the phones the call may reach, with the reasons."""
     law = config.recording.law
     decisions = [mode_for_call(law, number.e164, caller, phone) for phone in phones(config, number, at) or (None,)]
-    return max(decisions, key=lambda d: _RANK[d.mode])
+    return max(decisions, key=lambda d: d.mode.strictness)
 
 
 def at_answer(config: Config, number: str, caller: str | None, phone: str) -> Decision:
@@ -46,7 +44,7 @@ def at_answer(config: Config, number: str, caller: str | None, phone: str) -> De
 
 def covers(done: Mode | None, needed: Mode) -> bool:
     """Whether what the caller went through (`done`: silence, a notice, agreement) is enough for `needed`."""
-    return done is not None and needed is not Mode.FORBIDDEN and _RANK[done] >= _RANK[needed]
+    return done is not None and needed is not Mode.FORBIDDEN and done >= needed
 
 
 def media(sounds: tuple[str, ...]) -> str:

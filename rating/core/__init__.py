@@ -1,0 +1,1 @@
+"""The pure core of rating: no I/O."""
