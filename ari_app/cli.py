@@ -25,12 +25,12 @@ from ari_app.dialplan_gen import fallback_dialplan
 from ari_app.errors import AriUnauthorized, ConfigError
 from ari_app.queues_cli import QUEUE_STATUS_FILE
 from ari_app.runtime import App, RecordingDirs, UnsupportedAsterisk
-from rating.rate_cli import run_rate
-from rating import billing_cli, reconcile_cli, recordings_cli
-from rating.cdr_writer import CdrWriter
-from rating.spool import SpoolError
-from rating.storage import DirectoryNumber, StorageError, migrate, sync_directory
-from rating.tariff import DEFAULT_RATES
+from rating.commands.rate_cli import run_rate
+from rating.commands import billing_cli, reconcile_cli, recordings_cli
+from rating.storage.cdr_writer import CdrWriter
+from rating.storage.spool import SpoolError
+from rating.storage.database import DirectoryNumber, StorageError, migrate, sync_directory
+from rating.core.tariff import DEFAULT_RATES
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2

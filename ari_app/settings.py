@@ -10,7 +10,7 @@ from typing import Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ari_app.errors import ConfigError
-from rating.storage import redact as redact  # one way to hide a database password, for both packages
+from plumbing.redaction import redact as redact  # one way to hide a database password, for both packages
 
 
 MIN_SECRET_LENGTH = 16

@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import pytest
 
-from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
-from rating.storage import (HALVES_FROM, DirectoryNumber, Migration, MigrationEdited, insert_cdrs, is_row_fault,
+from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from rating.storage.database import (HALVES_FROM, DirectoryNumber, Migration, MigrationEdited, insert_cdrs, is_row_fault,
                             migrate, sync_directory)
-from rating.tariff import DEFAULT_RATES, NumberType
+from rating.core.tariff import DEFAULT_RATES, NumberType
 from tests.e2e.conftest import LiveStack
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ import pytest
 
 from ari_app.config import Config, Customer, Number, load, to_e164
 from ari_app.errors import ConfigError
-from rating.tariff import NumberType
+from rating.core.tariff import NumberType
 
 VALID = """\
 customers:

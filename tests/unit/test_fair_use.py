@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rating.errors import InvalidMonth, InvalidUsage
-from rating.fair_use import (
+from rating.core.fair_use import (
     FairUseResult,
     FairUseStatus,
     Month,
@@ -18,7 +18,7 @@ from rating.fair_use import (
     assess,
     charged_amount,
 )
-from rating.tariff import RatedPrice
+from rating.core.tariff import RatedPrice
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 NOVEMBER = Month(2026, 11)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from rating.rate_cli import run_rate
-from rating.tariff import RateTable, TrafficRates
+from rating.commands.rate_cli import run_rate
+from rating.core.tariff import RateTable, TrafficRates
 
 RATES = RateTable((TrafficRates(date(2020, 1, 1)),))
 WORKED_EXAMPLE: dict[str, Any] = {

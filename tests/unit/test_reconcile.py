@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rating import billing_cli, reconcile_cli
-from rating.cdr import Disposition
-from rating.reconcile import (
+from rating.commands import billing_cli, reconcile_cli
+from rating.core.cdr import Disposition
+from rating.core.reconcile import (
     SETTLE,
     AsteriskCall,
     AsteriskCdrError,
@@ -37,7 +37,7 @@ from rating.reconcile import (
     parse_asterisk_cdr,
     reconcile,
 )
-from rating.tariff import NumberType, RateTable, TrafficRates
+from rating.core.tariff import NumberType, RateTable, TrafficRates
 
 RATES = RateTable((TrafficRates(date(2020, 1, 1)),))
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)

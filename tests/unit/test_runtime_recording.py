@@ -16,8 +16,8 @@ from structlog.testing import capture_logs
 from ari_app.config import Config
 from ari_app.errors import AriError
 from ari_app.runtime import RECORDER_SUFFIX, App, RecordingDirs
-from rating.cdr import RatedCdr
-from rating.tariff import DEFAULT_RATES
+from rating.core.cdr import RatedCdr
+from rating.core.tariff import DEFAULT_RATES
 from tests.unit.test_runtime import (
     CHANNEL,
     ROUTED_CONFIG,

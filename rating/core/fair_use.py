@@ -17,7 +17,7 @@ from datetime import UTC, datetime, tzinfo
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
 from rating.errors import InvalidMonth, InvalidUsage
-from rating.tariff import RatedPrice
+from rating.core.tariff import RatedPrice
 
 _FLOOR_CALLS_PER_WEEK = 20
 _WINDOW_MONTHS = 6  # the months looked back on, the assessed month included

@@ -14,10 +14,10 @@ from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
 import asyncpg
 
-from rating.cdr import RatedCdr
+from rating.core.cdr import RatedCdr
 from rating.errors import RatingError
-from rating.fair_use import FairUseResult, Month, MonthlyUsage, allowance, assess
-from rating.storage import CHARGE_RULE, insert_cdrs
+from rating.core.fair_use import FairUseResult, Month, MonthlyUsage, allowance, assess
+from rating.storage.database import CHARGE_RULE, insert_cdrs
 
 _WINDOW_MONTHS = 6  # fair use looks back on the month and the five before it
 _STORED_STEP = Decimal("0.0001")  # fair_use_results keeps averages and allowances as numeric(14,4)

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import asyncpg
 import structlog
 
-from rating.cdr import RatedCdr
+from rating.core.cdr import RatedCdr
 from rating.errors import RatingError
 
 log = structlog.get_logger(__name__)
@@ -47,7 +46,7 @@ class Migration:
 
 def bundled_migrations() -> list[Migration]:
     """The migrations shipped with fairline, in the order they apply."""
-    files = resources.files("rating") / "migrations"
+    files = resources.files("rating.storage") / "migrations"
     return sorted(
         (Migration(f.name.removesuffix(".sql"), f.read_text()) for f in files.iterdir() if f.name.endswith(".sql")),
         key=lambda m: m.version,
@@ -305,23 +304,3 @@ async def sync_directory(conn: asyncpg.Connection, customers: Sequence[tuple[str
                WHERE active_until IS NULL AND NOT (e164 = ANY($1::text[]))""",
             [n.e164 for n in numbers], today,
         )
-
-
-def redact(url: str) -> str:
-    """The URL safe to print or log: its password, in the user part or as ?password=, replaced by ***."""
-    parts = urlsplit(url)
-    if not parts.netloc and "@" in url:
-        # Not scheme://user:password@host/...: no telling which part is the password, so show none of it.
-        return "(a URL not of the form postgresql://user:password@host/database)"
-    netloc = parts.netloc
-    if parts.password is not None:
-        userinfo, _, hosts = netloc.rpartition("@")
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
-    query = parts.query
-    if "password" in query.lower():
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*/")
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url  # nothing to hide; rebuilding could change the spelling (postgresql:///db)
-    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "") + (
-        f"#{parts.fragment}" if parts.fragment else "")

@@ -10,7 +10,7 @@ Money is printed with 4 decimals, exactly as stored: calls are rounded to 4
 decimals one by one, and a total is the exact sum of its lines. Rounding a total
 to cents is the accounting system's business, not fairline's.
 
-The SQL is in rating/billing.py, rating/queue_report.py and rating/invoice_text.py; this module parses
+The SQL is in rating/storage/billing.py, rating/storage/queue_report.py and rating/storage/invoice_text.py; this module parses
 arguments and input, and formats output (except the text invoices, which PostgreSQL formats: invoice_text.py). The composition root (ari_app/cli.py) calls register().
 """
 
@@ -34,13 +34,14 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import asyncpg
 import structlog
 
-from rating import billing, invoice_text, queue_report
-from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from rating.storage import billing, invoice_text, queue_report
+from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
 from rating.errors import InvalidCall, InvalidMonth, RatingError
-from rating.fair_use import Month
-from rating.rate_cli import parse_number_type, parse_timestamp
-from rating.storage import StorageError, migrate, redact
-from rating.tariff import DEFAULT_RATES, CallTimes, RateTable
+from rating.core.fair_use import Month
+from rating.commands.rate_cli import parse_number_type, parse_timestamp
+from plumbing.redaction import redact
+from rating.storage.database import StorageError, migrate
+from rating.core.tariff import DEFAULT_RATES, CallTimes, RateTable
 
 EXIT_OK = 0
 EXIT_LINES_REJECTED = 1

@@ -4,7 +4,7 @@ Reads Asterisk's CDR file (--asterisk-cdr, default $FAIRLINE_ASTERISK_CDR; writt
 cdr_custom with dialplan/cdr_custom.conf) and PostgreSQL (--database-url, default
 $DATABASE_URL; migrations first). Exit status: 0 no differences; 1 differences (after
 --import: those left); 2 bad usage or input; 3 the database is unreachable or failed.
-The comparison is rating/reconcile.py; this module parses arguments, reads the file and
+The comparison is rating/core/reconcile.py; this module parses arguments, reads the file and
 the database, and prints. The composition root (ari_app/cli.py) calls register().
 """
 
@@ -22,10 +22,11 @@ from typing import Any, TextIO
 
 import asyncpg
 
-from rating import billing, billing_cli
-from rating.billing_cli import EXIT_BAD_INPUT, EXIT_OK, RatesLoader, add_database_url
-from rating.cdr import RatedCdr
-from rating.reconcile import (
+from rating.commands import billing_cli
+from rating.storage import billing
+from rating.commands.billing_cli import EXIT_BAD_INPUT, EXIT_OK, RatesLoader, add_database_url
+from rating.core.cdr import RatedCdr
+from rating.core.reconcile import (
     SETTLE,
     SOURCE,
     AsteriskCall,
@@ -42,8 +43,8 @@ from rating.reconcile import (
     parse_asterisk_cdr,
     reconcile,
 )
-from rating.storage import insert_cdrs
-from rating.tariff import DEFAULT_RATES, NumberType, RateTable
+from rating.storage.database import insert_cdrs
+from rating.core.tariff import DEFAULT_RATES, NumberType, RateTable
 
 EXIT_DIFFERENCES = 1
 MAX_SETTLE_S = Decimal(86400)
