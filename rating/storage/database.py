@@ -18,6 +18,7 @@ import asyncpg
 import structlog
 
 from rating.core.cdr import RatedCdr
+from rating.core.charge import charge_sql
 from rating.errors import RatingError
 
 log = structlog.get_logger(__name__)
@@ -90,13 +91,6 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
 
 
-# The charge follows fair use: eligible calls are free unless the customer is marked
-# a heavy user for that month (view heavy_users); all other calls pay list price.
-# billing.decide_heavy_user applies the same rule when a decision changes.
-CHARGE_RULE = """CASE WHEN {eligible} AND NOT coalesce(
-    (SELECT h.heavy FROM heavy_users h WHERE h.customer_id = {customer} AND h.month = {month}), false)
-  THEN 0 ELSE {list_price} END"""
-
 # A batch reaches PostgreSQL by binary COPY into a temporary table of the connection, then one
 # statement moves it into cdrs (docs/performance.md): cheaper on both sides than 30 arrays.
 # The staging table has the plain types of the columns and no constraints, so every check,
@@ -118,10 +112,11 @@ _STAGING_NAMES = [name for name, _ in _STAGING_COLUMNS]
 _CREATE_STAGING = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} ("
                    + ", ".join(f"{name} {kind}" for name, kind in _STAGING_COLUMNS) + ") ON COMMIT DELETE ROWS")
 
-# CHARGE_RULE as a join: the heavy-user flag is looked up once per batch, not once per row (the
-# view sorts every decision; per row, that cost 150 us with 2,000 decisions). The view holds one
-# row per customer and month, so the join never repeats a CDR; no row: not heavy, as above.
-_CHARGE_BY_JOIN = "CASE WHEN r.fair_use_eligible AND NOT coalesce(h.heavy, false) THEN 0 ELSE r.list_price_eur END"
+# The charge rule (rating/core/charge.py) with the heavy-user flag from a join: looked up once per
+# batch, not once per row (the view sorts every decision; per row, that cost 150 us with 2,000
+# decisions). The view heavy_users holds one row per customer and month, so the join never repeats
+# a CDR; no row: not heavy.
+_CHARGE_BY_JOIN = charge_sql(eligible="r.fair_use_eligible", heavy="h.heavy", list_price="r.list_price_eur")
 
 # One statement for the CDRs and their recordings: a recording row is written exactly when
 # its CDR is new, so the two land together (or neither does) and a replayed batch doubles nothing.

@@ -16,8 +16,8 @@ from rating.core.fair_use import (
     MonthlyUsage,
     allowance,
     assess,
-    charged_amount,
 )
+from rating.core.charge import charged_amount
 from rating.core.tariff import RatedPrice
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
