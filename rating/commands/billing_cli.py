@@ -21,7 +21,6 @@ import asyncio
 import csv
 import dataclasses
 import json
-import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -98,7 +97,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
     if load_rates is not None:
         imp.add_argument("--config", type=Path,
                          help="price with this configuration file's 'tariff' section; default: the published rates")
-    imp.set_defaults(fn=lambda args: _cmd_cdr_import(args, load_rates))
+    # --config here has never read $FAIRLINE_CONFIG: importing CDRs priced by whatever file the
+    # environment names would change amounts silently (fairline's composition root honours this).
+    imp.set_defaults(fn=lambda args: _cmd_cdr_import(args, load_rates), environment_exempt=("config",))
 
     fair_use = subparsers.add_parser("fair-use", help="fair-use assessment")
     fair_use_sub = fair_use.add_subparsers(dest="fair_use_command", required=True, metavar="SUBCOMMAND")
@@ -327,7 +328,7 @@ def with_database(args: argparse.Namespace, work: Work) -> int:
 
     The URL is shown with its password as ***, also inside error messages that quote it.
     """
-    url = args.database_url or os.environ.get("DATABASE_URL", "")
+    url = args.database_url or ""  # $DATABASE_URL is in it already, put there by fairline's composition root
     if not url:
         _error("no database given: use --database-url URL or set DATABASE_URL")
         return EXIT_BAD_INPUT

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -105,8 +104,8 @@ def _cmd_reconcile(args: argparse.Namespace, load_rates: RatesLoader | None) -> 
         window = Window(args.since, args.until)
     except ValueError as bad:
         return _error(str(bad))
-    path = args.asterisk_cdr or (Path(os.environ["FAIRLINE_ASTERISK_CDR"])
-                                 if os.environ.get("FAIRLINE_ASTERISK_CDR") else None)
+    # $FAIRLINE_ASTERISK_CDR and $FAIRLINE_CONFIG are in args already (fairline's composition root).
+    path = Path(args.asterisk_cdr) if args.asterisk_cdr else None
     if path is None:
         return _error("no Asterisk CDR file given: use --asterisk-cdr FILE or set FAIRLINE_ASTERISK_CDR")
     try:
@@ -116,7 +115,7 @@ def _cmd_reconcile(args: argparse.Namespace, load_rates: RatesLoader | None) -> 
     except AsteriskCdrError as bad:
         return _error(f"{path}: {bad}")
     rates = DEFAULT_RATES
-    config = getattr(args, "config", None) or os.environ.get("FAIRLINE_CONFIG")
+    config = getattr(args, "config", None)
     if args.import_missing and load_rates is not None and config:
         try:
             rates = load_rates(Path(config))

@@ -131,3 +131,34 @@ class TestBadLines:
         """Blank lines write nothing, so the line number is how to find the bad input."""
         _, [out] = rate_lines("", "", "{")
         assert out["error"].startswith("line 3: ")
+
+
+class TestConfigFromTheEnvironment:
+    CONFIG = """\
+customers:
+  - id: acme
+    name: Acme BV
+numbers:
+  - number: "+31201234567"
+    customer: acme
+    type: local
+    announcement: hello-world
+tariff:
+  - valid_from: 2020-01-01
+    setup_eur: 1.00
+    peak_eur_per_min: 0.07
+    offpeak_eur_per_min: 0.05
+"""
+
+    def test_fairline_rate_takes_the_tariff_of_fairline_config(self, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+        """Like every option, --config falls back to its variable: $FAIRLINE_CONFIG's tariff prices the calls."""
+        from ari_app import cli
+
+        config = tmp_path / "fairline.yaml"
+        config.write_text(self.CONFIG)
+        monkeypatch.setenv("FAIRLINE_CONFIG", str(config))
+        monkeypatch.setattr("sys.stdin", io.StringIO(call() + "\n"))
+
+        assert cli.main(["rate"]) == 0
+        assert json.loads(capsys.readouterr().out)["setup_eur"] == "1.0000"

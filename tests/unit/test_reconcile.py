@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -15,6 +16,8 @@ from typing import ClassVar
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from ari_app.settings import fill_from_environment
 
 from rating.commands import billing_cli, reconcile_cli
 from rating.core.cdr import Disposition
@@ -480,6 +483,7 @@ class TestCommandErrors:
     def run(self, capsys: pytest.CaptureFixture[str], *argv: str,
             load_rates: billing_cli.RatesLoader | None = None) -> tuple[int, str]:
         args = parser(load_rates).parse_args(["reconcile", *argv])
+        fill_from_environment(args, os.environ)  # as fairline's composition root does
         status = args.fn(args)
         return status, capsys.readouterr().err
 
