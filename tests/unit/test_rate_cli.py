@@ -159,6 +159,7 @@ tariff:
         config.write_text(self.CONFIG)
         monkeypatch.setenv("FAIRLINE_CONFIG", str(config))
         monkeypatch.setattr("sys.stdin", io.StringIO(call() + "\n"))
+        monkeypatch.setattr(cli.logs, "configure", lambda *_: None)  # structlog's setup is global: leave it to other tests
 
         assert cli.main(["rate"]) == 0
         assert json.loads(capsys.readouterr().out)["setup_eur"] == "1.0000"
