@@ -26,13 +26,13 @@ from ari_app.dialplan_gen import fallback_dialplan
 from ari_app.errors import AriUnauthorized, ConfigError
 from ari_app.queues_cli import QUEUE_STATUS_FILE
 from ari_app.runtime import App, RecordingDirs, UnsupportedAsterisk
-from rating.rate_cli import run_rate
-from rating import billing_cli, reconcile_cli, recordings_cli
-from rating.cdr_writer import CdrWriter
+from rating.commands.rate_cli import run_rate
+from rating.commands import billing_cli, reconcile_cli, recordings_cli
 from rating.core import numbering
-from rating.spool import SpoolError
-from rating.storage import DirectoryNumber, StorageError, migrate, sync_directory
-from rating.tariff import DEFAULT_RATES
+from rating.storage.cdr_writer import CdrWriter
+from rating.storage.spool import SpoolError
+from rating.storage.database import DirectoryNumber, StorageError, migrate, sync_directory
+from rating.core.tariff import DEFAULT_RATES
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -42,6 +42,8 @@ EXIT_UNAVAILABLE = 3
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The one read of the environment: each option not given takes its variable (ari_app/settings.py).
+    settings_mod.fill_from_environment(args, os.environ)
     # Logs go to stderr, so command output on stdout (CSV, JSON) stays clean; `run` picks its own format.
     logs.configure(getattr(args, "log_format", "auto"), getattr(args, "log_level", "info"))
     return int(args.fn(args))
@@ -69,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "default $FAIRLINE_ASTERISK_RECORDINGS_DIR or /var/spool/asterisk/recording")
     run.add_argument("--status-port", help="loopback port of /healthz and /metrics; default $FAIRLINE_STATUS_PORT "
                                            f"or {health.DEFAULT_STATUS_PORT}; 0 serves neither")
-    run.add_argument("--shed-after-ms", type=int, default=int(os.environ.get("FAIRLINE_SHED_AFTER_MS", "150")),
+    run.add_argument("--shed-after-ms", type=int,
                      help="overload: a new call whose caller would wait longer than this for ringing takes the "
                           "dialplan fallback instead (default $FAIRLINE_SHED_AFTER_MS or 150; 0 never sheds)")
     run.add_argument("--log-level", choices=["debug", "info", "warning"], default="info",
@@ -87,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "list_price_eur and fair_use_eligible added. A bad line becomes "
                                       '{"call_id": ..., "error": ...}; the rest go on and the exit status is 1.')
     rate.add_argument("--config", type=Path, help="take the tariff from this configuration file's 'tariff' "
-                                                  "section; default: the published rates")
+                                                  "section; default $FAIRLINE_CONFIG, else the published rates")
     rate.set_defaults(fn=cmd_rate)
 
     reload = sub.add_parser("reload", help="check the configuration file and make the running fairline use it",
@@ -127,7 +129,7 @@ def cmd_rate(args: argparse.Namespace) -> int:
     rates = DEFAULT_RATES
     if args.config is not None:
         try:
-            rates = config_mod.load(args.config).rates
+            rates = config_mod.load(Path(args.config)).rates
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -157,12 +159,13 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     log = structlog.get_logger("fairline")
     try:
+        # The environment is in args already (main); {}: nothing is read from it twice.
         st = settings_mod.from_environment(
-            os.environ, ari_url=args.ari_url, ari_app=args.ari_app, secrets=args.secrets,
+            {}, ari_url=args.ari_url, ari_app=args.ari_app, secrets=args.secrets,
             database_url=args.database_url, config=args.config, spool_dir=args.spool_dir,
         )
         cfg = config_mod.load(st.config_path)
-        status_port = health.status_port(args.status_port, os.environ)
+        status_port = health.status_port(args.status_port, {})
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("config.invalid", problem=problem)
@@ -170,10 +173,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("config.loaded", file=str(st.config_path), numbers=len(cfg.numbers))
     try:
         dirs = RecordingDirs(
-            asterisk=Path(args.asterisk_recordings_dir or os.environ.get("FAIRLINE_ASTERISK_RECORDINGS_DIR",
-                                                                         "/var/spool/asterisk/recording")),
-            store=Path(args.recordings_dir or os.environ.get("FAIRLINE_RECORDINGS_DIR", "recordings")).absolute())
-        shed = args.shed_after_ms / 1000 if args.shed_after_ms > 0 else None
+            asterisk=Path(args.asterisk_recordings_dir or settings_mod.DEFAULT_ASTERISK_RECORDINGS_DIR),
+            store=Path(args.recordings_dir or settings_mod.DEFAULT_RECORDINGS_DIR).absolute())
+        shed_ms = int(args.shed_after_ms) if args.shed_after_ms is not None else settings_mod.DEFAULT_SHED_AFTER_MS
+        shed = shed_ms / 1000 if shed_ms > 0 else None
         # What is loaded by now (the phone number metadata, the configuration) lives as long as the
         # process: the garbage collector need never walk it again. Each full collection of it took
         # 35 ms, a pause every caller in set-up then waited through (docs/performance.md).
@@ -283,13 +286,13 @@ def write_pid_file(spool_dir: Path) -> None:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    config_path = Path(args.config or os.environ.get("FAIRLINE_CONFIG", "fairline.yaml"))
+    config_path = Path(args.config or settings_mod.DEFAULT_CONFIG)
     try:
         config_mod.load(config_path)
     except ConfigError as exc:
         print(f"not reloading: the configuration is invalid\n{exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    spool_dir = Path(args.spool_dir or os.environ.get("FAIRLINE_SPOOL_DIR", "spool"))
+    spool_dir = Path(args.spool_dir or settings_mod.DEFAULT_SPOOL_DIR)
     try:
         pid = int(pid_file(spool_dir).read_text().strip())
         os.kill(pid, signal.SIGHUP)

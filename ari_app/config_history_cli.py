@@ -17,8 +17,8 @@ from typing import Any, TextIO
 import asyncpg
 
 from rating.core.numbering import to_e164
-from rating.billing_cli import with_database
-from rating.config_store import ConfigVersion, config_history
+from rating.commands.billing_cli import with_database
+from rating.storage.config_store import ConfigVersion, config_history
 
 EXIT_OK = 0
 SHORT_HASH = 12  # hex digits of the content hash shown in the table

@@ -1,7 +1,7 @@
 """Configuration versions: what an applied file changed per number, and recording it without waiting.
 
 `content_hash` and `number_changes` are pure. `ConfigRecorder.record()` returns at
-once: a background task stores the version (rating/config_store.py) and, while
+once: a background task stores the version (rating/storage/config_store.py) and, while
 PostgreSQL is unreachable, keeps it in memory and retries, so routing never waits
 on the database. See docs/decisions/0008-config-versions.md.
 
@@ -30,8 +30,8 @@ import structlog
 import yaml
 
 from rating.core.numbering import to_e164
-from rating.storage import is_row_fault
-from rating.config_store import ChangeKind, NumberChange, record_version
+from rating.storage.database import is_row_fault
+from rating.storage.config_store import ChangeKind, NumberChange, record_version
 
 log = structlog.get_logger(__name__)
 

@@ -54,7 +54,7 @@ from ari_app.events import (
 )
 from ari_app.core import recording_rules
 from ari_app.core.consent import Mode
-from rating.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit, RecordingFile
+from rating.core.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit, RecordingFile
 
 NOT_IN_SERVICE = "ss-noservice"
 NO_ROUTE_LEFT = "vm-nobodyavail"

@@ -28,7 +28,7 @@ from aiohttp import web
 from ari_app.admission import Admission
 from ari_app.errors import ConfigError
 from ari_app.queueing import QueueState
-from rating.cdr_writer import LatencyHistogram
+from plumbing.metrics import LatencyHistogram
 
 HOST = "127.0.0.1"  # loopback only (docs/operations.md, Security); scrape through a local agent or proxy
 # 8088 is ARI; 8089 is Asterisk's own HTTPS port (ARI over TLS), so the next one up.

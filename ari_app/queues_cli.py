@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ari_app.settings import DEFAULT_SPOOL_DIR
+
 QUEUE_STATUS_FILE = "queues.json"
 
 EXIT_OK = 0
@@ -32,7 +34,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 def cmd_queues(args: argparse.Namespace) -> int:
-    path = Path(args.spool_dir or os.environ.get("FAIRLINE_SPOOL_DIR", "spool")) / QUEUE_STATUS_FILE
+    path = Path(args.spool_dir or DEFAULT_SPOOL_DIR) / QUEUE_STATUS_FILE
     try:
         status = json.loads(path.read_text())
         pid = int(status["pid"])

@@ -32,10 +32,10 @@ from typing import BinaryIO
 import structlog
 
 from ari_app.errors import FairlineError
-from rating.cdr import RecordingFile
-from rating.recordings import verify
-from rating.spool import fsync_dir as _fsync_dir
-from rating.spool import write_all as _write_all
+from rating.core.cdr import RecordingFile
+from rating.storage.recordings import verify
+from plumbing.durable import fsync_dir as _fsync_dir
+from plumbing.durable import write_all as _write_all
 
 __all__ = ["RecordingStoreError", "destination", "store", "verify"]
 

@@ -25,8 +25,8 @@ from ari_app.core import consent
 from ari_app.core.model import Config
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone, FairlineError
 from ari_app.queue_runtime import AGENT_LEG_MARK, Queues
-from rating.cdr import RatedCdr, rate_record
-from rating.tariff import RateTable
+from rating.core.cdr import RatedCdr, rate_record
+from rating.core.tariff import RateTable
 
 MIN_ASTERISK_MAJOR = 22
 BACKOFF_FIRST_S = 0.5

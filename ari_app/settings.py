@@ -1,7 +1,13 @@
-"""Where fairline connects to: ARI, its secrets, PostgreSQL. Read once at start."""
+"""Where fairline connects to: ARI, its secrets, PostgreSQL. Read once at start.
+
+The only place that knows the environment variables: `fill_from_environment` runs once,
+in the composition root (ari_app/cli.py), and copies each variable into its command-line
+option when the option was not given; no other module reads os.environ.
+"""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
 import stat
@@ -10,7 +16,41 @@ from typing import Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ari_app.errors import ConfigError
-from rating.storage import redact as redact  # one way to hide a database password, for both packages
+from plumbing.redaction import redact as redact  # one way to hide a database password, for both packages
+
+
+DEFAULT_CONFIG = Path("fairline.yaml")
+DEFAULT_SPOOL_DIR = Path("spool")  # CDRs wait here, on disk, while PostgreSQL is unreachable
+DEFAULT_RECORDINGS_DIR = Path("recordings")
+DEFAULT_ASTERISK_RECORDINGS_DIR = Path("/var/spool/asterisk/recording")  # Asterisk's astspooldir/recording
+DEFAULT_SHED_AFTER_MS = 150
+
+# Each option (its argparse dest) and the variable it falls back to, for every command that has it.
+OPTION_VARIABLES: Mapping[str, str] = {
+    "config": "FAIRLINE_CONFIG",
+    "secrets": "FAIRLINE_SECRETS",
+    "database_url": "DATABASE_URL",
+    "ari_url": "FAIRLINE_ARI_URL",
+    "ari_app": "FAIRLINE_ARI_APP",
+    "spool_dir": "FAIRLINE_SPOOL_DIR",
+    "recordings_dir": "FAIRLINE_RECORDINGS_DIR",
+    "asterisk_recordings_dir": "FAIRLINE_ASTERISK_RECORDINGS_DIR",
+    "asterisk_cdr": "FAIRLINE_ASTERISK_CDR",
+    "status_port": "FAIRLINE_STATUS_PORT",
+    "shed_after_ms": "FAIRLINE_SHED_AFTER_MS",
+}
+
+
+def fill_from_environment(args: argparse.Namespace, env: Mapping[str, str]) -> None:
+    """Give each option the command has but was not given its variable's value (command line first).
+
+    Values stay text, as if typed on the command line; each command converts its own (Path, int).
+    A command lists the options that do not read their variable in `environment_exempt`.
+    """
+    exempt = getattr(args, "environment_exempt", ())
+    for dest, variable in OPTION_VARIABLES.items():
+        if dest not in exempt and hasattr(args, dest) and getattr(args, dest) is None and variable in env:
+            setattr(args, dest, env[variable])
 
 
 MIN_SECRET_LENGTH = 16
@@ -85,8 +125,8 @@ class Settings:
     ari_user: str
     ari_password: str = dataclasses.field(repr=False)
     database_url: str = dataclasses.field(repr=False)
-    config_path: Path = Path("fairline.yaml")
-    spool_dir: Path = Path("spool")  # CDRs wait here, on disk, while PostgreSQL is unreachable
+    config_path: Path = DEFAULT_CONFIG
+    spool_dir: Path = DEFAULT_SPOOL_DIR
 
 
 def read_secrets(path: Path) -> dict[str, str]:
@@ -150,7 +190,7 @@ def from_environment(env: Mapping[str, str], *, ari_url: str | None = None, ari_
             problem = _weak("--database-url / DATABASE_URL: the password", db_password)
             if problem:
                 problems.append(problem)
-    config_path = config or env.get("FAIRLINE_CONFIG", "fairline.yaml")
+    config_path = config or env.get("FAIRLINE_CONFIG", str(DEFAULT_CONFIG))
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -160,5 +200,5 @@ def from_environment(env: Mapping[str, str], *, ari_url: str | None = None, ari_
         ari_password=password,
         database_url=db,
         config_path=Path(config_path),
-        spool_dir=Path(spool_dir or env.get("FAIRLINE_SPOOL_DIR", "spool")),
+        spool_dir=Path(spool_dir or env.get("FAIRLINE_SPOOL_DIR", str(DEFAULT_SPOOL_DIR))),
     )

@@ -1,10 +1,10 @@
 """Rating and CDR writing benchmark: synthetic finished calls priced and stored by the code `fairline run` uses.
 
 Each call goes the way the ARI app sends it (ari_app/runtime.py, App._write_cdr):
-look the number up in the directory, `rating.cdr.rate_record`, then
+look the number up in the directory, `rating.core.cdr.rate_record`, then
 `CdrWriter.submit`; the writer (as `fairline run` opens it: an asyncpg pool of at
 most 4, default batches: 200, and up to 2,000 when more CDRs are already waiting)
-inserts batches with `rating.storage.insert_cdrs` (binary COPY into a staging
+inserts batches with `rating.storage.database.insert_cdrs` (binary COPY into a staging
 table, then one INSERT ... SELECT; a batch of 1,000 or more as two halves at once
 on two pool connections) into a real PostgreSQL (a private cluster, schema from
 the migrations). Three phases over the same calls, each into an
@@ -39,11 +39,11 @@ import asyncpg  # noqa: E402
 import structlog  # noqa: E402
 
 from ari_app import logs  # noqa: E402
-from rating.cdr import CallRecord, RatedCdr, rate_record  # noqa: E402
-from rating.cdr_writer import CdrWriter  # noqa: E402
-from rating.fair_use import Month  # noqa: E402
-from rating.storage import migrate  # noqa: E402
-from rating.tariff import DEFAULT_RATES  # noqa: E402
+from rating.core.cdr import CallRecord, RatedCdr, rate_record  # noqa: E402
+from rating.storage.cdr_writer import CdrWriter  # noqa: E402
+from rating.core.fair_use import Month  # noqa: E402
+from rating.storage.database import migrate  # noqa: E402
+from rating.core.tariff import DEFAULT_RATES  # noqa: E402
 
 TARGET_ROWS_PER_S = 50_000
 MONTH = Month(2026, 11)

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 import stack as stackmod  # noqa: E402
 
-from rating.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit  # noqa: E402
-from rating.fair_use import Month  # noqa: E402
-from rating.tariff import NumberType  # noqa: E402
+from rating.core.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit  # noqa: E402
+from rating.core.fair_use import Month  # noqa: E402
+from rating.core.tariff import NumberType  # noqa: E402
 
 INSTANCE = "bench-rating"
 RESULTS = ROOT / "results"

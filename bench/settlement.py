@@ -5,7 +5,7 @@ A private PostgreSQL (schema from the migrations) is loaded with one month
 50,000 customers, 80 % answered, traffic skewed so that some customers are above
 the fair-use allowance; 1 % of the customers are marked heavy users for the month
 (their eligible calls charged), 2 % have a service charge. The calls are priced by
-`rating.cdr.rate_record` (a pool of rated call shapes per number type, reused with
+`rating.core.cdr.rate_record` (a pool of rated call shapes per number type, reused with
 new ids and numbers) and bulk-loaded with COPY, then VACUUM ANALYZE (what
 autovacuum does to a table after a large insert).
 
@@ -42,12 +42,12 @@ import common
 
 import asyncpg  # noqa: E402
 
-from rating import invoice_text  # noqa: E402
-from rating.billing import _USAGE  # noqa: E402
-from rating.cdr import RatedCdr, rate_record  # noqa: E402
-from rating.fair_use import Month  # noqa: E402
-from rating.storage import migrate  # noqa: E402
-from rating.tariff import DEFAULT_RATES, NumberType  # noqa: E402
+from rating.storage import invoice_text  # noqa: E402
+from rating.storage.billing import _USAGE  # noqa: E402
+from rating.core.cdr import RatedCdr, rate_record  # noqa: E402
+from rating.core.fair_use import Month  # noqa: E402
+from rating.storage.database import migrate  # noqa: E402
+from rating.core.tariff import DEFAULT_RATES, NumberType  # noqa: E402
 
 TARGET_S = 30.0
 INSTANCE = "bench-settlement"

@@ -1,1 +1,1 @@
-"""Tariffs, fair use and CDR storage. The pricing core (tariff, fair_use, cdr) is pure; storage and the CDR writer are the I/O edge."""
+"""Tariffs, fair use and CDR storage: `core/` is pure (the pricing rules), `storage/` the I/O edge, `commands/` the command line."""

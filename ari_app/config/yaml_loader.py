@@ -52,7 +52,7 @@ from ari_app.errors import ConfigError
 from ari_app.queueing import MAX_WAIT_POLICY_SECONDS, QueueSpec, RingStrategy
 from rating.core import numbering
 from rating.errors import InvalidTariff
-from rating.tariff import DEFAULT_RATES, NumberType, RateTable, TrafficRates, number_zone
+from rating.core.tariff import DEFAULT_RATES, NumberType, RateTable, TrafficRates, number_zone
 
 # Asterisk sound names, relative to the sounds directory: letters, digits, '-', '_',
 # and '/' between sub-directory names (no absolute paths, no '..').

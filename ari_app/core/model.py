@@ -20,7 +20,7 @@ from ari_app.core import consent
 from ari_app.queueing import QueueSpec
 from rating.core import numbering
 from rating.core.numbering import PhoneNumberType
-from rating.tariff import DEFAULT_RATES, NumberType, RateTable
+from rating.core.tariff import DEFAULT_RATES, NumberType, RateTable
 
 DEFAULT_RING_SECONDS = 20
 MAX_RING_SECONDS = 120

@@ -1,1 +1,1 @@
-"""The pure core of rating: no I/O."""
+"""The pricing rules: tariff, fair use, the CDR model, the charge rule, reconciliation. Pure: no I/O, no asyncio."""

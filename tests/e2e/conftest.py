@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "asterisk-docker"))
 
 import stack as stackmod  # noqa: E402
-from rating import billing_cli  # noqa: E402
-from rating.cdr import RatedCdr  # noqa: E402
-from rating.storage import insert_cdrs, migrate  # noqa: E402
+from rating.commands import billing_cli  # noqa: E402
+from rating.core.cdr import RatedCdr  # noqa: E402
+from rating.storage.database import insert_cdrs, migrate  # noqa: E402
 
 SCENARIOS = ROOT / "tests" / "e2e" / "scenarios"
 

@@ -1,7 +1,7 @@
 """Billing commands against the e2e stack's real PostgreSQL: import, fair use, heavy users, service charges, invoices.
 
 Each command runs as `fairline` runs it: argv through the parser that
-rating.billing_cli.register builds, then the command's function, which connects,
+rating.commands.billing_cli.register builds, then the command's function, which connects,
 applies the migrations and works. Prices used throughout, at the published rates
 (EUR 0.04 set-up, 0.07/min peak, 0.05/min off-peak):
   off-peak call of 60 s: 0.04 + 0.05 = 0.0900
@@ -26,10 +26,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from rating import billing, billing_cli
-from rating.fair_use import Month
-from rating.storage import insert_cdrs
-from rating.tariff import DEFAULT_RATES
+from rating.commands import billing_cli
+from rating.storage import billing
+from rating.core.fair_use import Month
+from rating.storage.database import insert_cdrs
+from rating.core.tariff import DEFAULT_RATES
 from tests.e2e.conftest import LiveStack, StackDb
 
 pytestmark = pytest.mark.e2e

@@ -16,9 +16,9 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
-from rating.cdr_writer import CdrWriter
-from rating.tariff import DEFAULT_RATES, NumberType
+from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from rating.storage.cdr_writer import CdrWriter
+from rating.core.tariff import DEFAULT_RATES, NumberType
 from tests.e2e.conftest import LiveStack
 
 pytestmark = pytest.mark.e2e

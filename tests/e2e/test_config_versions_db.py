@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 
 from ari_app import config_history_cli
 from ari_app.config_versions import ConfigRecorder, content_hash
-from rating.config_store import ConfigVersion, config_history
+from rating.storage.config_store import ConfigVersion, config_history
 from tests.e2e.conftest import LiveStack
 
 pytestmark = pytest.mark.e2e

@@ -25,9 +25,9 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from rating.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit, RatedCdr, rate_record
-from rating.queue_report import ADVICE
-from rating.tariff import DEFAULT_RATES, NumberType
+from rating.core.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit, RatedCdr, rate_record
+from rating.storage.queue_report import ADVICE
+from rating.core.tariff import DEFAULT_RATES, NumberType
 from tests.e2e.conftest import LiveStack, StackDb
 
 pytestmark = pytest.mark.e2e

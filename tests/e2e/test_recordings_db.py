@@ -3,7 +3,7 @@
 Recording files are real WAVs in tmp_path, moved into a recordings directory by
 ari_app.recording_store as the runtime does; CDRs go in through insert_cdrs as the
 CDR writer stores them; the commands run as `fairline` runs them, argv through the
-parser rating.recordings_cli.register builds.
+parser rating.commands.recordings_cli.register builds.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import asyncpg
 import pytest
 
 from ari_app.recording_store import store
-from rating import recordings_cli
-from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
-from rating.storage import insert_cdrs
-from rating.tariff import DEFAULT_RATES, NumberType
+from rating.commands import recordings_cli
+from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from rating.storage.database import insert_cdrs
+from rating.core.tariff import DEFAULT_RATES, NumberType
 from tests.e2e.conftest import LiveStack, StackDb
 
 pytestmark = pytest.mark.e2e

@@ -7,14 +7,16 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import asyncpg
 import pytest
 
-from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
-from rating.storage import (HALVES_FROM, DirectoryNumber, Migration, MigrationEdited, insert_cdrs, is_row_fault,
+from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from rating.core.charge import charge_sql, charged_amount
+from rating.storage.database import (HALVES_FROM, DirectoryNumber, Migration, MigrationEdited, insert_cdrs, is_row_fault,
                             migrate, sync_directory)
-from rating.tariff import DEFAULT_RATES, NumberType
+from rating.core.tariff import DEFAULT_RATES, NumberType, RatedPrice
 from tests.e2e.conftest import LiveStack
 
 pytestmark = pytest.mark.e2e
@@ -28,6 +30,17 @@ async def conn(live_stack: LiveStack) -> AsyncIterator[asyncpg.Connection]:
         yield connection
     finally:
         await connection.close()
+
+
+@pytest.mark.parametrize("eligible", [True, False])
+@pytest.mark.parametrize("heavy", [True, False, None])
+async def test_postgresql_charges_a_call_as_the_charge_rule_does(conn: asyncpg.Connection, eligible: bool,
+                                                                 heavy: bool | None) -> None:
+    """charge_sql, which stores and re-settles CDRs, gives what charged_amount gives (no decision: not heavy)."""
+    price = RatedPrice(90, 20, 70, Decimal("0.0400"), Decimal("0.0817"), Decimal("0.1217"), eligible)
+    sql = charge_sql(eligible="$1::bool", heavy="$2::bool", list_price="$3::numeric")
+    charged = await conn.fetchval(f"SELECT ({sql})::numeric(12,4)", eligible, heavy, price.list_price_eur)
+    assert charged == charged_amount(price, heavy is True)
 
 
 async def test_migrations_apply_once_and_an_edited_one_is_refused(conn: asyncpg.Connection) -> None:

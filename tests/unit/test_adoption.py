@@ -11,7 +11,7 @@ from ari_app.config import yaml_loader
 from ari_app.core.model import Config
 from ari_app.events import CallLeft, DialReturned
 from ari_app.flow import Call, Hangup, Phase, Play, Progress, WriteCdr, step
-from rating.cdr import Disposition
+from rating.core.cdr import Disposition
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 YAML = """

@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from ari_app import events
 from ari_app.config.yaml_loader import load
 from ari_app.errors import ConfigError
-from rating.cdr import Disposition, QueueOutcome, RatedCdr
+from rating.core.cdr import Disposition, QueueOutcome, RatedCdr
 from tests.unit.test_fuzz_events import ANNOUNCED, QUEUED, ROUTED, channel, config, event, queue_app, settle
 from tests.unit.test_queue_runtime import Timers
 from tests.unit.test_runtime import (

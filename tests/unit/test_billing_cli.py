@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from rating import billing, billing_cli
-from rating.billing import CustomerMonth, ImportOutcome, Invoice, InvoiceLine, MonthTotals
-from rating.fair_use import Month, MonthlyUsage
-from rating.tariff import RateTable, TrafficRates
+from rating.commands import billing_cli
+from rating.storage import billing
+from rating.storage.billing import CustomerMonth, ImportOutcome, Invoice, InvoiceLine, MonthTotals
+from rating.core.fair_use import Month, MonthlyUsage
+from rating.core.tariff import RateTable, TrafficRates
 
 NOVEMBER = Month(2026, 11)
 RATES = RateTable((TrafficRates(date(2020, 1, 1)),))

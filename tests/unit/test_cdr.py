@@ -8,8 +8,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
-from rating.tariff import DEFAULT_RATES, NumberType
+from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from rating.core.tariff import DEFAULT_RATES, NumberType
 
 CET = timezone(timedelta(hours=1))
 

@@ -13,12 +13,13 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-import rating.cdr_writer
-from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
-from rating.cdr_writer import CdrWriter, LatencyHistogram
-from rating.storage import is_row_fault
-from rating.spool import Spool, SpoolError
-from rating.tariff import DEFAULT_RATES, NumberType
+import rating.storage.cdr_writer
+from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from plumbing.metrics import LatencyHistogram
+from rating.storage.cdr_writer import CdrWriter
+from rating.storage.database import is_row_fault
+from rating.storage.spool import Spool, SpoolError
+from rating.core.tariff import DEFAULT_RATES, NumberType
 
 START = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 
@@ -69,7 +70,7 @@ class FakeDb:
 @pytest.fixture
 def db(monkeypatch: pytest.MonkeyPatch) -> FakeDb:
     fake = FakeDb()
-    monkeypatch.setattr(rating.cdr_writer, "insert_cdrs", fake.insert)
+    monkeypatch.setattr(rating.storage.cdr_writer, "insert_cdrs", fake.insert)
     return fake
 
 
@@ -281,7 +282,7 @@ class TestRowErrors:
                 db.down = OUTAGE
             return await db.insert(pool, cdrs)
 
-        monkeypatch.setattr(rating.cdr_writer, "insert_cdrs", insert_then_go_down)
+        monkeypatch.setattr(rating.storage.cdr_writer, "insert_cdrs", insert_then_go_down)
         async with fast_writer(tmp_path) as writer:
             for n in range(1, 5):
                 writer.submit(cdr(n))

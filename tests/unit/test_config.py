@@ -12,7 +12,7 @@ from ari_app.config.yaml_loader import load
 from ari_app.core.model import Config, Customer, Number
 from rating.core.numbering import to_e164
 from ari_app.errors import ConfigError
-from rating.tariff import NumberType
+from rating.core.tariff import NumberType
 
 VALID = """\
 customers:

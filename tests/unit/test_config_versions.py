@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 import ari_app.config_versions
 from ari_app import config_history_cli
 from ari_app.config_versions import ConfigRecorder, content_hash, number_changes
-from rating.config_store import ConfigVersion, NumberChange
+from rating.storage.config_store import ConfigVersion, NumberChange
 
 BASE = """\
 customers:

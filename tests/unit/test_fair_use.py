@@ -9,16 +9,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rating.errors import InvalidMonth, InvalidUsage
-from rating.fair_use import (
+from rating.core.fair_use import (
     FairUseResult,
     FairUseStatus,
     Month,
     MonthlyUsage,
     allowance,
     assess,
-    charged_amount,
 )
-from rating.tariff import RatedPrice
+from rating.core.charge import charged_amount
+from rating.core.tariff import RatedPrice
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 NOVEMBER = Month(2026, 11)

@@ -58,8 +58,8 @@ from ari_app.flow import (
     WriteCdr,
     step,
 )
-from rating.cdr import CallRecord, Disposition
-from rating.tariff import NumberType
+from rating.core.cdr import CallRecord, Disposition
+from rating.core.tariff import NumberType
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ari_answered_call.jsonl"
 

@@ -38,7 +38,7 @@ from ari_app.flow import (
     step,
 )
 from ari_app.queueing import QueueSpec, RingStrategy
-from rating.cdr import Disposition, QueueOutcome, QueueVisit
+from rating.core.cdr import Disposition, QueueOutcome, QueueVisit
 from tests.unit.test_flow import (
     CALL_ID,
     DESK,

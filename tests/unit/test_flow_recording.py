@@ -36,8 +36,8 @@ from ari_app.flow import (
     WriteCdr,
     step,
 )
-from rating.cdr import CallRecord, RecordingFile
-from rating.tariff import NumberType
+from rating.core.cdr import CallRecord, RecordingFile
+from rating.core.tariff import NumberType
 from tests.unit.test_flow import CALL_ID, answered, at, returned, run, started, target_answered, target_dialed
 
 RECORDED = "+31201234590"  # rings the desk; recording on through its customer

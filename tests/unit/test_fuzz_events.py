@@ -34,8 +34,8 @@ from ari_app.config.yaml_loader import load
 from ari_app.core.model import Config
 from ari_app.errors import AriError, ChannelGone
 from ari_app.runtime import App
-from rating.cdr import RatedCdr
-from rating.tariff import DEFAULT_RATES
+from rating.core.cdr import RatedCdr
+from rating.core.tariff import DEFAULT_RATES
 from tests.unit.test_queue_runtime import Timers
 from tests.unit.test_runtime import FakeAri, recorded, turn_until
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rating.invoice_text import unescape_copy_text
+from rating.storage.invoice_text import unescape_copy_text
 
 
 def copy_escaped(line: str) -> bytes:

@@ -13,7 +13,7 @@ from phonenumbers.geodata import GEOCODE_DATA
 from ari_app.config.jurisdictions import shipped_law
 from ari_app.core.model import Config, Customer, Number, Recording
 from rating.core import numbering
-from rating.tariff import NumberType
+from rating.core.tariff import NumberType
 
 
 class TestUsStates:

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from rating import billing_cli
-from rating.fair_use import Month
-from rating.queue_report import ADVICE, CustomerLine, QueueLine, QueueReport
+from rating.commands import billing_cli
+from rating.core.fair_use import Month
+from rating.storage.queue_report import ADVICE, CustomerLine, QueueLine, QueueReport
 
 NOVEMBER = Month(2026, 11)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from rating.rate_cli import run_rate
-from rating.tariff import RateTable, TrafficRates
+from rating.commands.rate_cli import run_rate
+from rating.core.tariff import RateTable, TrafficRates
 
 RATES = RateTable((TrafficRates(date(2020, 1, 1)),))
 WORKED_EXAMPLE: dict[str, Any] = {
@@ -131,3 +131,35 @@ class TestBadLines:
         """Blank lines write nothing, so the line number is how to find the bad input."""
         _, [out] = rate_lines("", "", "{")
         assert out["error"].startswith("line 3: ")
+
+
+class TestConfigFromTheEnvironment:
+    CONFIG = """\
+customers:
+  - id: acme
+    name: Acme BV
+numbers:
+  - number: "+31201234567"
+    customer: acme
+    type: local
+    announcement: hello-world
+tariff:
+  - valid_from: 2020-01-01
+    setup_eur: 1.00
+    peak_eur_per_min: 0.07
+    offpeak_eur_per_min: 0.05
+"""
+
+    def test_fairline_rate_takes_the_tariff_of_fairline_config(self, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+        """Like every option, --config falls back to its variable: $FAIRLINE_CONFIG's tariff prices the calls."""
+        from ari_app import cli
+
+        config = tmp_path / "fairline.yaml"
+        config.write_text(self.CONFIG)
+        monkeypatch.setenv("FAIRLINE_CONFIG", str(config))
+        monkeypatch.setattr("sys.stdin", io.StringIO(call() + "\n"))
+        monkeypatch.setattr(cli.logs, "configure", lambda *_: None)  # structlog's setup is global: leave it to other tests
+
+        assert cli.main(["rate"]) == 0
+        assert json.loads(capsys.readouterr().out)["setup_eur"] == "1.0000"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -16,9 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rating import billing_cli, reconcile_cli
-from rating.cdr import Disposition
-from rating.reconcile import (
+from ari_app.settings import fill_from_environment
+
+from rating.commands import billing_cli, reconcile_cli
+from rating.core.cdr import Disposition
+from rating.core.reconcile import (
     SETTLE,
     AsteriskCall,
     AsteriskCdrError,
@@ -37,7 +40,7 @@ from rating.reconcile import (
     parse_asterisk_cdr,
     reconcile,
 )
-from rating.tariff import NumberType, RateTable, TrafficRates
+from rating.core.tariff import NumberType, RateTable, TrafficRates
 
 RATES = RateTable((TrafficRates(date(2020, 1, 1)),))
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -480,6 +483,7 @@ class TestCommandErrors:
     def run(self, capsys: pytest.CaptureFixture[str], *argv: str,
             load_rates: billing_cli.RatesLoader | None = None) -> tuple[int, str]:
         args = parser(load_rates).parse_args(["reconcile", *argv])
+        fill_from_environment(args, os.environ)  # as fairline's composition root does
         status = args.fn(args)
         return status, capsys.readouterr().err
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rating.cdr import CallRecord, Disposition, RatedCdr, RecordingFile, rate_record
-from rating.spool import Spool
-from rating.tariff import DEFAULT_RATES, NumberType
+from rating.core.cdr import CallRecord, Disposition, RatedCdr, RecordingFile, rate_record
+from rating.storage.spool import Spool
+from rating.core.tariff import DEFAULT_RATES, NumberType
 
 START = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 END = START + timedelta(seconds=150)

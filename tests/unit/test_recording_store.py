@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 from ari_app import recording_store
 from ari_app.recording_store import RecordingStoreError, destination, store, verify
-from rating.cdr import RecordingFile
+from rating.core.cdr import RecordingFile
 
 ENDED = datetime(2026, 11, 30, 23, 30, 15, tzinfo=UTC)  # 1 December in Amsterdam: the UTC month counts
 

@@ -29,7 +29,7 @@ from ari_app.core.model import (
     Window,
 )
 from ari_app.errors import ConfigError
-from rating.tariff import NumberType
+from rating.core.tariff import NumberType
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 NUMBER = "+31201234567"

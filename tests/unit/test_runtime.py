@@ -24,8 +24,8 @@ from ari_app.ari import AriClient
 from ari_app.core.model import Config, Customer, Number, Route, Strategy, Target, TargetKind
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone
 from ari_app.runtime import App, UnsupportedAsterisk, asterisk_major, backoff_delays
-from rating.cdr import CallRecord, Disposition, RatedCdr
-from rating.tariff import DEFAULT_RATES, NumberType, RatedPrice, RateTable, TrafficRates
+from rating.core.cdr import CallRecord, Disposition, RatedCdr
+from rating.core.tariff import DEFAULT_RATES, NumberType, RatedPrice, RateTable, TrafficRates
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ari_answered_call.jsonl"
 CHANNEL = "1795612635.0"

@@ -13,8 +13,8 @@ from typing import Any
 
 from ari_app.errors import ChannelGone
 from ari_app.runtime import App
-from rating.cdr import Disposition, RatedCdr
-from rating.tariff import DEFAULT_RATES
+from rating.core.cdr import Disposition, RatedCdr
+from rating.core.tariff import DEFAULT_RATES
 from tests.unit.test_flow_queues import QUEUES, SUPPORT
 from tests.unit.test_runtime import FakeAri, turn_until
 

@@ -17,8 +17,8 @@ from ari_app.config.jurisdictions import shipped_law
 from ari_app.core.model import Config, Recording
 from ari_app.errors import AriError
 from ari_app.runtime import RECORDER_SUFFIX, App, RecordingDirs
-from rating.cdr import RatedCdr
-from rating.tariff import DEFAULT_RATES
+from rating.core.cdr import RatedCdr
+from rating.core.tariff import DEFAULT_RATES
 from tests.unit.test_runtime import (
     CHANNEL,
     ROUTED_CONFIG,

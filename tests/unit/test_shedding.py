@@ -17,8 +17,8 @@ from ari_app.errors import AriError
 from ari_app.events import CallStarted, parse
 from ari_app.health import render_metrics
 from ari_app.runtime import LATENCY_WEIGHT, App
-from rating.cdr import RatedCdr
-from rating.tariff import DEFAULT_RATES
+from rating.core.cdr import RatedCdr
+from rating.core.tariff import DEFAULT_RATES
 from tests.unit.test_health import FakeWriter
 from tests.unit.test_runtime import ANSWER, CHANNEL, PLAY_HELLO, ROUTED_CONFIG, FakeAri, app_with, recorded, turn_until
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
 from rating.errors import RatingError
-from rating.spool import Spool, SpoolError
-from rating.tariff import DEFAULT_RATES, NumberType
+from rating.storage.spool import Spool, SpoolError
+from rating.core.tariff import DEFAULT_RATES, NumberType
 
 START = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 

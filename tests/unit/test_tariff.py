@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from phonenumbers import timezone as phone_time_zones
 
 from rating.errors import InvalidCall, InvalidTariff
-from rating.tariff import CallTimes, NumberType, RatedPrice, RateTable, TrafficRates, rate_call
+from rating.core.tariff import CallTimes, NumberType, RatedPrice, RateTable, TrafficRates, rate_call
 
 AMSTERDAM = "+31201234567"
 BERLIN = "+4930123456"
@@ -399,7 +399,7 @@ def rate(number: str, answer: datetime, duration: timedelta, rates: RateTable = 
 
 @functools.cache
 def local_calendar(number: str) -> tuple[ZoneInfo, holidays.HolidayBase]:
-    """The number's zone and holidays, looked up the documented way, independently of rating.tariff."""
+    """The number's zone and holidays, looked up the documented way, independently of rating.core.tariff."""
     parsed = phonenumbers.parse(number)
     zone = ZoneInfo(sorted(phone_time_zones.time_zones_for_number(parsed))[0])
     return zone, holidays.country_holidays(str(phonenumbers.region_code_for_number(parsed)))
@@ -468,7 +468,7 @@ class TestRatingCoreIsPure:
     def test_importing_the_rating_core_loads_no_io_library(self) -> None:
         """The core can run anywhere: no event loop, no database or HTTP client comes with it."""
         code = (
-            "import sys, rating.tariff, rating.fair_use, rating.rate_cli; "
+            "import sys, rating.core.tariff, rating.core.fair_use, rating.commands.rate_cli; "
             "print(' '.join(m for m in ('asyncio', 'asyncpg', 'aiohttp') if m in sys.modules))"
         )
         repo = pathlib.Path(__file__).resolve().parents[2]

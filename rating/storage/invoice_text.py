@@ -20,8 +20,8 @@ from decimal import Decimal
 
 import asyncpg
 
-from rating.billing import first_day
-from rating.fair_use import Month
+from rating.storage.billing import first_day
+from rating.core.fair_use import Month
 
 Sink = Callable[[bytes], Awaitable[None]]
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from rating.errors import InvalidCall
-from rating.tariff import CallTimes, NumberType, RatedPrice, RateTable, rate_call
+from rating.core.tariff import CallTimes, NumberType, RatedPrice, RateTable, rate_call
 
 _FIELDS = ("call_id", "number", "number_type", "start", "answer", "end")
 _JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}

@@ -23,9 +23,9 @@ from decimal import Decimal, InvalidOperation
 
 
 from rating.core import numbering
-from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
 from rating.errors import RatingError
-from rating.tariff import NumberType, RateTable
+from rating.core.tariff import NumberType, RateTable
 
 # The first field of every line of cdr_custom.conf's mapping; the fields in their order.
 ASTERISK_CDR_FORMAT = "fairline-cdr-1"

@@ -1,7 +1,7 @@
 """Billing queries: fair use per month, heavy-user decisions, service charges, invoices, CDR import.
 
-The CDR writes are in storage.py; so is the rule that prices a call's charge
-(`CHARGE_RULE`), which re-settlement here reuses so both can never disagree.
+The CDR writes are in database.py. Both price a call's charge with the one rule,
+rating/core/charge.py (`charge_sql`), so storing and re-settling can never disagree.
 Documented for people who query the tables in docs/billing.md.
 """
 
@@ -14,10 +14,11 @@ from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
 import asyncpg
 
-from rating.cdr import RatedCdr
+from rating.core.cdr import RatedCdr
+from rating.core.charge import charge_sql
 from rating.errors import RatingError
-from rating.fair_use import FairUseResult, Month, MonthlyUsage, allowance, assess
-from rating.storage import CHARGE_RULE, insert_cdrs
+from rating.core.fair_use import FairUseResult, Month, MonthlyUsage, allowance, assess
+from rating.storage.database import insert_cdrs
 
 _WINDOW_MONTHS = 6  # fair use looks back on the month and the five before it
 _STORED_STEP = Decimal("0.0001")  # fair_use_results keeps averages and allowances as numeric(14,4)
@@ -231,10 +232,12 @@ class ServiceCharge:
     totals: MonthTotals  # the month's invoice with the charge on it
 
 
+# Whether the CDR's customer is a heavy user in its month; NULL (no decision) means not.
+_HEAVY = "(SELECT h.heavy FROM heavy_users h WHERE h.customer_id = c.customer_id AND h.month = c.billing_month)"
+
 _RESETTLE = f"""
 WITH priced AS (
-    SELECT c.call_id, {CHARGE_RULE.format(eligible="c.fair_use_eligible", customer="c.customer_id",
-                                      month="c.billing_month", list_price="c.list_price_eur")} AS charge
+    SELECT c.call_id, {charge_sql(eligible="c.fair_use_eligible", heavy=_HEAVY, list_price="c.list_price_eur")} AS charge
     FROM cdrs c
     WHERE c.customer_id = $1 AND c.billing_month = $2
 ), repriced AS (

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import asyncpg
 import structlog
 
-from rating.cdr import RatedCdr
+from rating.core.cdr import RatedCdr
+from rating.core.charge import charge_sql
 from rating.errors import RatingError
 
 log = structlog.get_logger(__name__)
@@ -47,7 +47,7 @@ class Migration:
 
 def bundled_migrations() -> list[Migration]:
     """The migrations shipped with fairline, in the order they apply."""
-    files = resources.files("rating") / "migrations"
+    files = resources.files("rating.storage") / "migrations"
     return sorted(
         (Migration(f.name.removesuffix(".sql"), f.read_text()) for f in files.iterdir() if f.name.endswith(".sql")),
         key=lambda m: m.version,
@@ -91,13 +91,6 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
 
 
-# The charge follows fair use: eligible calls are free unless the customer is marked
-# a heavy user for that month (view heavy_users); all other calls pay list price.
-# billing.decide_heavy_user applies the same rule when a decision changes.
-CHARGE_RULE = """CASE WHEN {eligible} AND NOT coalesce(
-    (SELECT h.heavy FROM heavy_users h WHERE h.customer_id = {customer} AND h.month = {month}), false)
-  THEN 0 ELSE {list_price} END"""
-
 # A batch reaches PostgreSQL by binary COPY into a temporary table of the connection, then one
 # statement moves it into cdrs (docs/performance.md): cheaper on both sides than 30 arrays.
 # The staging table has the plain types of the columns and no constraints, so every check,
@@ -119,10 +112,11 @@ _STAGING_NAMES = [name for name, _ in _STAGING_COLUMNS]
 _CREATE_STAGING = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} ("
                    + ", ".join(f"{name} {kind}" for name, kind in _STAGING_COLUMNS) + ") ON COMMIT DELETE ROWS")
 
-# CHARGE_RULE as a join: the heavy-user flag is looked up once per batch, not once per row (the
-# view sorts every decision; per row, that cost 150 us with 2,000 decisions). The view holds one
-# row per customer and month, so the join never repeats a CDR; no row: not heavy, as above.
-_CHARGE_BY_JOIN = "CASE WHEN r.fair_use_eligible AND NOT coalesce(h.heavy, false) THEN 0 ELSE r.list_price_eur END"
+# The charge rule (rating/core/charge.py) with the heavy-user flag from a join: looked up once per
+# batch, not once per row (the view sorts every decision; per row, that cost 150 us with 2,000
+# decisions). The view heavy_users holds one row per customer and month, so the join never repeats
+# a CDR; no row: not heavy.
+_CHARGE_BY_JOIN = charge_sql(eligible="r.fair_use_eligible", heavy="h.heavy", list_price="r.list_price_eur")
 
 # One statement for the CDRs and their recordings: a recording row is written exactly when
 # its CDR is new, so the two land together (or neither does) and a replayed batch doubles nothing.
@@ -305,23 +299,3 @@ async def sync_directory(conn: asyncpg.Connection, customers: Sequence[tuple[str
                WHERE active_until IS NULL AND NOT (e164 = ANY($1::text[]))""",
             [n.e164 for n in numbers], today,
         )
-
-
-def redact(url: str) -> str:
-    """The URL safe to print or log: its password, in the user part or as ?password=, replaced by ***."""
-    parts = urlsplit(url)
-    if not parts.netloc and "@" in url:
-        # Not scheme://user:password@host/...: no telling which part is the password, so show none of it.
-        return "(a URL not of the form postgresql://user:password@host/database)"
-    netloc = parts.netloc
-    if parts.password is not None:
-        userinfo, _, hosts = netloc.rpartition("@")
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
-    query = parts.query
-    if "password" in query.lower():
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*/")
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url  # nothing to hide; rebuilding could change the spelling (postgresql:///db)
-    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "") + (
-        f"#{parts.fragment}" if parts.fragment else "")

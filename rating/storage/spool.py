@@ -23,7 +23,8 @@ from typing import Any
 
 import structlog
 
-from rating.cdr import RatedCdr
+from plumbing.durable import fsync_dir, write_all
+from rating.core.cdr import RatedCdr
 from rating.errors import RatingError
 
 log = structlog.get_logger(__name__)
@@ -227,13 +228,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """Write all of `data` to `fd` (os.write may write less than asked)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 def _owner_only(path: Path) -> None:
     """Take group and other permissions off `path` if it exists (mode 755 becomes 700, 644 becomes 600)."""
     try:
@@ -253,12 +247,3 @@ def _make_dir(directory: Path) -> None:
     _make_dir(directory.parent)
     directory.mkdir(mode=0o700)
     fsync_dir(directory.parent)  # the new directory's name is durable too
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a directory's entries (a file created, renamed or removed in it) durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

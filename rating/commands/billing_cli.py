@@ -10,7 +10,7 @@ Money is printed with 4 decimals, exactly as stored: calls are rounded to 4
 decimals one by one, and a total is the exact sum of its lines. Rounding a total
 to cents is the accounting system's business, not fairline's.
 
-The SQL is in rating/billing.py, rating/queue_report.py and rating/invoice_text.py; this module parses
+The SQL is in rating/storage/billing.py, rating/storage/queue_report.py and rating/storage/invoice_text.py; this module parses
 arguments and input, and formats output (except the text invoices, which PostgreSQL formats: invoice_text.py). The composition root (ari_app/cli.py) calls register().
 """
 
@@ -21,7 +21,6 @@ import asyncio
 import csv
 import dataclasses
 import json
-import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -34,13 +33,14 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import asyncpg
 import structlog
 
-from rating import billing, invoice_text, queue_report
-from rating.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from rating.storage import billing, invoice_text, queue_report
+from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
 from rating.errors import InvalidCall, InvalidMonth, RatingError
-from rating.fair_use import Month
-from rating.rate_cli import parse_number_type, parse_timestamp
-from rating.storage import StorageError, migrate, redact
-from rating.tariff import DEFAULT_RATES, CallTimes, RateTable
+from rating.core.fair_use import Month
+from rating.commands.rate_cli import parse_number_type, parse_timestamp
+from plumbing.redaction import redact
+from rating.storage.database import StorageError, migrate
+from rating.core.tariff import DEFAULT_RATES, CallTimes, RateTable
 
 EXIT_OK = 0
 EXIT_LINES_REJECTED = 1
@@ -97,7 +97,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
     if load_rates is not None:
         imp.add_argument("--config", type=Path,
                          help="price with this configuration file's 'tariff' section; default: the published rates")
-    imp.set_defaults(fn=lambda args: _cmd_cdr_import(args, load_rates))
+    # --config here has never read $FAIRLINE_CONFIG: importing CDRs priced by whatever file the
+    # environment names would change amounts silently (fairline's composition root honours this).
+    imp.set_defaults(fn=lambda args: _cmd_cdr_import(args, load_rates), environment_exempt=("config",))
 
     fair_use = subparsers.add_parser("fair-use", help="fair-use assessment")
     fair_use_sub = fair_use.add_subparsers(dest="fair_use_command", required=True, metavar="SUBCOMMAND")
@@ -326,7 +328,7 @@ def with_database(args: argparse.Namespace, work: Work) -> int:
 
     The URL is shown with its password as ***, also inside error messages that quote it.
     """
-    url = args.database_url or os.environ.get("DATABASE_URL", "")
+    url = args.database_url or ""  # $DATABASE_URL is in it already, put there by fairline's composition root
     if not url:
         _error("no database given: use --database-url URL or set DATABASE_URL")
         return EXIT_BAD_INPUT

@@ -4,7 +4,7 @@ Reads Asterisk's CDR file (--asterisk-cdr, default $FAIRLINE_ASTERISK_CDR; writt
 cdr_custom with dialplan/cdr_custom.conf) and PostgreSQL (--database-url, default
 $DATABASE_URL; migrations first). Exit status: 0 no differences; 1 differences (after
 --import: those left); 2 bad usage or input; 3 the database is unreachable or failed.
-The comparison is rating/reconcile.py; this module parses arguments, reads the file and
+The comparison is rating/core/reconcile.py; this module parses arguments, reads the file and
 the database, and prints. The composition root (ari_app/cli.py) calls register().
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,10 +21,11 @@ from typing import Any, TextIO
 
 import asyncpg
 
-from rating import billing, billing_cli
-from rating.billing_cli import EXIT_BAD_INPUT, EXIT_OK, RatesLoader, add_database_url
-from rating.cdr import RatedCdr
-from rating.reconcile import (
+from rating.commands import billing_cli
+from rating.storage import billing
+from rating.commands.billing_cli import EXIT_BAD_INPUT, EXIT_OK, RatesLoader, add_database_url
+from rating.core.cdr import RatedCdr
+from rating.core.reconcile import (
     SETTLE,
     SOURCE,
     AsteriskCall,
@@ -42,8 +42,8 @@ from rating.reconcile import (
     parse_asterisk_cdr,
     reconcile,
 )
-from rating.storage import insert_cdrs
-from rating.tariff import DEFAULT_RATES, NumberType, RateTable
+from rating.storage.database import insert_cdrs
+from rating.core.tariff import DEFAULT_RATES, NumberType, RateTable
 
 EXIT_DIFFERENCES = 1
 MAX_SETTLE_S = Decimal(86400)
@@ -104,8 +104,8 @@ def _cmd_reconcile(args: argparse.Namespace, load_rates: RatesLoader | None) -> 
         window = Window(args.since, args.until)
     except ValueError as bad:
         return _error(str(bad))
-    path = args.asterisk_cdr or (Path(os.environ["FAIRLINE_ASTERISK_CDR"])
-                                 if os.environ.get("FAIRLINE_ASTERISK_CDR") else None)
+    # $FAIRLINE_ASTERISK_CDR and $FAIRLINE_CONFIG are in args already (fairline's composition root).
+    path = Path(args.asterisk_cdr) if args.asterisk_cdr else None
     if path is None:
         return _error("no Asterisk CDR file given: use --asterisk-cdr FILE or set FAIRLINE_ASTERISK_CDR")
     try:
@@ -115,7 +115,7 @@ def _cmd_reconcile(args: argparse.Namespace, load_rates: RatesLoader | None) -> 
     except AsteriskCdrError as bad:
         return _error(f"{path}: {bad}")
     rates = DEFAULT_RATES
-    config = getattr(args, "config", None) or os.environ.get("FAIRLINE_CONFIG")
+    config = getattr(args, "config", None)
     if args.import_missing and load_rates is not None and config:
         try:
             rates = load_rates(Path(config))

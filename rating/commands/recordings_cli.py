@@ -7,7 +7,7 @@ a file; 2 bad usage; 3 the database is unreachable or failed. Database URLs are
 shown with the password as ***.
 
 Rows hold the absolute path of each file, so these commands need no recordings
-directory. The SQL and file checks are in rating/recordings.py; the composition
+directory. The SQL and file checks are in rating/storage/recordings.py; the composition
 root (ari_app/cli.py) calls register().
 """
 
@@ -22,8 +22,8 @@ from typing import Any, TextIO
 
 import asyncpg
 
-from rating import recordings
-from rating.billing_cli import EXIT_OK, add_database_url, with_database
+from rating.storage import recordings
+from rating.commands.billing_cli import EXIT_OK, add_database_url, with_database
 
 EXIT_PROBLEMS = 1
 MAX_DAYS = 36500  # a hundred years: more is a typo, and would not fit a timestamp

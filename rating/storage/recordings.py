@@ -1,6 +1,6 @@
 """Call recordings kept by fairline: the `recordings` table and the files its rows name (issue 6).
 
-ari_app/recording_store.py writes the files, rating/storage.py the rows (with their CDRs);
+ari_app/recording_store.py writes the files, rating/storage/database.py the rows (with their CDRs);
 this module reads the rows (`fairline recordings list`), checks each kept file against its
 row (`verify`) and deletes the files of old recordings (`purge`), marking their rows.
 CDRs are never touched: after a purge billing sees the same calls, still `recorded`.

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, tzinfo
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
 from rating.errors import InvalidMonth, InvalidUsage
-from rating.tariff import RatedPrice
 
 _FLOOR_CALLS_PER_WEEK = 20
 _WINDOW_MONTHS = 6  # the months looked back on, the assessed month included
@@ -175,10 +174,3 @@ def assess(month: Month, usage: Iterable[MonthlyUsage]) -> tuple[FairUseResult, 
             )
         )
     return tuple(results)
-
-
-def charged_amount(price: RatedPrice, heavy_user: bool) -> Decimal:
-    """What the customer pays for a call: nothing for an eligible call unless they are a heavy user that month."""
-    if price.fair_use_eligible and not heavy_user:
-        return Decimal("0.0000")
-    return price.list_price_eur

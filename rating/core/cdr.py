@@ -14,7 +14,7 @@ from typing import Any
 
 from rating.core import numbering
 from rating.errors import InvalidCall
-from rating.tariff import CallTimes, NumberType, RatedPrice, RateTable, number_zone, rate_call
+from rating.core.tariff import CallTimes, NumberType, RatedPrice, RateTable, number_zone, rate_call
 
 
 class Disposition(str, enum.Enum):

@@ -9,7 +9,6 @@ again. Inserts are idempotent on the call id, so a replay doubles nothing.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import dataclasses
 from collections.abc import Sequence
 from os import PathLike
@@ -19,9 +18,10 @@ from typing import Any
 import asyncpg
 import structlog
 
-from rating.cdr import RatedCdr
-from rating.spool import Spool, SpoolError
-from rating.storage import insert_cdrs, is_row_fault
+from plumbing.metrics import LatencyHistogram
+from rating.core.cdr import RatedCdr
+from rating.storage.spool import Spool, SpoolError
+from rating.storage.database import insert_cdrs, is_row_fault
 
 log = structlog.get_logger(__name__)
 
@@ -33,34 +33,6 @@ _OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,  # admin/crash shutdown, cannot connect now, query cancelled
     asyncpg.InsufficientResourcesError,  # disk full, too many connections
 )
-
-# Upper bounds of the write latency buckets, in seconds: a healthy local insert takes
-# milliseconds; the last bounds reach the 10 s timeout after which an insert is an outage.
-LATENCY_BOUNDS_S: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-class LatencyHistogram:
-    """Durations counted into buckets by upper bound, as a Prometheus histogram reports them."""
-
-    def __init__(self, bounds: Sequence[float] = LATENCY_BOUNDS_S) -> None:
-        self.bounds = tuple(sorted(bounds))
-        self._counts = [0] * (len(self.bounds) + 1)  # the last one: above every bound
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, seconds: float) -> None:
-        self._counts[bisect.bisect_left(self.bounds, seconds)] += 1
-        self.sum += seconds
-        self.count += 1
-
-    def cumulative(self) -> list[tuple[float, int]]:
-        """(upper bound, observations at or below it) per bucket, ending with (inf, count)."""
-        out, running = [], 0
-        for bound, n in zip((*self.bounds, float("inf")), self._counts):
-            running += n
-            out.append((bound, running))
-        return out
-
 
 @dataclasses.dataclass(slots=True)
 class _Stored:

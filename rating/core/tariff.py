@@ -46,7 +46,7 @@ class NumberType(enum.StrEnum):
 
     @property
     def fair_use_eligible(self) -> bool:
-        """Local and national numbers fall under fair use; the others are always charged."""
+        """Local and national numbers fall under fair use; the others always pay list price (rating/core/charge.py)."""
         return self in (NumberType.LOCAL, NumberType.NATIONAL)
 
 

@@ -12,8 +12,8 @@ from decimal import Context, Decimal
 
 import asyncpg
 
-from rating.billing import first_day
-from rating.fair_use import Month
+from rating.storage.billing import first_day
+from rating.core.fair_use import Month
 
 SERVICE_LEVEL_SECONDS = 60  # the policy's cap: a visit answered within it counts for the service level
 # A customer is flagged when callers hit the cap at least this often in the month...

@@ -1,0 +1,1 @@
+"""The `fairline` subcommands that price, bill, reconcile and keep recordings; argument parsing and output only."""
