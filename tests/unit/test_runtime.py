@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from ari_app import runtime
+from ari_app.runtime import app as runtime
 from ari_app.ari import AriClient
 from ari_app.config import Config, Customer, Number, Route, Strategy, Target, TargetKind
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone
