@@ -27,7 +27,7 @@ import yaml
 from phonenumbers import geocoder
 
 from ari_app.errors import ConfigError
-from ari_app.events import WITHHELD
+from ari_app.core.events import WITHHELD
 
 DATA_FILE: Final = "jurisdictions.yaml"  # shipped inside the ari_app package
 

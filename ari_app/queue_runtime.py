@@ -30,10 +30,10 @@ from typing import Any, Protocol
 import structlog
 
 from ari_app import flow, queueing
-from ari_app.ari import AriClient
+from ari_app.ari.client import AriClient
 from ari_app.config import Config
 from ari_app.errors import AriError, ChannelGone
-from ari_app.events import AGENT_LEG
+from ari_app.ari.event_parser import AGENT_LEG
 from plumbing.clock import utc_now
 from plumbing.tasks import spawn
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ari_app import config as config_mod
-from ari_app.events import CallLeft, DialReturned
+from ari_app.core.events import CallLeft, DialReturned
 from ari_app.flow import Call, Hangup, Phase, Play, Progress, WriteCdr, step
 from rating.cdr import Disposition
 

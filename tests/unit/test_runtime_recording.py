@@ -15,7 +15,8 @@ from structlog.testing import capture_logs
 
 from ari_app.config import Config
 from ari_app.errors import AriError
-from ari_app.runtime import RECORDER_SUFFIX, App, RecordingDirs
+from ari_app.runtime.app import App, RecordingDirs
+from ari_app.runtime.names import RECORDER_SUFFIX
 from rating.cdr import RatedCdr
 from rating.tariff import DEFAULT_RATES
 from tests.unit.test_runtime import (
