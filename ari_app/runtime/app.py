@@ -23,7 +23,6 @@ from ari_app import flow
 from ari_app.admission import Admission
 from ari_app.ari import event_parser
 from ari_app.ari.client import AriClient
-from ari_app.ari.version import UnsupportedAsterisk, asterisk_major
 from ari_app.config import Config
 from ari_app.core import events
 from ari_app.errors import AriError, ChannelGone
@@ -31,14 +30,14 @@ from ari_app.queue_runtime import Queues
 from ari_app.runtime.adoption import Adoption
 from ari_app.runtime.executor import Executor
 from ari_app.runtime.recorder import Recorder, RecordingDirs
-from ari_app.runtime.session import Session, backoff_delays
+from ari_app.runtime.session import Session
 from ari_app.runtime.shedding import Shedding
 from plumbing.clock import utc_now
 from plumbing.tasks import spawn
 from rating.cdr import RatedCdr
 from rating.tariff import RateTable
 
-__all__ = ["App", "CallSession", "RecordingDirs", "UnsupportedAsterisk", "asterisk_major", "backoff_delays"]
+__all__ = ["App", "CallSession", "RecordingDirs"]
 
 SHUTDOWN_GRACE_S = 5.0
 

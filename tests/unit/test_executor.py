@@ -1,7 +1,7 @@
 """The executor: each action of the call flow becomes the ARI request(s) it stands for, with a fake ARI.
 
-Timers and in-process actions (AwaitDigit, AwaitRecording, JoinQueue, WriteCdr) are covered where their
-effect shows: test_runtime.py, test_runtime_recording.py, test_queue_runtime.py.
+The timers (AwaitDigit, AwaitRecording) ask nothing of ARI; when they fire is covered in test_runtime_recording.py,
+JoinQueue in test_queue_runtime.py.
 """
 
 from __future__ import annotations
