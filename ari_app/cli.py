@@ -19,13 +19,14 @@ import structlog
 from ari_app.config import yaml_loader as config_mod
 from ari_app import logs, settings as settings_mod
 from ari_app import config_history_cli, health, queues_cli
-from ari_app.ari import AriClient
+from ari_app.ari.client import AriClient
 from ari_app.core.model import Config
 from ari_app.config_versions import ConfigRecorder, default_author
 from ari_app.dialplan_gen import fallback_dialplan
 from ari_app.errors import AriUnauthorized, ConfigError
 from ari_app.queues_cli import QUEUE_STATUS_FILE
-from ari_app.runtime import App, RecordingDirs, UnsupportedAsterisk
+from ari_app.ari.version import UnsupportedAsterisk
+from ari_app.runtime.app import App, RecordingDirs
 from rating.commands.rate_cli import run_rate
 from rating.commands import billing_cli, reconcile_cli, recordings_cli
 from rating.core import numbering

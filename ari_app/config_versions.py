@@ -21,7 +21,7 @@ import getpass
 import hashlib
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -32,6 +32,8 @@ import yaml
 from rating.core.numbering import to_e164
 from rating.storage.database import is_row_fault
 from rating.storage.config_store import ChangeKind, NumberChange, record_version
+from plumbing.clock import utc_now
+from plumbing.tasks import spawn
 
 log = structlog.get_logger(__name__)
 
@@ -131,7 +133,7 @@ class ConfigRecorder:
     """
 
     def __init__(self, pool: asyncpg.Pool, *, retry_s: float = 5.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self._pool = pool
         self._retry_s = retry_s
         self._clock = clock
@@ -167,8 +169,7 @@ class ConfigRecorder:
             return
         self._pending.append(pending)
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="config-recorder")
-            self._task.add_done_callback(_log_crash)
+            self._task = spawn(self._run(), name="config-recorder", log=log, crashed="config_recorder.crashed")
 
     async def close(self) -> None:
         """Try once more to store what is pending; log each version that still is not."""
@@ -222,8 +223,3 @@ class ConfigRecorder:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("config_recorder.crashed", exc_info=task.exception())

@@ -38,7 +38,7 @@ from ari_app.core.model import (
     ToQueue,
     target_kind,
 )
-from ari_app.events import (
+from ari_app.core.events import (
     AriEvent,
     CallAnswered,
     CallDestroyed,
@@ -122,15 +122,14 @@ class Hangup:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Follow:
-    """Subscribe to the channel's events, so its end is seen after it leaves the app for Dial()."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class Dial:
-    """Hand the channel to the dialplan's Dial(): `dial` is its argument, e.g. "PJSIP/+316...@carrier-out,20"."""
+    """Hand the channel to the dialplan's Dial(): `dial` is its argument, e.g. "PJSIP/+316...@carrier-out,20".
+
+    `follow`: first subscribe to the channel's events, so its end is seen after it leaves the app.
+    """
 
     dial: str
+    follow: bool = False
 
     @property
     def extension(self) -> str | None:
@@ -197,7 +196,7 @@ class WriteCdr:
     record: CallRecord
 
 
-Action = Union[Answer, Progress, Play, Hangup, Follow, Dial, StopPlayback, StartMoh, StopMoh, JoinQueue, Bridge,
+Action = Union[Answer, Progress, Play, Hangup, Dial, StopPlayback, StartMoh, StopMoh, JoinQueue, Bridge,
                DestroyBridge, AwaitDigit, StartRecording, AwaitRecording, WriteCdr]
 
 
@@ -547,8 +546,8 @@ def _dial(call: Call) -> tuple[Call, list[Action]]:
     targets = call.steps[call.step_index]
     ring = max(t.ring_seconds for t in targets)
     dial = "&".join(f"PJSIP/{t.e164}@{TRUNK}" for t in targets) + f",{ring}"
-    actions: list[Action] = [] if call.followed else [Follow()]
-    return dataclasses.replace(call, phase=Phase.DIALING, followed=True, dialed=()), [*actions, Dial(dial)]
+    dialing = dataclasses.replace(call, phase=Phase.DIALING, followed=True, dialed=())
+    return dialing, [Dial(dial, follow=not call.followed)]
 
 
 def _dial_returned(call: Call, event: DialReturned, config: Config) -> tuple[Call, list[Action]]:

@@ -22,25 +22,23 @@ import functools
 import itertools
 import json
 import os
-from collections.abc import Callable
-from datetime import datetime, timezone
+from collections.abc import Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 
 from ari_app import flow, queueing
-from ari_app.ari import AriClient
+from ari_app.ari.client import AriClient
 from ari_app.core.model import Config
 from ari_app.errors import AriError, ChannelGone
-from ari_app.events import AGENT_LEG
+from ari_app.ari.event_parser import AGENT_LEG
+from plumbing.clock import utc_now
+from plumbing.tasks import spawn
 
 STATUS_EVERY_S = 1.0  # the status file is rewritten at most this often (600 agents: about 2 ms each time)
 AGENT_LEG_MARK = "-agent-"  # in the id of every channel that rings an agent: <call id>-agent-<n>
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Cancellable(Protocol):
@@ -134,7 +132,7 @@ class Queues:
         leg = self.legs.get(channel_id)
         if leg is None:  # rung by an earlier fairline, or cancelled in the meantime: nobody waits for it
             self.log.warning("queue.unknown_agent_leg", channel_id=channel_id)
-            asyncio.get_running_loop().create_task(self._delete(channel_id, "normal"))
+            self._spawn(self._delete(channel_id, "normal"), f"queue-hangup-{channel_id}")
             return
         leg.up = True
         self._step(leg.queue, queueing.AgentAnswered(leg.call_id, leg.agent, at))
@@ -233,7 +231,7 @@ class Queues:
             return
         leg = Leg(f"{call_id}{AGENT_LEG_MARK}{next(self._leg_numbers)}", queue, call_id, agent)
         self.legs[leg.channel_id] = leg  # before the request: its events may come before the answer
-        self._spawn(self._originate(leg, ring_seconds))
+        self._spawn(self._originate(leg, ring_seconds), f"queue-ring-{leg.channel_id}")
 
     async def _originate(self, leg: Leg, ring_seconds: int) -> None:
         params = {"endpoint": f"PJSIP/{leg.agent}@{flow.TRUNK}", "app": self.ari.app, "appArgs": AGENT_LEG,
@@ -252,7 +250,7 @@ class Queues:
                 self._step(leg.queue, queueing.AgentNoAnswer(leg.call_id, leg.agent, self.clock()))
 
     def _hang_up(self, leg: Leg, reason: str) -> None:
-        self._spawn(self._delete(leg.channel_id, reason))
+        self._spawn(self._delete(leg.channel_id, reason), f"queue-hangup-{leg.channel_id}")
 
     async def _delete(self, channel_id: str, reason: str) -> None:
         try:
@@ -262,10 +260,8 @@ class Queues:
         except AriError as exc:
             self.log.error("queue.agent_hangup_failed", channel_id=channel_id, error=str(exc))
 
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        spawn(work, name=name, log=self.log, crashed="queue.task_crashed", keep=self._tasks)
 
     # ---- status for `fairline queues`
 

@@ -10,7 +10,7 @@ fairline is measured against it in the same run (bench/call_path.py):
 
 Four REST requests to connect a call and two to end it; an application event filter
 limits Asterisk's events to the three used (as fairline filters its own). aiohttp only,
-like ari_app/ari.py. It registers under fairline's application name, so Asterisk's
+like ari_app/ari/client.py. It registers under fairline's application name, so Asterisk's
 `Stasis(fairline)` reaches it while fairline is stopped.
 
     python bench/bridging_app.py --ari-url http://127.0.0.1:8088 --secrets secrets.env \

@@ -1,6 +1,6 @@
 """Rating and CDR writing benchmark: synthetic finished calls priced and stored by the code `fairline run` uses.
 
-Each call goes the way the ARI app sends it (ari_app/runtime.py, App._write_cdr):
+Each call goes the way the ARI app sends it (ari_app/runtime/executor.py, Executor._write_cdr):
 look the number up in the directory, `rating.core.cdr.rate_record`, then
 `CdrWriter.submit`; the writer (as `fairline run` opens it: an asyncpg pool of at
 most 4, default batches: 200, and up to 2,000 when more CDRs are already waiting)

@@ -13,7 +13,6 @@ import dataclasses
 from collections.abc import Sequence
 from os import PathLike
 from types import TracebackType
-from typing import Any
 
 import asyncpg
 import structlog
@@ -22,6 +21,7 @@ from plumbing.metrics import LatencyHistogram
 from rating.core.cdr import RatedCdr
 from rating.storage.spool import Spool, SpoolError
 from rating.storage.database import insert_cdrs, is_row_fault
+from plumbing.tasks import spawn
 
 log = structlog.get_logger(__name__)
 
@@ -128,8 +128,7 @@ class CdrWriter:
             # CDRs spooled before a crash or restart go in first; until then new ones queue behind them.
             log.info("spool.found", path=str(self.spool.path))
             self._spooling = True
-        self._task = asyncio.create_task(self._run(), name="cdr-writer")
-        self._task.add_done_callback(_log_crash)
+        self._task = spawn(self._run(), name="cdr-writer", log=log, crashed="cdr_writer.crashed")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -378,8 +377,3 @@ def _now() -> float:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _log_crash(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("cdr_writer.crashed", exc_info=task.exception())

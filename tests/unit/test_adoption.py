@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from ari_app.config import yaml_loader
-from ari_app.core.model import Config
-from ari_app.events import CallLeft, DialReturned
+from ari_app.core.events import CallLeft, DialReturned
 from ari_app.flow import Call, Hangup, Phase, Play, Progress, WriteCdr, step
 from rating.core.cdr import Disposition
 

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from ari_app import events
+from ari_app.ari import event_parser
+from ari_app.core import events
 from ari_app.config.yaml_loader import load
 from ari_app.errors import ConfigError
 from rating.core.cdr import Disposition, QueueOutcome, RatedCdr
@@ -100,11 +101,11 @@ class TestMalformedEvents:
     @pytest.mark.parametrize("timestamp", ["0001-01-01T00:30:00+0100", "9999-12-31T23:59:59-0100"])
     def test_timestamp_that_is_no_instant_in_utc_is_a_bad_event(self, timestamp: str) -> None:
         """An offset that pushes the instant outside what a datetime holds raised OverflowError downstream."""
-        with pytest.raises(events.BadEvent, match="timestamp out of range"):
-            events.parse(with_field(recorded(types=["StasisEnd"])[0], timestamp=timestamp))
+        with pytest.raises(event_parser.BadEvent, match="timestamp out of range"):
+            event_parser.parse(with_field(recorded(types=["StasisEnd"])[0], timestamp=timestamp))
 
     def test_timestamps_are_in_utc_whatever_offset_asterisk_wrote(self) -> None:
-        parsed = events.parse(with_field(recorded(types=["StasisEnd"])[0], timestamp="2026-11-25T02:17:16.308-1100"))
+        parsed = event_parser.parse(with_field(recorded(types=["StasisEnd"])[0], timestamp="2026-11-25T02:17:16.308-1100"))
 
         assert parsed == events.CallLeft(CHANNEL, datetime(2026, 11, 25, 13, 17, 16, 308000, tzinfo=UTC))
         assert isinstance(parsed, events.CallLeft) and parsed.at.tzinfo is UTC
@@ -134,7 +135,7 @@ class TestCallerIds:
         ("+31612345678\r\n2026-11-25 [info] call.ended", "+316123456782026-11-25 [info] call.ended"),
         ("\u202e87654321316+", "87654321316+"),  # a right-to-left override makes it read as +31612345678
         ("\ud800+31612345678", "+31612345678"),  # a lone surrogate: not encodable as UTF-8
-        ("9" * 10_000, "9" * events.MAX_NUMBER_CHARS),
+        ("9" * 10_000, "9" * event_parser.MAX_NUMBER_CHARS),
         ("  +31612345678  ", "+31612345678"),
         ("", None), (" Anonymous ", None), ("RESTRICTED", None), ("\x00", None),
         (31612345678, None), (None, None), (["+31612345678"], None),
@@ -171,7 +172,7 @@ class TestCallerIds:
 class TestDids:
     @pytest.mark.parametrize(("did", "stored"), [
         ("0201234567", "0201234567"), ("s", "s"), ("", ""), ("+999", "+999"), ("abc", "abc"),
-        ("+31209999999", "+31209999999"), ("9" * 300, "9" * events.MAX_NUMBER_CHARS),
+        ("+31209999999", "+31209999999"), ("9" * 300, "9" * event_parser.MAX_NUMBER_CHARS),
         ("+31209999999\x00", "+31209999999"),
     ], ids=["national-format", "s", "empty", "too-short", "letters", "not-served", "overlong", "nul"])
     async def test_did_not_served_hears_not_in_service_unanswered_and_is_billed_unallocated(

@@ -11,15 +11,14 @@ from typing import Any
 import pytest
 
 from ari_app.errors import FairlineError
-from ari_app.events import (
-    BadEvent,
+from ari_app.ari.event_parser import BadEvent, parse
+from ari_app.core.events import (
     CallAnswered,
     CallLeft,
     CallStarted,
     HangupRequested,
     Ignored,
     PlaybackDone,
-    parse,
 )
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ari_answered_call.jsonl"

@@ -29,7 +29,8 @@ from ari_app.core.model import (
     TargetKind,
     Window,
 )
-from ari_app.events import (
+from ari_app.ari.event_parser import parse
+from ari_app.core.events import (
     CallAnswered,
     CallDestroyed,
     CallLeft,
@@ -40,7 +41,6 @@ from ari_app.events import (
     PlaybackDone,
     TargetAnswered,
     TargetDialed,
-    parse,
 )
 from ari_app.flow import (
     Action,
@@ -49,7 +49,6 @@ from ari_app.flow import (
     Call,
     Dial,
     FlowEvent,
-    Follow,
     Hangup,
     Phase,
     Play,
@@ -568,6 +567,11 @@ ROUTES = Config(
     ]},
 )
 
+def followed(dial: Dial) -> Dial:
+    """The call's first Dial: it subscribes to the channel before the channel leaves the app."""
+    return dataclasses.replace(dial, follow=True)
+
+
 RING_DESK = Dial("PJSIP/+31301234567@carrier-out,15")
 RING_MOBILE = Dial("PJSIP/+31612345601@carrier-out,20")
 RING_SPARE = Dial("PJSIP/+31612345602@carrier-out,30")
@@ -616,62 +620,62 @@ def started_at(did: str, instant: datetime) -> CallStarted:
 
 ROUTED: list[Any] = [
     # Whom the first Dial() rings
-    pytest.param(RING_ALL, [], [Follow(), Dial("PJSIP/+31301234567@carrier-out&PJSIP/+31612345601@carrier-out,25")],
+    pytest.param(RING_ALL, [], [followed(Dial("PJSIP/+31301234567@carrier-out&PJSIP/+31612345601@carrier-out,25"))],
                  id="simultaneous-route-rings-every-target-in-one-dial-for-the-routes-ring-time"),
-    pytest.param(IN_TURN, [], [Follow(), RING_DESK], id="sequential-route-rings-its-first-target-for-its-own-time"),
-    pytest.param(ONE_PHONE, [continued()], [Follow(), RING_MOBILE],
+    pytest.param(IN_TURN, [], [followed(RING_DESK)], id="sequential-route-rings-its-first-target-for-its-own-time"),
+    pytest.param(ONE_PHONE, [continued()], [followed(RING_MOBILE)],
                  id="stasis-end-as-the-call-leaves-for-dial-changes-nothing"),
     # Sequential: the next target, each for its own ring time, subscribed once
-    pytest.param(IN_TURN, [returned("NOANSWER")], [Follow(), RING_DESK, RING_MOBILE],
+    pytest.param(IN_TURN, [returned("NOANSWER")], [followed(RING_DESK), RING_MOBILE],
                  id="sequential-route-rings-the-next-target-when-one-rings-out"),
-    pytest.param(IN_TURN, [returned("BUSY"), returned("CHANUNAVAIL")], [Follow(), RING_DESK, RING_MOBILE, RING_SPARE],
+    pytest.param(IN_TURN, [returned("BUSY"), returned("CHANUNAVAIL")], [followed(RING_DESK), RING_MOBILE, RING_SPARE],
                  id="sequential-route-goes-down-the-list-to-the-last-target"),
     # Nobody answered the last step
     pytest.param(ONE_PHONE, [returned("NOANSWER")],
-                 [Follow(), RING_MOBILE, Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-0-noanswer")],
+                 [followed(RING_MOBILE), Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-0-noanswer")],
                  id="last-step-unanswered-hears-the-default-announcement-as-early-media"),
     pytest.param(IN_TURN, [returned("NOANSWER"), returned("BUSY"), returned("NOANSWER")],
-                 [Follow(), RING_DESK, RING_MOBILE, RING_SPARE, Progress(),
+                 [followed(RING_DESK), RING_MOBILE, RING_SPARE, Progress(),
                   Play("sound:custom-sorry", f"{CALL_ID}-0-noanswer")],
                  id="last-step-unanswered-hears-the-routes-own-announcement"),
     pytest.param(ONE_PHONE, [returned("BUSY"), noanswer_done()],
-                 [Follow(), RING_MOBILE, Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-0-noanswer"), Hangup("busy")],
+                 [followed(RING_MOBILE), Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-0-noanswer"), Hangup("busy")],
                  id="announcement-done-releases-with-the-last-outcome"),
     pytest.param(ONE_PHONE, [returned("BUSY"), playback_done()],
-                 [Follow(), RING_MOBILE, Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-0-noanswer")],
+                 [followed(RING_MOBILE), Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-0-noanswer")],
                  id="another-playback-does-not-end-the-no-answer-announcement"),
     # Forwarded to another of the customer's numbers
-    pytest.param(FORWARDING, [returned("NOANSWER")], [Follow(), RING_DESK, RING_MOBILE],
+    pytest.param(FORWARDING, [returned("NOANSWER")], [followed(RING_DESK), RING_MOBILE],
                  id="forward-rings-the-other-numbers-route-without-subscribing-again"),
     pytest.param(FORWARDING, [returned("NOANSWER"), returned("BUSY")],
-                 [Follow(), RING_DESK, RING_MOBILE, Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-1-noanswer")],
+                 [followed(RING_DESK), RING_MOBILE, Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-1-noanswer")],
                  id="forwarded-route-unanswered-hears-its-announcement-named-by-hop"),
     pytest.param(TO_ANNOUNCEMENT, [returned("NOANSWER")],
-                 [Follow(), RING_DESK, Answer(), Play("sound:hello-world", f"{CALL_ID}-1-announcement")],
+                 [followed(RING_DESK), Answer(), Play("sound:hello-world", f"{CALL_ID}-1-announcement")],
                  id="forward-to-an-announcement-only-number-answers-and-plays-it"),
     pytest.param(TO_ANNOUNCEMENT, [returned("NOANSWER"), playback_done(playback_id=f"{CALL_ID}-1-announcement")],
-                 [Follow(), RING_DESK, Answer(), Play("sound:hello-world", f"{CALL_ID}-1-announcement"),
+                 [followed(RING_DESK), Answer(), Play("sound:hello-world", f"{CALL_ID}-1-announcement"),
                   Hangup("normal")],
                  id="forwarded-announcement-done-releases-normally"),
     # Dial() ended otherwise
     pytest.param(RING_ALL, [target_dialed(DESK), target_dialed(MOBILE), target_answered(DESK), answered(5.0),
                             returned("ANSWER", 90.0)],
-                 [Follow(), Dial("PJSIP/+31301234567@carrier-out&PJSIP/+31612345601@carrier-out,25"),
+                 [followed(Dial("PJSIP/+31301234567@carrier-out&PJSIP/+31612345601@carrier-out,25")),
                   Hangup("normal")],
                  id="connected-call-whose-target-hung-up-releases-the-caller-normally"),
-    pytest.param(ONE_PHONE, [returned("CANCEL")], [Follow(), RING_MOBILE, Hangup("failure")],
+    pytest.param(ONE_PHONE, [returned("CANCEL")], [followed(RING_MOBILE), Hangup("failure")],
                  id="dial-cancelled-releases-with-failure"),
     pytest.param(ONE_PHONE, [returned("NOANSWER"), returned("NOANSWER")],
-                 [Follow(), RING_MOBILE, Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-0-noanswer")],
+                 [followed(RING_MOBILE), Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-0-noanswer")],
                  id="second-dial-return-while-announcing-asks-nothing"),
-    pytest.param(IN_TURN, [hangup_requested(16, s=5.0)], [Follow(), RING_DESK],
+    pytest.param(IN_TURN, [hangup_requested(16, s=5.0)], [followed(RING_DESK)],
                  id="caller-hanging-up-while-dialing-asks-nothing"),
     # The runtime could not subscribe or hand the call to Dial(): the apology, then a release with failure
-    pytest.param(ONE_PHONE, [action_failed(), failure_done()], [Follow(), RING_MOBILE, Progress(), APOLOGY,
+    pytest.param(ONE_PHONE, [action_failed(), failure_done()], [followed(RING_MOBILE), Progress(), APOLOGY,
                                                                 Hangup("failure")],
                  id="failed-hand-over-to-dial-plays-the-apology-then-releases-with-failure"),
     pytest.param(IN_TURN, [returned("BUSY"), action_failed(), failure_done()],
-                 [Follow(), RING_DESK, RING_MOBILE, Progress(), APOLOGY, Hangup("failure")],
+                 [followed(RING_DESK), RING_MOBILE, Progress(), APOLOGY, Hangup("failure")],
                  id="failed-next-step-plays-the-apology-then-releases-with-failure"),
 ]
 
@@ -728,8 +732,8 @@ class TestRouting:
         """LOOP_A and LOOP_B forward to each other: MAX_HOPS forwards, then the announcement and release."""
         call, asked = run([started(LOOP_A), *[returned("NOANSWER")] * (MAX_HOPS + 1)], ROUTES)
 
-        assert [a for a in asked if isinstance(a, Dial)] == [[RING_DESK, RING_MOBILE][hop % 2]
-                                                             for hop in range(MAX_HOPS + 1)]
+        assert [a for a in asked if isinstance(a, Dial)] == [followed(RING_DESK)] + [[RING_DESK, RING_MOBILE][hop % 2]
+                                                                                 for hop in range(1, MAX_HOPS + 1)]
         assert asked[-2:] == [Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-{MAX_HOPS}-noanswer")]
         assert (call.phase, call.hops) == (Phase.ANNOUNCING, MAX_HOPS)
 
@@ -750,7 +754,7 @@ class TestRouting:
     def test_opening_hours_choose_the_route_when_the_call_starts(self, instant: datetime, dial: Dial) -> None:
         _, asked = step(NEW, started_at(OFFICE, instant), ROUTES)
 
-        assert asked == [Follow(), dial]
+        assert asked == [followed(dial)]
 
     def test_forward_to_a_removed_number_records_the_cause_it_released_with(self) -> None:
         _, asked = run([started(TO_REMOVED), returned("BUSY"), noanswer_done(hops=1), destroyed(19)], ROUTES)

@@ -23,7 +23,6 @@ from ari_app.flow import (
     DestroyBridge,
     Dial,
     FlowEvent,
-    Follow,
     Hangup,
     JoinQueue,
     Phase,
@@ -46,6 +45,7 @@ from tests.unit.test_flow import (
     answered,
     at,
     destroyed,
+    followed,
     playback_done,
     returned,
     routed,
@@ -127,7 +127,7 @@ class TestJoining:
     def test_unanswered_route_ending_in_a_queue_joins_it_then_answers_with_music_on_hold(self) -> None:
         call, asked = run(queued(), QUEUES)
 
-        assert asked == [Follow(), RING_DESK, JoinQueue("support"), Answer(), StartMoh()]
+        assert asked == [followed(RING_DESK), JoinQueue("support"), Answer(), StartMoh()]
         assert (call.phase, call.queue, call.queue_entered_at) == (Phase.QUEUED, "support", at(JOINED))
 
     def test_queue_only_route_puts_the_caller_in_line_at_once_without_ringing_anyone_first(self) -> None:
@@ -148,7 +148,7 @@ class TestJoining:
     def test_a_queue_a_reload_removed_ends_with_the_no_answer_announcement_unanswered(self) -> None:
         call, asked = run([started(GONE_QUEUE), returned("NOANSWER", JOINED)], QUEUES)
 
-        assert asked == [Follow(), RING_DESK, Progress(), Play("sound:vm-nobodyavail", f"{CALL_ID}-0-noanswer")]
+        assert asked == [followed(RING_DESK), Progress(), Play("sound:vm-nobodyavail", f"{CALL_ID}-0-noanswer")]
         assert call.phase is Phase.ANNOUNCING
 
 

@@ -29,11 +29,12 @@ from hypothesis import HealthCheck, event as statistic, given, note, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from ari_app import events
+from ari_app.ari import event_parser
+from ari_app.core import events
 from ari_app.config.yaml_loader import load
 from ari_app.core.model import Config
 from ari_app.errors import AriError, ChannelGone
-from ari_app.runtime import App
+from ari_app.runtime.app import App
 from rating.core.cdr import RatedCdr
 from rating.core.tariff import DEFAULT_RATES
 from tests.unit.test_queue_runtime import Timers
@@ -207,8 +208,8 @@ class TestGarbage:
     @given(garbage(["c1", "1795612635.0", ""]))
     def test_parse_returns_an_event_or_raises_bad_event(self, message: str) -> None:
         try:
-            parsed = events.parse(message)
-        except events.BadEvent:
+            parsed = event_parser.parse(message)
+        except event_parser.BadEvent:
             return
         assert isinstance(parsed, PARSED)
 
@@ -520,7 +521,7 @@ class TestAsteriskAtRandom:
             assert call.answered_at is None or call.started_at <= call.answered_at <= call.ended_at, cdr
             assert call.hangup_cause is None or 0 <= call.hangup_cause <= 127, cdr
             for text in (call.caller or "", call.did):  # what PostgreSQL takes, and logs show on one line
-                assert len(text) <= events.MAX_NUMBER_CHARS, cdr
+                assert len(text) <= event_parser.MAX_NUMBER_CHARS, cdr
                 assert not {unicodedata.category(c) for c in text} & {"Cc", "Cf", "Cs", "Zl", "Zp"}, cdr
         assert app.calls == {}
         assert app.queues.legs == {}, "an agent leg outlived its caller"

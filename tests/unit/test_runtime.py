@@ -19,11 +19,13 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from ari_app import runtime
-from ari_app.ari import AriClient
+from ari_app.runtime import session as runtime_session
+from ari_app.ari.client import AriClient
 from ari_app.core.model import Config, Customer, Number, Route, Strategy, Target, TargetKind
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone
-from ari_app.runtime import App, UnsupportedAsterisk, asterisk_major, backoff_delays
+from ari_app.ari.version import UnsupportedAsterisk, asterisk_major
+from ari_app.runtime.app import App
+from ari_app.runtime.session import backoff_delays
 from rating.core.cdr import CallRecord, Disposition, RatedCdr
 from rating.core.tariff import DEFAULT_RATES, NumberType, RatedPrice, RateTable, TrafficRates
 
@@ -673,7 +675,7 @@ class TestRun:
     async def test_call_whose_end_was_missed_while_disconnected_still_gets_its_cdr(
             self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Asterisk restarts during an answered call: after reconnecting, the call is gone and must be billed."""
-        monkeypatch.setattr(runtime, "backoff_delays", lambda: [0.0])  # reconnect at once, no waiting
+        monkeypatch.setattr(runtime_session, "backoff_delays", lambda: [0.0])  # reconnect at once, no waiting
         stop = asyncio.Event()
 
         class RestartingAri(FakeAri):
@@ -706,7 +708,7 @@ class TestRun:
 
     async def test_routed_call_whose_end_was_missed_while_disconnected_still_gets_its_cdr(
             self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(runtime, "backoff_delays", lambda: [0.0])
+        monkeypatch.setattr(runtime_session, "backoff_delays", lambda: [0.0])
         stop = asyncio.Event()
 
         class RestartingAri(FakeAri):

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ari_app.errors import ChannelGone
-from ari_app.runtime import App
+from ari_app.runtime.app import App
 from rating.core.cdr import Disposition, RatedCdr
 from rating.core.tariff import DEFAULT_RATES
 from tests.unit.test_flow_queues import QUEUES, SUPPORT
@@ -49,7 +49,7 @@ def destroyed(cid: str) -> str:
 async def adopt(ari: FakeAri) -> tuple[App, list[RatedCdr]]:
     submitted: list[RatedCdr] = []
     app = App(ari, QUEUES, DEFAULT_RATES, submitted.append)  # type: ignore[arg-type]
-    await app._adopt_channels()
+    await app.adoption.adopt_channels()
     return app, submitted
 
 

@@ -16,7 +16,8 @@ from structlog.testing import capture_logs
 from ari_app.config.jurisdictions import shipped_law
 from ari_app.core.model import Config, Recording
 from ari_app.errors import AriError
-from ari_app.runtime import RECORDER_SUFFIX, App, RecordingDirs
+from ari_app.runtime.app import App, RecordingDirs
+from ari_app.runtime.names import RECORDER_SUFFIX
 from rating.core.cdr import RatedCdr
 from rating.core.tariff import DEFAULT_RATES
 from tests.unit.test_runtime import (

@@ -14,9 +14,11 @@ from datetime import UTC, datetime, timedelta
 from structlog.testing import capture_logs
 
 from ari_app.errors import AriError
-from ari_app.events import CallStarted, parse
+from ari_app.ari.event_parser import parse
+from ari_app.core.events import CallStarted
 from ari_app.health import render_metrics
-from ari_app.runtime import LATENCY_WEIGHT, App
+from ari_app.runtime.app import App
+from ari_app.runtime.shedding import LATENCY_WEIGHT
 from rating.core.cdr import RatedCdr
 from rating.core.tariff import DEFAULT_RATES
 from tests.unit.test_health import FakeWriter
@@ -101,17 +103,17 @@ async def test_slow_ari_answers_shed_a_call_on_time_and_fast_ones_bring_routing_
     ari = FakeAri()
     app, _ = app_shedding(ari)
     for _ in range(30):
-        app._note_latency(0.3)  # two round trips at 300 ms: the caller would wait 0.6 s for a ring
+        app.shedding.note_latency(0.3)  # two round trips at 300 ms: the caller would wait 0.6 s for a ring
 
     app.handle(started(lag_s=0.01))
     await turn_until(lambda: bool(ari.requests), "the hand-over")
     assert ari.requests[0] == CONTINUE_TO_FALLBACK
 
     for _ in range(20):  # shed calls keep measuring: quick answers pull the estimate down again
-        app._note_latency(0.002)
+        app.shedding.note_latency(0.002)
     assert app.request_latency_s < 0.01
     on_time = parse(started(lag_s=0.01))
-    assert isinstance(on_time, CallStarted) and not app._lagging(on_time)
+    assert isinstance(on_time, CallStarted) and not app.shedding.lagging(on_time)
 
 
 async def test_after_a_quiet_spell_the_first_call_is_routed_though_the_overload_left_the_estimate_high() -> None:
@@ -119,11 +121,11 @@ async def test_after_a_quiet_spell_the_first_call_is_routed_though_the_overload_
     ari = FakeAri()
     app, _ = app_shedding(ari)
     for _ in range(30):
-        app._note_latency(0.3)  # the last requests of an overload
+        app.shedding.note_latency(0.3)  # the last requests of an overload
     late = parse(started(lag_s=0.01))
-    assert isinstance(late, CallStarted) and app._lagging(late)
+    assert isinstance(late, CallStarted) and app.shedding.lagging(late)
 
-    app._request_latency.noted_at -= 5  # five quiet seconds: the estimate halves every second
+    app.shedding.request_latency.noted_at -= 5  # five quiet seconds: the estimate halves every second
     app.handle(started(lag_s=0.01))
     await turn_until(lambda: any(r[1].endswith("/continue") for r in ari.requests), "the route")
 

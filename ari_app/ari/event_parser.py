@@ -1,8 +1,9 @@
-"""ARI events, parsed from Asterisk's JSON into frozen values the call flow understands.
+"""ARI events, parsed from Asterisk's JSON into the frozen call events of ari_app/core/events.py.
 
-Only what fairline acts on is parsed; anything else becomes `Ignored`. Malformed
-events raise `BadEvent`, which the runtime logs and skips: one bad message never
-stops the event loop.
+The only place that reads Asterisk's JSON: the events websocket's messages, and the
+channels, bridges and variables a restarted fairline finds (adoption). Only what
+fairline acts on is parsed; anything else becomes `Ignored`. Malformed events raise
+`BadEvent`, which the runtime logs and skips: one bad message never stops the event loop.
 """
 
 from __future__ import annotations
@@ -11,157 +12,35 @@ import dataclasses
 import json
 import unicodedata
 from datetime import datetime, timezone
-from typing import Any, Union
+from typing import Any
 
+from ari_app.core.events import (
+    AgentLegUp,
+    AriEvent,
+    CallAnswered,
+    CallDestroyed,
+    CallLeft,
+    CallStarted,
+    DialReturned,
+    DtmfReceived,
+    HangupRequested,
+    Ignored,
+    PlaybackDone,
+    RecorderUp,
+    RecordingEnded,
+    TargetAnswered,
+    TargetDialed,
+)
 from ari_app.errors import FairlineError
-from rating.core.numbering import WITHHELD as WITHHELD  # re-exported: runtime.py reads events.WITHHELD
+from rating.core.numbering import is_withheld
 
 
 class BadEvent(FairlineError, ValueError):
     """An ARI event that is not what Asterisk documents."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class CallStarted:
-    """StasisStart: a channel entered the app."""
-
-    channel_id: str
-    at: datetime
-    did: str
-    caller: str | None
-    started_at: datetime  # when Asterisk created the channel
-    state: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DialReturned:
-    """StasisStart with args ("dialed", DIALSTATUS, DID): a dialplan Dial() fairline asked for has ended.
-
-    DIALSTATUS is Asterisk's: ANSWER (the call was connected and the target hung up),
-    BUSY, NOANSWER, CONGESTION, CHANUNAVAIL, CANCEL, DONTCALL, TORTURE, INVALIDARGS.
-    The rest describes the call, so a fairline that restarted meanwhile can adopt it.
-    """
-
-    channel_id: str
-    at: datetime
-    status: str
-    did: str = ""  # the number dialled (FAIRLINE_DID, set by the inbound context)
-    caller: str | None = None
-    started_at: datetime | None = None
-    answered: bool = False  # the channel is up: a target answered before Dial() returned
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class AgentLegUp:
-    """StasisStart with args ("queue-agent",): a queue agent fairline rang has answered."""
-
-    channel_id: str  # the agent's (outbound) channel
-    at: datetime
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TargetDialed:
-    """Dial event as a leg starts (no dialstatus yet): which target the new outbound channel rings."""
-
-    channel_id: str  # the caller's (inbound) channel
-    at: datetime
-    peer_id: str  # the outbound channel
-    target: str  # the dialled number, e.g. "+31612345678" from the dialstring "+31612345678@carrier-out"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TargetAnswered:
-    """Dial event with dialstatus ANSWER. Asterisk 22 sends it with an empty dialstring: the
-    target is known from the TargetDialed of the same peer channel."""
-
-    channel_id: str  # the caller's (inbound) channel
-    at: datetime
-    peer_id: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CallDestroyed:
-    """ChannelDestroyed: the channel is gone, with Asterisk's Q.850 cause. Nothing follows."""
-
-    channel_id: str
-    at: datetime
-    cause: int | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CallAnswered:
-    """ChannelStateChange to Up."""
-
-    channel_id: str
-    at: datetime
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PlaybackDone:
-    """PlaybackFinished (also sent when the sound file is missing: state 'failed')."""
-
-    channel_id: str
-    at: datetime
-    playback_id: str
-    failed: bool
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DtmfReceived:
-    """ChannelDtmfReceived: the caller pressed a key (0-9, *, #, A-D)."""
-
-    channel_id: str
-    at: datetime
-    digit: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RecorderUp:
-    """StasisStart with args ("recording",): the snoop channel that records a call is in the app."""
-
-    channel_id: str  # the snoop channel
-    at: datetime
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RecordingEnded:
-    """RecordingFinished or RecordingFailed of a call's recording, named after the call (its channel id)."""
-
-    channel_id: str  # the recorded call's, from the recording's name
-    at: datetime
-    failed: str | None  # why, when it failed
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class HangupRequested:
-    """ChannelHangupRequest: somebody hangs the channel up, with a Q.850 cause when known."""
-
-    channel_id: str
-    at: datetime
-    cause: int | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CallLeft:
-    """StasisEnd: the channel left the app (usually: it hung up). Nothing follows for it."""
-
-    channel_id: str
-    at: datetime
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Ignored:
-    type: str
-
-
-# Each is about one channel: the inbound leg of a call, or (AgentLegUp) an agent leg of a queue.
-CallEvent = Union[CallStarted, DialReturned, AgentLegUp, CallAnswered, TargetDialed, TargetAnswered, PlaybackDone,
-                  DtmfReceived, RecorderUp, RecordingEnded, HangupRequested, CallLeft, CallDestroyed]
-AriEvent = Union[CallEvent, Ignored]
-
 AGENT_LEG = "queue-agent"  # the Stasis argument of the channels fairline originates to queue agents
 SNOOP_LEG = "recording"  # the Stasis argument of the snoop channels that record calls
-
 
 # Caller ids and DIDs are the carrier's (that is, anybody's) text and end up in logs, in the CDR and on
 # invoices: longer than this is no phone number, and is cut here.
@@ -200,12 +79,16 @@ def printable(raw: str) -> str:
 
 def _caller(data: Any) -> str | None:
     """The caller's number, or None when withheld or unusable."""
-    caller = _get(data, "channel", "caller")
+    return _number(_get(data, "channel", "caller"))
+
+
+def _number(caller: Any) -> str | None:
+    """The number of ARI's CallerID object, or None when withheld or unusable."""
     number = caller.get("number") if isinstance(caller, dict) else None
     if not isinstance(number, str):
         return None
     number = printable(number)
-    return None if number.lower() in WITHHELD else number
+    return None if is_withheld(number) else number
 
 
 def _cause(raw: object) -> int | None:
@@ -315,3 +198,72 @@ def parse(message: str | bytes) -> AriEvent:
     if kind == "StasisEnd":
         return CallLeft(_str(data, "channel", "id"), parse_time(data.get("timestamp"), "timestamp"))
     return Ignored(kind)
+
+
+# ---- what a restarted fairline finds in Asterisk (GET /channels, /bridges, channel variables)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Channel:
+    """One channel of GET /channels: where it is in the dialplan, and what the call's CDR needs."""
+
+    channel_id: str
+    state: str  # Asterisk's channel state: "Up" once answered, "Ring", ...
+    caller: str | None  # None when withheld or unusable
+    created_at: datetime
+    context: str  # the dialplan location it is at
+    exten: str
+    app_name: str  # the dialplan application it runs: "Stasis", "Dial", ...
+    app_data: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BadChannel:
+    """A channel of GET /channels that is not what Asterisk documents; `channel_id` may be empty."""
+
+    channel_id: str
+    error: str
+
+
+def parse_channels(raw: Any) -> list[Channel | BadChannel]:
+    """GET /channels' answer: each channel parsed on its own, so one bad channel spoils only itself."""
+    found: list[Channel | BadChannel] = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            found.append(parse_channel(item))
+        except BadEvent as exc:
+            cid = item.get("id") if isinstance(item, dict) else None
+            found.append(BadChannel(str(cid) if cid is not None else "", str(exc)))
+    return found
+
+
+def parse_channel(raw: Any) -> Channel:
+    """One channel as ARI shows it (the `channel` of an event, or an item of GET /channels)."""
+    dialplan = raw.get("dialplan") if isinstance(raw, dict) else None
+    dialplan = dialplan if isinstance(dialplan, dict) else {}
+    return Channel(
+        channel_id=_str(raw, "id"),
+        state=str(raw.get("state", "")),
+        caller=_number(raw.get("caller")),
+        created_at=parse_time(raw.get("creationtime"), "channel.creationtime"),
+        context=str(dialplan.get("context", "")),
+        exten=printable(str(dialplan.get("exten", ""))),
+        app_name=str(dialplan.get("app_name", "")),
+        app_data=str(dialplan.get("app_data", "")),
+    )
+
+
+def parse_bridges(raw: Any) -> dict[str, list[str]]:
+    """GET /bridges' answer: the channels in each bridge, by bridge id."""
+    return {str(b.get("id")): [str(c) for c in b.get("channels", [])]
+            for b in (raw if isinstance(raw, list) else []) if isinstance(b, dict)}
+
+
+def parse_variable(raw: Any) -> str:
+    """GET /channels/{id}/variable's answer: the value ("" when there is none)."""
+    return str(raw.get("value", "")) if isinstance(raw, dict) else ""
+
+
+def parse_asterisk_version(raw: Any) -> str:
+    """GET /asterisk/info?only=system's answer: Asterisk's version string ("" when missing)."""
+    return str(raw.get("system", {}).get("version", "")) if isinstance(raw, dict) else ""

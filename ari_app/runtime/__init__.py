@@ -1,0 +1,1 @@
+"""The running ARI application: the session with Asterisk, and the parts that act on its calls."""

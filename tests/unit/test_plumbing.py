@@ -1,0 +1,63 @@
+"""plumbing: background tasks that neither vanish nor lose their exception; one spelling of now."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from datetime import UTC
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from plumbing import tasks
+from plumbing.clock import utc_now
+
+
+class TestSpawn:
+    async def test_a_task_nobody_holds_runs_to_its_end(self) -> None:
+        """The loop holds tasks weakly: spawn keeps them alive until they end."""
+        done = asyncio.Event()
+
+        async def work() -> None:
+            await asyncio.sleep(0.01)
+            done.set()
+
+        tasks.spawn(work(), name="unheld", log=structlog.get_logger())
+        gc.collect()
+        await asyncio.wait_for(done.wait(), timeout=2)
+
+    async def test_an_exception_is_logged_with_the_task_name(self) -> None:
+        async def work() -> None:
+            raise RuntimeError("boom")
+
+        with capture_logs() as logs:
+            task = tasks.spawn(work(), name="doomed", log=structlog.get_logger(), crashed="thing.crashed")
+            await asyncio.wait({task})
+        assert [(e["event"], e["task"], e["log_level"]) for e in logs] == [("thing.crashed", "doomed", "error")]
+        assert task not in tasks._running
+
+    async def test_a_kept_task_leaves_its_owner_set_when_it_ends(self) -> None:
+        keep: set[asyncio.Task[object]] = set()
+
+        async def work() -> int:
+            return 7
+
+        task = tasks.spawn(work(), name="kept", log=structlog.get_logger(), keep=keep)
+        assert keep == {task}
+        assert await task == 7
+        await asyncio.sleep(0)
+        assert keep == set()
+
+    async def test_a_cancelled_task_is_not_a_crash(self) -> None:
+        with capture_logs() as logs:
+            task = tasks.spawn(asyncio.sleep(10), name="cancelled", log=structlog.get_logger())
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert logs == []
+
+
+def test_now_is_aware_and_utc() -> None:
+    assert utc_now().tzinfo is UTC
