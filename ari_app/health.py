@@ -25,9 +25,9 @@ from typing import Protocol
 import structlog
 from aiohttp import web
 
-from ari_app.admission import Admission
+from ari_app.core.admission import Admission
 from ari_app.errors import ConfigError
-from ari_app.queueing import QueueState
+from ari_app.core.queueing import QueueState
 from plumbing.metrics import LatencyHistogram
 
 HOST = "127.0.0.1"  # loopback only (docs/operations.md, Security); scrape through a local agent or proxy

@@ -49,7 +49,7 @@ from ari_app.core.model import (
     check_target,
 )
 from ari_app.errors import ConfigError
-from ari_app.queueing import MAX_WAIT_POLICY_SECONDS, QueueSpec, RingStrategy
+from ari_app.core.queueing import MAX_WAIT_POLICY_SECONDS, QueueSpec, RingStrategy
 from rating.core import numbering
 from rating.errors import InvalidTariff
 from rating.core.tariff import DEFAULT_RATES, NumberType, RateTable, TrafficRates, number_zone

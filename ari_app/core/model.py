@@ -17,7 +17,7 @@ from typing import Final, Mapping
 from zoneinfo import ZoneInfo
 
 from ari_app.core import consent
-from ari_app.queueing import QueueSpec
+from ari_app.core.queueing import QueueSpec
 from rating.core import numbering
 from rating.core.numbering import PhoneNumberType
 from rating.core.tariff import DEFAULT_RATES, NumberType, RateTable

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from ari_app import flow
-from ari_app.admission import Admission
+from ari_app.core.admission import Admission
 from ari_app.ari import event_parser
 from ari_app.ari.client import AriClient
 from ari_app.core.model import Config

@@ -3,7 +3,7 @@
 A new call whose StasisStart reaches fairline later than `shed_after_s` (counting the round
 trips routing would still take) goes to the dialplan fallback at once, one request instead of
 routing, so Asterisk's event queue drains; and the dialplan is told what share of new calls
-to let into the app at all (ari_app/admission.py holds the policy).
+to let into the app at all (ari_app/core/admission.py holds the policy).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import structlog
 
-from ari_app import admission
+from ari_app.core import admission
 from ari_app.ari.client import AriClient
 from ari_app.core.events import CallStarted, TargetDialed
 from ari_app.errors import AriError, ChannelGone

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ari_app.admission import DECREASE_EVERY_S, INCREASE_EVERY_S, INCREASE_STEP, MIN_PERCENT, Admission, RunningEstimate
+from ari_app.core.admission import DECREASE_EVERY_S, INCREASE_EVERY_S, INCREASE_STEP, MIN_PERCENT, Admission, RunningEstimate
 
 
 def test_all_calls_are_admitted_until_one_is_shed() -> None:

@@ -1,6 +1,6 @@
 """The call flow of a caller in a queue: joined, told their position, connected, overflowed, abandoned.
 
-The queue itself (who is rung, when the cap is reached) is ari_app/queueing.py; here the flow's
+The queue itself (who is rung, when the cap is reached) is ari_app/core/queueing.py; here the flow's
 side: what the caller hears and what the CDR says.
 """
 
@@ -36,7 +36,7 @@ from ari_app.flow import (
     StopPlayback,
     step,
 )
-from ari_app.queueing import QueueSpec, RingStrategy
+from ari_app.core.queueing import QueueSpec, RingStrategy
 from rating.core.cdr import Disposition, QueueOutcome, QueueVisit
 from tests.unit.test_flow import (
     CALL_ID,

@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from ari_app.admission import Admission
+from ari_app.core.admission import Admission
 from ari_app.errors import ConfigError
 from ari_app.health import DEFAULT_STATUS_PORT, StatusServer, health, render_metrics, status_port
-from ari_app.queueing import Caller, QueueState
+from ari_app.core.queueing import Caller, QueueState
 from plumbing.metrics import LatencyHistogram
 
 NOW = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)

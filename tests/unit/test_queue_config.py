@@ -9,7 +9,7 @@ import pytest
 from ari_app.config.yaml_loader import load
 from ari_app.core.model import Announce, Config, ForwardTo, Queue, Target, TargetKind, ToQueue
 from ari_app.errors import ConfigError
-from ari_app.queueing import QueueSpec, RingStrategy
+from ari_app.core.queueing import QueueSpec, RingStrategy
 
 # The line numbers in the comments are those of the file; the tables below rely on them.
 VALID = """\

@@ -22,7 +22,7 @@ from ari_app import flow
 from ari_app.core.model import Config, Customer, ForwardTo, Queue
 from ari_app.errors import AriError, ChannelGone
 from ari_app.queue_runtime import Queues
-from ari_app.queueing import QueueSpec, RingStrategy, Timer
+from ari_app.core.queueing import QueueSpec, RingStrategy, Timer
 from ari_app.queues_cli import render
 from tests.unit.test_runtime import FakeAri, turn_until
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ari_app.queueing import (
+from ari_app.core.queueing import (
     FREE,
     RETRY_SECONDS,
     Abandoned,
@@ -592,7 +592,7 @@ class TestPurity:
     def test_queueing_imports_no_io_library(self) -> None:
         """The functional core imports no asyncio, aiohttp or asyncpg (checked in a fresh interpreter)."""
         code = (
-            "import sys, ari_app.queueing\n"
+            "import sys, ari_app.core.queueing\n"
             "print(','.join(sorted({'asyncio', 'aiohttp', 'asyncpg'} & set(sys.modules))))\n"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
