@@ -29,7 +29,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from ari_app import flow, queueing
+from ari_app import queueing
+from ari_app.core import flow
 from ari_app.ari import AriClient
 from ari_app.config import Config
 from ari_app.errors import AriError, ChannelGone

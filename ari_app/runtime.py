@@ -19,7 +19,8 @@ from pathlib import Path
 
 import structlog
 
-from ari_app import admission, consent, events, flow, recording_store
+from ari_app import admission, consent, events, recording_store
+from ari_app.core import flow
 from ari_app.ari import AriClient
 from ari_app.config import Config
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone, FairlineError

@@ -42,7 +42,7 @@ from ari_app.events import (
     TargetDialed,
     parse,
 )
-from ari_app.flow import (
+from ari_app.core.flow import (
     Action,
     ActionFailed,
     Answer,
@@ -904,7 +904,7 @@ class TestPurity:
     def test_flow_imports_no_io_library(self) -> None:
         """The functional core imports no asyncio, aiohttp or asyncpg (checked in a fresh interpreter)."""
         code = (
-            "import sys, ari_app.flow\n"
+            "import sys, ari_app.core.flow\n"
             "loaded = sorted({'asyncio', 'aiohttp', 'asyncpg'} & set(sys.modules))\n"
             "print(','.join(loaded))\n"
         )

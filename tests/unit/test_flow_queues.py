@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ari_app.config import Announce, Config, Customer, ForwardTo, Queue, Route, Strategy, Target, TargetKind, ToQueue
-from ari_app.flow import (
+from ari_app.core.flow import (
     MAX_HOPS,
     Action,
     AgentHungUp,

@@ -15,7 +15,7 @@ import pytest
 from ari_app.config import Config, Customer, ForwardTo, Number, Recording, Route, Strategy, Target, TargetKind, shipped_law
 from ari_app.consent import Mode, with_overrides
 from ari_app.events import CallDestroyed, DtmfReceived, PlaybackDone
-from ari_app.flow import (
+from ari_app.core.flow import (
     Action,
     Answer,
     AwaitDigit,

@@ -440,7 +440,7 @@ class TestActionFailures:
 
     async def test_action_raising_unexpectedly_plays_the_apology_releases_with_failure_and_the_cdr_is_submitted(
             self) -> None:
-        """'Whatever happens, the call ends with exactly one CDR' (ari_app.flow), even after a bug of ours."""
+        """'Whatever happens, the call ends with exactly one CDR' (ari_app.core.flow), even after a bug of ours."""
         odd = ValueError("Expecting value: line 1 column 1 (char 0)")
         ari = FakeAri(failures_once={("POST", f"{CALL}/play"): odd})
         with capture_logs() as logs:
