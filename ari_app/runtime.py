@@ -284,9 +284,9 @@ class App:
         answered = await self._answer_time(cid) if channel.get("state") == "Up" else None
         bridge = in_bridges.get(_bridge_id(cid), [])
         agent = next((c for c in bridge if c != cid), None)
-        where = "dialing" if in_dial else "bridged" if agent is not None else "held"
+        where = flow.Found.DIALING if in_dial else flow.Found.BRIDGED if agent is not None else flow.Found.HELD
         log = self.log.bind(call_id=cid)
-        if where == "held" and answered is None:  # never answered: route it from the start
+        if where is flow.Found.HELD and answered is None:  # never answered: route it from the start
             log.warning("call.adopted_after_restart", where="new", did=did)
             self.feed(events.CallStarted(cid, now, did, caller, started, str(channel.get("state", ""))))
             return
@@ -462,12 +462,9 @@ class App:
     async def _work(self, session: CallSession) -> None:
         call_id = session.call.call_id
         while (actions := await session.actions.get()) is not None:
-            for i, action in enumerate(actions):
+            for action in actions:
                 try:
-                    if isinstance(action, flow.Follow) and i + 1 < len(actions) and isinstance(actions[i + 1], flow.Dial):
-                        continue  # the Dial subscribes itself, before it lets the channel go
-                    await self._execute(call_id, action, session.log,
-                                        follow=i > 0 and isinstance(actions[i - 1], flow.Follow))
+                    await self._execute(call_id, action, session.log)
                 except ChannelGone:
                     session.log.info("call.gone_before_action", action=type(action).__name__)
                     break
@@ -482,8 +479,7 @@ class App:
                         self.feed(flow.ActionFailed(call_id, datetime.now(timezone.utc)))
                     break
 
-    async def _execute(self, call_id: str, action: flow.Action, log: structlog.typing.FilteringBoundLogger,
-                       follow: bool = False) -> None:
+    async def _execute(self, call_id: str, action: flow.Action, log: structlog.typing.FilteringBoundLogger) -> None:
         path = f"/channels/{call_id}"
         if isinstance(action, flow.Answer):
             started = time.monotonic()
@@ -495,19 +491,17 @@ class App:
         elif isinstance(action, flow.Play):
             await self.ari.request("POST", path + "/play", {"media": action.media, "playbackId": action.playback_id})
             log.info("call.playing", media=action.media)
-        elif isinstance(action, flow.Follow):
-            await self._follow(call_id)
         elif isinstance(action, flow.Dial):
             extension = action.extension
             if extension is None:  # too long for an extension: the dial goes in FAIRLINE_DIAL
                 extension = "s"
                 setting = self.ari.request("POST", path + "/variable", {"variable": "FAIRLINE_DIAL",
                                                                         "value": action.dial})
-                if follow:  # both must be done before the channel leaves the app; neither waits for the other
+                if action.follow:  # both must be done before the channel leaves the app; neither waits for the other
                     await asyncio.gather(self._follow(call_id), setting)
                 else:
                     await setting
-            elif follow:  # the subscription must be in place before the channel leaves the app
+            elif action.follow:  # the subscription must be in place before the channel leaves the app
                 await self._follow(call_id)
             await self.ari.request("POST", path + "/continue", {"context": DIAL_CONTEXT, "extension": extension,
                                                                 "priority": "1"})

@@ -14,7 +14,13 @@ No I/O here. The runtime feeds ARI events in and executes the actions it gets ba
   overflows.
 - An announcement-only number: answer, play, release.
 - Any other number: early media "not in service", released as unallocated (404).
+- Once the caller hung up, nothing new starts on the channel, and the call ends as
+  soon as the channel is out of the app (see `_CALLER_GONE`).
 - Whatever happens, the call ends with exactly one CDR (`WriteCdr`).
+
+A call is its id, the data of the whole call (`CallData`) and one state value per
+phase (`Dialing`, `Announcing`...). `TRANSITIONS` maps (state type, event type) to
+the handler that takes the call on; an event a phase has no entry for changes nothing.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Union
+from typing import Any, ClassVar, Union, assert_never
 
 from ari_app.config import (
     Announce,
@@ -47,7 +54,6 @@ from ari_app.events import (
     DialReturned,
     DtmfReceived,
     HangupRequested,
-    Ignored,
     PlaybackDone,
     TargetAnswered,
     TargetDialed,
@@ -75,13 +81,42 @@ CAUSE_NO_ANSWER = 19
 CAUSE_CONGESTION = 34
 CAUSE_FAILURE = 38
 
-# Dial()'s DIALSTATUS -> what the caller's carrier hears, what billing reads.
-_OUTCOMES: dict[str, tuple[int, str, Disposition]] = {
-    "BUSY": (CAUSE_BUSY, "busy", Disposition.BUSY),
-    "NOANSWER": (CAUSE_NO_ANSWER, "no_answer", Disposition.NO_ANSWER),
-    "CONGESTION": (CAUSE_CONGESTION, "congestion", Disposition.UNREACHABLE),
-    "CHANUNAVAIL": (CAUSE_CONGESTION, "congestion", Disposition.UNREACHABLE),
+
+class ReleaseReason(enum.StrEnum):
+    """ARI's hang-up reason (a string on the wire), each with the Q.850 cause Asterisk sends."""
+
+    NORMAL = "normal"
+    UNALLOCATED = "unallocated"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    CONGESTION = "congestion"
+    FAILURE = "failure"
+
+
+_CAUSES = {
+    ReleaseReason.NORMAL: CAUSE_NORMAL,
+    ReleaseReason.UNALLOCATED: CAUSE_UNALLOCATED,
+    ReleaseReason.BUSY: CAUSE_BUSY,
+    ReleaseReason.NO_ANSWER: CAUSE_NO_ANSWER,
+    ReleaseReason.CONGESTION: CAUSE_CONGESTION,
+    ReleaseReason.FAILURE: CAUSE_FAILURE,
 }
+
+# Dial()'s DIALSTATUS -> what the caller's carrier hears, what billing reads.
+_OUTCOMES: dict[str, tuple[ReleaseReason, Disposition]] = {
+    "BUSY": (ReleaseReason.BUSY, Disposition.BUSY),
+    "NOANSWER": (ReleaseReason.NO_ANSWER, Disposition.NO_ANSWER),
+    "CONGESTION": (ReleaseReason.CONGESTION, Disposition.UNREACHABLE),
+    "CHANUNAVAIL": (ReleaseReason.CONGESTION, Disposition.UNREACHABLE),
+}
+
+
+class Found(enum.StrEnum):
+    """Where a restarted fairline finds a call it adopts (decision 0015)."""
+
+    DIALING = "dialing"  # in the dialplan's Dial(), now subscribed to
+    BRIDGED = "bridged"  # in fairline's bridge with a queue agent
+    HELD = "held"  # answered and in the app: queued, asked for consent or announcing; what it waited for is lost
 
 
 class Phase(enum.Enum):
@@ -118,19 +153,19 @@ class Play:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Hangup:
-    reason: str  # ARI hang-up reason: normal, unallocated, busy, no_answer, congestion, failure
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Follow:
-    """Subscribe to the channel's events, so its end is seen after it leaves the app for Dial()."""
+    reason: ReleaseReason
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Dial:
-    """Hand the channel to the dialplan's Dial(): `dial` is its argument, e.g. "PJSIP/+316...@carrier-out,20"."""
+    """Hand the channel to the dialplan's Dial(): `dial` is its argument, e.g. "PJSIP/+316...@carrier-out,20".
+
+    `follow`: subscribe to the channel first, so its events (its end above all) still come once it
+    has left the app; once per call is enough.
+    """
 
     dial: str
+    follow: bool
 
     @property
     def extension(self) -> str | None:
@@ -197,48 +232,11 @@ class WriteCdr:
     record: CallRecord
 
 
-Action = Union[Answer, Progress, Play, Hangup, Follow, Dial, StopPlayback, StartMoh, StopMoh, JoinQueue, Bridge,
+Action = Union[Answer, Progress, Play, Hangup, Dial, StopPlayback, StartMoh, StopMoh, JoinQueue, Bridge,
                DestroyBridge, AwaitDigit, StartRecording, AwaitRecording, WriteCdr]
 
 
-# ---- the state of one call
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Call:
-    call_id: str
-    phase: Phase = Phase.NEW
-    did: str = ""
-    caller: str | None = None
-    started_at: datetime | None = None
-    answered_at: datetime | None = None
-    in_service: bool = False
-    followed: bool = False  # subscribed: the call ends with ChannelDestroyed, not StasisEnd
-    number: str = ""  # the number whose route is running (changes when forwarded)
-    steps: tuple[tuple[Target, ...], ...] = ()  # what each Dial() rings, in order
-    step_index: int = 0
-    no_answer: NoAnswer | None = None
-    hops: int = 0
-    outcome: str | None = None  # DIALSTATUS of the last unanswered step
-    dialed: tuple[tuple[str, str], ...] = ()  # (outbound channel id, target E.164) of the current step
-    answered_target: Target | None = None
-    playing: str | None = None  # id of the playback whose end means: release (or, queued: music again)
-    then_number: str | None = None  # after the announcement, enter this number's route (an overflow) instead
-    then_target: Target | None = None  # after the announcement, ring this phone (an overflow) instead
-    queue: str | None = None  # the queue the caller waits in (or was connected from)
-    queue_entered_at: datetime | None = None
-    visits: tuple[QueueVisit, ...] = ()  # queues waited in, each with how it ended
-    agent_channel: str | None = None  # connected: the agent's channel, in the call's bridge
-    record_mode: Mode | None = None  # recording is on for the number: the mode the law asks for; None: off
-    record_done: Mode | None = None  # what the caller went through (silence, notice, agreement); None: no recording
-    record_evidence: str = ""  # why the call is recorded, or why not
-    recording_asked: bool = False
-    recording: RecordingFile | None = None
-    recording_lost: str | None = None
-    ended_at: datetime | None = None  # FINISHING: when the call ended
-    release_reason: str = "normal"
-    release_cause: int | None = None  # what we released with
-    hangup_cause: int | None = None  # what Asterisk reported
+# ---- the flow's own events (from the runtime, its queues and timers)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -308,12 +306,8 @@ class RecordingLost:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Adopted:
-    """A restarted fairline found this call still in Asterisk (decision 0015).
-
-    `where`: "dialing" (in the dialplan's Dial(), now subscribed to), "bridged" (in fairline's
-    bridge with a queue agent on `agent_channel`) or "held" (answered and in the app: queued,
-    asking for consent or announcing; what it waited for is lost).
-    """
+    """A restarted fairline found this call still in Asterisk (decision 0015), `where` it is;
+    `agent_channel` when bridged."""
 
     channel_id: str
     at: datetime
@@ -321,7 +315,7 @@ class Adopted:
     caller: str | None
     started_at: datetime
     answered_at: datetime | None  # Asterisk's own answer time (CDR(answer)), so billing stays exact
-    where: str
+    where: Found
     agent_channel: str | None = None
     recording: tuple[Mode, str] | None = None  # being recorded: the mode and evidence it started under
 
@@ -331,159 +325,226 @@ RecordingEvent = Union[DigitTimeout, RecordingStored, RecordingLost]
 FlowEvent = Union[AriEvent, ActionFailed, QueueEvent, RecordingEvent, Adopted]
 
 
-def step(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Action]]:
+# ---- the state of one call: what the whole call keeps, and what each phase holds
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Terms:
+    """Whether and why the call is recorded, and what became of the recording."""
+
+    mode: Mode | None = None  # recording is on for the number: the mode the law asks for; None: off
+    done: Mode | None = None  # what the caller went through (silence, notice, agreement); None: no recording
+    evidence: str = ""  # why the call is recorded, or why not
+    asked: bool = False  # StartRecording was sent: the CDR waits for the file
+    file: RecordingFile | None = None
+    lost: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallData:
+    """What the call keeps from its start to its CDR, whatever phase it is in."""
+
+    did: str = ""
+    caller: str | None = None
+    started_at: datetime | None = None
+    answered_at: datetime | None = None
+    in_service: bool = False
+    followed: bool = False  # subscribed: the channel's events still come when it is out of the app
+    hung_up: bool = False  # the caller hung up: nothing new starts, the call ends when the channel is out
+    hops: int = 0  # forwards so far
+    outcome: str | None = None  # DIALSTATUS of the last unanswered step
+    answered_target: Target | None = None
+    visits: tuple[QueueVisit, ...] = ()  # queues waited in, each with how it ended
+    bridged: bool = False  # in a bridge of fairline's, to remove when the call ends
+    terms: Terms = Terms()
+    release_cause: int | None = None  # what we released with
+    hangup_cause: int | None = None  # what Asterisk reported
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class New:
+    phase: ClassVar[Phase] = Phase.NEW
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Dialing:
+    """One step of a route rings in the dialplan's Dial()."""
+
+    phase: ClassVar[Phase] = Phase.DIALING
+    number: str  # the number whose route runs (changes when forwarded)
+    steps: tuple[tuple[Target, ...], ...]  # what each Dial() rings, in order
+    step_index: int = 0
+    no_answer: NoAnswer | None = None
+    in_dialplan: bool = False  # the channel left the app for Dial(): its StasisEnd was the hand-over
+    dialed: tuple[tuple[str, str], ...] = ()  # (outbound channel id, target E.164) of this step
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Notice:
+    phase: ClassVar[Phase] = Phase.NOTICE
+    playing: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Consent:
+    phase: ClassVar[Phase] = Phase.CONSENT
+    playing: str | None  # None: the prompt is over, a digit is awaited
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Queued:
+    phase: ClassVar[Phase] = Phase.QUEUED
+    queue: str
+    entered_at: datetime
+    playing: str | None = None  # a position announcement plays instead of the music
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Connected:
+    phase: ClassVar[Phase] = Phase.CONNECTED
+    agent_channel: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Announcing:
+    """`playing` ends with a release for `reason`, or sends the caller on (an overflow) to a number or a phone."""
+
+    phase: ClassVar[Phase] = Phase.ANNOUNCING
+    playing: str
+    reason: ReleaseReason
+    then_number: str | None = None
+    then_target: Target | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Releasing:
+    phase: ClassVar[Phase] = Phase.RELEASING
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Finishing:
+    phase: ClassVar[Phase] = Phase.FINISHING
+    ended_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ended:
+    phase: ClassVar[Phase] = Phase.ENDED
+
+
+State = Union[New, Dialing, Notice, Consent, Queued, Connected, Announcing, Releasing, Finishing, Ended]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Call:
+    call_id: str
+    state: State = New()
+    data: CallData = CallData()
+
+    @property
+    def phase(self) -> Phase:
+        return self.state.phase
+
+    @property
+    def caller(self) -> str | None:
+        return self.data.caller
+
+    @property
+    def record_mode(self) -> Mode | None:
+        return self.data.terms.mode
+
+    @property
+    def record_evidence(self) -> str:
+        return self.data.terms.evidence
+
+
+Step = tuple[Call, list[Action]]
+
+
+def _with(call: Call, state: State | None = None, **data: Any) -> Call:
+    """`call` in `state` (unchanged if None), with `data` changed."""
+    return Call(call.call_id, call.state if state is None else state,
+                dataclasses.replace(call.data, **data) if data else call.data)
+
+
+def step(call: Call, event: FlowEvent, config: Config) -> Step:
     """The next state of `call` after `event`, and what to do about it.
 
     Events that do not apply in the current phase change nothing (Asterisk may send
     a late PlaybackFinished after a hang-up, for instance); nothing here raises.
     """
-    if call.phase is Phase.ENDED or isinstance(event, Ignored):
-        return call, []
-    if call.phase is Phase.FINISHING:
-        return _finishing(call, event)
-    if isinstance(event, (RecordingStored, RecordingLost)):  # before the call ended
-        return _recording_result(call, event), []
-    if isinstance(event, CallDestroyed):
-        ended = call if call.hangup_cause is not None else dataclasses.replace(call, hangup_cause=_cause(call, event.cause))
-        return _end(ended, event.at)
-    if isinstance(event, CallLeft):
-        # A followed call leaves the app for every Dial(); only its destruction ends it.
-        return (call, []) if call.followed else _end(call, event.at)
-    if isinstance(event, HangupRequested):
-        return dataclasses.replace(call, hangup_cause=_cause(call, event.cause) if call.hangup_cause is None
-                                   else call.hangup_cause), []
-    if isinstance(event, CallAnswered):
-        return (dataclasses.replace(call, answered_at=event.at), []) if call.answered_at is None else (call, [])
-    if isinstance(event, TargetDialed):
-        return dataclasses.replace(call, dialed=(*call.dialed, (event.peer_id, event.target))), []
-    if isinstance(event, TargetAnswered):
-        number = dict(call.dialed).get(event.peer_id)
-        targets = call.steps[call.step_index] if call.steps else ()
-        answered = dataclasses.replace(call, answered_target=next((t for t in targets if t.e164 == number), None))
-        return _record_if_allowed(answered, number, config)
-    if isinstance(event, ActionFailed):
-        if call.phase is Phase.RELEASING:
-            return call, []
-        # A failed subscribe/continue leaves the channel in the app: its StasisEnd is its end.
-        failed = dataclasses.replace(call, followed=False, release_cause=CAUSE_FAILURE)
-        if call.release_reason == "failure":  # even the apology failed: release at once
-            return _release(failed, CAUSE_FAILURE, "failure")
-        # The caller hears why before the release, never silence (early media: nobody pays).
-        return _announce(failed, SORRY, "failure", answer=False, name="failure")
-    if call.phase is Phase.NEW and isinstance(event, CallStarted):
-        return _start(call, event, config)
-    if call.phase is Phase.NEW and isinstance(event, Adopted):
-        return _adopt_found(call, event, config)
-    if call.phase is Phase.NEW and isinstance(event, DialReturned):
-        return _adopt(call, event, config)
-    if call.phase is Phase.DIALING and isinstance(event, DialReturned):
-        return _dial_returned(call, event, config)
-    if call.phase is Phase.QUEUED:
-        return _queued(call, event, config)
-    if call.phase is Phase.NOTICE:
-        return _notice(call, event, config)
-    if call.phase is Phase.CONSENT:
-        return _consent(call, event, config)
-    if call.phase is Phase.CONNECTED and isinstance(event, AgentHungUp):
-        return _release(call, CAUSE_NORMAL, "normal")
-    if call.phase is Phase.ANNOUNCING and isinstance(event, PlaybackDone) and event.playback_id == call.playing:
-        if call.then_number is not None:
-            return _enter(dataclasses.replace(call, then_number=None, playing=None), call.then_number, event.at, config)
-        if call.then_target is not None:  # ring the overflow's phone; unanswered, the default announcement
-            return _dial(dataclasses.replace(call, then_target=None, playing=None, steps=((call.then_target,),),
-                                             step_index=0, no_answer=None))
-        cause = {"normal": CAUSE_NORMAL, "unallocated": CAUSE_UNALLOCATED, "failure": CAUSE_FAILURE}.get(
-            call.release_reason)
-        if cause is None:
-            cause = _OUTCOMES.get(call.outcome or "", (CAUSE_NO_ANSWER,))[0]
-        return _release(call, cause, call.release_reason)
-    return call, []
+    gone = call.data.hung_up and call.phase not in (Phase.FINISHING, Phase.ENDED)
+    handler = (_CALLER_GONE if gone else TRANSITIONS[call.phase]).get(type(event))
+    return (call, []) if handler is None else handler(call, call.state, event, config)
 
 
-def _start(call: Call, event: CallStarted, config: Config) -> tuple[Call, list[Action]]:
+# ---- whatever the phase
+
+
+def _answered(call: Call, _: State, event: CallAnswered, __: Config) -> Step:
+    return (_with(call, answered_at=event.at), []) if call.data.answered_at is None else (call, [])
+
+
+def _hangup_requested(call: Call, state: State, event: HangupRequested, _: Config) -> Step:
+    """The caller hangs up (or fairline's own release reaches the channel): from now on nothing new starts."""
+    cause = _cause(call, event.cause) if call.data.hangup_cause is None else call.data.hangup_cause
+    hung_up = _with(call, hangup_cause=cause, hung_up=True)
+    if isinstance(state, Dialing) and state.in_dialplan:  # out of the app already: no StasisEnd is coming
+        return _end(hung_up, event.at)
+    return hung_up, []
+
+
+def _left(call: Call, state: State, event: CallLeft, _: Config) -> Step:
+    """StasisEnd: the hand-over to Dial() the flow asked for, or else the channel's end in the app."""
+    if isinstance(state, Dialing) and not state.in_dialplan:
+        return _with(call, dataclasses.replace(state, in_dialplan=True)), []
+    return _end(call, event.at)
+
+
+def _destroyed(call: Call, _: State, event: CallDestroyed, __: Config) -> Step:
+    cause = _cause(call, event.cause) if call.data.hangup_cause is None else call.data.hangup_cause
+    return _end(_with(call, hangup_cause=cause), event.at)
+
+
+def _ended_by(call: Call, _: State, event: CallLeft | ActionFailed, __: Config) -> Step:
+    """The caller hung up and the channel is out of the app, or an action on it failed: nothing more will come."""
+    return _end(call, event.at)
+
+
+def _failed(call: Call, state: State, _: ActionFailed, __: Config) -> Step:
+    # A failed subscribe/continue leaves the channel in the app: its StasisEnd is its end.
+    failed = _with(call, followed=False, release_cause=CAUSE_FAILURE)
+    if isinstance(state, Announcing) and state.reason is ReleaseReason.FAILURE:  # even the apology failed
+        return _release(failed, ReleaseReason.FAILURE)
+    # The caller hears why before the release, never silence (early media: nobody pays).
+    return _announce(failed, SORRY, ReleaseReason.FAILURE, answer=False, name="failure")
+
+
+def _recording_result(call: Call, _: State, event: RecordingStored | RecordingLost, __: Config) -> Step:
+    return _with(call, terms=_recorded(call.data.terms, event)), []
+
+
+def _recorded(terms: Terms, event: RecordingStored | RecordingLost) -> Terms:
+    if isinstance(event, RecordingStored):
+        return dataclasses.replace(terms, file=event.file)
+    return dataclasses.replace(terms, lost=event.reason, evidence=f"{terms.evidence}; recording lost: {event.reason}")
+
+
+# ---- a new call
+
+
+def _start(call: Call, _: New, event: CallStarted, config: Config) -> Step:
     number = config.number(event.did)
-    started = dataclasses.replace(
-        call, did=number.e164 if number else event.did, caller=event.caller, started_at=event.started_at,
-        in_service=number is not None,
-    )
+    started = _with(call, did=number.e164 if number else event.did, caller=event.caller,
+                    started_at=event.started_at, in_service=number is not None)
     if number is None:
-        return _announce(started, NOT_IN_SERVICE, "unallocated", answer=False, name="noservice")
+        return _announce(started, NOT_IN_SERVICE, ReleaseReason.UNALLOCATED, answer=False, name="noservice")
     if number.route is not None and config.records(number):
         return _recording_first(started, number, event.at, config)
     return _enter(started, number.e164, event.at, config)
 
 
-def _recording_first(call: Call, number: Number, at: datetime, config: Config) -> tuple[Call, list[Action]]:
-    """Recording is on: what the law asks for the places involved, before anything rings."""
-    decision = recording_rules.decide(config, number, call.caller, at)
-    call = dataclasses.replace(call, record_mode=decision.mode, record_evidence=decision.evidence)
-    if decision.mode is Mode.FORBIDDEN:
-        return _enter(_evidence(call, "not recorded: the law forbids it"), number.e164, at, config)
-    if decision.mode is Mode.ONE_PARTY:
-        done = _evidence(dataclasses.replace(call, record_done=Mode.ONE_PARTY),
-                         "recorded without notice: a participant may record")
-        return _enter(done, number.e164, at, config)
-    notice = config.recording.notice
-    if decision.mode is Mode.NOTIFY:  # as early media: the caller pays nothing for being told
-        playback_id = f"{call.call_id}-notice"
-        return (dataclasses.replace(call, phase=Phase.NOTICE, playing=playback_id),
-                [Progress(), Play(recording_rules.media(notice), playback_id)])
-    playback_id = f"{call.call_id}-consent"  # consent: a digit needs an answered call
-    return (dataclasses.replace(call, phase=Phase.CONSENT, playing=playback_id),
-            [Answer(), Play(recording_rules.media((*notice, *config.recording.consent_prompt)), playback_id)])
-
-
-def _notice(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Action]]:
-    if not isinstance(event, PlaybackDone) or event.playback_id != call.playing:
-        return call, []
-    if event.failed:
-        told = _evidence(call, "not recorded: the notice could not be played")
-    else:
-        told = _evidence(dataclasses.replace(call, record_done=Mode.NOTIFY),
-                         f"notice played in full, ended {event.at.isoformat()}")
-    return _enter(dataclasses.replace(told, playing=None), call.did, event.at, config)
-
-
-def _consent(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Action]]:
-    """The notice and the prompt play; 1 agrees, 2 refuses, nothing within the time refuses too."""
-    if isinstance(event, PlaybackDone) and event.playback_id == call.playing:
-        if event.failed:
-            told = _evidence(call, "not recorded: the consent prompt could not be played")
-            return _enter(dataclasses.replace(told, playing=None), call.did, event.at, config)
-        return dataclasses.replace(call, playing=None), [AwaitDigit(config.recording.consent_seconds)]
-    stop: list[Action] = [StopPlayback(call.playing)] if call.playing else []
-    if isinstance(event, DtmfReceived) and event.digit == "1":
-        agreed = _evidence(dataclasses.replace(call, record_done=Mode.CONSENT, playing=None),
-                           f"caller pressed 1 (agreed) at {event.at.isoformat()}")
-        connected, actions = _enter(agreed, call.did, event.at, config)
-        return connected, [*stop, *actions]
-    if isinstance(event, DtmfReceived) and event.digit == "2":
-        refused = _evidence(dataclasses.replace(call, playing=None),
-                            f"not recorded: caller pressed 2 (refused) at {event.at.isoformat()}")
-        connected, actions = _enter(refused, call.did, event.at, config)
-        return connected, [*stop, *actions]
-    if isinstance(event, DigitTimeout) and call.playing is None:
-        silent = _evidence(call, f"not recorded: no digit within {config.recording.consent_seconds} s of the prompt")
-        return _enter(silent, call.did, event.at, config)
-    return call, []
-
-
-def _record_if_allowed(call: Call, phone: str | None, config: Config) -> tuple[Call, list[Action]]:
-    """A phone answered: record if what the caller went through covers what that phone's place asks for."""
-    if call.record_mode is None or call.record_done is None or call.recording_asked or phone is None:
-        return call, []
-    needed = recording_rules.at_answer(config, call.did, call.caller, phone)
-    if not recording_rules.covers(call.record_done, needed.mode):
-        return _evidence(dataclasses.replace(call, record_done=None, record_mode=needed.mode),
-                         f"not recorded: the answering phone needs {needed.mode} ({needed.evidence})"), []
-    return dataclasses.replace(call, recording_asked=True), [StartRecording()]
-
-
-def _evidence(call: Call, what: str) -> Call:
-    return dataclasses.replace(call, record_evidence=f"{call.record_evidence}; {what}" if call.record_evidence else what)
-
-
-def _adopt(call: Call, event: DialReturned, config: Config) -> tuple[Call, list[Action]]:
+def _adopt(call: Call, _: New, event: DialReturned, config: Config) -> Step:
     """A call comes back from Dial() to a fairline that did not send it there (it restarted).
 
     What the route would do next is not known any more; the caller must not be left in
@@ -491,50 +552,134 @@ def _adopt(call: Call, event: DialReturned, config: Config) -> tuple[Call, list[
     Its answer time is lost, so it is recorded as answered when it comes back.
     """
     number = config.number(event.did)
-    adopted = dataclasses.replace(
-        call, did=number.e164 if number else event.did, caller=event.caller, started_at=event.started_at,
-        in_service=True, answered_at=event.at if event.answered else None, steps=((),),
-        no_answer=number.route.no_answer if number and number.route else None,
-    )
-    return _dial_returned(dataclasses.replace(adopted, phase=Phase.DIALING), event, config)
+    adopted = _with(call, did=number.e164 if number else event.did, caller=event.caller,
+                    started_at=event.started_at, in_service=True, answered_at=event.at if event.answered else None)
+    dialing = Dialing("", ((),), no_answer=number.route.no_answer if number and number.route else None)
+    return _dial_returned(_with(adopted, dialing), dialing, event, config)
 
 
-def _adopt_found(call: Call, event: Adopted, config: Config) -> tuple[Call, list[Action]]:
+def _adopt_found(call: Call, _: New, event: Adopted, config: Config) -> Step:
     """Take over a call a previous fairline left in Asterisk: let it go on where that is possible."""
     number = config.number(event.did)
-    found = dataclasses.replace(
-        call, did=number.e164 if number else event.did, caller=event.caller, started_at=event.started_at,
-        in_service=number is not None, answered_at=event.answered_at, followed=True)
+    found = _with(call, did=number.e164 if number else event.did, caller=event.caller, started_at=event.started_at,
+                  in_service=number is not None, answered_at=event.answered_at, followed=True)
     if event.recording is not None:
         mode, evidence = event.recording
-        found = dataclasses.replace(found, record_mode=mode, record_done=mode, record_evidence=evidence,
-                                    recording_asked=True)
-    if event.where == "dialing":  # Dial() goes on; its outcome comes back as for any adopted call
-        return dataclasses.replace(found, phase=Phase.DIALING, steps=((),),
-                                   no_answer=number.route.no_answer if number and number.route else None), []
-    if event.where == "bridged":  # talking with a queue agent: nothing to do until one hangs up
-        return dataclasses.replace(found, phase=Phase.CONNECTED, agent_channel=event.agent_channel), []
-    # Held in the app (queued, asked for consent, announcing): what it waited for is lost.
-    # The caller hears why and is released, never left in silence.
-    held = dataclasses.replace(found, followed=False, release_cause=CAUSE_FAILURE)
-    announcing, actions = _announce(held, SORRY, "failure", answer=event.answered_at is not None, name="failure")
-    return announcing, [StopMoh(), *actions]
+        found = _with(found, terms=Terms(mode, mode, evidence, asked=True))
+    match event.where:
+        case Found.DIALING:  # Dial() goes on; its outcome comes back as for any adopted call
+            no_answer = number.route.no_answer if number and number.route else None
+            return _with(found, Dialing("", ((),), no_answer=no_answer, in_dialplan=True)), []
+        case Found.BRIDGED:  # talking with a queue agent: nothing to do until one hangs up
+            return _with(found, Connected(event.agent_channel), bridged=event.agent_channel is not None), []
+        case Found.HELD:
+            # What it waited for is lost: the caller hears why and is released, never left in silence.
+            held = _with(found, followed=False, release_cause=CAUSE_FAILURE)
+            announcing, actions = _announce(held, SORRY, ReleaseReason.FAILURE, answer=event.answered_at is not None,
+                                            name="failure")
+            return announcing, [StopMoh(), *actions]
+        case _:
+            assert_never(event.where)
 
 
-def _enter(call: Call, e164: str, at: datetime, config: Config) -> tuple[Call, list[Action]]:
+# ---- recording first: notice or consent before anything rings
+
+
+def _recording_first(call: Call, number: Number, at: datetime, config: Config) -> Step:
+    """Recording is on: what the law asks for the places involved, before anything rings."""
+    decision = recording_rules.decide(config, number, call.caller, at)
+    call = _with(call, terms=Terms(decision.mode, evidence=decision.evidence))
+    if decision.mode is Mode.FORBIDDEN:
+        return _enter(_evidence(call, "not recorded: the law forbids it"), number.e164, at, config)
+    if decision.mode is Mode.ONE_PARTY:
+        done = _evidence(_agreed(call, Mode.ONE_PARTY), "recorded without notice: a participant may record")
+        return _enter(done, number.e164, at, config)
+    notice = config.recording.notice
+    if decision.mode is Mode.NOTIFY:  # as early media: the caller pays nothing for being told
+        playback_id = f"{call.call_id}-notice"
+        return _with(call, Notice(playback_id)), [Progress(), Play(recording_rules.media(notice), playback_id)]
+    playback_id = f"{call.call_id}-consent"  # consent: a digit needs an answered call
+    return (_with(call, Consent(playback_id)),
+            [Answer(), Play(recording_rules.media((*notice, *config.recording.consent_prompt)), playback_id)])
+
+
+def _notice_done(call: Call, state: Notice, event: PlaybackDone, config: Config) -> Step:
+    if event.playback_id != state.playing:
+        return call, []
+    if event.failed:
+        told = _evidence(call, "not recorded: the notice could not be played")
+    else:
+        told = _evidence(_agreed(call, Mode.NOTIFY), f"notice played in full, ended {event.at.isoformat()}")
+    return _enter(told, call.data.did, event.at, config)
+
+
+def _consent_prompt_done(call: Call, state: Consent, event: PlaybackDone, config: Config) -> Step:
+    if event.playback_id != state.playing:
+        return call, []
+    if event.failed:
+        told = _evidence(call, "not recorded: the consent prompt could not be played")
+        return _enter(told, call.data.did, event.at, config)
+    return _with(call, Consent(None)), [AwaitDigit(config.recording.consent_seconds)]
+
+
+def _consent_digit(call: Call, state: Consent, event: DtmfReceived, config: Config) -> Step:
+    """1 agrees, 2 refuses (the prompt may still be playing); other keys mean nothing."""
+    if event.digit == "1":
+        answered = _evidence(_agreed(call, Mode.CONSENT), f"caller pressed 1 (agreed) at {event.at.isoformat()}")
+    elif event.digit == "2":
+        answered = _evidence(call, f"not recorded: caller pressed 2 (refused) at {event.at.isoformat()}")
+    else:
+        return call, []
+    entered, actions = _enter(answered, call.data.did, event.at, config)
+    return entered, [*([StopPlayback(state.playing)] if state.playing else []), *actions]
+
+
+def _consent_timeout(call: Call, state: Consent, event: DigitTimeout, config: Config) -> Step:
+    if state.playing is not None:  # no digit is awaited before the prompt ends
+        return call, []
+    silent = _evidence(call, f"not recorded: no digit within {config.recording.consent_seconds} s of the prompt")
+    return _enter(silent, call.data.did, event.at, config)
+
+
+def _agreed(call: Call, mode: Mode) -> Call:
+    return _with(call, terms=dataclasses.replace(call.data.terms, done=mode))
+
+
+def _evidence(call: Call, what: str) -> Call:
+    terms = call.data.terms
+    return _with(call, terms=dataclasses.replace(terms, evidence=f"{terms.evidence}; {what}" if terms.evidence
+                                                 else what))
+
+
+def _record_if_allowed(call: Call, phone: str | None, config: Config) -> Step:
+    """A phone answered: record if what the caller went through covers what that phone's place asks for."""
+    terms = call.data.terms
+    if terms.mode is None or terms.done is None or terms.asked or phone is None:
+        return call, []
+    needed = recording_rules.at_answer(config, call.data.did, call.caller, phone)
+    if not recording_rules.covers(terms.done, needed.mode):
+        refused = _with(call, terms=dataclasses.replace(terms, done=None, mode=needed.mode))
+        return _evidence(refused, f"not recorded: the answering phone needs {needed.mode} ({needed.evidence})"), []
+    return _with(call, terms=dataclasses.replace(terms, asked=True)), [StartRecording()]
+
+
+# ---- routes: ringing in the dialplan's Dial()
+
+
+def _enter(call: Call, e164: str, at: datetime, config: Config) -> Step:
     """Run the route of number `e164` (the dialled one, or one forwarded to)."""
     number = config.numbers.get(e164)
     if number is None:  # forwarded to a number a reload removed
-        return _announce(dataclasses.replace(call, outcome="NOANSWER"), NO_ROUTE_LEFT, "no_answer", answer=False,
-                         name=f"{call.hops}-noanswer")
+        return _announce(_with(call, outcome="NOANSWER"), NO_ROUTE_LEFT, ReleaseReason.NO_ANSWER, answer=False,
+                         name=f"{call.data.hops}-noanswer")
     route = number.route_at(at)
     if route is None:
-        return _announce(call, number.announcement or NO_ROUTE_LEFT, "normal", answer=True,
-                         name="announcement" if call.hops == 0 else f"{call.hops}-announcement")
-    entered = dataclasses.replace(call, number=e164, steps=_steps(route), step_index=0, no_answer=route.no_answer)
+        hops = call.data.hops
+        return _announce(call, number.announcement or NO_ROUTE_LEFT, ReleaseReason.NORMAL, answer=True,
+                         name="announcement" if hops == 0 else f"{hops}-announcement")
     if (queue := route.queue_only) is not None:  # in line at once
-        return _join_queue(entered, queue, at, config)
-    return _dial(entered)
+        return _join_queue(call, queue, at, config)
+    return _dial(call, Dialing(e164, _steps(route), no_answer=route.no_answer))
 
 
 def _steps(route: Route) -> tuple[tuple[Target, ...], ...]:
@@ -543,72 +688,93 @@ def _steps(route: Route) -> tuple[tuple[Target, ...], ...]:
     return tuple((t,) for t in route.targets)
 
 
-def _dial(call: Call) -> tuple[Call, list[Action]]:
-    targets = call.steps[call.step_index]
+def _dial(call: Call, dialing: Dialing) -> Step:
+    """Ring the step `dialing` is at: the channel goes to the dialplan, subscribed to first if it is not yet."""
+    targets = dialing.steps[dialing.step_index]
     ring = max(t.ring_seconds for t in targets)
     dial = "&".join(f"PJSIP/{t.e164}@{TRUNK}" for t in targets) + f",{ring}"
-    actions: list[Action] = [] if call.followed else [Follow()]
-    return dataclasses.replace(call, phase=Phase.DIALING, followed=True, dialed=()), [*actions, Dial(dial)]
+    ringing = dataclasses.replace(dialing, dialed=(), in_dialplan=False)
+    return _with(call, ringing, followed=True), [Dial(dial, follow=not call.data.followed)]
 
 
-def _dial_returned(call: Call, event: DialReturned, config: Config) -> tuple[Call, list[Action]]:
+def _target_dialed(call: Call, state: Dialing, event: TargetDialed, _: Config) -> Step:
+    return _with(call, dataclasses.replace(state, dialed=(*state.dialed, (event.peer_id, event.target)))), []
+
+
+def _target_answered(call: Call, state: Dialing, event: TargetAnswered, config: Config) -> Step:
+    number = dict(state.dialed).get(event.peer_id)
+    targets = state.steps[state.step_index] if state.steps else ()
+    answered = _with(call, answered_target=next((t for t in targets if t.e164 == number), None))
+    return _record_if_allowed(answered, number, config)
+
+
+def _dial_returned(call: Call, state: Dialing, event: DialReturned, config: Config) -> Step:
     if event.status == "ANSWER":  # connected, and the target hung up: release the caller too
-        return _release(call, CAUSE_NORMAL, "normal")
+        return _release(call, ReleaseReason.NORMAL)
     if event.status not in _OUTCOMES:  # CANCEL (caller gone), DONTCALL, INVALIDARGS...
-        return _release(dataclasses.replace(call, outcome=event.status or None), CAUSE_FAILURE, "failure")
-    call = dataclasses.replace(call, outcome=event.status)
-    if call.step_index + 1 < len(call.steps):
-        return _dial(dataclasses.replace(call, step_index=call.step_index + 1))
-    if isinstance(call.no_answer, ForwardTo):
-        if call.hops + 1 > MAX_HOPS:
-            return _announce(call, NO_ROUTE_LEFT, _OUTCOMES[event.status][1], answer=False,
-                             name=f"{call.hops}-noanswer")
-        return _enter(dataclasses.replace(call, hops=call.hops + 1), call.no_answer.number, event.at, config)
-    if isinstance(call.no_answer, ToQueue):
-        return _join_queue(call, call.no_answer.name, event.at, config)
-    sound = call.no_answer.sound if isinstance(call.no_answer, Announce) else NO_ROUTE_LEFT
-    return _announce(call, sound, _OUTCOMES[event.status][1], answer=False, name=f"{call.hops}-noanswer")
+        return _release(_with(call, outcome=event.status or None), ReleaseReason.FAILURE)
+    call = _with(call, outcome=event.status)
+    reason = _OUTCOMES[event.status][0]
+    if state.step_index + 1 < len(state.steps):
+        return _dial(call, dataclasses.replace(state, step_index=state.step_index + 1))
+    hops = call.data.hops
+    if isinstance(state.no_answer, ForwardTo):
+        if hops + 1 > MAX_HOPS:
+            return _announce(call, NO_ROUTE_LEFT, reason, answer=False, name=f"{hops}-noanswer")
+        return _enter(_with(call, hops=hops + 1), state.no_answer.number, event.at, config)
+    if isinstance(state.no_answer, ToQueue):
+        return _join_queue(call, state.no_answer.name, event.at, config)
+    sound = state.no_answer.sound if isinstance(state.no_answer, Announce) else NO_ROUTE_LEFT
+    return _announce(call, sound, reason, answer=False, name=f"{hops}-noanswer")
 
 
-def _join_queue(call: Call, name: str, at: datetime, config: Config) -> tuple[Call, list[Action]]:
+# ---- queues: fairline holds the caller
+
+
+def _join_queue(call: Call, name: str, at: datetime, config: Config) -> Step:
     """Answer the caller and put them in line, with music on hold (Asterisk's Queue() answers too)."""
     if name not in config.queues:  # a reload removed the queue
-        return _announce(call, NO_ROUTE_LEFT, _OUTCOMES[call.outcome or "NOANSWER"][1], answer=False,
-                         name=f"{call.hops}-noanswer")
-    queued = dataclasses.replace(call, phase=Phase.QUEUED, queue=name, queue_entered_at=at, playing=None)
-    answer: list[Action] = [] if call.answered_at is not None else [Answer()]
-    return queued, [JoinQueue(name), *answer, StartMoh()]  # in line first: the wait starts now
+        return _announce(call, NO_ROUTE_LEFT, _OUTCOMES[call.data.outcome or "NOANSWER"][0], answer=False,
+                         name=f"{call.data.hops}-noanswer")
+    answer: list[Action] = [] if call.data.answered_at is not None else [Answer()]
+    return _with(call, Queued(name, at)), [JoinQueue(name), *answer, StartMoh()]  # in line first: the wait starts now
 
 
-def _queued(call: Call, event: FlowEvent, config: Config) -> tuple[Call, list[Action]]:
-    """A caller waiting in a queue: connect, tell the position, or overflow when the cap is reached."""
-    stop: list[Action] = [StopPlayback(call.playing)] if call.playing else []
-    if isinstance(event, QueueConnected):
-        kind = target_kind(event.agent)
-        connected = dataclasses.replace(
-            _close_visit(call, event.at, QueueOutcome.ANSWERED), phase=Phase.CONNECTED, playing=None,
-            agent_channel=event.agent_channel, answered_target=Target(event.agent, kind, 0) if kind else None)
-        connected, record = _record_if_allowed(connected, event.agent, config)
-        return connected, [*stop, StopMoh(), Bridge(event.agent_channel), *record]
-    if isinstance(event, PositionDue) and call.playing is None:
-        playback_id = f"{call.call_id}-position-{len(call.visits)}-{event.at.timestamp():.0f}"
-        return dataclasses.replace(call, playing=playback_id), [StopMoh(), Play(_position_media(event.position),
-                                                                                 playback_id)]
-    if isinstance(event, PlaybackDone) and event.playback_id == call.playing:
-        return dataclasses.replace(call, playing=None), [StartMoh()]
-    if isinstance(event, QueueOverflowed):
-        queue = config.queues.get(call.queue or "")
-        overflow = queue.overflow if queue is not None else Announce(NO_ROUTE_LEFT)
-        if isinstance(overflow, (ForwardTo, Target)) and call.hops + 1 <= MAX_HOPS:
-            sent_on = dataclasses.replace(
-                _close_visit(call, event.at, QueueOutcome.OVERFLOWED), hops=call.hops + 1,
-                then_number=overflow.number if isinstance(overflow, ForwardTo) else None,
-                then_target=overflow if isinstance(overflow, Target) else None)
-            return _queue_announce(sent_on, OVERFLOWING, stop, name=f"{call.hops}-overflow")
-        sound = overflow.sound if isinstance(overflow, Announce) else NO_ROUTE_LEFT
-        timed_out = _close_visit(call, event.at, QueueOutcome.QUEUE_TIMEOUT)
-        return _queue_announce(timed_out, sound, stop, name=f"{call.hops}-queue-timeout")
-    return call, []
+def _queue_connected(call: Call, state: Queued, event: QueueConnected, config: Config) -> Step:
+    kind = target_kind(event.agent)
+    connected = _with(_close_visit(call, state, event.at, QueueOutcome.ANSWERED), Connected(event.agent_channel),
+                      bridged=True, answered_target=Target(event.agent, kind, 0) if kind else None)
+    connected, record = _record_if_allowed(connected, event.agent, config)
+    return connected, [*_stop(state), StopMoh(), Bridge(event.agent_channel), *record]
+
+
+def _position_due(call: Call, state: Queued, event: PositionDue, _: Config) -> Step:
+    if state.playing is not None:  # still telling the last one
+        return call, []
+    playback_id = f"{call.call_id}-position-{len(call.data.visits)}-{event.at.timestamp():.0f}"
+    return (_with(call, dataclasses.replace(state, playing=playback_id)),
+            [StopMoh(), Play(_position_media(event.position), playback_id)])
+
+
+def _position_told(call: Call, state: Queued, event: PlaybackDone, _: Config) -> Step:
+    if event.playback_id != state.playing:
+        return call, []
+    return _with(call, dataclasses.replace(state, playing=None)), [StartMoh()]
+
+
+def _queue_overflowed(call: Call, state: Queued, event: QueueOverflowed, config: Config) -> Step:
+    """The wait cap is reached: send the caller on to the queue's overflow, or announce and release."""
+    queue = config.queues.get(state.queue)
+    overflow = queue.overflow if queue is not None else Announce(NO_ROUTE_LEFT)
+    hops = call.data.hops
+    if isinstance(overflow, (ForwardTo, Target)) and hops + 1 <= MAX_HOPS:
+        sent_on = _with(_close_visit(call, state, event.at, QueueOutcome.OVERFLOWED), hops=hops + 1)
+        return _queue_announce(sent_on, state, OVERFLOWING, name=f"{hops}-overflow",
+                               then_number=overflow.number if isinstance(overflow, ForwardTo) else None,
+                               then_target=overflow if isinstance(overflow, Target) else None)
+    sound = overflow.sound if isinstance(overflow, Announce) else NO_ROUTE_LEFT
+    timed_out = _close_visit(call, state, event.at, QueueOutcome.QUEUE_TIMEOUT)
+    return _queue_announce(timed_out, state, sound, name=f"{hops}-queue-timeout")
 
 
 def _position_media(position: int) -> str:
@@ -618,60 +784,70 @@ def _position_media(position: int) -> str:
     return f"sound:queue-thereare,number:{position},sound:queue-callswaiting"
 
 
-def _queue_announce(call: Call, sound: str, stop: list[Action], *, name: str) -> tuple[Call, list[Action]]:
+def _stop(state: Queued) -> list[Action]:
+    return [StopPlayback(state.playing)] if state.playing else []
+
+
+def _queue_announce(call: Call, state: Queued, sound: str, *, name: str, then_number: str | None = None,
+                    then_target: Target | None = None) -> Step:
     """Leave the music for an announcement; the caller is answered already."""
     playback_id = f"{call.call_id}-{name}"
-    announcing = dataclasses.replace(call, phase=Phase.ANNOUNCING, playing=playback_id, release_reason="normal")
-    return announcing, [*stop, StopMoh(), Play(f"sound:{sound}", playback_id)]
+    announcing = Announcing(playback_id, ReleaseReason.NORMAL, then_number, then_target)
+    return _with(call, announcing), [*_stop(state), StopMoh(), Play(f"sound:{sound}", playback_id)]
 
 
-def _close_visit(call: Call, at: datetime, outcome: QueueOutcome) -> Call:
+def _close_visit(call: Call, state: Queued, at: datetime, outcome: QueueOutcome) -> Call:
     """The caller leaves the queue: record how long they waited there and how it ended."""
-    if call.queue is None or call.queue_entered_at is None:
-        return call
-    waited = Decimal(max(0.0, (at - call.queue_entered_at).total_seconds())).quantize(Decimal("0.001"))
-    visit = QueueVisit(call.queue, call.queue_entered_at, waited, outcome)
-    return dataclasses.replace(call, visits=(*call.visits, visit), queue_entered_at=None)
+    waited = Decimal(max(0.0, (at - state.entered_at).total_seconds())).quantize(Decimal("0.001"))
+    return _with(call, visits=(*call.data.visits, QueueVisit(state.queue, state.entered_at, waited, outcome)))
 
 
-def _announce(call: Call, sound: str, then: str, *, answer: bool, name: str) -> tuple[Call, list[Action]]:
+def _agent_hung_up(call: Call, _: Connected, __: AgentHungUp, ___: Config) -> Step:
+    return _release(call, ReleaseReason.NORMAL)
+
+
+# ---- announcements and the end
+
+
+def _announce(call: Call, sound: str, then: ReleaseReason, *, answer: bool, name: str) -> Step:
     """Play `sound` (after answer, or as early media so nobody pays), then release with reason `then`.
 
     The playback id is `<call id>-<name>`: its PlaybackFinished, and no other, ends the announcement.
     """
     playback_id = f"{call.call_id}-{name}"
-    announcing = dataclasses.replace(call, phase=Phase.ANNOUNCING, playing=playback_id, release_reason=then)
-    return announcing, [Answer() if answer else Progress(), Play(f"sound:{sound}", playback_id)]
+    return _with(call, Announcing(playback_id, then)), [Answer() if answer else Progress(),
+                                                        Play(f"sound:{sound}", playback_id)]
 
 
-def _release(call: Call, cause: int, reason: str) -> tuple[Call, list[Action]]:
-    return dataclasses.replace(call, phase=Phase.RELEASING, release_cause=cause), [Hangup(reason)]
-
-
-def _end(call: Call, at: datetime) -> tuple[Call, list[Action]]:
-    if call.phase is Phase.QUEUED:  # the caller hung up while waiting
-        call = _close_visit(call, at, QueueOutcome.ABANDONED)
-    bridge: list[Action] = [DestroyBridge()] if call.agent_channel is not None else []
-    if call.recording_asked and call.recording is None and call.recording_lost is None:
-        # Asterisk closes the file as the call goes: its CDR waits for the stored recording.
-        return dataclasses.replace(call, phase=Phase.FINISHING, ended_at=at), [*bridge, AwaitRecording()]
-    ended = dataclasses.replace(call, phase=Phase.ENDED)
-    return ended, [*bridge, WriteCdr(record(ended, at))]
-
-
-def _finishing(call: Call, event: FlowEvent) -> tuple[Call, list[Action]]:
-    """The call is over; its recording is being stored. Then, and only then, the CDR."""
-    if not isinstance(event, (RecordingStored, RecordingLost)) or call.ended_at is None:
+def _announcement_done(call: Call, state: Announcing, event: PlaybackDone, config: Config) -> Step:
+    if event.playback_id != state.playing:
         return call, []
-    ended = dataclasses.replace(_recording_result(call, event), phase=Phase.ENDED)
-    return ended, [WriteCdr(record(ended, call.ended_at))]
+    if state.then_number is not None:
+        return _enter(call, state.then_number, event.at, config)
+    if state.then_target is not None:  # ring the overflow's phone; unanswered, the default announcement
+        return _dial(call, Dialing("", ((state.then_target,),)))
+    return _release(call, state.reason)
 
 
-def _recording_result(call: Call, event: RecordingStored | RecordingLost) -> Call:
-    if isinstance(event, RecordingStored):
-        return dataclasses.replace(call, recording=event.file)
-    return dataclasses.replace(call, recording_lost=event.reason,
-                               record_evidence=f"{call.record_evidence}; recording lost: {event.reason}")
+def _release(call: Call, reason: ReleaseReason) -> Step:
+    return _with(call, Releasing(), release_cause=_CAUSES[reason]), [Hangup(reason)]
+
+
+def _end(call: Call, at: datetime) -> Step:
+    if isinstance(call.state, Queued):  # the caller hung up while waiting
+        call = _close_visit(call, call.state, at, QueueOutcome.ABANDONED)
+    bridge: list[Action] = [DestroyBridge()] if call.data.bridged else []
+    terms = call.data.terms
+    if terms.asked and terms.file is None and terms.lost is None:
+        # Asterisk closes the file as the call goes: its CDR waits for the stored recording.
+        return _with(call, Finishing(at)), [*bridge, AwaitRecording()]
+    return _with(call, Ended()), [*bridge, WriteCdr(record(call, at))]
+
+
+def _finish(call: Call, state: Finishing, event: RecordingStored | RecordingLost, _: Config) -> Step:
+    """The call is over; its recording is stored (or lost). Then, and only then, the CDR."""
+    ended = _with(call, Ended(), terms=_recorded(call.data.terms, event))
+    return ended, [WriteCdr(record(ended, state.ended_at))]
 
 
 def _cause(call: Call, reported: int | None) -> int | None:
@@ -686,30 +862,80 @@ def _cause(call: Call, reported: int | None) -> int | None:
 
 def record(call: Call, ended_at: datetime) -> CallRecord:
     """The CDR of a call that has ended."""
-    if call.answered_at is not None:
+    data = call.data
+    if data.answered_at is not None:
         disposition = Disposition.ANSWERED
-    elif call.release_cause == CAUSE_FAILURE:
+    elif data.release_cause == CAUSE_FAILURE:
         disposition = Disposition.FAILED
-    elif not call.in_service and call.started_at is not None:
+    elif not data.in_service and data.started_at is not None:
         disposition = Disposition.UNALLOCATED
-    elif call.release_cause is not None and call.outcome in _OUTCOMES:
-        disposition = _OUTCOMES[call.outcome][2]
+    elif data.release_cause is not None and data.outcome in _OUTCOMES:
+        disposition = _OUTCOMES[data.outcome][1]
     else:
         disposition = Disposition.ABANDONED  # the caller hung up before anyone answered
-    target = call.answered_target if call.answered_at is not None else None
+    target = data.answered_target if data.answered_at is not None else None
+    terms = data.terms
     return CallRecord(
         call_id=call.call_id,
-        did=call.did,
-        caller=call.caller,
-        started_at=call.started_at or ended_at,
-        answered_at=call.answered_at,
+        did=data.did,
+        caller=data.caller,
+        started_at=data.started_at or ended_at,
+        answered_at=data.answered_at,
         ended_at=ended_at,
         disposition=disposition,
-        hangup_cause=call.release_cause if call.release_cause is not None else call.hangup_cause,
+        hangup_cause=data.release_cause if data.release_cause is not None else data.hangup_cause,
         answered_target=target.e164 if target else None,
         target_kind=target.kind.value if target else None,
-        queue_visits=call.visits,
-        recording_mode=call.record_mode.value if call.record_mode is not None else None,
-        recording_evidence=call.record_evidence or None,
-        recording=call.recording,
+        queue_visits=data.visits,
+        recording_mode=terms.mode.value if terms.mode is not None else None,
+        recording_evidence=terms.evidence or None,
+        recording=terms.file,
     )
+
+
+# ---- the transition table: (phase, event type) -> handler; anything not listed changes nothing
+
+# Handlers take (call, the call's state, the event, config); the table's keys guarantee the
+# state's and the event's types, which a Callable type cannot say per entry.
+Handler = Callable[[Call, Any, Any, Config], Step]
+
+_LIVE: Mapping[type[Any], Handler] = {
+    CallAnswered: _answered,
+    HangupRequested: _hangup_requested,
+    CallLeft: _left,
+    CallDestroyed: _destroyed,
+    ActionFailed: _failed,
+    RecordingStored: _recording_result,
+    RecordingLost: _recording_result,
+}
+
+TRANSITIONS: Mapping[Phase, Mapping[type[Any], Handler]] = {
+    Phase.NEW: {**_LIVE, CallStarted: _start, Adopted: _adopt_found, DialReturned: _adopt},
+    Phase.DIALING: {**_LIVE, DialReturned: _dial_returned, TargetDialed: _target_dialed,
+                    TargetAnswered: _target_answered},
+    Phase.NOTICE: {**_LIVE, PlaybackDone: _notice_done},
+    Phase.CONSENT: {**_LIVE, PlaybackDone: _consent_prompt_done, DtmfReceived: _consent_digit,
+                    DigitTimeout: _consent_timeout},
+    Phase.QUEUED: {**_LIVE, QueueConnected: _queue_connected, PositionDue: _position_due,
+                   PlaybackDone: _position_told, QueueOverflowed: _queue_overflowed},
+    Phase.CONNECTED: {**_LIVE, AgentHungUp: _agent_hung_up},
+    Phase.ANNOUNCING: {**_LIVE, PlaybackDone: _announcement_done},
+    # The release is under way: a failure has nothing left to undo, the channel's end ends the call.
+    Phase.RELEASING: {k: h for k, h in _LIVE.items() if k is not ActionFailed},
+    Phase.FINISHING: {RecordingStored: _finish, RecordingLost: _finish},
+    Phase.ENDED: {},
+}
+
+# Once the caller hung up (in any phase before FINISHING), only this table applies: nothing
+# new starts on the channel, and whatever says the channel is out of the app ends the call.
+# Its StasisEnd cannot be a hand-over to Dial() any more, and an action that failed on it
+# means no more of its events may come.
+_CALLER_GONE: Mapping[type[Any], Handler] = {
+    CallAnswered: _answered,
+    HangupRequested: _hangup_requested,
+    CallLeft: _ended_by,
+    CallDestroyed: _destroyed,
+    ActionFailed: _ended_by,
+    RecordingStored: _recording_result,
+    RecordingLost: _recording_result,
+}

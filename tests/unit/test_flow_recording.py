@@ -24,7 +24,6 @@ from ari_app.core.flow import (
     DigitTimeout,
     Dial,
     FlowEvent,
-    Follow,
     Phase,
     Play,
     Progress,
@@ -37,7 +36,17 @@ from ari_app.core.flow import (
 )
 from rating.cdr import CallRecord, RecordingFile
 from rating.tariff import NumberType
-from tests.unit.test_flow import CALL_ID, answered, at, returned, run, started, target_answered, target_dialed
+from tests.unit.test_flow import (
+    CALL_ID,
+    answered,
+    at,
+    followed,
+    returned,
+    run,
+    started,
+    target_answered,
+    target_dialed,
+)
 
 RECORDED = "+31201234590"  # rings the desk; recording on through its customer
 FORWARDS_ABROAD = "+31201234591"  # rings the desk, then forwards to BELGIAN_DESK's number
@@ -50,7 +59,7 @@ DUTCH, BRITISH, GERMAN, ITALIAN = "+31612345678", "+442071234567", "+49151234567
 
 NOTICE = "sound:conf-now-recording"
 CONSENT_PROMPT = "sound:conf-now-recording,sound:if-correct-press,sound:digits/1"
-RING_DESK = Dial("PJSIP/+31301234567@carrier-out,15")
+RING_DESK = Dial("PJSIP/+31301234567@carrier-out,15", follow=False)
 FILE = RecordingFile("/var/lib/fairline/recordings/c1.wav", "ab" * 32, at(30), at(60), Decimal("30.000"))
 
 
@@ -97,7 +106,7 @@ class TestWhatTheCallerHearsFirst:
     def test_a_dutch_caller_to_a_dutch_number_rings_at_once_and_is_recorded_silently(self) -> None:
         call, asked = run([*call_from(DUTCH), target_dialed(DESK, 0.5), target_answered(DESK, 5)], CONFIG)
 
-        assert asked == [Follow(), RING_DESK, StartRecording()]
+        assert asked == [followed(RING_DESK), StartRecording()]
         assert call.record_mode is Mode.ONE_PARTY
         assert "recorded without notice: a participant may record" in call.record_evidence
 
@@ -111,14 +120,14 @@ class TestWhatTheCallerHearsFirst:
         call, asked = run([*call_from(BRITISH), done(f"{CALL_ID}-notice", 3), target_dialed(DESK, 3.5),
                            target_answered(DESK, 8)], CONFIG)
 
-        assert asked[2:] == [Follow(), RING_DESK, StartRecording()]
+        assert asked[2:] == [followed(RING_DESK), StartRecording()]
         assert f"notice played in full, ended {at(3).isoformat()}" in call.record_evidence
 
     def test_a_notice_that_could_not_be_played_means_no_recording_but_the_call_goes_on(self) -> None:
         call, asked = run([*call_from(BRITISH), done(f"{CALL_ID}-notice", 0.1, failed=True),
                            target_dialed(DESK, 0.5), target_answered(DESK, 5)], CONFIG)
 
-        assert asked[2:] == [Follow(), RING_DESK]
+        assert asked[2:] == [followed(RING_DESK)]
         assert "not recorded: the notice could not be played" in call.record_evidence
 
     def test_a_german_caller_is_answered_and_asked_to_agree(self) -> None:
@@ -134,7 +143,7 @@ class TestWhatTheCallerHearsFirst:
         assert asked[0] == Answer() and call.record_mode is Mode.CONSENT  # the shipped table's strictest
 
         call, asked = run(call_from(caller), CONFIG)  # where a country is forbidden, so is an unknown caller
-        assert asked[:2] == [Follow(), RING_DESK] and call.record_mode is Mode.FORBIDDEN
+        assert asked[:1] == [followed(RING_DESK)] and call.record_mode is Mode.FORBIDDEN
 
     def test_forbidden_by_law_the_call_is_connected_and_never_recorded(self) -> None:
         call, asked = run([*call_from(ITALIAN), *answered_and_ended()], CONFIG)
@@ -147,7 +156,7 @@ class TestWhatTheCallerHearsFirst:
     def test_a_number_with_recording_off_records_nothing_and_says_nothing(self) -> None:
         _, asked = run([*call_from(BRITISH, NOT_RECORDED), *answered_and_ended()], CONFIG)
 
-        assert asked[:2] == [Follow(), RING_DESK]
+        assert asked[:1] == [followed(RING_DESK)]
         record = the_cdr(asked)
         assert (record.recording_mode, record.recording_evidence, record.recorded) == (None, None, False)
 
@@ -161,7 +170,7 @@ class TestConsent:
         call, asked = run([digit("1", 7), target_dialed(DESK, 7.5), target_answered(DESK, 12)], CONFIG,
                           self.consenting())
 
-        assert asked == [Follow(), RING_DESK, StartRecording()]
+        assert asked == [followed(RING_DESK), StartRecording()]
         assert f"caller pressed 1 (agreed) at {at(7).isoformat()}" in call.record_evidence
 
     def test_pressing_1_during_the_prompt_stops_it(self) -> None:
@@ -169,13 +178,13 @@ class TestConsent:
 
         _, asked = step(call, digit("1", 2), CONFIG)
 
-        assert asked == [StopPlayback(f"{CALL_ID}-consent"), Follow(), RING_DESK]
+        assert asked == [StopPlayback(f"{CALL_ID}-consent"), followed(RING_DESK)]
 
     @pytest.mark.parametrize("refusal", [digit("2", 7), DigitTimeout(CALL_ID, at(11))], ids=["pressed-2", "silence"])
     def test_refusal_or_silence_connects_the_call_unrecorded(self, refusal: FlowEvent) -> None:
         _, asked = run([refusal, *answered_and_ended()], CONFIG, self.consenting())
 
-        assert asked[:2] == [Follow(), RING_DESK]
+        assert asked[:1] == [followed(RING_DESK)]
         assert StartRecording() not in asked
         record = the_cdr(asked)
         assert (record.recorded, record.answered_target, record.recording_mode) == (False, DESK.e164, "consent")
