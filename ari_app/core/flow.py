@@ -512,6 +512,8 @@ def _ended_by(call: Call, _: State, event: CallLeft | ActionFailed, __: Config) 
 
 
 def _failed(call: Call, state: State, _: ActionFailed, __: Config) -> Step:
+    if isinstance(state, Dialing) and state.in_dialplan:  # in Dial(), out of the app's reach: let it ring on
+        return call, []
     # A failed subscribe/continue leaves the channel in the app: its StasisEnd is its end.
     failed = _with(call, followed=False, release_cause=CAUSE_FAILURE)
     if isinstance(state, Announcing) and state.reason is ReleaseReason.FAILURE:  # even the apology failed
@@ -836,12 +838,14 @@ def _release(call: Call, reason: ReleaseReason) -> Step:
 def _end(call: Call, at: datetime) -> Step:
     if isinstance(call.state, Queued):  # the caller hung up while waiting
         call = _close_visit(call, call.state, at, QueueOutcome.ABANDONED)
+    # The bridge's removal comes last: the runtime drops the actions after one that fails, and
+    # the CDR (or the timer it waits on) must not be among them.
     bridge: list[Action] = [DestroyBridge()] if call.data.bridged else []
     terms = call.data.terms
     if terms.asked and terms.file is None and terms.lost is None:
         # Asterisk closes the file as the call goes: its CDR waits for the stored recording.
-        return _with(call, Finishing(at)), [*bridge, AwaitRecording()]
-    return _with(call, Ended()), [*bridge, WriteCdr(record(call, at))]
+        return _with(call, Finishing(at)), [AwaitRecording(), *bridge]
+    return _with(call, Ended()), [WriteCdr(record(call, at)), *bridge]
 
 
 def _finish(call: Call, state: Finishing, event: RecordingStored | RecordingLost, _: Config) -> Step:
