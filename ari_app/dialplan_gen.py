@@ -11,7 +11,7 @@ of a dialplan line.
 from __future__ import annotations
 
 from ari_app.core.model import Config
-from ari_app.flow import TRUNK
+from ari_app.core.flow import TRUNK
 
 CONTEXT = "fairline-fallback"
 

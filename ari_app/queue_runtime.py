@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from ari_app import flow
+from ari_app.core import flow
 from ari_app.core import queueing
 from ari_app.ari.client import AriClient
 from ari_app.core.model import Config

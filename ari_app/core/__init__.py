@@ -1,1 +1,1 @@
-"""The pure, synchronous core: no I/O."""
+"""The pure, synchronous core of fairline: decisions over frozen values, no I/O."""

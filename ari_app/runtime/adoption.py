@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import structlog
 
-from ari_app import flow
+from ari_app.core import flow
 from ari_app.core import consent
 from ari_app.ari import event_parser
 from ari_app.ari.client import AriClient
@@ -77,9 +77,9 @@ class Adoption:
         answered = await self._answer_time(cid) if channel.state == "Up" else None
         bridge = in_bridges.get(bridge_id(cid), [])
         agent = next((c for c in bridge if c != cid), None)
-        where = "dialing" if in_dial else "bridged" if agent is not None else "held"
+        where = flow.Found.DIALING if in_dial else flow.Found.BRIDGED if agent is not None else flow.Found.HELD
         log = self.log.bind(call_id=cid)
-        if where == "held" and answered is None:  # never answered: route it from the start
+        if where is flow.Found.HELD and answered is None:  # never answered: route it from the start
             log.warning("call.adopted_after_restart", where="new", did=did)
             self.feed(CallStarted(cid, now, did, channel.caller, channel.created_at, channel.state))
             return

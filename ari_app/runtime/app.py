@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from ari_app import flow
+from ari_app.core import flow
 from ari_app.core.admission import Admission
 from ari_app.ari import event_parser
 from ari_app.ari.client import AriClient

@@ -13,7 +13,7 @@ from typing import assert_never
 
 import structlog
 
-from ari_app import flow
+from ari_app.core import flow
 from ari_app.ari.client import AriClient
 from ari_app.core.model import Config
 from ari_app.errors import AriError, ChannelGone

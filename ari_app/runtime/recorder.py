@@ -9,7 +9,8 @@ from pathlib import Path
 
 import structlog
 
-from ari_app import flow, recording_store
+from ari_app import recording_store
+from ari_app.core import flow
 from ari_app.ari.client import AriClient
 from ari_app.ari.event_parser import SNOOP_LEG
 from ari_app.core.events import RecordingEnded

@@ -9,7 +9,7 @@ import pytest
 
 from ari_app.config import yaml_loader
 from ari_app.core.events import CallLeft, DialReturned
-from ari_app.flow import Call, Hangup, Phase, Play, Progress, WriteCdr, step
+from ari_app.core.flow import Call, Hangup, Phase, Play, Progress, WriteCdr, step
 from rating.core.cdr import Disposition
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import structlog
 
-from ari_app import flow
+from ari_app.core import flow
 from ari_app.runtime.app import App
 from ari_app.runtime.recorder import RecordingDirs
 from rating.core.cdr import CallRecord, Disposition
@@ -28,8 +28,8 @@ REQUESTS: list[Any] = [
     pytest.param(flow.Progress(), [("POST", "/channels/c1/progress", None)], id="progress"),
     pytest.param(flow.Play("sound:hello-world", "c1-hello"),
                  [("POST", "/channels/c1/play", {"media": "sound:hello-world", "playbackId": "c1-hello"})], id="play"),
-    pytest.param(flow.Hangup("busy"), [("DELETE", "/channels/c1", {"reason": "busy"})], id="hangup"),
-    pytest.param(flow.Dial("PJSIP/+31612345601@carrier-out,20"),
+    pytest.param(flow.Hangup(flow.ReleaseReason.BUSY), [("DELETE", "/channels/c1", {"reason": "busy"})], id="hangup"),
+    pytest.param(flow.Dial("PJSIP/+31612345601@carrier-out,20", follow=False),
                  [("POST", "/channels/c1/continue", {"context": "fairline-dial",
                                                      "extension": "PJSIP/+31612345601@carrier-out,20",
                                                      "priority": "1"})], id="dial"),
@@ -58,7 +58,7 @@ REQUESTS: list[Any] = [
 def live(app: App) -> App:
     """An app that handles call c1 (as if it had started), so actions that need a live call run."""
     app.feed(flow.Adopted(CALL, datetime(2026, 11, 25, 13, 0, tzinfo=UTC), "+31201234567", None,
-                          datetime(2026, 11, 25, 13, 0, tzinfo=UTC), None, "dialing"))
+                          datetime(2026, 11, 25, 13, 0, tzinfo=UTC), None, flow.Found.DIALING))
     return app
 
 

@@ -42,18 +42,24 @@ from ari_app.core.events import (
     TargetAnswered,
     TargetDialed,
 )
-from ari_app.flow import (
+from ari_app.core.flow import (
     Action,
     ActionFailed,
     Answer,
+    Announcing,
     Call,
+    CallData,
     Dial,
+    Dialing,
+    Ended,
     FlowEvent,
     Hangup,
     Phase,
     Play,
     MAX_HOPS,
     Progress,
+    ReleaseReason,
+    Releasing,
     WriteCdr,
     step,
 )
@@ -143,16 +149,16 @@ def action_failed(s: float = 0.05) -> ActionFailed:
 # ---- calls in each phase
 
 NEW = Call(CALL_ID)
+IN_SERVICE = CallData(CONFIGURED, CALLER, started_at=at(0), in_service=True)
 # An announcement is released by its own playback, with the reason chosen when it started.
-ANNOUNCING_IN_SERVICE = Call(CALL_ID, Phase.ANNOUNCING, CONFIGURED, CALLER, started_at=at(0), in_service=True,
-                             playing=ANNOUNCEMENT_ID)
-ANNOUNCING_NOT_IN_SERVICE = Call(CALL_ID, Phase.ANNOUNCING, NOT_CONFIGURED, CALLER, started_at=at(0),
-                                 playing=NOT_IN_SERVICE_ID, release_reason="unallocated")
+ANNOUNCING_IN_SERVICE = Call(CALL_ID, Announcing(ANNOUNCEMENT_ID, ReleaseReason.NORMAL), IN_SERVICE)
+ANNOUNCING_NOT_IN_SERVICE = Call(CALL_ID, Announcing(NOT_IN_SERVICE_ID, ReleaseReason.UNALLOCATED),
+                                 CallData(NOT_CONFIGURED, CALLER, started_at=at(0)))
 # An action failed: the caller hears the apology as early media, then is released with failure.
-APOLOGISING = dataclasses.replace(ANNOUNCING_IN_SERVICE, playing=FAILURE_ID, release_reason="failure",
-                                  release_cause=38)
-RELEASING = dataclasses.replace(ANNOUNCING_IN_SERVICE, phase=Phase.RELEASING, release_cause=16)
-ENDED = dataclasses.replace(RELEASING, phase=Phase.ENDED)
+APOLOGISING = Call(CALL_ID, Announcing(FAILURE_ID, ReleaseReason.FAILURE),
+                   dataclasses.replace(IN_SERVICE, release_cause=38))
+RELEASING = Call(CALL_ID, Releasing(), dataclasses.replace(IN_SERVICE, release_cause=16))
+ENDED = Call(CALL_ID, Ended(), RELEASING.data)
 
 
 def run(events: Iterable[FlowEvent], cfg: Config, call: Call = NEW) -> tuple[Call, list[Action]]:
@@ -274,29 +280,29 @@ class TestStep:
         """The DID is stored as configured (E.164) whatever form Asterisk sent it in."""
         after, _ = step(NEW, started("31201234567"), numbers)
 
-        assert (after.did, after.caller, after.started_at, after.in_service) == (CONFIGURED, CALLER, at(0), True)
+        assert (after.data.did, after.caller, after.data.started_at, after.data.in_service) == (CONFIGURED, CALLER, at(0), True)
 
     def test_started_call_to_unknown_number_keeps_the_did_as_dialled(self, numbers: Config) -> None:
         after, _ = step(NEW, started("0123", caller=None), numbers)
 
-        assert (after.did, after.caller, after.in_service) == ("0123", None, False)
+        assert (after.data.did, after.caller, after.data.in_service) == ("0123", None, False)
 
     def test_answer_time_is_the_first_answer(self, numbers: Config) -> None:
         """A repeated Up does not move the answer time (billing starts at the first)."""
         call, _ = run([answered(0.1), answered(0.5)], numbers, ANNOUNCING_IN_SERVICE)
 
-        assert call.answered_at == at(0.1)
+        assert call.data.answered_at == at(0.1)
 
     def test_hangup_cause_is_the_first_one_reported(self, numbers: Config) -> None:
         """Asterisk may report a cause more than once; the first is what ended the call."""
         call, _ = run([hangup_requested(16), hangup_requested(127)], numbers, ANNOUNCING_IN_SERVICE)
 
-        assert call.hangup_cause == 16
+        assert call.data.hangup_cause == 16
 
     def test_hangup_request_without_cause_keeps_waiting_for_one(self, numbers: Config) -> None:
         call, _ = run([hangup_requested(None), hangup_requested(17)], numbers, ANNOUNCING_IN_SERVICE)
 
-        assert call.hangup_cause == 17
+        assert call.data.hangup_cause == 17
 
     @pytest.mark.parametrize("did", [CONFIGURED, NOT_CONFIGURED, "0123"])
     def test_the_playback_the_flow_starts_is_the_one_that_ends_it(self, numbers: Config, did: str) -> None:
@@ -444,15 +450,17 @@ ANY_EVENT = st.sampled_from(
      failure_done(failed=True), hangup_requested(16), hangup_requested(None), left(), action_failed(),
      Ignored("ChannelVarset")]
 )
-# Everything but the channel leaving.
+# Everything but the caller hanging up and the channel leaving.
 STILL_THERE = st.sampled_from(
     [started(CONFIGURED), answered(), playback_done(), noservice_done(), playback_done(playback_id="p1"),
-     failure_done(), hangup_requested(16), hangup_requested(None), action_failed(), Ignored("ChannelVarset")]
+     failure_done(), action_failed(), Ignored("ChannelVarset")]
 )
 
 
 def assert_failures_are_never_met_with_silence(events: list[FlowEvent], cfg: Config, failed: bool) -> None:
     """Feed `events`; after each failed action on a live call, the caller hears the apology or is released.
+
+    A call whose caller hung up is not live: it hears nothing more (see test_flow_property.py).
 
     During the apology a failure releases at once; otherwise the apology starts, and its end (even failed)
     releases with failure. A call already being released or ended has nothing left to hear.
@@ -461,12 +469,16 @@ def assert_failures_are_never_met_with_silence(events: list[FlowEvent], cfg: Con
     for event in events:
         before = call
         call, actions = step(call, event, cfg)
-        if not isinstance(event, ActionFailed) or before.phase in (Phase.RELEASING, Phase.ENDED):
+        if not isinstance(event, ActionFailed) or before.phase in (Phase.RELEASING, Phase.ENDED) or before.data.hung_up:
             continue
-        if before.phase is Phase.ANNOUNCING and before.playing == FAILURE_ID:
+        if isinstance(before.state, Dialing) and before.state.in_dialplan:  # in Dial(): the caller hears it ring
+            assert (call, actions) == (before, [])
+            continue
+        if isinstance(before.state, Announcing) and before.state.playing == FAILURE_ID:
             assert (call.phase, actions) == (Phase.RELEASING, [Hangup("failure")])
         else:
-            assert (call.phase, call.playing, actions) == (Phase.ANNOUNCING, FAILURE_ID, [Progress(), APOLOGY])
+            assert (call.phase, call.state, actions) == (Phase.ANNOUNCING, Announcing(FAILURE_ID, ReleaseReason.FAILURE),
+                                                           [Progress(), APOLOGY])
             after, released = step(call, failure_done(failed=failed), cfg)
             assert (after.phase, released) == (Phase.RELEASING, [Hangup("failure")])
 
@@ -478,7 +490,8 @@ class TestWhateverHappens:
     @given(st.lists(ANY_EVENT, max_size=12))
     def test_a_call_writes_one_cdr_exactly_when_it_left_and_acts_no_more(self, numbers: Config,
                                                                          events: list[FlowEvent]) -> None:
-        """One CDR if and only if the channel left; after that, nothing at all."""
+        """One CDR if and only if the channel left, or an action failed after the caller hung up; after that,
+        nothing at all."""
         call, actions_after_end = NEW, []
         writes = 0
         for event in events:
@@ -488,7 +501,9 @@ class TestWhateverHappens:
             if was_ended:
                 actions_after_end.extend(actions)
 
-        assert writes == (1 if any(isinstance(e, CallLeft) for e in events) else 0)
+        hung_up = [i for i, e in enumerate(events) if isinstance(e, HangupRequested)]
+        failed_after = hung_up and any(isinstance(e, ActionFailed) for e in events[hung_up[0]:])
+        assert writes == (1 if any(isinstance(e, CallLeft) for e in events) or failed_after else 0)
         assert actions_after_end == []
 
     @settings(max_examples=300, deadline=None)
@@ -568,13 +583,13 @@ ROUTES = Config(
 )
 
 def followed(dial: Dial) -> Dial:
-    """The call's first Dial: it subscribes to the channel before the channel leaves the app."""
+    """`dial`, subscribed to first: the call's first Dial()."""
     return dataclasses.replace(dial, follow=True)
 
 
-RING_DESK = Dial("PJSIP/+31301234567@carrier-out,15")
-RING_MOBILE = Dial("PJSIP/+31612345601@carrier-out,20")
-RING_SPARE = Dial("PJSIP/+31612345602@carrier-out,30")
+RING_DESK = Dial("PJSIP/+31301234567@carrier-out,15", follow=False)
+RING_MOBILE = Dial("PJSIP/+31612345601@carrier-out,20", follow=False)
+RING_SPARE = Dial("PJSIP/+31612345602@carrier-out,30", follow=False)
 NOBODY_AVAILABLE = "sound:vm-nobodyavail"
 
 # ARI hang-up reason -> the Q.850 cause Asterisk releases the caller with.
@@ -620,7 +635,7 @@ def started_at(did: str, instant: datetime) -> CallStarted:
 
 ROUTED: list[Any] = [
     # Whom the first Dial() rings
-    pytest.param(RING_ALL, [], [followed(Dial("PJSIP/+31301234567@carrier-out&PJSIP/+31612345601@carrier-out,25"))],
+    pytest.param(RING_ALL, [], [followed(Dial("PJSIP/+31301234567@carrier-out&PJSIP/+31612345601@carrier-out,25", follow=False))],
                  id="simultaneous-route-rings-every-target-in-one-dial-for-the-routes-ring-time"),
     pytest.param(IN_TURN, [], [followed(RING_DESK)], id="sequential-route-rings-its-first-target-for-its-own-time"),
     pytest.param(ONE_PHONE, [continued()], [followed(RING_MOBILE)],
@@ -660,7 +675,7 @@ ROUTED: list[Any] = [
     # Dial() ended otherwise
     pytest.param(RING_ALL, [target_dialed(DESK), target_dialed(MOBILE), target_answered(DESK), answered(5.0),
                             returned("ANSWER", 90.0)],
-                 [followed(Dial("PJSIP/+31301234567@carrier-out&PJSIP/+31612345601@carrier-out,25")),
+                 [followed(Dial("PJSIP/+31301234567@carrier-out&PJSIP/+31612345601@carrier-out,25", follow=False)),
                   Hangup("normal")],
                  id="connected-call-whose-target-hung-up-releases-the-caller-normally"),
     pytest.param(ONE_PHONE, [returned("CANCEL")], [followed(RING_MOBILE), Hangup("failure")],
@@ -693,7 +708,7 @@ class TestRouting:
     def test_sequential_route_goes_on_after_each_unanswered_outcome(self, status: str) -> None:
         call, asked = run([started(IN_TURN), returned(status)], ROUTES)
 
-        assert (call.phase, call.step_index, asked[-1]) == (Phase.DIALING, 1, RING_MOBILE)
+        assert (call.phase, call.state.step_index, asked[-1]) == (Phase.DIALING, 1, RING_MOBILE)
 
     @pytest.mark.parametrize(
         ("status", "reason", "cause", "disposition"),
@@ -703,7 +718,9 @@ class TestRouting:
     )
     def test_unanswered_call_is_released_with_the_outcome_and_recorded_as_it(
             self, status: str, reason: str, cause: int, disposition: Disposition) -> None:
-        """Early media, never answered (nobody pays), released with the outcome's cause; billing reads it back."""
+        """Early media, never answered (nobody pays), released with the outcome's cause; billing reads it back.
+
+        Released from the app, the channel's StasisEnd is its end (no hand-over is awaited)."""
         _, asked = run([started(ONE_PHONE), continued(), returned(status), noanswer_done(),
                         hangup_requested(None, s=30.1), continued(30.2), destroyed(cause, s=30.3)], ROUTES)
 
@@ -711,7 +728,7 @@ class TestRouting:
         assert [a for a in asked if isinstance(a, Hangup)] == [Hangup(reason)]
         record = the_cdr(asked)
         assert (record.disposition, record.hangup_cause, record.answered_at, record.ended_at) == (
-            disposition, cause, None, at(30.3))
+            disposition, cause, None, at(30.2))
 
     def test_last_of_several_steps_decides_the_outcome(self) -> None:
         """Busy, then no answer, then unreachable: the caller is released as unreachable."""
@@ -735,7 +752,7 @@ class TestRouting:
         assert [a for a in asked if isinstance(a, Dial)] == [followed(RING_DESK)] + [[RING_DESK, RING_MOBILE][hop % 2]
                                                                                  for hop in range(1, MAX_HOPS + 1)]
         assert asked[-2:] == [Progress(), Play(NOBODY_AVAILABLE, f"{CALL_ID}-{MAX_HOPS}-noanswer")]
-        assert (call.phase, call.hops) == (Phase.ANNOUNCING, MAX_HOPS)
+        assert (call.phase, call.data.hops) == (Phase.ANNOUNCING, MAX_HOPS)
 
         _, released = run([noanswer_done(MAX_HOPS), destroyed(19)], ROUTES, call)
         assert released[0] == Hangup("no_answer")
@@ -771,7 +788,7 @@ class TestDialExtension:
         "PJSIP/+31612345601@carrier-out&PJSIP/+31301234567@carrier-out,120",
     ])
     def test_one_or_two_phones_on_the_trunk_are_their_own_extension(self, dial: str) -> None:
-        assert Dial(dial).extension == dial
+        assert Dial(dial, follow=False).extension == dial
 
     @pytest.mark.parametrize("dial", [
         # three phones: 95 characters, and Asterisk truncates an extension after 79
@@ -781,7 +798,7 @@ class TestDialExtension:
         "PJSIP/31612345601@carrier-out,20",
     ])
     def test_anything_else_needs_the_variable(self, dial: str) -> None:
-        assert Dial(dial).extension is None
+        assert Dial(dial, follow=False).extension is None
 
 
 class TestRoutedCallRecord:
@@ -790,19 +807,21 @@ class TestRoutedCallRecord:
     @pytest.mark.parametrize(
         ("did", "before", "legs", "target"),
         [(RING_ALL, [], [DESK, MOBILE], DESK), (RING_ALL, [], [DESK, MOBILE], MOBILE),
-         (IN_TURN, [target_dialed(DESK), returned("BUSY")], [MOBILE], MOBILE),
-         (FORWARDING, [target_dialed(DESK), returned("NOANSWER")], [MOBILE], MOBILE)],
+         (IN_TURN, [target_dialed(DESK), returned("BUSY"), continued()], [MOBILE], MOBILE),
+         (FORWARDING, [target_dialed(DESK), returned("NOANSWER"), continued()], [MOBILE], MOBILE)],
         ids=["simultaneous-landline", "simultaneous-mobile", "sequential-second", "after-a-forward"],
     )
     def test_answered_call_records_the_target_that_answered_and_its_kind(
             self, did: str, before: list[FlowEvent], legs: list[Target], target: Target) -> None:
-        """The answering leg is matched to the target its Dial event rang (Asterisk 22 names only the leg)."""
+        """The answering leg is matched to the target its Dial event rang (Asterisk 22 names only the leg).
+
+        The caller hangs up in Dial(), out of the app: that ends the call, whether ChannelDestroyed comes or not."""
         _, asked = run([started(did), continued(), *before, *map(target_dialed, legs), target_answered(target, 25.0),
                         answered(25.0), hangup_requested(16, s=90.0), destroyed(16, s=90.1)], ROUTES)
 
         record = the_cdr(asked)
         assert (record.disposition, record.answered_at, record.ended_at, record.hangup_cause) == (
-            Disposition.ANSWERED, at(25.0), at(90.1), 16)
+            Disposition.ANSWERED, at(25.0), at(90.0), 16)
         assert (record.answered_target, record.target_kind) == (target.e164, target.kind.value)
 
     def test_connected_call_released_by_fairline_is_answered_with_normal_clearing(self) -> None:
@@ -821,7 +840,8 @@ class TestRoutedCallRecord:
         assert (record.answered_target, record.target_kind) == (None, None)
 
     @pytest.mark.parametrize(
-        "before", [[], [returned("BUSY")], [returned("NOANSWER"), returned("CONGESTION")]],
+        "before", [[], [returned("BUSY"), continued()],
+                   [returned("NOANSWER"), continued(), returned("CONGESTION"), continued()]],
         ids=["first-step", "after-a-busy-step", "after-two-steps"],
     )
     def test_caller_hanging_up_while_targets_ring_is_abandoned_with_their_cause(
@@ -833,21 +853,22 @@ class TestRoutedCallRecord:
         assert not [a for a in asked if isinstance(a, Hangup)]
         record = the_cdr(asked)
         assert (record.disposition, record.hangup_cause, record.answered_at, record.ended_at) == (
-            Disposition.ABANDONED, 16, None, at(50.1))
+            Disposition.ABANDONED, 16, None, at(50.0))
 
-    def test_followed_call_ignores_stasis_end_and_ends_with_the_channel(self) -> None:
-        """Every Dial() takes the channel out of the app (StasisEnd); only ChannelDestroyed ends the call."""
+    def test_followed_call_released_from_the_app_ends_with_its_stasis_end(self) -> None:
+        """Every Dial() takes the channel out of the app (StasisEnd): that hand-over does not end the call. A
+        release from the app does: its StasisEnd ends the call, ChannelDestroyed after it changes nothing."""
         call, asked = run([started(ONE_PHONE), continued(0.1), returned("BUSY"), noanswer_done(),
-                           hangup_requested(None, s=30.1), continued(30.2)], ROUTES)
+                           hangup_requested(None, s=30.1)], ROUTES)
 
-        assert (call.phase, call.followed) == (Phase.RELEASING, True)
+        assert (call.phase, call.data.followed) == (Phase.RELEASING, True)
         assert not [a for a in asked if isinstance(a, WriteCdr)]
 
-        ended, more = run([destroyed(17, s=30.3), left(30.4), destroyed(17, s=30.5)], ROUTES, call)
+        ended, more = run([left(30.2), destroyed(17, s=30.3), left(30.4), destroyed(17, s=30.5)], ROUTES, call)
 
         assert ended.phase is Phase.ENDED
         assert [type(a) for a in more] == [WriteCdr]
-        assert the_cdr(more).ended_at == at(30.3)
+        assert the_cdr(more).ended_at == at(30.2)
 
     def test_failed_hand_over_to_dial_is_failed_and_ends_with_stasis_end(self) -> None:
         """The channel never left the app: its StasisEnd after the apology ends the call, recorded failed."""
@@ -908,7 +929,7 @@ class TestPurity:
     def test_flow_imports_no_io_library(self) -> None:
         """The functional core imports no asyncio, aiohttp or asyncpg (checked in a fresh interpreter)."""
         code = (
-            "import sys, ari_app.flow\n"
+            "import sys, ari_app.core.flow\n"
             "loaded = sorted({'asyncio', 'aiohttp', 'asyncpg'} & set(sys.modules))\n"
             "print(','.join(loaded))\n"
         )

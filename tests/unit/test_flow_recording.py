@@ -16,7 +16,7 @@ from ari_app.config.jurisdictions import shipped_law
 from ari_app.core.model import Config, Customer, ForwardTo, Number, Recording, Route, Strategy, Target, TargetKind
 from ari_app.core.consent import Mode, with_overrides
 from ari_app.core.events import CallDestroyed, DtmfReceived, PlaybackDone
-from ari_app.flow import (
+from ari_app.core.flow import (
     Action,
     Answer,
     AwaitDigit,
@@ -37,8 +37,17 @@ from ari_app.flow import (
 )
 from rating.core.cdr import CallRecord, RecordingFile
 from rating.core.tariff import NumberType
-from tests.unit.test_flow import (CALL_ID, answered, at, followed, returned, run, started, target_answered,
-                                  target_dialed)
+from tests.unit.test_flow import (
+    CALL_ID,
+    answered,
+    at,
+    followed,
+    returned,
+    run,
+    started,
+    target_answered,
+    target_dialed,
+)
 
 RECORDED = "+31201234590"  # rings the desk; recording on through its customer
 FORWARDS_ABROAD = "+31201234591"  # rings the desk, then forwards to BELGIAN_DESK's number
@@ -51,7 +60,7 @@ DUTCH, BRITISH, GERMAN, ITALIAN = "+31612345678", "+442071234567", "+49151234567
 
 NOTICE = "sound:conf-now-recording"
 CONSENT_PROMPT = "sound:conf-now-recording,sound:if-correct-press,sound:digits/1"
-RING_DESK = Dial("PJSIP/+31301234567@carrier-out,15")
+RING_DESK = Dial("PJSIP/+31301234567@carrier-out,15", follow=False)
 FILE = RecordingFile("/var/lib/fairline/recordings/c1.wav", "ab" * 32, at(30), at(60), Decimal("30.000"))
 
 

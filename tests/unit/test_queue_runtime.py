@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from ari_app import flow
+from ari_app.core import flow
 from ari_app.core.model import Config, Customer, ForwardTo, Queue
 from ari_app.errors import AriError, ChannelGone
 from ari_app.queue_runtime import Queues

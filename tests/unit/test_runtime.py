@@ -319,7 +319,7 @@ class TestReplayRoutedCall:
         [cdr] = submitted
         assert (cdr.call.disposition, cdr.call.hangup_cause, cdr.call.answered_at, cdr.call.answered_target) == (
             Disposition.BUSY, 17, None, None)
-        assert cdr.call.ended_at == datetime(2026, 11, 25, 13, 17, 19, 520000, tzinfo=UTC)
+        assert cdr.call.ended_at == datetime(2026, 11, 25, 13, 17, 19, 511000, tzinfo=UTC)  # released: StasisEnd ends it
         assert (cdr.customer_id, cdr.price.billable_seconds) == ("acme", 0)
         assert app.calls == {}
 
@@ -442,7 +442,7 @@ class TestActionFailures:
 
     async def test_action_raising_unexpectedly_plays_the_apology_releases_with_failure_and_the_cdr_is_submitted(
             self) -> None:
-        """'Whatever happens, the call ends with exactly one CDR' (ari_app.flow), even after a bug of ours."""
+        """'Whatever happens, the call ends with exactly one CDR' (ari_app.core.flow), even after a bug of ours."""
         odd = ValueError("Expecting value: line 1 column 1 (char 0)")
         ari = FakeAri(failures_once={("POST", f"{CALL}/play"): odd})
         with capture_logs() as logs:
