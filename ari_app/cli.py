@@ -3,37 +3,35 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from pathlib import Path
 
-import asyncpg
-import structlog
-
-from ari_app.config import yaml_loader as config_mod
 from ari_app import logs, settings as settings_mod
-from ari_app import config_history_cli, health, queues_cli
-from ari_app.ari.client import AriClient
-from ari_app.core.model import Config
-from ari_app.config_versions import ConfigRecorder, default_author
-from ari_app.dialplan_gen import fallback_dialplan
+from ari_app import config_history_cli, queues_cli
 from ari_app.errors import AriUnauthorized, ConfigError
 from ari_app.queues_cli import QUEUE_STATUS_FILE
-from ari_app.ari.version import UnsupportedAsterisk
-from ari_app.runtime.app import App, RecordingDirs
-from rating.commands.rate_cli import run_rate
 from rating.commands import billing_cli, reconcile_cli, recordings_cli
-from rating.core import numbering
-from rating.storage.cdr_writer import CdrWriter
-from rating.storage.spool import SpoolError
-from rating.storage.database import DirectoryNumber, StorageError, migrate, sync_directory
-from rating.core.tariff import DEFAULT_RATES
+
+# Only what building the parser needs is imported here: `fairline --help` and a mistyped
+# option answer at once. Each command imports its own heavy modules (the YAML loader, the
+# tariff with its holiday calendars, phonenumbers, asyncio, asyncpg, aiohttp) when it runs;
+# a unit test (tests/unit/test_startup.py) keeps them out of this module's imports.
+if TYPE_CHECKING:
+    import asyncio
+
+    import asyncpg
+    import structlog
+
+    from ari_app.config_versions import ConfigRecorder
+    from ari_app.core.model import Config
+    from ari_app.runtime.app import App, RecordingDirs
+    from rating.core.tariff import RateTable
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -71,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where Asterisk writes recordings (its astspooldir/recording) as seen from fairline; "
                           "default $FAIRLINE_ASTERISK_RECORDINGS_DIR or /var/spool/asterisk/recording")
     run.add_argument("--status-port", help="loopback port of /healthz and /metrics; default $FAIRLINE_STATUS_PORT "
-                                           f"or {health.DEFAULT_STATUS_PORT}; 0 serves neither")
+                                           f"or {settings_mod.DEFAULT_STATUS_PORT}; 0 serves neither")
     run.add_argument("--shed-after-ms", type=int,
                      help="overload: a new call whose caller would wait longer than this for ringing takes the "
                           "dialplan fallback instead (default $FAIRLINE_SHED_AFTER_MS or 150; 0 never sheds)")
@@ -111,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("file", type=Path, help="the configuration (YAML)")
     generate.set_defaults(fn=cmd_dialplan_generate)
 
-    billing_cli.register(sub, load_rates=lambda path: config_mod.load(path).rates)
-    reconcile_cli.register(sub, load_rates=lambda path: config_mod.load(path).rates)
+    billing_cli.register(sub, load_rates=_configured_rates)
+    reconcile_cli.register(sub, load_rates=_configured_rates)
     queues_cli.register(sub)
     recordings_cli.register(sub)
 
@@ -126,7 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configured_rates(path: Path) -> RateTable:
+    """The tariff of the configuration file at `path`; raises ConfigError (a ValueError) when it is invalid."""
+    from ari_app.config import yaml_loader as config_mod
+
+    return config_mod.load(path).rates
+
+
 def cmd_rate(args: argparse.Namespace) -> int:
+    from ari_app.config import yaml_loader as config_mod
+    from rating.commands.rate_cli import run_rate
+    from rating.core.tariff import DEFAULT_RATES
+
     rates = DEFAULT_RATES
     if args.config is not None:
         try:
@@ -138,6 +147,9 @@ def cmd_rate(args: argparse.Namespace) -> int:
 
 
 def cmd_dialplan_generate(args: argparse.Namespace) -> int:
+    from ari_app.config import yaml_loader as config_mod
+    from ari_app.dialplan_gen import fallback_dialplan
+
     try:
         cfg = config_mod.load(args.file)
     except ConfigError as exc:
@@ -148,6 +160,8 @@ def cmd_dialplan_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from ari_app.config import yaml_loader as config_mod
+
     try:
         cfg = config_mod.load(args.file)
     except ConfigError as exc:
@@ -158,6 +172,15 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import structlog
+
+    from ari_app import health
+    from ari_app.config import yaml_loader as config_mod
+    from ari_app.config_versions import default_author
+    from ari_app.runtime.app import RecordingDirs
+
     log = structlog.get_logger("fairline")
     try:
         # The environment is in args already (main); {}: nothing is read from it twice.
@@ -188,6 +211,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _sync_directory(conn: asyncpg.Connection, cfg: Config) -> None:
+    from rating.storage.database import DirectoryNumber, sync_directory
+
     await sync_directory(
         conn, [(c.customer_id, c.name) for c in cfg.customers.values()],
         [DirectoryNumber(n.e164, n.customer_id, n.number_type.value) for n in cfg.numbers.values()],
@@ -198,6 +223,10 @@ async def _sync_directory(conn: asyncpg.Connection, cfg: Config) -> None:
 async def _load_us_states(cfg: Config) -> None:
     """Load the US states of +1 numbers in a worker thread, where `cfg` may need them: a recorded call
     decides its mode in the synchronous flow, which must not stall the event loop ~60 ms loading them."""
+    import asyncio
+
+    from rating.core import numbering
+
     if cfg.needs_us_states:
         await asyncio.to_thread(numbering.load_us_states)
 
@@ -206,16 +235,11 @@ _background: set[asyncio.Task[None]] = set()
 
 
 def _spawn(coro: Coroutine[Any, Any, None], log: structlog.typing.FilteringBoundLogger) -> None:
-    """Run `coro` in the background; its exception is logged, never lost."""
-    task = asyncio.get_running_loop().create_task(coro)
-    _background.add(task)
+    """Run `coro` in the background until fairline stops; its exception is logged, never lost."""
+    from plumbing.tasks import spawn
 
-    def done(t: asyncio.Task[None]) -> None:
-        _background.discard(t)
-        if not t.cancelled() and t.exception() is not None:
-            log.error("background.failed", exc_info=t.exception())
-
-    task.add_done_callback(done)
+    spawn(coro, name=getattr(coro, "__name__", "background"), log=log, crashed="background.failed",
+          keep=_background)
 
 
 async def _reload(app: App, st: settings_mod.Settings, pool: asyncpg.Pool, recorder: ConfigRecorder,
@@ -225,6 +249,11 @@ async def _reload(app: App, st: settings_mod.Settings, pool: asyncpg.Pool, recor
     An invalid file is refused and the running configuration stays. The database is
     updated afterwards; routing does not wait for it.
     """
+    import asyncpg
+    import structlog
+
+    from ari_app.config import yaml_loader as config_mod
+
     log = structlog.get_logger("fairline")
     try:
         new = config_mod.load(st.config_path)
@@ -249,6 +278,13 @@ async def _prepare_database(pool: asyncpg.Pool, current: Callable[[], Config], s
     Calls are routed all the while; their CDRs wait in the spool. A database whose
     schema history contradicts the migrations stops fairline: that needs a person.
     """
+    import asyncio
+
+    import asyncpg
+    import structlog
+
+    from rating.storage.database import StorageError, migrate
+
     log = structlog.get_logger("fairline")
     database = settings_mod.redact(st.database_url)
     delay, attempts = 1.0, 0
@@ -287,6 +323,8 @@ def write_pid_file(spool_dir: Path) -> None:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
+    from ari_app.config import yaml_loader as config_mod
+
     config_path = Path(args.config or settings_mod.DEFAULT_CONFIG)
     try:
         config_mod.load(config_path)
@@ -306,6 +344,19 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_dirs: RecordingDirs,
                status_port: int | None, shed_after_s: float | None) -> int:
+    import asyncio
+
+    import asyncpg
+    import structlog
+
+    from ari_app import health
+    from ari_app.ari.client import AriClient
+    from ari_app.config_versions import ConfigRecorder
+    from ari_app.ari.version import UnsupportedAsterisk
+    from ari_app.runtime.app import App
+    from rating.storage.cdr_writer import CdrWriter
+    from rating.storage.spool import SpoolError
+
     log = structlog.get_logger("fairline")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

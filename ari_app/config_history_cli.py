@@ -12,13 +12,14 @@ import argparse
 import json
 import sys
 from datetime import UTC
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import asyncpg
-
-from rating.core.numbering import to_e164
 from rating.commands.billing_cli import with_database
-from rating.storage.config_store import ConfigVersion, config_history
+
+if TYPE_CHECKING:  # imported by the command, not by `fairline --help`
+    import asyncpg
+
+    from rating.storage.config_store import ConfigVersion
 
 EXIT_OK = 0
 SHORT_HASH = 12  # hex digits of the content hash shown in the table
@@ -43,6 +44,9 @@ def register(config_subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def cmd_config_history(args: argparse.Namespace) -> int:
+    from rating.core.numbering import to_e164
+    from rating.storage.config_store import config_history
+
     number = None
     if args.number is not None:
         number = to_e164(args.number) or args.number.strip()

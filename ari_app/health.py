@@ -28,11 +28,10 @@ from aiohttp import web
 from ari_app.core.admission import Admission
 from ari_app.errors import ConfigError
 from ari_app.core.queueing import QueueState
+from ari_app.settings import DEFAULT_STATUS_PORT as DEFAULT_STATUS_PORT  # there so `fairline --help` needs no aiohttp
 from plumbing.metrics import LatencyHistogram
 
 HOST = "127.0.0.1"  # loopback only (docs/operations.md, Security); scrape through a local agent or proxy
-# 8088 is ARI; 8089 is Asterisk's own HTTPS port (ARI over TLS), so the next one up.
-DEFAULT_STATUS_PORT = 8090
 PORT_SETTING = "--status-port / FAIRLINE_STATUS_PORT"
 EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

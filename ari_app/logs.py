@@ -6,13 +6,13 @@ import logging
 import sys
 from typing import Literal
 
-import structlog
-
 LogFormat = Literal["json", "console", "auto"]
 
 
 def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
     """Configure structlog once, at program start. Every line carries ISO UTC time and level."""
+    import structlog  # here, not at the top: the composition root imports this module for `--help` too
+
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
     renderer: structlog.typing.Processor = (

@@ -24,6 +24,8 @@ DEFAULT_SPOOL_DIR = Path("spool")  # CDRs wait here, on disk, while PostgreSQL i
 DEFAULT_RECORDINGS_DIR = Path("recordings")
 DEFAULT_ASTERISK_RECORDINGS_DIR = Path("/var/spool/asterisk/recording")  # Asterisk's astspooldir/recording
 DEFAULT_SHED_AFTER_MS = 150
+# 8088 is ARI; 8089 is Asterisk's own HTTPS port (ARI over TLS), so the next one up.
+DEFAULT_STATUS_PORT = 8090  # of /healthz and /metrics (ari_app/health.py)
 
 # Each option (its argparse dest) and the variable it falls back to, for every command that has it.
 OPTION_VARIABLES: Mapping[str, str] = {

@@ -17,7 +17,6 @@ arguments and input, and formats output (except the text invoices, which Postgre
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import dataclasses
 import json
@@ -27,20 +26,23 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import asyncpg
-import structlog
-
-from rating.storage import billing, invoice_text, queue_report
-from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
 from rating.errors import InvalidCall, InvalidMonth, RatingError
+from rating.core import queue_policy
 from rating.core.fair_use import Month
-from rating.commands.rate_cli import parse_number_type, parse_timestamp
 from plumbing.redaction import redact
-from rating.storage.database import StorageError, migrate
-from rating.core.tariff import DEFAULT_RATES, CallTimes, RateTable
+
+# The driver, the SQL and the tariff (with its holiday calendars) are imported by the commands
+# that use them, not here: fairline's composition root registers these commands for every
+# run, `fairline --help` included, and that must stay quick.
+if TYPE_CHECKING:
+    import asyncpg
+
+    from rating.storage import billing, queue_report
+    from rating.core.cdr import RatedCdr
+    from rating.core.tariff import RateTable
 
 EXIT_OK = 0
 EXIT_LINES_REJECTED = 1
@@ -55,8 +57,8 @@ class UnreadableInput(RatingError):
     """The input file could be opened but reading it failed."""
 
 
-RatesLoader = Callable[[Path], RateTable]  # raises ValueError saying what is wrong with the file
-Work = Callable[[asyncpg.Connection], Awaitable[int]]
+RatesLoader = Callable[[Path], "RateTable"]  # raises ValueError saying what is wrong with the file
+Work = Callable[["asyncpg.Connection"], Awaitable[int]]
 
 _FOUR = Decimal("0.0001")
 _TENTH = Decimal("0.1")
@@ -156,11 +158,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
     queue_sub = queue.add_subparsers(dest="queue_command", required=True, metavar="SUBCOMMAND")
     queues = queue_sub.add_parser(
         "report", parents=[db], help="a month's queue waits, per queue and per customer",
-        description=f"Per queue: visits, answered, answered within {queue_report.SERVICE_LEVEL_SECONDS} s and "
+        description=f"Per queue: visits, answered, answered within {queue_policy.SERVICE_LEVEL_SECONDS} s and "
                     "that as the service level, overflowed, timed out, abandoned, average and 90th-percentile "
                     "wait. Per customer: queued calls, visits, how often callers hit the wait cap and that as a "
-                    f"share of visits; flagged at {queue_report.FLAG_MIN_CAP_HITS} or more cap hits that are "
-                    f"{queue_report.FLAG_MIN_CAP_PERCENT} % or more of the visits.")
+                    f"share of visits; flagged at {queue_policy.FLAG_MIN_CAP_HITS} or more cap hits that are "
+                    f"{queue_policy.FLAG_MIN_CAP_PERCENT} % or more of the visits.")
     _month_option(queues)
     queues.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     queues.set_defaults(fn=_cmd_queue_report)
@@ -221,6 +223,9 @@ def _reason_option(parser: argparse.ArgumentParser, meaning: str) -> None:
 
 
 def _cmd_cdr_import(args: argparse.Namespace, load_rates: RatesLoader | None) -> int:
+    from rating.core.tariff import DEFAULT_RATES
+    from rating.storage import billing
+
     rates = DEFAULT_RATES
     if load_rates is not None and args.config is not None:
         try:
@@ -259,6 +264,8 @@ def _cmd_cdr_import(args: argparse.Namespace, load_rates: RatesLoader | None) ->
 
 
 def _cmd_fair_use_report(args: argparse.Namespace) -> int:
+    from rating.storage import billing
+
     async def work(conn: asyncpg.Connection) -> int:
         report = await billing.fair_use_report(conn, args.month)
         (write_fair_use_json if args.json else write_fair_use_table)(sys.stdout, report)
@@ -268,6 +275,8 @@ def _cmd_fair_use_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_invoice(args: argparse.Namespace) -> int:
+    from rating.storage import billing, invoice_text
+
     async def work(conn: asyncpg.Connection) -> int:
         if args.csv:
             write_invoices_csv(sys.stdout, args.month, await billing.invoices(conn, args.month))
@@ -285,6 +294,8 @@ def _cmd_invoice(args: argparse.Namespace) -> int:
 
 
 def _cmd_heavy_user(args: argparse.Namespace) -> int:
+    from rating.storage import billing
+
     async def work(conn: asyncpg.Connection) -> int:
         done = await billing.decide_heavy_user(
             conn, args.customer, args.month, heavy=args.heavy, decided_by=args.by, reason=args.reason
@@ -296,6 +307,8 @@ def _cmd_heavy_user(args: argparse.Namespace) -> int:
 
 
 def _cmd_service_charge_add(args: argparse.Namespace) -> int:
+    from rating.storage import billing
+
     async def work(conn: asyncpg.Connection) -> int:
         charge = await billing.add_service_charge(
             conn, args.customer, args.month, args.amount,
@@ -308,6 +321,8 @@ def _cmd_service_charge_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_queue_report(args: argparse.Namespace) -> int:
+    from rating.storage import queue_report
+
     async def work(conn: asyncpg.Connection) -> int:
         report = await queue_report.queue_report(conn, args.month)
         (write_queue_report_json if args.json else write_queue_report_table)(sys.stdout, report)
@@ -328,6 +343,10 @@ def with_database(args: argparse.Namespace, work: Work) -> int:
 
     The URL is shown with its password as ***, also inside error messages that quote it.
     """
+    import asyncio
+
+    import structlog
+
     url = args.database_url or ""  # $DATABASE_URL is in it already, put there by fairline's composition root
     if not url:
         _error("no database given: use --database-url URL or set DATABASE_URL")
@@ -339,6 +358,11 @@ def with_database(args: argparse.Namespace, work: Work) -> int:
 
 
 async def _connected(url: str, work: Work) -> int:
+    import asyncpg
+
+    from rating.storage import billing
+    from rating.storage.database import StorageError, migrate
+
     shown = redact(url)
     try:
         conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
@@ -472,6 +496,10 @@ def write_import_report(out: TextIO, report: ImportReport) -> None:
 
 
 def _import_line(line: bytes, rates: RateTable) -> RatedCdr:
+    from rating.commands.rate_cli import parse_number_type, parse_timestamp
+    from rating.core.cdr import CallRecord, Disposition, rate_record
+    from rating.core.tariff import CallTimes
+
     try:
         given = json.loads(line.decode("utf-8"))
     except UnicodeDecodeError:
@@ -597,7 +625,7 @@ def write_queue_report_table(out: TextIO, report: queue_report.QueueReport) -> N
         return
     queued = sum(c.queued_calls for c in report.customers)
     visits = sum(q.calls for q in report.queues)
-    limit = queue_report.SERVICE_LEVEL_SECONDS
+    limit = queue_policy.SERVICE_LEVEL_SECONDS
     out.write(f"Queues {report.month}: {queued} queued calls, {visits} queue visits (a call that overflows "
               f"into another queue counts in both)\nservice %: calls answered within {limit} s per 100 calls\n\n")
     rows = [
@@ -617,21 +645,21 @@ def write_queue_report_table(out: TextIO, report: queue_report.QueueReport) -> N
     _table(out, ["customer", "name", "queued calls", "visits", "cap hits", "cap %", "flag"], rows,
            right={2, 3, 4, 5})
     out.write(f"\ncap hits: visits that reached the wait cap (overflowed or timed out)\n"
-              f"FLAG: {queue_report.FLAG_MIN_CAP_HITS} or more cap hits, {queue_report.FLAG_MIN_CAP_PERCENT} % "
+              f"FLAG: {queue_policy.FLAG_MIN_CAP_HITS} or more cap hits, {queue_policy.FLAG_MIN_CAP_PERCENT} % "
               f"or more of the visits\n")
     for c in report.customers:
         if c.flagged:
             out.write(f"{c.customer_id}: callers hit the cap in {c.cap_hits} of {c.visits} visits: "
-                      f"{queue_report.ADVICE}\n")
+                      f"{queue_policy.ADVICE}\n")
 
 
 def write_queue_report_json(out: TextIO, report: queue_report.QueueReport) -> None:
     """Waits in seconds with 3 decimals and percentages with 1, as strings: JSON numbers would become floats."""
     doc: dict[str, Any] = {
         "month": str(report.month),
-        "service_level_seconds": queue_report.SERVICE_LEVEL_SECONDS,
-        "flag_rule": {"min_cap_hits": queue_report.FLAG_MIN_CAP_HITS,
-                      "min_cap_percent": str(queue_report.FLAG_MIN_CAP_PERCENT)},
+        "service_level_seconds": queue_policy.SERVICE_LEVEL_SECONDS,
+        "flag_rule": {"min_cap_hits": queue_policy.FLAG_MIN_CAP_HITS,
+                      "min_cap_percent": str(queue_policy.FLAG_MIN_CAP_PERCENT)},
         "queues": [
             {
                 "queue": q.queue,
@@ -657,7 +685,7 @@ def write_queue_report_json(out: TextIO, report: queue_report.QueueReport) -> No
                 "cap_hits": c.cap_hits,
                 "cap_percent": _tenth(c.cap_percent),
                 "flagged": c.flagged,
-                "advice": queue_report.ADVICE if c.flagged else None,
+                "advice": queue_policy.ADVICE if c.flagged else None,
             }
             for c in report.customers
         ],

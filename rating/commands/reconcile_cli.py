@@ -17,36 +17,32 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, TextIO
-
-import asyncpg
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rating.commands import billing_cli
-from rating.storage import billing
 from rating.commands.billing_cli import EXIT_BAD_INPUT, EXIT_OK, RatesLoader, add_database_url
-from rating.core.cdr import RatedCdr
-from rating.core.reconcile import (
-    SETTLE,
-    SOURCE,
-    AsteriskCall,
-    AsteriskCdrError,
-    DirectoryEntry,
-    FairlineCdr,
-    MissingInFairline,
-    NotImportable,
-    Reconciliation,
-    Window,
-    asterisk_cdr,
-    e164,
-    inbound_calls,
-    parse_asterisk_cdr,
-    reconcile,
-)
-from rating.storage.database import insert_cdrs
-from rating.core.tariff import DEFAULT_RATES, NumberType, RateTable
+
+# The comparison (rating/core/reconcile.py) prices calls, so it brings the tariff and its holiday
+# calendars; it and the driver are imported where used, not here: fairline's composition root
+# registers this command for every run, `fairline --help` included.
+if TYPE_CHECKING:
+    import asyncpg
+
+    from rating.core.cdr import RatedCdr
+    from rating.core.reconcile import (
+        AsteriskCall,
+        DirectoryEntry,
+        FairlineCdr,
+        MissingInFairline,
+        Reconciliation,
+        Window,
+    )
+    from rating.core.tariff import RateTable
 
 EXIT_DIFFERENCES = 1
 MAX_SETTLE_S = Decimal(86400)
+# rating.core.reconcile.SETTLE, which --help shows; a unit test checks the two agree.
+DEFAULT_SETTLE = timedelta(seconds=10)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
@@ -65,8 +61,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
     rec.add_argument("--asterisk-cdr", type=Path, metavar="FILE",
                      help="Asterisk's CDR file (astlogdir/cdr-custom/fairline-cdr.csv); default $FAIRLINE_ASTERISK_CDR")
     add_database_url(rec)
-    rec.add_argument("--settle", type=settle_seconds, default=SETTLE, metavar="SECONDS",
-                     help=f"calls that ended this recently are not judged yet; default {SETTLE.seconds}")
+    rec.add_argument("--settle", type=settle_seconds, default=DEFAULT_SETTLE, metavar="SECONDS",
+                     help=f"calls that ended this recently are not judged yet; default {DEFAULT_SETTLE.seconds}")
     rec.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     rec.add_argument("--import", dest="import_missing", action="store_true",
                      help="store a rated CDR (source 'asterisk') for each call only Asterisk has, built from its "
@@ -100,6 +96,9 @@ def settle_seconds(text: str) -> timedelta:
 
 
 def _cmd_reconcile(args: argparse.Namespace, load_rates: RatesLoader | None) -> int:
+    from rating.core.reconcile import AsteriskCdrError, Window
+    from rating.core.tariff import DEFAULT_RATES
+
     try:
         window = Window(args.since, args.until)
     except ValueError as bad:
@@ -145,6 +144,8 @@ def _error(message: str) -> int:
 
 def read_asterisk_calls(path: Path) -> dict[str, AsteriskCall]:
     """The inbound calls in Asterisk's CDR file; raises OSError or AsteriskCdrError."""
+    from rating.core.reconcile import inbound_calls, parse_asterisk_cdr
+
     # newline="": the csv module handles line ends itself (a quoted field may hold one).
     with path.open(encoding="utf-8", errors="replace", newline="") as f:
         return inbound_calls(parse_asterisk_cdr(f))
@@ -152,6 +153,8 @@ def read_asterisk_calls(path: Path) -> dict[str, AsteriskCall]:
 
 async def _reconcile(conn: asyncpg.Connection, calls: dict[str, AsteriskCall], window: Window,
                      settle: timedelta) -> Reconciliation:
+    from rating.core.reconcile import reconcile
+
     in_window = [c.call_id for c in calls.values() if c.started_at in window]
     cdrs = await fetch_cdrs(conn, window, in_window)
     return reconcile(calls.values(), cdrs, window, now=datetime.now(UTC), settle=settle)
@@ -162,6 +165,8 @@ async def _reconcile(conn: asyncpg.Connection, calls: dict[str, AsteriskCall], w
 
 async def fetch_cdrs(conn: asyncpg.Connection, window: Window, call_ids: Sequence[str]) -> list[FairlineCdr]:
     """The CDRs that started in the window, and those of the given call ids wherever they started."""
+    from rating.core.reconcile import FairlineCdr
+
     rows = await conn.fetch(
         """SELECT call_id, did, started_at, ended_at, source FROM cdrs
            WHERE started_at >= $1 AND ($2::timestamptz IS NULL OR started_at < $2)
@@ -173,6 +178,9 @@ async def fetch_cdrs(conn: asyncpg.Connection, window: Window, call_ids: Sequenc
 
 async def fetch_directory(conn: asyncpg.Connection, numbers: Sequence[str]) -> dict[str, DirectoryEntry]:
     """Owner and type of each of the numbers (E.164) that is in the `numbers` table."""
+    from rating.core.reconcile import DirectoryEntry
+    from rating.core.tariff import NumberType
+
     rows = await conn.fetch("SELECT e164, customer_id, number_type FROM numbers WHERE e164 = ANY($1::text[])",
                             list(numbers))
     return {r["e164"]: DirectoryEntry(r["customer_id"], NumberType(r["number_type"])) for r in rows}
@@ -185,6 +193,10 @@ async def import_missing(conn: asyncpg.Connection, missing: Sequence[MissingInFa
     Returns the CDRs that were new (a call id stored meanwhile, e.g. by fairline, is left
     as it is) and the calls that could not be imported, with why.
     """
+    from rating.core.reconcile import NotImportable, asterisk_cdr, e164
+    from rating.storage import billing
+    from rating.storage.database import insert_cdrs
+
     numbers = sorted({key for m in missing if m.call.did is not None and (key := e164(m.call.did)) is not None})
     directory = await fetch_directory(conn, numbers)
     cdrs: list[RatedCdr] = []
@@ -205,6 +217,8 @@ async def import_missing(conn: asyncpg.Connection, missing: Sequence[MissingInFa
 
 def write_table(out: TextIO, found: Reconciliation, imported: Sequence[RatedCdr],
                 refused: Sequence[tuple[str, str]]) -> None:
+    from rating.core.reconcile import SOURCE
+
     for cdr in imported:
         c = cdr.call
         out.write(f"imported {c.call_id}: {c.did} {c.disposition.value}, {cdr.price.billable_seconds} s, "

@@ -18,12 +18,14 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import asyncpg
-
-from rating.storage import recordings
 from rating.commands.billing_cli import EXIT_OK, add_database_url, with_database
+
+if TYPE_CHECKING:  # imported by the commands, not by `fairline --help`
+    import asyncpg
+
+    from rating.storage import recordings
 
 EXIT_PROBLEMS = 1
 MAX_DAYS = 36500  # a hundred years: more is a typo, and would not fit a timestamp
@@ -86,6 +88,8 @@ def days(text: str) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from rating.storage import recordings
+
     async def work(conn: asyncpg.Connection) -> int:
         found = await recordings.recordings(conn, since=args.since)
         (write_list_json if args.json else write_list)(sys.stdout, found, args.since)
@@ -95,6 +99,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from rating.storage import recordings
+
     async def work(conn: asyncpg.Connection) -> int:
         checked, problems = await recordings.verify_kept(conn)
         write_verify(sys.stdout, checked, problems)
@@ -104,6 +110,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_purge(args: argparse.Namespace) -> int:
+    from rating.storage import recordings
+
     async def work(conn: asyncpg.Connection) -> int:
         now = datetime.now(UTC)
         done = await recordings.purge(conn, ended_before=now - timedelta(days=args.older_than), now=now,

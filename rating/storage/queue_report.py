@@ -14,13 +14,11 @@ import asyncpg
 
 from rating.storage.billing import first_day
 from rating.core.fair_use import Month
+# The policy's figures, named here too for the report's readers (tests, the e2e report test).
+from rating.core.queue_policy import ADVICE as ADVICE, FLAG_MIN_CAP_HITS as FLAG_MIN_CAP_HITS
+from rating.core.queue_policy import FLAG_MIN_CAP_PERCENT as FLAG_MIN_CAP_PERCENT
+from rating.core.queue_policy import SERVICE_LEVEL_SECONDS as SERVICE_LEVEL_SECONDS
 
-SERVICE_LEVEL_SECONDS = 60  # the policy's cap: a visit answered within it counts for the service level
-# A customer is flagged when callers hit the cap at least this often in the month...
-FLAG_MIN_CAP_HITS = 5
-# ...and in at least this share of their queue visits, in percent: rare bad luck is no pattern.
-FLAG_MIN_CAP_PERCENT = Decimal(10)
-ADVICE = "grow the team or spread the calls over more numbers"  # the policy's, for a flagged customer
 
 _EXACT = Context(prec=28)
 
