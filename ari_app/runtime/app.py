@@ -156,7 +156,9 @@ class App:
                 self._spawn(self.recorder.record(event.channel_id), f"record-{event.channel_id}")
             elif isinstance(event, events.RecordingEnded):
                 self._spawn(self.recorder.store(event), f"store-recording-{event.channel_id}")
-            elif self.queues.is_leg(event.channel_id):
+            elif self.queues.is_leg(event.channel_id) and event.channel_id not in self.calls:
+                # (A caller's channel whose id looks like a leg's, "X-agent-1", is still a call: Asterisk
+                # refuses a second channel of that id, so the leg never came to be.)
                 if isinstance(event, events.CallDestroyed):
                     self.queues.leg_destroyed(event.channel_id, event.at, event.cause)
             else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -39,6 +40,10 @@ def restart_fairline(live: LiveStack) -> None:
     s.fairline.send_signal(signal.SIGTERM)
     assert s.fairline.wait(timeout=10) == 0
     s.start_fairline()
+    # Asterisk lists the app as soon as its websocket is up; fairline then sets the share (on_connect).
+    deadline = time.monotonic() + 10
+    while admitted(live) != 100 and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.fixture

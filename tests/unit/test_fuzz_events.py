@@ -237,6 +237,27 @@ class TestGarbage:
         assert app.calls == {}
 
 
+    def test_a_caller_whose_channel_id_looks_like_an_agent_leg_still_gets_its_cdr(self) -> None:
+        """Found by the test above: caller `c1-agent-1` arrives, then caller `c1` goes into the support queue,
+        whose first agent leg would be `c1-agent-1` too; that channel's destruction ends the caller's call."""
+        async def scenario() -> tuple[list[RatedCdr], App]:
+            app, submitted = queue_app(FakeAri(), config())
+            app.handle(json.dumps(event("StasisStart", T0, args=[],
+                                        channel=channel("c1-agent-1", T0, ANNOUNCED, state="Ring"))))
+            app.handle(json.dumps(event("StasisStart", T0, args=["dialed", "NOANSWER", "+31201234568"],
+                                        channel=channel("c1", T0, ANNOUNCED, state="Ring"))))
+            await asyncio.sleep(0)
+            for call_id in ("c1-agent-1", "c1"):
+                app.handle(json.dumps(event("ChannelDestroyed", T0 + timedelta(hours=1), cause=16,
+                                            channel=channel(call_id, T0))))
+            await settle(app)
+            return submitted, app
+
+        submitted, app = asyncio.run(scenario())
+        assert sorted(c.call.call_id for c in submitted) == ["c1", "c1-agent-1"]
+        assert app.calls == {}
+
+
 # ---- Asterisk at random: real calls, every ordering Asterisk could produce
 
 
