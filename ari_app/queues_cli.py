@@ -10,11 +10,12 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ari_app.settings import DEFAULT_SPOOL_DIR
+from plumbing.clock import utc_now
 
 QUEUE_STATUS_FILE = "queues.json"
 
@@ -43,7 +44,7 @@ def cmd_queues(args: argparse.Namespace) -> int:
         return EXIT_UNAVAILABLE
     if not _alive(pid):
         print(f"fairline (pid {pid}) that wrote {path} is not running; its last status follows", file=sys.stderr)
-    now = datetime.now(timezone.utc)
+    now = utc_now()
     queues = [_with_waits(q, now) for q in status.get("queues", [])]
     if args.json:
         print(json.dumps({"at": now.isoformat(), "queues": queues}, indent=2))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from rating.commands import billing_cli
 from rating.commands.billing_cli import EXIT_BAD_INPUT, EXIT_OK, RatesLoader, add_database_url
+from plumbing.clock import utc_now
 
 # The comparison (rating/core/reconcile.py) prices calls, so it brings the tariff and its holiday
 # calendars; it and the driver are imported where used, not here: fairline's composition root
@@ -157,7 +158,7 @@ async def _reconcile(conn: asyncpg.Connection, calls: dict[str, AsteriskCall], w
 
     in_window = [c.call_id for c in calls.values() if c.started_at in window]
     cdrs = await fetch_cdrs(conn, window, in_window)
-    return reconcile(calls.values(), cdrs, window, now=datetime.now(UTC), settle=settle)
+    return reconcile(calls.values(), cdrs, window, now=utc_now(), settle=settle)
 
 
 # -------------------------------------------------------------------- database

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rating.commands.billing_cli import EXIT_OK, add_database_url, with_database
+from plumbing.clock import utc_now
 
 if TYPE_CHECKING:  # imported by the commands, not by `fairline --help`
     import asyncpg
@@ -113,7 +114,7 @@ def _cmd_purge(args: argparse.Namespace) -> int:
     from rating.storage import recordings
 
     async def work(conn: asyncpg.Connection) -> int:
-        now = datetime.now(UTC)
+        now = utc_now()
         done = await recordings.purge(conn, ended_before=now - timedelta(days=args.older_than), now=now,
                                       dry_run=args.dry_run)
         write_purge(sys.stdout, done, dry_run=args.dry_run)

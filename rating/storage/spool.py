@@ -17,7 +17,6 @@ import os
 import stat
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import structlog
 from plumbing.durable import fsync_dir, write_all
 from rating.core.cdr import RatedCdr
 from rating.errors import RatingError
+from plumbing.clock import utc_now
 
 log = structlog.get_logger(__name__)
 
@@ -225,7 +225,7 @@ def _rejected_line(raw: bytes, reason: str) -> dict[str, Any]:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat()
+    return utc_now().isoformat()
 
 
 def _owner_only(path: Path) -> None:
