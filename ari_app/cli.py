@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from pathlib import Path
 
 from ari_app import logs, settings as settings_mod
-from ari_app import config_history_cli, queues_cli
+from ari_app.commands import config_history_cli, queues_cli
 from ari_app.errors import AriUnauthorized, ConfigError
-from ari_app.queues_cli import QUEUE_STATUS_FILE
+from ari_app.commands.queues_cli import QUEUE_STATUS_FILE
 from rating.commands import billing_cli, reconcile_cli, recordings_cli
 
 # Only what building the parser needs is imported here: `fairline --help` and a mistyped

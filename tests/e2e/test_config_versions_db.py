@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from ari_app import config_history_cli
+from ari_app.commands import config_history_cli
 from ari_app.config_versions import ConfigRecorder, content_hash
 from rating.storage.config_store import ConfigVersion, config_history
 from tests.e2e.conftest import LiveStack

@@ -19,7 +19,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import ari_app.config_versions
-from ari_app import config_history_cli
+from ari_app.commands import config_history_cli
 from ari_app.config_versions import ConfigRecorder, content_hash, number_changes
 from rating.storage.config_store import ConfigVersion, NumberChange
 

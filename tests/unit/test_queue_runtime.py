@@ -23,7 +23,7 @@ from ari_app.core.model import Config, Customer, ForwardTo, Queue
 from ari_app.errors import AriError, ChannelGone
 from ari_app.queue_runtime import Queues
 from ari_app.core.queueing import QueueSpec, RingStrategy, Timer
-from ari_app.queues_cli import render
+from ari_app.commands.queues_cli import render
 from tests.unit.test_runtime import FakeAri, turn_until
 
 T0 = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
