@@ -19,6 +19,7 @@ from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 import holidays
+from holidays.registry import EntityLoader
 
 from rating.core import numbering
 from rating.errors import InvalidCall, InvalidTariff
@@ -32,7 +33,10 @@ _MONEY_STEP = Decimal("0.0001")
 _ZERO_EUR = Decimal("0.0000")
 # Explicit precision so prices never depend on whatever decimal context the caller set.
 _EXACT = Context(prec=28, rounding=ROUND_HALF_EVEN)  # Decimal's own default
-_HOLIDAY_CALENDARS = frozenset(holidays.list_supported_countries())
+# The countries the holidays package has a calendar for, from its registry: asking
+# holidays.list_supported_countries() would import every country's module (8 MB of a
+# fairline that rests at 60). A country's module loads when its first call is rated.
+_HOLIDAY_CALENDARS = frozenset(EntityLoader.get_country_codes(include_aliases=True))
 
 
 class NumberType(enum.StrEnum):

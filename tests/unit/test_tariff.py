@@ -474,3 +474,14 @@ class TestRatingCoreIsPure:
         repo = pathlib.Path(__file__).resolve().parents[2]
         result = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
         assert result.stdout.strip() == ""
+
+
+class TestHolidayCalendars:
+    def test_the_countries_with_a_calendar_are_those_the_holidays_package_lists(self) -> None:
+        """The registry fairline reads (cheaply) names the same countries as the package's public list,
+        so an upgrade of holidays that changes its internals fails here, not in a rated call."""
+        import holidays
+
+        from rating.core import tariff
+
+        assert tariff._HOLIDAY_CALENDARS == frozenset(holidays.list_supported_countries())
