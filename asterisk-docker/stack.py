@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
-import json
 import os
 import re
 import secrets
@@ -28,7 +27,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -99,8 +97,9 @@ def install_prerequisites() -> None:
     rootfs_path()
 
 
-def run_quiet(cmd: list[str], *, what: str, env: dict[str, str] | None = None, timeout: float = 900) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+def run_quiet(cmd: list[str], *, what: str, env: dict[str, str] | None = None, timeout: float = 900,
+              stdin: str | None = None) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, input=stdin)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise StackError(f"{what} failed (exit {proc.returncode}):\n{tail}")
@@ -414,14 +413,19 @@ class Stack:
         )
         self._pg_started = False
 
-    def psql(self, db: str, sql: str, *extra: str) -> str:
+    def psql(self, db: str, sql: str, *extra: str, params: dict[str, str] | None = None) -> str:
+        """Run `sql` with psql; `params` are bound as psql variables, quoted where the SQL says :'name'."""
         # The password goes by environment, not on a command line anyone can read in ps.
         url, password = split_password(self.database_url)
         if db != "fairline":
             url = url.rsplit("/", 1)[0] + "/" + db
         env = dict(os.environ, PGPASSWORD=password) if password else None
-        return run_quiet(["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", *extra, "-c", sql],
-                         what=f"psql {sql[:40]!r}", timeout=30, env=env)
+        cmd = ["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", *extra]
+        if params is None:
+            return run_quiet([*cmd, "-c", sql], what=f"psql {sql[:40]!r}", timeout=30, env=env)
+        # psql interpolates variables in what it reads, not in -c: the SQL goes on stdin.
+        variables = [arg for name, value in params.items() for arg in ("-v", f"{name}={value}")]
+        return run_quiet([*cmd, *variables, "-f", "-"], what=f"psql {sql[:40]!r}", timeout=30, env=env, stdin=sql)
 
     def check_database_answers(self) -> None:
         url, password = split_password(self.database_url)
@@ -554,19 +558,9 @@ class Stack:
         )
         return self.targets
 
-    def sipp_call(self, did: str, scenario: Path, *, caller: str = "+31612345678", calls: int = 1,
-                  rate: int = 10, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        """Place real SIP calls into Asterisk with sipp, as the carrier would."""
-        return subprocess.run(
-            ["sipp", "-sf", str(scenario), "-s", did, "-key", "caller", caller,
-             "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
-             "-m", str(calls), "-r", str(rate), "-nostdin", "-timeout", f"{timeout:.0f}s", "-timeout_error",
-             f"127.0.0.1:{self.ports.sip}"],
-            capture_output=True, text=True, timeout=timeout + 15, cwd=self.state_dir,
-        )
-
 
 def free_udp_port() -> int:
+    """A UDP port nobody uses now on 127.0.0.1 (for sipp's SIP and media sockets)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -619,6 +613,17 @@ DEMO_CALLS = [
 ]
 
 
+def demo_call(stack: Stack, did: str, scenario: Path, caller: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """One real SIP call into Asterisk with sipp, as the carrier would place it (the tests' harness: tests/e2e/sipp.py)."""
+    return subprocess.run(
+        ["sipp", "-sf", str(scenario), "-s", did, "-key", "caller", caller,
+         "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+         "-m", "1", "-r", "10", "-nostdin", "-timeout", f"{timeout:.0f}s", "-timeout_error",
+         f"127.0.0.1:{stack.ports.sip}"],
+        capture_output=True, text=True, timeout=timeout + 15, cwd=stack.state_dir,
+    )
+
+
 def print_cdrs(stack: Stack, since: str) -> None:
     out = stack.psql(
         "fairline",
@@ -629,8 +634,9 @@ def print_cdrs(stack: Stack, since: str) -> None:
         "answered_target AS target, target_kind AS kind, billable_seconds AS secs, peak_seconds AS peak, offpeak_seconds AS offpeak, "
         "list_price_eur AS list_eur, fair_use_eligible AS fair_use, charged_eur, "
         "queue_name AS queue, queue_wait_seconds AS queue_wait, queue_disposition AS queue_end "
-        f"FROM cdrs WHERE started_at >= '{since}' ORDER BY started_at",
+        "FROM cdrs WHERE started_at >= :'since' ORDER BY started_at",
         "-P", "format=aligned", "-P", "tuples_only=off", "-P", "border=2",
+        params={"since": since},
     )
     print(out)
 
@@ -646,12 +652,13 @@ def cmd_demo(_: argparse.Namespace) -> int:
             if scenario == "uac_unanswered.xml":  # the caller expects 480 No Answer
                 path = stack.state_dir / "uac_unanswered_480.xml"
                 path.write_text((SCENARIOS / scenario).read_text().replace("[final]", "480"))
-            proc = stack.sipp_call(did, path, caller=caller)
+            proc = demo_call(stack, did, path, caller)
             outcome = "ok" if proc.returncode == 0 else f"FAILED (sipp exit {proc.returncode})"
             say(f"call {caller} -> {did}: {what}: {outcome}")
         # The CDR is written just after the call ends; give the writer a moment.
         wait_for("the demo CDRs",
-                 lambda: int(stack.psql("fairline", f"SELECT count(*) FROM cdrs WHERE started_at >= '{since}'")) >= len(DEMO_CALLS),
+                 lambda: int(stack.psql("fairline", "SELECT count(*) FROM cdrs WHERE started_at >= :'since'",
+                                        params={"since": since})) >= len(DEMO_CALLS),
                  timeout=10, log=stack.log("fairline"))
         print("\nRated CDRs of these calls in PostgreSQL (table cdrs; docs/billing.md explains the columns):")
         print_cdrs(stack, since)
@@ -720,17 +727,6 @@ def main(argv: list[str] | None = None) -> int:
     except StackError as exc:
         say(f"error: {exc}")
         return 2
-
-
-def iter_lines(path: Path) -> Iterator[dict[str, object]]:
-    """The JSON log lines of a fairline log file (non-JSON lines are skipped)."""
-    if not path.exists():
-        return
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            yield json.loads(line)
-        except ValueError:
-            continue
 
 
 if __name__ == "__main__":

@@ -30,8 +30,7 @@ import stack as stackmod  # noqa: E402
 from rating import billing_cli  # noqa: E402
 from rating.cdr import RatedCdr  # noqa: E402
 from rating.storage import insert_cdrs, migrate  # noqa: E402
-
-SCENARIOS = ROOT / "tests" / "e2e" / "scenarios"
+from tests.e2e.sipp import SCENARIOS, place_calls  # noqa: E402
 
 
 class LiveStack:
@@ -42,7 +41,7 @@ class LiveStack:
         self.log_offset = 0
 
     def call(self, did: str, scenario: str, **kw: Any) -> Any:
-        return self.stack.sipp_call(did, SCENARIOS / scenario, **kw)
+        return place_calls(self.stack, did, SCENARIOS / scenario, **kw)
 
     def cdrs(self) -> list[dict[str, Any]]:
         out = self.stack.psql("fairline", "SELECT coalesce(json_agg(c ORDER BY started_at), '[]') FROM cdrs c")
