@@ -4,8 +4,13 @@
 PYTHON ?= python3
 VENV   := .venv
 STACK  := $(VENV)/bin/python asterisk-docker/stack.py
+# Every Python package the venv holds, pinned with hashes: holidays and phonenumbers decide
+# prices and which targets are valid, so they change only when someone runs `make lock` on purpose.
+LOCK   := requirements.lock
+UV     := .venv-lock/bin/uv
+UV_VERSION := 0.13.8
 
-.PHONY: demo up test bench setup clean-cache
+.PHONY: demo up test bench setup lock clean-cache
 
 demo: setup          ## bring up Asterisk, PostgreSQL and fairline, place sample calls, print rated CDRs
 	$(STACK) demo
@@ -16,20 +21,35 @@ up: setup            ## the same stack in the foreground until Ctrl-C, ready for
 test: setup          ## the whole suite: unit tests and end-to-end tests with real SIP calls
 	$(VENV)/bin/python -m pytest
 
-bench: setup         ## issue 8's benchmarks: call path against a plain dialplan, CDR rating and writing, settlement, config load
+bench: setup         ## issue 8's benchmarks (call path, CDR rating and writing, settlement, config load); start-up and memory at rest (BASELINE=REV alternates with REV)
 	$(VENV)/bin/python bench/call_path.py
 	$(VENV)/bin/python bench/cdr_writing.py
 	$(VENV)/bin/python bench/settlement.py
 	$(VENV)/bin/python bench/config_load.py
+	$(VENV)/bin/python bench/startup.py $(if $(BASELINE),--baseline $(BASELINE))
 
 setup: $(VENV)/.installed
 	$(STACK) prerequisites
 
-$(VENV)/.installed: pyproject.toml
-	@echo "setup: creating $(VENV) and installing fairline with its test tools (about 30 s the first time)"
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+# A new lock makes a new venv (--clear): it then holds exactly the pinned packages.
+$(VENV)/.installed: pyproject.toml $(LOCK)
+	@echo "setup: creating $(VENV) and installing fairline with its test tools from $(LOCK) (about 30 s the first time)"
+	$(PYTHON) -m venv --clear $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
+
+# `make lock` after changing pyproject.toml's dependencies: adds and removes what changed, keeps every
+# other pin. `make lock UPGRADE=holidays` (or UPGRADE="holidays phonenumbers") moves those to their newest
+# release; `make lock UPGRADE=all` every package. Then `make test`, and commit requirements.lock.
+lock: $(UV)          ## pin pyproject.toml's dependencies and the test extra in requirements.lock
+	$(UV) pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 --quiet \
+	    --custom-compile-command 'make lock' -o $(LOCK) \
+	    $(if $(filter all,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
+
+$(UV):
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 
 clean-cache:         ## forget the cached Asterisk root filesystem and PostgreSQL clusters
 	rm -rf "$${FAIRLINE_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/fairline}"

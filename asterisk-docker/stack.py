@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
-import json
 import os
 import re
 import secrets
@@ -28,10 +27,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# fairline's own rules for what the stack checks and prints (standard library only, so this runs
+# before the venv exists too): which Asterisk is new enough, and a URL with its password hidden.
+sys.path.insert(0, str(ROOT))
+from ari_app.ari.version import MIN_ASTERISK_MAJOR, UnsupportedAsterisk, asterisk_major  # noqa: E402
+from plumbing.redaction import redact  # noqa: E402
+
 DIALPLAN = ROOT / "dialplan"
 # Root's cache is under /var/cache: PostgreSQL's data must be reachable by the
 # postgres user, which cannot enter /root.
@@ -39,7 +43,6 @@ CACHE = Path(
     os.environ.get("FAIRLINE_CACHE")
     or ("/var/cache/fairline" if os.geteuid() == 0 else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fairline")
 )
-MIN_ASTERISK_MAJOR = 22
 SCENARIOS = ROOT / "tests" / "e2e" / "scenarios"  # sipp scenarios: callers and the phones they reach
 
 # command -> Debian package that provides it
@@ -99,8 +102,9 @@ def install_prerequisites() -> None:
     rootfs_path()
 
 
-def run_quiet(cmd: list[str], *, what: str, env: dict[str, str] | None = None, timeout: float = 900) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+def run_quiet(cmd: list[str], *, what: str, env: dict[str, str] | None = None, timeout: float = 900,
+              stdin: str | None = None) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, input=stdin)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise StackError(f"{what} failed (exit {proc.returncode}):\n{tail}")
@@ -414,14 +418,19 @@ class Stack:
         )
         self._pg_started = False
 
-    def psql(self, db: str, sql: str, *extra: str) -> str:
+    def psql(self, db: str, sql: str, *extra: str, params: dict[str, str] | None = None) -> str:
+        """Run `sql` with psql; `params` are bound as psql variables, quoted where the SQL says :'name'."""
         # The password goes by environment, not on a command line anyone can read in ps.
         url, password = split_password(self.database_url)
         if db != "fairline":
             url = url.rsplit("/", 1)[0] + "/" + db
         env = dict(os.environ, PGPASSWORD=password) if password else None
-        return run_quiet(["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", *extra, "-c", sql],
-                         what=f"psql {sql[:40]!r}", timeout=30, env=env)
+        cmd = ["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", *extra]
+        if params is None:
+            return run_quiet([*cmd, "-c", sql], what=f"psql {sql[:40]!r}", timeout=30, env=env)
+        # psql interpolates variables in what it reads, not in -c: the SQL goes on stdin.
+        variables = [arg for name, value in params.items() for arg in ("-v", f"{name}={value}")]
+        return run_quiet([*cmd, *variables, "-f", "-"], what=f"psql {sql[:40]!r}", timeout=30, env=env, stdin=sql)
 
     def check_database_answers(self) -> None:
         url, password = split_password(self.database_url)
@@ -431,7 +440,7 @@ class Stack:
         )
         if proc.returncode != 0:
             raise StackError(
-                f"DATABASE_URL ({redact_url(self.database_url)}) does not answer: {proc.stderr.strip()}\n"
+                f"DATABASE_URL ({redact(self.database_url)}) does not answer: {proc.stderr.strip()}\n"
                 "  unset DATABASE_URL to let the stack run a private PostgreSQL cluster, or fix the address"
             )
 
@@ -555,19 +564,9 @@ class Stack:
         )
         return self.targets
 
-    def sipp_call(self, did: str, scenario: Path, *, caller: str = "+31612345678", calls: int = 1,
-                  rate: int = 10, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        """Place real SIP calls into Asterisk with sipp, as the carrier would."""
-        return subprocess.run(
-            ["sipp", "-sf", str(scenario), "-s", did, "-key", "caller", caller,
-             "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
-             "-m", str(calls), "-r", str(rate), "-nostdin", "-timeout", f"{timeout:.0f}s", "-timeout_error",
-             f"127.0.0.1:{self.ports.sip}"],
-            capture_output=True, text=True, timeout=timeout + 15, cwd=self.state_dir,
-        )
-
 
 def free_udp_port() -> int:
+    """A UDP port nobody uses now on 127.0.0.1 (for sipp's SIP and media sockets)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -588,11 +587,12 @@ def write_private(path: Path, text: str) -> None:
 
 
 def check_asterisk_version(version: str) -> None:
-    """Refuse an Asterisk older than the one fairline was built and tested on."""
-    m = re.search(r"Asterisk (\d+)\.", version)
-    if not m:
-        raise StackError(f"cannot read the Asterisk version from {version!r}")
-    if int(m.group(1)) < MIN_ASTERISK_MAJOR:
+    """Refuse an Asterisk older than the one fairline was built and tested on (fairline's own rule)."""
+    try:
+        major = asterisk_major(version)
+    except UnsupportedAsterisk:
+        raise StackError(f"cannot read the Asterisk version from {version!r}") from None
+    if major < MIN_ASTERISK_MAJOR:
         raise StackError(f"{version} is too old: fairline needs Asterisk {MIN_ASTERISK_MAJOR} or newer")
 
 
@@ -602,10 +602,6 @@ def split_password(url: str) -> tuple[str, str | None]:
     if not m:
         return url, None
     return f"{m.group(1)}@{m.group(3)}", m.group(2)
-
-
-def redact_url(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 # ---------------------------------------------------------------- demo / up
@@ -620,6 +616,17 @@ DEMO_CALLS = [
 ]
 
 
+def demo_call(stack: Stack, did: str, scenario: Path, caller: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """One real SIP call into Asterisk with sipp, as the carrier would place it (the tests' harness: tests/e2e/sipp.py)."""
+    return subprocess.run(
+        ["sipp", "-sf", str(scenario), "-s", did, "-key", "caller", caller,
+         "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+         "-m", "1", "-r", "10", "-nostdin", "-timeout", f"{timeout:.0f}s", "-timeout_error",
+         f"127.0.0.1:{stack.ports.sip}"],
+        capture_output=True, text=True, timeout=timeout + 15, cwd=stack.state_dir,
+    )
+
+
 def print_cdrs(stack: Stack, since: str) -> None:
     out = stack.psql(
         "fairline",
@@ -630,8 +637,9 @@ def print_cdrs(stack: Stack, since: str) -> None:
         "answered_target AS target, target_kind AS kind, billable_seconds AS secs, peak_seconds AS peak, offpeak_seconds AS offpeak, "
         "list_price_eur AS list_eur, fair_use_eligible AS fair_use, charged_eur, "
         "queue_name AS queue, queue_wait_seconds AS queue_wait, queue_disposition AS queue_end "
-        f"FROM cdrs WHERE started_at >= '{since}' ORDER BY started_at",
+        "FROM cdrs WHERE started_at >= :'since' ORDER BY started_at",
         "-P", "format=aligned", "-P", "tuples_only=off", "-P", "border=2",
+        params={"since": since},
     )
     print(out)
 
@@ -647,12 +655,13 @@ def cmd_demo(_: argparse.Namespace) -> int:
             if scenario == "uac_unanswered.xml":  # the caller expects 480 No Answer
                 path = stack.state_dir / "uac_unanswered_480.xml"
                 path.write_text((SCENARIOS / scenario).read_text().replace("[final]", "480"))
-            proc = stack.sipp_call(did, path, caller=caller)
+            proc = demo_call(stack, did, path, caller)
             outcome = "ok" if proc.returncode == 0 else f"FAILED (sipp exit {proc.returncode})"
             say(f"call {caller} -> {did}: {what}: {outcome}")
         # The CDR is written just after the call ends; give the writer a moment.
         wait_for("the demo CDRs",
-                 lambda: int(stack.psql("fairline", f"SELECT count(*) FROM cdrs WHERE started_at >= '{since}'")) >= len(DEMO_CALLS),
+                 lambda: int(stack.psql("fairline", "SELECT count(*) FROM cdrs WHERE started_at >= :'since'",
+                                        params={"since": since})) >= len(DEMO_CALLS),
                  timeout=10, log=stack.log("fairline"))
         print("\nRated CDRs of these calls in PostgreSQL (table cdrs; docs/billing.md explains the columns):")
         print_cdrs(stack, since)
@@ -676,7 +685,7 @@ def cmd_up(_: argparse.Namespace) -> int:
         say("up. Point a SIP client on this machine at the carrier side:")
         say(f"  call sip:+31201234567@127.0.0.1:{stack.ports.sip}  (a configured number; see {stack.app_config})")
         say(f"  ARI {stack.ari_url} (user/password in {stack.secrets_file})")
-        say(f"  database {redact_url(stack.database_url)}")
+        say(f"  database {redact(stack.database_url)}")
         say(f"  logs in {stack.state_dir}; Ctrl-C stops everything")
         while not stopping:
             if stack.fairline is not None and stack.fairline.poll() is not None:
@@ -721,17 +730,6 @@ def main(argv: list[str] | None = None) -> int:
     except StackError as exc:
         say(f"error: {exc}")
         return 2
-
-
-def iter_lines(path: Path) -> Iterator[dict[str, object]]:
-    """The JSON log lines of a fairline log file (non-JSON lines are skipped)."""
-    if not path.exists():
-        return
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            yield json.loads(line)
-        except ValueError:
-            continue
 
 
 if __name__ == "__main__":

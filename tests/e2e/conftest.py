@@ -12,10 +12,12 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
 import shutil
 from decimal import Decimal
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,7 @@ import stack as stackmod  # noqa: E402
 from rating.commands import billing_cli  # noqa: E402
 from rating.core.cdr import RatedCdr  # noqa: E402
 from rating.storage.database import insert_cdrs, migrate  # noqa: E402
-
-SCENARIOS = ROOT / "tests" / "e2e" / "scenarios"
+from tests.e2e.sipp import SCENARIOS, place_calls  # noqa: E402
 
 
 class LiveStack:
@@ -42,7 +43,7 @@ class LiveStack:
         self.log_offset = 0
 
     def call(self, did: str, scenario: str, **kw: Any) -> Any:
-        return self.stack.sipp_call(did, SCENARIOS / scenario, **kw)
+        return place_calls(self.stack, did, SCENARIOS / scenario, **kw)
 
     def cdrs(self) -> list[dict[str, Any]]:
         out = self.stack.psql("fairline", "SELECT coalesce(json_agg(c ORDER BY started_at), '[]') FROM cdrs c")
@@ -97,9 +98,7 @@ def live(live_stack: LiveStack) -> LiveStack:
     s = live_stack.stack
     if s.fairline is None or s.fairline.poll() is not None:
         s.start_fairline()
-    # A call of the previous test may still be on its way to the table: let it land first.
-    poll(lambda: _cdrs_written(live_stack) >= _calls_ended(live_stack), timeout=5)
-    s.psql("fairline", "TRUNCATE cdrs CASCADE")  # and the recordings rows that point at them
+    empty_cdr_table(live_stack)
     live_stack.log_offset = s.log("fairline").stat().st_size
     return live_stack
 
@@ -117,21 +116,65 @@ async def pool(live_stack: LiveStack) -> AsyncIterator[asyncpg.Pool]:
     pool.terminate()  # its connections may be dead after a PostgreSQL restart: no polite goodbye needed
 
 
+# A recorded call's CDR waits up to 10 s for its recording (ari_app RECORDING_GRACE_S); a spool
+# replay is retried every second: 30 s is ample, and only a call that never ends takes it all.
+QUIET_TIMEOUT_S = 30.0
+
+
+def empty_cdr_table(live: LiveStack) -> None:
+    """Empty the CDR table once the calls of earlier tests are over and their CDRs stored.
+
+    A CDR that landed afterwards would be taken for one of the next test's calls.
+    """
+    busy: list[str] = []
+
+    def quiet() -> bool:
+        busy[:] = still_busy(live)
+        return not busy
+
+    if not poll(quiet, timeout=QUIET_TIMEOUT_S):
+        pytest.fail(f"the calls of earlier tests still run after {QUIET_TIMEOUT_S:.0f} s: {'; '.join(busy)}")
+    live.stack.psql("fairline", "TRUNCATE cdrs CASCADE")  # and the recordings rows that point at them
+
+
+def still_busy(live: LiveStack) -> list[str]:
+    """What earlier calls still have going on, from Asterisk to the CDR table; [] when all is done.
+
+    In the order a call ends: its channels leave Asterisk, fairline forgets it and submits its
+    CDR, the CDR writer stores it in the database (or the spool, replayed once the database answers).
+    """
+    s = live.stack
+    try:
+        channels = s.asterisk_rx("core show channels count")
+    except stackmod.StackError as exc:
+        return [f"Asterisk does not answer: {exc}"]
+    active = re.search(r"(\d+) active channels?", channels)
+    if active is None or int(active.group(1)) > 0:
+        return [f"Asterisk: {channels.strip().splitlines()[0] if channels.strip() else channels!r}"]
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{s.ports.status}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError as exc:
+        return [f"fairline's /metrics does not answer: {exc}"]
+    metrics = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    busy = [f"{name} {metrics.get(name)}" for name in
+            ("fairline_calls_in_progress", "fairline_cdrs_pending", "fairline_cdr_spool_depth")
+            if float(metrics.get(name, "nan")) != 0]
+    # fairline forgets an ended call before its worker has submitted the CDR (`call.ended`);
+    # in between, neither calls_in_progress nor cdrs_pending counts it.
+    lines = _whole_log(live)
+    ended = {e.get("call_id") for e in lines if e.get("event") == "call.phase" and e.get("phase") == "ended"}
+    submitted = {e.get("call_id") for e in lines if e.get("event") == "call.ended"}
+    busy += [f"call {call_id}: ended, its CDR not yet submitted" for call_id in sorted(ended - submitted, key=str)]
+    return busy
+
+
 def _whole_log(live: LiveStack) -> list[dict[str, Any]]:
     offset, live.log_offset = live.log_offset, 0
     try:
         return live.logs()
     finally:
         live.log_offset = offset
-
-
-def _calls_ended(live: LiveStack) -> int:
-    return sum(e.get("event") == "call.ended" for e in _whole_log(live))
-
-
-def _cdrs_written(live: LiveStack) -> int:
-    # A replay after a database outage stores spooled CDRs without a cdr.written line.
-    return sum(int(e.get("count", 0)) for e in _whole_log(live) if e.get("event") in ("cdr.written", "cdr.replayed"))
 
 
 @dataclasses.dataclass

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import pytest
 
 from tests.e2e.conftest import SCENARIOS, LiveStack, poll
+from tests.e2e.sipp import free_udp_port, place_calls
 
 pytestmark = pytest.mark.e2e
 
@@ -73,12 +74,6 @@ def is_loopback(address: str) -> bool:
     return ip.is_loopback
 
 
-def free_udp_port(address: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
-
-
 def scenario(live: LiveStack, final: int, *, withheld: bool = False) -> Path:
     """A caller that expects the call refused with SIP `final` (after optional ringing or early media)."""
     text = (SCENARIOS / "uac_unanswered.xml").read_text().replace("[final]", str(final))
@@ -92,12 +87,7 @@ def scenario(live: LiveStack, final: int, *, withheld: bool = False) -> Path:
 def sipp(live: LiveStack, did: str, scenario_path: Path, *, source: str = "127.0.0.1",
          caller: str = "+31612345678", timeout: float = 20) -> subprocess.CompletedProcess[str]:
     """One call from `source` (the address sipp binds to) into Asterisk's SIP port."""
-    return subprocess.run(
-        ["sipp", "-sf", str(scenario_path), "-s", did, "-key", "caller", caller,
-         "-i", source, "-p", str(free_udp_port(source)), "-mp", str(free_udp_port(source)),
-         "-m", "1", "-nostdin", "-timeout", f"{timeout:.0f}s", "-timeout_error", f"127.0.0.1:{live.stack.ports.sip}"],
-        capture_output=True, text=True, timeout=timeout + 15, cwd=live.stack.state_dir,
-    )
+    return place_calls(live.stack, did, scenario_path, source=source, caller=caller, timeout=timeout)
 
 
 def messages_log(live: LiveStack) -> Path:

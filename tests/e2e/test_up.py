@@ -12,15 +12,18 @@ import sys
 import pytest
 
 from tests.e2e.conftest import ROOT, stackmod
+from tests.e2e.sipp import SCENARIOS, place_calls
 
 pytestmark = pytest.mark.e2e
 
 
 def test_up_serves_calls_until_ctrl_c_and_then_leaves_no_process_or_port_behind() -> None:
     ports = stackmod.Ports.free()
+    # Its own instance, apart from other test runs on this machine (FAIRLINE_TEST_INSTANCE, see conftest).
+    instance = f"{os.environ.get('FAIRLINE_TEST_INSTANCE', 'test')}-up"
     env = dict(
         os.environ,
-        FAIRLINE_INSTANCE="test-up",
+        FAIRLINE_INSTANCE=instance,
         FAIRLINE_SIP_PORT=str(ports.sip),
         FAIRLINE_HTTP_PORT=str(ports.http),
         FAIRLINE_AMI_PORT=str(ports.ami),
@@ -30,7 +33,7 @@ def test_up_serves_calls_until_ctrl_c_and_then_leaves_no_process_or_port_behind(
     )
     env.pop("DATABASE_URL", None)
     # This test owns the instance: start from an empty database, as a new user would.
-    shutil.rmtree(stackmod.CACHE / "pg" / "test-up", ignore_errors=True)
+    shutil.rmtree(stackmod.CACHE / "pg" / instance, ignore_errors=True)
     up = subprocess.Popen([sys.executable, str(ROOT / "asterisk-docker" / "stack.py"), "up"], env=env,
                           stderr=subprocess.PIPE, text=True)
     output = []
@@ -41,14 +44,14 @@ def test_up_serves_calls_until_ctrl_c_and_then_leaves_no_process_or_port_behind(
             if "Ctrl-C stops everything" in line:
                 break
         assert up.poll() is None, "".join(output)
-        stack = stackmod.Stack.create("test-up", ports)
-        call = stack.sipp_call("+31201234567", ROOT / "tests" / "e2e" / "scenarios" / "uac_talk.xml")
+        stack = stackmod.Stack.create(instance, ports)
+        call = place_calls(stack, "+31201234567", SCENARIOS / "uac_talk.xml")
         assert call.returncode == 0, call.stderr
     finally:
         up.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert up.wait(timeout=30) == 0
 
-    leftovers = subprocess.run(["pgrep", "-af", "srv/fairline/test-up|pg/test-up"], capture_output=True, text=True)
+    leftovers = subprocess.run(["pgrep", "-af", f"srv/fairline/{instance}|pg/{instance}"], capture_output=True, text=True)
     assert leftovers.stdout == ""
     for port, kind in ((ports.sip, socket.SOCK_DGRAM), (ports.targets, socket.SOCK_DGRAM), (ports.http, socket.SOCK_STREAM),
                        (ports.ami, socket.SOCK_STREAM), (ports.pg, socket.SOCK_STREAM)):
