@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 
 def redact(url: str) -> str:
@@ -23,3 +23,13 @@ def redact(url: str) -> str:
         return url  # nothing to hide; rebuilding could change the spelling (postgresql:///db)
     return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "") + (
         f"#{parts.fragment}" if parts.fragment else "")
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` with any password of `url` replaced by ***, in case an error message quotes it."""
+    parts = urlsplit(url)
+    secrets = [parts.password, unquote(parts.password or "")]
+    secrets += [v for k, v in parse_qsl(parts.query) if k == "password"]
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

@@ -27,12 +27,11 @@ from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from rating.errors import InvalidCall, InvalidMonth, RatingError
 from rating.core import queue_policy
 from rating.core.fair_use import Month
-from plumbing.redaction import redact
+from plumbing.redaction import redact, scrub
 
 # The driver, the SQL and the tariff (with its holiday calendars) are imported by the commands
 # that use them, not here: fairline's composition root registers these commands for every
@@ -367,7 +366,7 @@ async def _connected(url: str, work: Work) -> int:
     try:
         conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
     except ValueError as bad:  # asyncpg's ClientConfigurationError is one too
-        _error(f"bad database URL {shown}: {_scrub(str(bad), url)}")
+        _error(f"bad database URL {shown}: {scrub(str(bad), url)}")
         return EXIT_BAD_INPUT
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:
         _error(f"database {shown} unreachable: {_describe(problem, url)}")
@@ -390,18 +389,8 @@ async def _connected(url: str, work: Work) -> int:
             conn.terminate()  # gone or hanging; nothing is pending: every write committed or rolled back
 
 
-def _scrub(text: str, url: str) -> str:
-    """text with any password from url replaced by ***, in case an error message quotes it."""
-    parts = urlsplit(url)
-    secrets = [parts.password, unquote(parts.password or "")]
-    secrets += [v for k, v in parse_qsl(parts.query) if k == "password"]
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
 def _describe(problem: BaseException, url: str) -> str:
-    return _scrub(str(problem), url) or type(problem).__name__
+    return scrub(str(problem), url) or type(problem).__name__
 
 
 # ---------------------------------------------------------------------- import

@@ -61,3 +61,21 @@ class TestSpawn:
 
 def test_now_is_aware_and_utc() -> None:
     assert utc_now().tzinfo is UTC
+
+
+class TestScrub:
+    @pytest.mark.parametrize(("url", "text"), [
+        ("postgresql://fairline:s3cr%40t@db/fairline", "auth failed for s3cr@t and s3cr%40t"),
+        ("postgresql://fairline@db/fairline?password=hunter2", "password hunter2 rejected"),
+    ])
+    def test_an_error_message_never_shows_the_urls_password(self, url: str, text: str) -> None:
+        from plumbing.redaction import scrub
+
+        scrubbed = scrub(text, url)
+        assert "***" in scrubbed
+        assert not any(secret in scrubbed for secret in ("s3cr@t", "s3cr%40t", "hunter2"))
+
+    def test_a_url_without_a_password_leaves_the_text_alone(self) -> None:
+        from plumbing.redaction import scrub
+
+        assert scrub("connection refused", "postgresql://fairline@db/fairline") == "connection refused"
