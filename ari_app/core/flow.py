@@ -488,17 +488,15 @@ def _answered(call: Call, _: State, event: CallAnswered, __: Config) -> Step:
 def _hangup_requested(call: Call, state: State, event: HangupRequested, _: Config) -> Step:
     """The caller hangs up (or fairline's own release reaches the channel): from now on nothing new starts."""
     cause = _cause(call, event.cause) if call.data.hangup_cause is None else call.data.hangup_cause
-    hung_up = _with(call, hangup_cause=cause, hung_up=True)
-    if isinstance(state, Dialing) and state.in_dialplan:  # out of the app already: no StasisEnd is coming
-        return _end(hung_up, event.at)
-    return hung_up, []
+    return _with(call, hangup_cause=cause, hung_up=True), []
 
 
 def _left(call: Call, state: State, event: CallLeft, _: Config) -> Step:
     """StasisEnd: the hand-over to Dial() the flow asked for, or else the channel's end in the app."""
     if isinstance(state, Dialing) and not state.in_dialplan:
         return _with(call, dataclasses.replace(state, in_dialplan=True)), []
-    return _end(call, event.at)
+    # A channel fairline subscribed to ends with its ChannelDestroyed, which carries the cause.
+    return (call, []) if call.data.followed else _end(call, event.at)
 
 
 def _destroyed(call: Call, _: State, event: CallDestroyed, __: Config) -> Step:
@@ -509,6 +507,12 @@ def _destroyed(call: Call, _: State, event: CallDestroyed, __: Config) -> Step:
 def _ended_by(call: Call, _: State, event: CallLeft | ActionFailed, __: Config) -> Step:
     """The caller hung up and the channel is out of the app, or an action on it failed: nothing more will come."""
     return _end(call, event.at)
+
+
+def _left_after_hangup(call: Call, state: State, event: CallLeft, config: Config) -> Step:
+    """StasisEnd after the hang-up: the end, unless fairline subscribed to the channel, whose destruction
+    Asterisk then always reports, with the cause the CDR keeps."""
+    return (call, []) if call.data.followed else _ended_by(call, state, event, config)
 
 
 def _failed(call: Call, state: State, _: ActionFailed, __: Config) -> Step:
@@ -564,19 +568,20 @@ def _adopt_found(call: Call, _: New, event: Adopted, config: Config) -> Step:
     """Take over a call a previous fairline left in Asterisk: let it go on where that is possible."""
     number = config.number(event.did)
     found = _with(call, did=number.e164 if number else event.did, caller=event.caller, started_at=event.started_at,
-                  in_service=number is not None, answered_at=event.answered_at, followed=True)
+                  in_service=number is not None, answered_at=event.answered_at)
     if event.recording is not None:
         mode, evidence = event.recording
         found = _with(found, terms=Terms(mode, mode, evidence, asked=True))
     match event.where:
         case Found.DIALING:  # Dial() goes on; its outcome comes back as for any adopted call
             no_answer = number.route.no_answer if number and number.route else None
-            return _with(found, Dialing("", ((),), no_answer=no_answer, in_dialplan=True)), []
+            # The adoption subscribed to it (it is out of the app): its events, its destruction above all, come.
+            return _with(found, Dialing("", ((),), no_answer=no_answer, in_dialplan=True), followed=True), []
         case Found.BRIDGED:  # talking with a queue agent: nothing to do until one hangs up
             return _with(found, Connected(event.agent_channel), bridged=event.agent_channel is not None), []
         case Found.HELD:
             # What it waited for is lost: the caller hears why and is released, never left in silence.
-            held = _with(found, followed=False, release_cause=CAUSE_FAILURE)
+            held = _with(found, release_cause=CAUSE_FAILURE)
             announcing, actions = _announce(held, SORRY, ReleaseReason.FAILURE, answer=event.answered_at is not None,
                                             name="failure")
             return announcing, [StopMoh(), *actions]
@@ -931,13 +936,14 @@ TRANSITIONS: Mapping[Phase, Mapping[type[Any], Handler]] = {
 }
 
 # Once the caller hung up (in any phase before FINISHING), only this table applies: nothing
-# new starts on the channel, and whatever says the channel is out of the app ends the call.
-# Its StasisEnd cannot be a hand-over to Dial() any more, and an action that failed on it
-# means no more of its events may come.
+# new starts on the channel, and whatever says the channel is gone ends the call: its
+# ChannelDestroyed (always sent for a channel fairline subscribed to, in Dial() or not), else
+# its StasisEnd, which cannot be a hand-over to Dial() any more; and an action that failed on
+# it means no more of its events may come.
 _CALLER_GONE: Mapping[type[Any], Handler] = {
     CallAnswered: _answered,
     HangupRequested: _hangup_requested,
-    CallLeft: _ended_by,
+    CallLeft: _left_after_hangup,
     CallDestroyed: _destroyed,
     ActionFailed: _ended_by,
     RecordingStored: _recording_result,

@@ -728,7 +728,7 @@ class TestRouting:
         assert [a for a in asked if isinstance(a, Hangup)] == [Hangup(reason)]
         record = the_cdr(asked)
         assert (record.disposition, record.hangup_cause, record.answered_at, record.ended_at) == (
-            disposition, cause, None, at(30.2))
+            disposition, cause, None, at(30.3))
 
     def test_last_of_several_steps_decides_the_outcome(self) -> None:
         """Busy, then no answer, then unreachable: the caller is released as unreachable."""
@@ -821,7 +821,7 @@ class TestRoutedCallRecord:
 
         record = the_cdr(asked)
         assert (record.disposition, record.answered_at, record.ended_at, record.hangup_cause) == (
-            Disposition.ANSWERED, at(25.0), at(90.0), 16)
+            Disposition.ANSWERED, at(25.0), at(90.1), 16)
         assert (record.answered_target, record.target_kind) == (target.e164, target.kind.value)
 
     def test_connected_call_released_by_fairline_is_answered_with_normal_clearing(self) -> None:
@@ -853,22 +853,22 @@ class TestRoutedCallRecord:
         assert not [a for a in asked if isinstance(a, Hangup)]
         record = the_cdr(asked)
         assert (record.disposition, record.hangup_cause, record.answered_at, record.ended_at) == (
-            Disposition.ABANDONED, 16, None, at(50.0))
+            Disposition.ABANDONED, 16, None, at(50.1))
 
-    def test_followed_call_released_from_the_app_ends_with_its_stasis_end(self) -> None:
-        """Every Dial() takes the channel out of the app (StasisEnd): that hand-over does not end the call. A
-        release from the app does: its StasisEnd ends the call, ChannelDestroyed after it changes nothing."""
+    def test_followed_call_ignores_stasis_end_and_ends_with_the_channel(self) -> None:
+        """Every Dial() takes the channel out of the app (StasisEnd), and fairline subscribed to it: only
+        ChannelDestroyed, which Asterisk always sends for it and which carries the cause, ends the call."""
         call, asked = run([started(ONE_PHONE), continued(0.1), returned("BUSY"), noanswer_done(),
-                           hangup_requested(None, s=30.1)], ROUTES)
+                           hangup_requested(None, s=30.1), continued(30.2)], ROUTES)
 
         assert (call.phase, call.data.followed) == (Phase.RELEASING, True)
         assert not [a for a in asked if isinstance(a, WriteCdr)]
 
-        ended, more = run([left(30.2), destroyed(17, s=30.3), left(30.4), destroyed(17, s=30.5)], ROUTES, call)
+        ended, more = run([destroyed(17, s=30.3), left(30.4), destroyed(17, s=30.5)], ROUTES, call)
 
         assert ended.phase is Phase.ENDED
         assert [type(a) for a in more] == [WriteCdr]
-        assert the_cdr(more).ended_at == at(30.2)
+        assert the_cdr(more).ended_at == at(30.3)
 
     def test_failed_hand_over_to_dial_is_failed_and_ends_with_stasis_end(self) -> None:
         """The channel never left the app: its StasisEnd after the apology ends the call, recorded failed."""

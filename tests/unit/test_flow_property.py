@@ -218,7 +218,7 @@ class Asterisk:
 
     def caller_hangs_up(self) -> None:
         """The caller's BYE: HangupRequested and StasisEnd (only if in the app) in either order; ChannelDestroyed
-        follows or gets lost. Whatever was still to come from Dial() does not come any more."""
+        follows (for a subscribed channel always, else it may get lost). Whatever was still to come from Dial() does not come any more."""
         in_app = self.where == "app"
         self.where = "gone"
         kept = ([e for e in seq if not isinstance(e, (DialReturned, TargetDialed, TargetAnswered))]
@@ -229,7 +229,8 @@ class Asterisk:
         if in_app:
             left: FlowEvent = CallLeft(ID, self.at())
             pair = [left, *pair] if self.draw.draw(st.booleans(), label="StasisEnd first") else [*pair, left]
-        if self.draw.draw(st.booleans(), label="ChannelDestroyed delivered"):
+        # Asterisk reports the destruction of a channel the app subscribed to; of another, maybe not.
+        if self.subscribed or self.draw.draw(st.booleans(), label="ChannelDestroyed delivered"):
             pair.append(CallDestroyed(ID, self.at(), 16))
         self.pending.append(pair)
 

@@ -319,7 +319,7 @@ class TestReplayRoutedCall:
         [cdr] = submitted
         assert (cdr.call.disposition, cdr.call.hangup_cause, cdr.call.answered_at, cdr.call.answered_target) == (
             Disposition.BUSY, 17, None, None)
-        assert cdr.call.ended_at == datetime(2026, 11, 25, 13, 17, 19, 511000, tzinfo=UTC)  # released: StasisEnd ends it
+        assert cdr.call.ended_at == datetime(2026, 11, 25, 13, 17, 19, 520000, tzinfo=UTC)
         assert (cdr.customer_id, cdr.price.billable_seconds) == ("acme", 0)
         assert app.calls == {}
 
