@@ -14,7 +14,7 @@ import sys
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, TextIO
 
-from rating.commands.billing_cli import with_database
+from rating.commands.database_command import with_database
 
 if TYPE_CHECKING:  # imported by the command, not by `fairline --help`
     import asyncpg

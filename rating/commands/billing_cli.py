@@ -31,7 +31,15 @@ from typing import TYPE_CHECKING, Any, TextIO
 from rating.errors import InvalidCall, InvalidMonth, RatingError
 from rating.core import queue_policy
 from rating.core.fair_use import Month
-from plumbing.redaction import redact, scrub
+from rating.commands.database_command import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    UnreadableInput,
+    add_database_url,
+    error,
+    with_database,
+)
 
 # The driver, the SQL and the tariff (with its holiday calendars) are imported by the commands
 # that use them, not here: fairline's composition root registers these commands for every
@@ -43,21 +51,11 @@ if TYPE_CHECKING:
     from rating.core.cdr import RatedCdr
     from rating.core.tariff import RateTable
 
-EXIT_OK = 0
 EXIT_LINES_REJECTED = 1
-EXIT_BAD_INPUT = 2
-EXIT_UNAVAILABLE = 3
-
-CONNECT_TIMEOUT_S = 5.0
 MAX_AMOUNT_EUR = Decimal("99999999.9999")  # service_charges.amount_eur is numeric(12,4)
 
 
-class UnreadableInput(RatingError):
-    """The input file could be opened but reading it failed."""
-
-
 RatesLoader = Callable[[Path], "RateTable"]  # raises ValueError saying what is wrong with the file
-Work = Callable[["asyncpg.Connection"], Awaitable[int]]
 
 _FOUR = Decimal("0.0001")
 _TENTH = Decimal("0.1")
@@ -65,12 +63,6 @@ _MILLISECOND = Decimal("0.001")
 _AMOUNT_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")  # not \d: it takes any script's digits
 _IMPORT_FIELDS = ("call_id", "number", "number_type", "start", "answer", "end", "customer_id")
 _JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
-
-
-def add_database_url(parser: argparse.ArgumentParser) -> None:
-    """The --database-url option every database command takes (with_database reads it)."""
-    parser.add_argument("--database-url", metavar="URL",
-                        help="PostgreSQL URL; default $DATABASE_URL (put the password in ~/.pgpass or the URL)")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
@@ -230,12 +222,12 @@ def _cmd_cdr_import(args: argparse.Namespace, load_rates: RatesLoader | None) ->
         try:
             rates = load_rates(args.config)
         except ValueError as bad:
-            _error(str(bad))
+            error(str(bad))
             return EXIT_BAD_INPUT
     try:
         stream = args.file.open("rb") if args.file is not None else sys.stdin.buffer
     except OSError as problem:
-        _error(f"cannot read {args.file}: {problem.strerror}")
+        error(f"cannot read {args.file}: {problem.strerror}")
         return EXIT_BAD_INPUT
 
     async def work(conn: asyncpg.Connection) -> int:
@@ -328,69 +320,6 @@ def _cmd_queue_report(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return with_database(args, work)
-
-
-def _error(message: str) -> None:
-    print(f"fairline: {message}", file=sys.stderr)
-
-
-# -------------------------------------------------------------------- database
-
-
-def with_database(args: argparse.Namespace, work: Work) -> int:
-    """Connect to $DATABASE_URL / --database-url, migrate, run `work`; exit 2 bad input, 3 database trouble.
-
-    The URL is shown with its password as ***, also inside error messages that quote it.
-    """
-    import asyncio
-
-    import structlog
-
-    url = args.database_url or ""  # $DATABASE_URL is in it already, put there by fairline's composition root
-    if not url:
-        _error("no database given: use --database-url URL or set DATABASE_URL")
-        return EXIT_BAD_INPUT
-    if not structlog.is_configured():
-        # Migrations log; stdout carries the command's output (a CSV, JSON), so logs go to stderr.
-        structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
-    return asyncio.run(_connected(url, work))
-
-
-async def _connected(url: str, work: Work) -> int:
-    import asyncpg
-
-    from rating.storage import billing
-    from rating.storage.database import StorageError, migrate
-
-    shown = redact(url)
-    try:
-        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
-    except ValueError as bad:  # asyncpg's ClientConfigurationError is one too
-        _error(f"bad database URL {shown}: {scrub(str(bad), url)}")
-        return EXIT_BAD_INPUT
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:
-        _error(f"database {shown} unreachable: {_describe(problem, url)}")
-        return EXIT_UNAVAILABLE
-    try:
-        await migrate(conn)
-        return await work(conn)
-    except (billing.UnknownCustomer, UnreadableInput, StorageError) as refused:
-        _error(str(refused))
-        return EXIT_BAD_INPUT
-    except BrokenPipeError:
-        raise  # stdout's reader went away (`| head`): not the database's fault
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:
-        _error(f"database {shown} failed: {_describe(problem, url)}")
-        return EXIT_UNAVAILABLE
-    finally:
-        try:
-            await conn.close(timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            conn.terminate()  # gone or hanging; nothing is pending: every write committed or rolled back
-
-
-def _describe(problem: BaseException, url: str) -> str:
-    return scrub(str(problem), url) or type(problem).__name__
 
 
 # ---------------------------------------------------------------------- import

@@ -19,8 +19,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from rating.commands import billing_cli
-from rating.commands.billing_cli import EXIT_BAD_INPUT, EXIT_OK, RatesLoader, add_database_url
+from rating.commands.billing_cli import RatesLoader
+from rating.commands.database_command import EXIT_BAD_INPUT, EXIT_OK, add_database_url, with_database
 from plumbing.clock import utc_now
 
 # The comparison (rating/core/reconcile.py) prices calls, so it brings the tariff and its holiday
@@ -135,7 +135,7 @@ def _cmd_reconcile(args: argparse.Namespace, load_rates: RatesLoader | None) -> 
             write_table(sys.stdout, found, imported, refused)
         return EXIT_DIFFERENCES if found.differences else EXIT_OK
 
-    return billing_cli.with_database(args, work)
+    return with_database(args, work)
 
 
 def _error(message: str) -> int:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
-from rating.commands.billing_cli import EXIT_OK, add_database_url, with_database
+from rating.commands.database_command import EXIT_OK, add_database_url, with_database
 from plumbing.clock import utc_now
 
 if TYPE_CHECKING:  # imported by the commands, not by `fairline --help`

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from plumbing.redaction import redact
 from rating.commands import billing_cli
 from rating.storage import billing
 from rating.storage.billing import CustomerMonth, ImportOutcome, Invoice, InvoiceLine, MonthTotals
@@ -133,7 +134,7 @@ class TestRedact:
         ("u:s3cret@db/x", "(a URL not of the form postgresql://user:password@host/database)"),
     ])
     def test_the_password_is_never_shown(self, url: str, shown: str) -> None:
-        assert billing_cli.redact(url) == shown
+        assert redact(url) == shown
 
 
 def line(**fields: Any) -> bytes:
