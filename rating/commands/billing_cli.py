@@ -62,7 +62,6 @@ _TENTH = Decimal("0.1")
 _MILLISECOND = Decimal("0.001")
 _AMOUNT_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")  # not \d: it takes any script's digits
 _IMPORT_FIELDS = ("call_id", "number", "number_type", "start", "answer", "end", "customer_id")
-_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
@@ -414,26 +413,15 @@ def write_import_report(out: TextIO, report: ImportReport) -> None:
 
 
 def _import_line(line: bytes, rates: RateTable) -> RatedCdr:
-    from rating.commands.rate_cli import parse_number_type, parse_timestamp
+    from rating.commands.rate_cli import parse_call_object, parse_number_type, parse_timestamp
     from rating.core.cdr import CallRecord, Disposition, rate_record
     from rating.core.tariff import CallTimes
 
     try:
-        given = json.loads(line.decode("utf-8"))
+        text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidCall(None, "expected UTF-8 text") from None
-    except json.JSONDecodeError as problem:
-        raise InvalidCall(None, f"expected a JSON object, got invalid JSON ({problem})") from None
-    if not isinstance(given, dict):
-        raise InvalidCall(None, f"expected a JSON object, got {_JSON_KINDS.get(type(given), 'null')}")
-    given_id = given.get("call_id")
-    call_id = given_id if isinstance(given_id, str) and given_id else None
-    missing = [name for name in _IMPORT_FIELDS if name not in given]
-    if missing:
-        hint = " (answer is null for an unanswered call)" if "answer" in missing else ""
-        raise InvalidCall(call_id, f"{', '.join(missing)}: missing{hint}")
-    if call_id is None:
-        raise InvalidCall(None, f"call_id: expected a non-empty string, got {json.dumps(given_id)}")
+    given, call_id = parse_call_object(text, _IMPORT_FIELDS, empty_id=False)
     customer_id = given["customer_id"]
     if not isinstance(customer_id, str) or not customer_id.strip():
         raise InvalidCall(call_id, f"customer_id: expected a customer id, got {json.dumps(customer_id)}")

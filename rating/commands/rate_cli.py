@@ -40,20 +40,7 @@ def run_rate(stdin: TextIO, stdout: TextIO, rates: RateTable) -> int:
 
 
 def _rate_line(line: str, rates: RateTable) -> dict[str, Any]:
-    try:
-        given = json.loads(line)
-    except json.JSONDecodeError as problem:
-        raise InvalidCall(None, f"expected a JSON object, got invalid JSON ({problem})") from None
-    if not isinstance(given, dict):
-        raise InvalidCall(None, f"expected a JSON object, got {_JSON_KINDS.get(type(given), 'null')}")
-    given_id = given.get("call_id")
-    call_id = given_id if isinstance(given_id, str) else None
-    missing = [name for name in _FIELDS if name not in given]
-    if missing:
-        hint = " (answer is null for an unanswered call)" if "answer" in missing else ""
-        raise InvalidCall(call_id, f"{', '.join(missing)}: missing{hint}")
-    if call_id is None:
-        raise InvalidCall(None, f"call_id: expected a string, got {json.dumps(given_id)}")
+    given, call_id = parse_call_object(line, _FIELDS, empty_id=True)
     call = CallTimes(
         call_id=call_id,
         number=given["number"],
@@ -63,6 +50,29 @@ def _rate_line(line: str, rates: RateTable) -> dict[str, Any]:
         end=parse_timestamp(call_id, "end", given["end"]),
     )
     return given | _price_fields(rate_call(call, rates))
+
+
+def parse_call_object(line: str, fields: tuple[str, ...], *, empty_id: bool) -> tuple[dict[str, Any], str]:
+    """One line of JSON Lines calls: the object and its call id; InvalidCall says what is missing or wrong.
+
+    `empty_id`: whether "" is a call id (`fairline rate` echoes it; an import stores it, so refuses it).
+    """
+    try:
+        given = json.loads(line)
+    except json.JSONDecodeError as problem:
+        raise InvalidCall(None, f"expected a JSON object, got invalid JSON ({problem})") from None
+    if not isinstance(given, dict):
+        raise InvalidCall(None, f"expected a JSON object, got {_JSON_KINDS.get(type(given), 'null')}")
+    given_id = given.get("call_id")
+    call_id = given_id if isinstance(given_id, str) and (empty_id or given_id) else None
+    missing = [name for name in fields if name not in given]
+    if missing:
+        hint = " (answer is null for an unanswered call)" if "answer" in missing else ""
+        raise InvalidCall(call_id, f"{', '.join(missing)}: missing{hint}")
+    if call_id is None:
+        kind = "a string" if empty_id else "a non-empty string"
+        raise InvalidCall(None, f"call_id: expected {kind}, got {json.dumps(given_id)}")
+    return given, call_id
 
 
 def parse_number_type(call_id: str, value: object) -> NumberType:
