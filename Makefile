@@ -22,7 +22,7 @@ test: setup          ## the whole suite: unit tests and end-to-end tests with re
 	$(VENV)/bin/python -m pytest
 
 bench: setup         ## issue 8's benchmarks (call path, CDR rating and writing, settlement, config load); start-up and memory at rest (BASELINE=REV alternates with REV)
-	$(VENV)/bin/python bench/call_path.py
+	$(VENV)/bin/python bench/call_path.py $(if $(BASELINE),--baseline $(BASELINE))
 	$(VENV)/bin/python bench/cdr_writing.py
 	$(VENV)/bin/python bench/settlement.py
 	$(VENV)/bin/python bench/config_load.py

@@ -21,7 +21,7 @@ app, and Asterisk) and the app's peak resident memory. Then fairline's memory pe
 concurrent call, holding long calls. Writes results/call_path.json and results/call_path.png.
 
     python bench/call_path.py [--rates 25,50,75,100,125,150,175,200,250,300] [--seconds 5] [--memory-calls 300,200]
-    python bench/call_path.py --baseline REV --paths dialplan,fairline,before --rates 50,150 --memory-calls 0,0
+    python bench/call_path.py --baseline REV --paths dialplan,fairline --rates 50,150 --memory-calls 0,0
 """
 
 from __future__ import annotations
@@ -529,15 +529,17 @@ def main() -> int:
                         help=f"which of {','.join(PATHS)}")
     parser.add_argument("--memory-calls", default="300,200",
                         help="long calls held at once for the memory figure: forward,queued (0,0: skip)")
-    parser.add_argument("--baseline", metavar="REV", help="path 'before': the fairline of this revision")
+    parser.add_argument("--baseline", metavar="REV", help="adds path 'before': the fairline of this revision")
     parser.add_argument("--out", type=Path, default=RESULTS / "call_path.json")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     paths = [p for p in args.paths.split(",") if p]
     if unknown := set(paths) - set(PATHS):
         parser.error(f"unknown path(s): {', '.join(sorted(unknown))}")
-    if ("before" in paths) != (args.baseline is not None):
-        parser.error("path 'before' and --baseline REV go together")
+    if "before" in paths and args.baseline is None:
+        parser.error("path 'before' runs the fairline of --baseline REV: give one")
+    if args.baseline is not None and "before" not in paths:
+        paths.append("before")
     before = baseline.checkout(args.baseline) / ".venv" / "bin" / "fairline" if args.baseline else None
     hold_forward, hold_queued = (int(n) for n in args.memory_calls.split(","))
 
