@@ -350,7 +350,7 @@ def _import_call_path() -> None:
     import importlib
 
     for name in ("aiohttp", "asyncpg", "ari_app.ari.client", "ari_app.runtime.app", "ari_app.config_versions",
-                 "rating.storage.cdr_writer", "rating.storage.database", "rating.storage.spool"):
+                 "rating.storage.cdr_writer", "rating.storage.database", "rating.storage.spool", "plumbing.loop_watch"):
         importlib.import_module(name)
 
 
@@ -368,6 +368,7 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
     from ari_app.runtime.app import App
     from rating.storage.cdr_writer import CdrWriter
     from rating.storage.spool import SpoolError
+    from plumbing.loop_watch import LoopWatch
 
     log = structlog.get_logger("fairline")
     stop = asyncio.Event()
@@ -393,7 +394,8 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
             _spawn(_prepare_database(pool, lambda: app.config, st, stop, refused), log)
             _spawn(_load_us_states(cfg), log)
             loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(_reload(app, st, pool, recorder, author), log))
-            async with health.StatusServer(app, writer, port=status_port):
+            async with LoopWatch(log) as loop_watch, \
+                    health.StatusServer(app, writer, port=status_port, loop=loop_watch):
                 await app.run(stop)
     except AriUnauthorized as exc:
         log.error("ari.unauthorized", error=str(exc), hint="check ARI_USER/ARI_PASSWORD in the secrets file against ari.conf")

@@ -90,6 +90,13 @@ class CdrWriterView(Protocol):
     def write_latency(self) -> LatencyHistogram: ...
 
 
+class LoopView(Protocol):
+    @property
+    def lag(self) -> LatencyHistogram: ...
+    @property
+    def stalls(self) -> int: ...
+
+
 # ---- the port
 
 def status_port(option: str | None, environ: Mapping[str, str]) -> int | None:
@@ -131,12 +138,12 @@ def health(app: AppView, writer: CdrWriterView) -> tuple[int, dict[str, object]]
 
 # ---- /metrics
 
-def render_metrics(app: AppView, writer: CdrWriterView) -> str:
+def render_metrics(app: AppView, writer: CdrWriterView, loop: LoopView | None = None) -> str:
     """Every metric in Prometheus' text exposition format (version 0.0.4)."""
-    return "".join(_metrics(app, writer))
+    return "".join(_metrics(app, writer, loop))
 
 
-def _metrics(app: AppView, writer: CdrWriterView) -> Iterator[str]:
+def _metrics(app: AppView, writer: CdrWriterView, loop: LoopView | None) -> Iterator[str]:
     yield from _one("fairline_calls_in_progress", "gauge", "Calls fairline is handling now.", len(app.calls))
 
     queues = app.queues
@@ -177,9 +184,20 @@ def _metrics(app: AppView, writer: CdrWriterView) -> Iterator[str]:
     yield from _one("fairline_cdrs_rejected_total", "counter",
                     "CDRs the database refused as invalid, kept in the spool's rejected file.", writer.rejected)
 
-    hist = writer.write_latency
-    name = "fairline_cdr_write_latency_seconds"
-    yield f"# HELP {name} Duration of each CDR insert the database completed (a batch, or one row).\n"
+    yield from _histogram("fairline_cdr_write_latency_seconds",
+                          "Duration of each CDR insert the database completed (a batch, or one row).",
+                          writer.write_latency)
+    if loop is not None:
+        yield from _histogram("fairline_event_loop_lag_seconds",
+                              "How much later than asked the event loop woke a sleeping task: what every event "
+                              "waited on top of its own work.", loop.lag)
+        yield from _one("fairline_event_loop_stalls_total", "counter",
+                        "Times the event loop was held past the stall threshold (each logged with its stack).",
+                        loop.stalls)
+
+
+def _histogram(name: str, help_text: str, hist: LatencyHistogram) -> Iterator[str]:
+    yield f"# HELP {name} {help_text}\n"
     yield f"# TYPE {name} histogram\n"
     for bound, count in hist.cumulative():
         yield _sample(f"{name}_bucket", {"le": _number(bound)}, count)
@@ -226,9 +244,11 @@ class StatusServer:
     program goes on: calls matter more than their metrics.
     """
 
-    def __init__(self, app: AppView, writer: CdrWriterView, *, port: int | None) -> None:
+    def __init__(self, app: AppView, writer: CdrWriterView, *, port: int | None,
+                 loop: LoopView | None = None) -> None:
         self._app = app
         self._writer = writer
+        self._loop = loop
         self._port = port
         self._runner: web.AppRunner | None = None
         self.address: tuple[str, int] | None = None  # where it listens, once it does
@@ -268,5 +288,5 @@ class StatusServer:
                             headers={"Cache-Control": "no-store"})
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=render_metrics(self._app, self._writer).encode(),
+        return web.Response(body=render_metrics(self._app, self._writer, self._loop).encode(),
                             headers={"Content-Type": EXPOSITION_CONTENT_TYPE, "Cache-Control": "no-store"})

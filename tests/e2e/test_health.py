@@ -61,3 +61,13 @@ def test_the_status_port_answers_on_127_0_0_1_only(live: LiveStack) -> None:
         pass
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.2", live.stack.ports.status), timeout=2).close()
+
+
+def test_metrics_show_the_event_loops_lag_while_fairline_runs(live: LiveStack) -> None:
+    """The lag of fairline's own loop, measured in production, beside the call figures (issue 15)."""
+    name = "fairline_event_loop_lag_seconds"
+    first = value(metrics(live), f"{name}_count")
+    assert poll(lambda: value(metrics(live), f"{name}_count") > first)  # ticking, 20 times a second
+    shown = metrics(live)
+    assert value(shown, f"{name}_bucket", le="+Inf") == value(shown, f"{name}_count")
+    assert value(shown, "fairline_event_loop_stalls_total") >= 0

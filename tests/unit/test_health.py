@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import types
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from structlog.testing import capture_logs
 from ari_app.core.admission import Admission
 from ari_app.errors import ConfigError
 from ari_app.health import DEFAULT_STATUS_PORT, StatusServer, health, render_metrics, status_port
+from plumbing.loop_watch import LAG_BOUNDS_S
 from ari_app.core.queueing import Caller, QueueState
 from plumbing.metrics import LatencyHistogram
 
@@ -166,6 +168,18 @@ class TestMetrics:
         assert value(samples, f"{name}_sum") == pytest.approx(30.2065)
         buckets = [v for (n, _), v in samples.items() if n == f"{name}_bucket"]
         assert buckets == sorted(buckets)
+
+    def test_the_event_loops_lag_and_stalls_are_reported_when_watched(self) -> None:
+        loop = types.SimpleNamespace(lag=LatencyHistogram(LAG_BOUNDS_S), stalls=2)
+        for seconds in (0.0004, 0.0004, 0.03, 0.4):
+            loop.lag.observe(seconds)
+        samples = parse(render_metrics(FakeApp(), FakeWriter(), loop))
+        name = "fairline_event_loop_lag_seconds"
+        assert value(samples, f"{name}_bucket", le="0.001") == 2
+        assert value(samples, f"{name}_bucket", le="0.05") == 3
+        assert value(samples, f"{name}_bucket", le="+Inf") == value(samples, f"{name}_count") == 4
+        assert value(samples, "fairline_event_loop_stalls_total") == 2
+        assert "fairline_event_loop_lag_seconds" not in render_metrics(FakeApp(), FakeWriter())
 
 
 class TestHealth:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from datetime import UTC
 
 import pytest
@@ -79,3 +80,44 @@ class TestScrub:
         from plumbing.redaction import scrub
 
         assert scrub("connection refused", "postgresql://fairline@db/fairline") == "connection refused"
+
+
+def hold_the_loop(seconds: float) -> None:
+    """Work that forgets it runs in the event loop."""
+    time.sleep(seconds)
+
+
+class TestLoopWatch:
+    async def test_a_stall_is_logged_once_with_the_stack_of_what_held_the_loop(self) -> None:
+        from plumbing.loop_watch import LoopWatch
+
+        with capture_logs() as logs:
+            async with LoopWatch(structlog.get_logger(), tick_s=0.01, stall_s=0.1) as watch:
+                await asyncio.sleep(0.05)  # a few quiet ticks first
+                hold_the_loop(0.8)
+                await asyncio.sleep(0.05)
+        stalls = [e for e in logs if e["event"] == "loop.stalled"]
+        assert len(stalls) == watch.stalls
+        held = [e for e in stalls if "hold_the_loop" in e["stack"]]  # (a busy machine may add others)
+        assert len(held) == 1
+        assert held[0]["held_ms"] >= 100
+
+    async def test_the_lag_histogram_counts_each_wake_up_and_the_stall_in_its_bucket(self) -> None:
+        from plumbing.loop_watch import LoopWatch
+
+        async with LoopWatch(structlog.get_logger(), tick_s=0.01, stall_s=10) as watch:
+            await asyncio.sleep(0.1)
+            hold_the_loop(0.3)
+            await asyncio.sleep(0.05)
+        assert watch.lag.count >= 3
+        assert dict(watch.lag.cumulative())[0.25] < watch.lag.count  # the 0.3 s stall is above 0.25 s
+        assert watch.stalls == 0  # under the threshold given: nothing logged
+
+    async def test_a_quiet_loop_logs_no_stall(self) -> None:
+        from plumbing.loop_watch import LoopWatch
+
+        with capture_logs() as logs:
+            async with LoopWatch(structlog.get_logger(), tick_s=0.01, stall_s=1.0) as watch:
+                await asyncio.sleep(0.2)
+        assert [e for e in logs if e["event"] == "loop.stalled"] == []
+        assert watch.stalls == 0
