@@ -17,7 +17,8 @@ Per path and rate: calls completed and failed, INVITE -> 200 OK median and p99 a
 INVITE -> first ringing or answer p99 (from a packet capture on lo, bench/sip_capture.py),
 the calls shed to the dialplan fallback (by fairline, or because the bridging app lost its
 events websocket), CPU per call (fairline or the bridging
-app, and Asterisk) and the app's peak resident memory. Then fairline's memory per
+app, and Asterisk), the app's peak resident memory, and fairline's event loop lag during the
+run (p99 and max, from its /metrics histogram: the upper bounds of their buckets). Then fairline's memory per
 concurrent call, holding long calls. Writes results/call_path.json and results/call_path.png.
 
     python bench/call_path.py [--rates 25,50,75,100,125,150,175,200,250,300] [--seconds 5] [--memory-calls 300,200]
@@ -165,6 +166,33 @@ def metrics(stack: stackmod.Stack) -> dict[str, float]:
     return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(\w+) ([0-9.e+-]+)$", text, re.M)}
 
 
+def loop_lag_buckets(stack: stackmod.Stack) -> dict[float, float]:
+    """fairline's event loop lag histogram: cumulative count per upper bound (s); empty when not exposed."""
+    if stack.fairline is None:
+        return {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{stack.ports.status}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    return {float(m.group(1).replace("+Inf", "inf")): float(m.group(2)) for m in re.finditer(
+        r'^fairline_event_loop_lag_seconds_bucket\{le="([^"]+)"\} ([0-9.e+-]+)$', text, re.M)}
+
+
+def lag_quantiles(before: dict[float, float], after: dict[float, float]) -> tuple[float, float]:
+    """The p99 and the max of the loop's lag during a run, in ms, as the upper bounds of the buckets
+    they fell in (the histogram's resolution); NaN when the app exposes no lag (the old code)."""
+    if not after:
+        return float("nan"), float("nan")
+    counts = sorted((bound, after[bound] - before.get(bound, 0.0)) for bound in after)
+    total = counts[-1][1]
+    if total <= 0:
+        return float("nan"), float("nan")
+    p99 = next(bound for bound, n in counts if n >= 0.99 * total)
+    top = next(bound for bound, n in counts if n >= total)
+    return p99 * 1000, top * 1000
+
+
 class Sampler(threading.Thread):
     """Peak resident memory of the app on the call path, and fairline's calls in progress, while a run lasts."""
 
@@ -268,6 +296,8 @@ class Run:
     app_peak_rss_mb: float
     capture_drops: int
     left_channels: int
+    loop_lag_p99_ms: float = float("nan")  # fairline's event loop during the run (bucket upper bounds)
+    loop_lag_max_ms: float = float("nan")
 
     @property
     def clean(self) -> bool:
@@ -297,6 +327,7 @@ def run_sipp(stack: stackmod.Stack, tcpdump: str, path_name: str, rate: int, sec
         return metrics(stack).get("fairline_calls_routed_total")
 
     routed_before = taken() if app_pid else None
+    lag_before = loop_lag_buckets(stack) if app_pid and path_name != "bridging" else {}
     cpu_app, cpu_ast = cpu_seconds(app_pid), cpu_seconds(stack.asterisk.pid if stack.asterisk else None)
     sampler = Sampler(stack, app_pid)
     with Capture(tcpdump, work / "sip.pcap", stack.ports.sip, caller_port) as capture:
@@ -317,6 +348,7 @@ def run_sipp(stack: stackmod.Stack, tcpdump: str, path_name: str, rate: int, sec
     if path_name == "bridging":
         time.sleep(2 * SAMPLE_EVERY_S)  # it writes its count every 0.2 s
     routed_after = taken() if app_pid else None
+    lag_p99, lag_max = lag_quantiles(lag_before, loop_lag_buckets(stack) if lag_before else {})
     shed = calls - int(routed_after - routed_before) if routed_before is not None and routed_after is not None else 0
     completed = sipp_successful(work)
     if completed is None:  # no statistics file: judge by sipp's exit status
@@ -334,6 +366,7 @@ def run_sipp(stack: stackmod.Stack, tcpdump: str, path_name: str, rate: int, sec
         app_cpu_ms_per_call=round(cpu_app * 1000 / calls, 2) if app_pid else 0.0,
         asterisk_cpu_ms_per_call=round(cpu_ast * 1000 / calls, 2),
         app_peak_rss_mb=round(sampler.peak_rss_kb / 1024, 1), capture_drops=capture.dropped, left_channels=0,
+        loop_lag_p99_ms=lag_p99, loop_lag_max_ms=lag_max,
     )
     return run, sampler
 
@@ -486,6 +519,8 @@ def print_run(run: Run) -> None:
           f"median {run.median_ms:7.2f} ms  p99 {run.p99_ms:8.2f} ms  ring p99 {run.ring_p99_ms:8.1f} ms  "
           f"shed {run.shed:4d}  app cpu {run.app_cpu_ms_per_call:5.2f} ms/call  "
           f"asterisk cpu {run.asterisk_cpu_ms_per_call:5.2f} ms/call  app rss {run.app_peak_rss_mb:6.1f} MB"
+          + (f"  loop lag p99 <= {run.loop_lag_p99_ms:g} ms, max <= {run.loop_lag_max_ms:g} ms"
+             if not math.isnan(run.loop_lag_p99_ms) else "")
           + (f"  capture dropped {run.capture_drops}" if run.capture_drops else ""), flush=True)
 
 
