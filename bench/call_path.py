@@ -154,29 +154,26 @@ def rss_kb(pid: int | None) -> int:
     return int(m.group(1)) if m else 0
 
 
-def metrics(stack: stackmod.Stack) -> dict[str, float]:
-    """fairline's /metrics (plain samples only); empty when fairline is not running."""
+def metrics_text(stack: stackmod.Stack) -> str:
+    """fairline's /metrics; empty when fairline is not running."""
     if stack.fairline is None:
-        return {}
+        return ""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{stack.ports.status}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
+            return str(resp.read().decode())
     except OSError:
-        return {}
-    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(\w+) ([0-9.e+-]+)$", text, re.M)}
+        return ""
+
+
+def metrics(stack: stackmod.Stack) -> dict[str, float]:
+    """fairline's /metrics (plain samples only); empty when fairline is not running."""
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(\w+) ([0-9.e+-]+)$", metrics_text(stack), re.M)}
 
 
 def loop_lag_buckets(stack: stackmod.Stack) -> dict[float, float]:
     """fairline's event loop lag histogram: cumulative count per upper bound (s); empty when not exposed."""
-    if stack.fairline is None:
-        return {}
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{stack.ports.status}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return {}
     return {float(m.group(1).replace("+Inf", "inf")): float(m.group(2)) for m in re.finditer(
-        r'^fairline_event_loop_lag_seconds_bucket\{le="([^"]+)"\} ([0-9.e+-]+)$', text, re.M)}
+        r'^fairline_event_loop_lag_seconds_bucket\{le="([^"]+)"\} ([0-9.e+-]+)$', metrics_text(stack), re.M)}
 
 
 def lag_quantiles(before: dict[float, float], after: dict[float, float]) -> tuple[float, float]:
