@@ -64,8 +64,7 @@ class App:
         self.ari = ari
         self._config = config
         self.queues = Queues(ari, config, self.feed, self._caller_of, status_file=queue_status_file)
-        self.rates = rates
-        self.submit_cdr = submit_cdr
+        self.rates = rates  # a reload sets it with the configuration; the executor prices with it
         self.calls: dict[str, CallSession] = {}
         self.calls_routed = 0  # new calls fairline took on (for /metrics: with calls_shed, what reached it)
         self.log = structlog.get_logger("fairline")
@@ -78,7 +77,7 @@ class App:
         self.adoption = Adoption(ari, self.log, queues=self.queues, known=self.calls.__contains__, feed=self.feed)
         self.executor = Executor(ari, queues=self.queues, recorder=self.recorder, shedding=self.shedding,
                                  feed=self.feed, is_live=self.calls.__contains__, config=lambda: self.config,
-                                 rates=rates, submit_cdr=submit_cdr)
+                                 rates=lambda: self.rates, submit_cdr=submit_cdr)
 
     # ---- the public surface (cli.py, health.py, the tests)
 

@@ -44,7 +44,7 @@ class Executor:
 
     def __init__(self, ari: AriClient, *, queues: Queues, recorder: Recorder, shedding: Shedding,
                  feed: Callable[[flow.RecordingEvent], None], is_live: Callable[[str], bool],
-                 config: Callable[[], Config], rates: RateTable, submit_cdr: Callable[[RatedCdr], None]) -> None:
+                 config: Callable[[], Config], rates: Callable[[], RateTable], submit_cdr: Callable[[RatedCdr], None]) -> None:
         self.ari = ari
         self.queues = queues
         self.recorder = recorder
@@ -52,7 +52,7 @@ class Executor:
         self.feed = feed
         self.is_live = is_live  # the call is still handled (not ended)
         self.config = config  # the current configuration (a reload swaps it)
-        self.rates = rates
+        self.rates = rates  # the current tariff (a reload swaps it with the configuration)
         self.submit_cdr = submit_cdr  # never blocks: the CDR writer queues and spools
         self.release_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0)
 
@@ -150,7 +150,7 @@ class Executor:
         record = action.record
         number = self.config().number(record.did)
         rated = rate_record(record, number.customer_id if number else None, number.number_type if number else None,
-                            self.rates)
+                            self.rates())
         if rated.rating_error:
             log.error("cdr.not_priced", error=rated.rating_error)
         self.submit_cdr(rated)

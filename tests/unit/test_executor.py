@@ -7,7 +7,8 @@ JoinQueue in test_queue_runtime.py.
 from __future__ import annotations
 
 import typing
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from ari_app.core import flow
 from ari_app.runtime.app import App
 from ari_app.runtime.recorder import RecordingDirs
 from rating.core.cdr import CallRecord, Disposition
+from rating.core.tariff import RateTable, TrafficRates
 from tests.unit.test_runtime import FakeAri, app_with
 
 CALL = "c1"
@@ -102,6 +104,18 @@ class TestExecute:
         await app.executor.execute(CALL, flow.WriteCdr(record), structlog.get_logger())
 
         assert [cdr.call for cdr in submitted] == [record]
+
+    async def test_write_cdr_prices_with_the_tariff_a_reload_set(self) -> None:
+        """cli's reload sets app.rates with the new configuration: the next CDR is priced with it."""
+        app, submitted = app_with(FakeAri())
+        at = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
+        record = CallRecord(CALL, "+31201234567", None, at, at, at + timedelta(seconds=60), Disposition.ANSWERED, 16)
+        app.rates = RateTable((TrafficRates(date(2020, 1, 1), Decimal("1.0000"), Decimal("0.0000"),
+                                            Decimal("0.0000")),))
+
+        await app.executor.execute(CALL, flow.WriteCdr(record), structlog.get_logger())
+
+        assert [cdr.price.setup_eur for cdr in submitted] == [Decimal("1.0000")]
 
     def test_every_action_type_is_covered_here(self) -> None:
         covered = {type(p.values[0]) for p in REQUESTS} | {flow.StartRecording, flow.WriteCdr, flow.JoinQueue}
