@@ -15,6 +15,7 @@ from pathlib import Path
 from ari_app import logs, settings as settings_mod
 from ari_app.commands import config_history_cli, queues_cli
 from ari_app.errors import AriUnauthorized, ConfigError
+from plumbing.redaction import redact
 from ari_app.commands.queues_cli import QUEUE_STATUS_FILE
 from rating.commands import billing_cli, reconcile_cli, recordings_cli
 
@@ -288,7 +289,7 @@ async def _prepare_database(pool: asyncpg.Pool, current: Callable[[], Config], s
     from rating.storage.database import StorageError, migrate
 
     log = structlog.get_logger("fairline")
-    database = settings_mod.redact(st.database_url)
+    database = redact(st.database_url)
     delay, attempts = 1.0, 0
     while not stop.is_set():
         try:
@@ -380,7 +381,7 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
         pool = await asyncpg.create_pool(st.database_url, min_size=0, max_size=4, timeout=5)
     except ValueError:
         # asyncpg's parse error can quote part of the password: say only what to fix.
-        log.error("db.bad_url", database=settings_mod.redact(st.database_url),
+        log.error("db.bad_url", database=redact(st.database_url),
                   hint="expected postgresql://USER:PASSWORD@HOST:PORT/DB with special characters percent-encoded")
         return EXIT_BAD_INPUT
     refused: list[str] = []

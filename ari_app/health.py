@@ -28,7 +28,7 @@ from aiohttp import web
 from ari_app.core.admission import Admission
 from ari_app.errors import ConfigError
 from ari_app.core.queueing import QueueState
-from ari_app.settings import DEFAULT_STATUS_PORT as DEFAULT_STATUS_PORT  # there so `fairline --help` needs no aiohttp
+from ari_app.settings import DEFAULT_STATUS_PORT
 from plumbing.metrics import LatencyHistogram
 
 HOST = "127.0.0.1"  # loopback only (docs/operations.md, Security); scrape through a local agent or proxy

@@ -16,7 +16,6 @@ from typing import Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ari_app.errors import ConfigError
-from plumbing.redaction import redact as redact  # one way to hide a database password, for both packages
 
 
 DEFAULT_CONFIG = Path("fairline.yaml")

@@ -15,9 +15,7 @@ import asyncpg
 from rating.storage.billing import first_day
 from rating.core.fair_use import Month
 # The policy's figures, named here too for the report's readers (tests, the e2e report test).
-from rating.core.queue_policy import ADVICE as ADVICE, FLAG_MIN_CAP_HITS as FLAG_MIN_CAP_HITS
-from rating.core.queue_policy import FLAG_MIN_CAP_PERCENT as FLAG_MIN_CAP_PERCENT
-from rating.core.queue_policy import SERVICE_LEVEL_SECONDS as SERVICE_LEVEL_SECONDS
+from rating.core.queue_policy import FLAG_MIN_CAP_HITS, FLAG_MIN_CAP_PERCENT, SERVICE_LEVEL_SECONDS
 
 
 _EXACT = Context(prec=28)

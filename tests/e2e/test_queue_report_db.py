@@ -26,7 +26,7 @@ import asyncpg
 import pytest
 
 from rating.core.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit, RatedCdr, rate_record
-from rating.storage.queue_report import ADVICE
+from rating.core.queue_policy import ADVICE
 from rating.core.tariff import DEFAULT_RATES, NumberType
 from tests.e2e.conftest import LiveStack, StackDb
 

@@ -16,7 +16,8 @@ from structlog.testing import capture_logs
 
 from ari_app.core.admission import Admission
 from ari_app.errors import ConfigError
-from ari_app.health import DEFAULT_STATUS_PORT, StatusServer, health, render_metrics, status_port
+from ari_app.health import StatusServer, health, render_metrics, status_port
+from ari_app.settings import DEFAULT_STATUS_PORT
 from plumbing.loop_watch import LAG_BOUNDS_S
 from ari_app.core.queueing import Caller, QueueState
 from plumbing.metrics import LatencyHistogram

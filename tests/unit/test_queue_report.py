@@ -11,7 +11,8 @@ import pytest
 
 from rating.commands import billing_cli
 from rating.core.fair_use import Month
-from rating.storage.queue_report import ADVICE, CustomerLine, QueueLine, QueueReport
+from rating.core.queue_policy import ADVICE
+from rating.storage.queue_report import CustomerLine, QueueLine, QueueReport
 
 NOVEMBER = Month(2026, 11)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ari_app.errors import ConfigError
-from ari_app.settings import Settings, from_environment, read_secrets, redact
+from ari_app.settings import Settings, from_environment, read_secrets
+from plumbing.redaction import redact
 
 PASSWORD = "s3cr3t-Pa55-Xq7vL2wR"  # strong enough for the weak-secret rule (tests/unit/test_secrets.py)
 DB = "postgresql://fairline@127.0.0.1:5432/fairline"
