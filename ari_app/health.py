@@ -69,6 +69,10 @@ class AppView(Protocol):
     def calls_routed(self) -> int: ...
     @property
     def admission(self) -> Admission: ...
+    @property
+    def asterisk_delay(self) -> LatencyHistogram: ...
+    @property
+    def event_delay(self) -> LatencyHistogram: ...
 
 
 class CdrWriterView(Protocol):
@@ -184,6 +188,12 @@ def _metrics(app: AppView, writer: CdrWriterView, loop: LoopView | None) -> Iter
     yield from _one("fairline_cdrs_rejected_total", "counter",
                     "CDRs the database refused as invalid, kept in the spool's rejected file.", writer.rejected)
 
+    yield from _histogram("fairline_call_start_asterisk_delay_seconds",
+                          "From a new call's channel being created to Asterisk sending its StasisStart: how far "
+                          "behind Asterisk itself is (its dialplan and the app's event queue).", app.asterisk_delay)
+    yield from _histogram("fairline_call_start_event_delay_seconds",
+                          "From Asterisk sending a new call's StasisStart to fairline handling it: the events "
+                          "websocket and fairline's own event loop.", app.event_delay)
     yield from _histogram("fairline_cdr_write_latency_seconds",
                           "Duration of each CDR insert the database completed (a batch, or one row).",
                           writer.write_latency)

@@ -33,6 +33,7 @@ from ari_app.runtime.recorder import Recorder, RecordingDirs
 from ari_app.runtime.session import Session
 from ari_app.runtime.shedding import Shedding
 from plumbing.clock import utc_now
+from plumbing.metrics import LatencyHistogram
 from plumbing.tasks import spawn
 from rating.core.cdr import RatedCdr
 from rating.core.tariff import RateTable
@@ -110,6 +111,14 @@ class App:
         return self.shedding.admission
 
     @property
+    def asterisk_delay(self) -> LatencyHistogram:
+        return self.shedding.asterisk_delay
+
+    @property
+    def event_delay(self) -> LatencyHistogram:
+        return self.shedding.event_delay
+
+    @property
     def request_latency_s(self) -> float:
         return self.shedding.request_latency_s
 
@@ -147,6 +156,8 @@ class App:
             return
         self.log.debug("ari.event", call_id=event.channel_id, event_type=type(event).__name__)
         try:
+            if isinstance(event, events.CallStarted):
+                self.shedding.started(event)
             if isinstance(event, events.CallStarted) and self.shedding.lagging(event):
                 self._spawn(self.shedding.shed(event), f"shed-{event.channel_id}")
             elif isinstance(event, events.AgentLegUp):

@@ -20,6 +20,7 @@ from ari_app.core.events import CallStarted, TargetDialed
 from ari_app.errors import AriError, ChannelGone
 from ari_app.runtime.names import ADMIT_VARIABLE, SHED_CONTEXT, SHED_LABEL
 from plumbing.clock import utc_now
+from plumbing.metrics import LatencyHistogram
 
 # A routed call's first step: subscribe, then continue into Dial() (decision 0017).
 ROUTE_ROUND_TRIPS = 2
@@ -46,6 +47,11 @@ class Shedding:
         self.request_latency = admission.RunningEstimate(LATENCY_WEIGHT)
         self.dial_delay = admission.RunningEstimate(LATENCY_WEIGHT)
         self._dial_sent: dict[str, datetime] = {}
+        # Where a new call's wait before routing went, for /metrics: Asterisk's part (the channel's
+        # creation to its StasisStart: the dialplan, the app's event queue) and fairline's (StasisStart
+        # sent to handled: the websocket and the event loop). Issue 15: which of the two falls behind.
+        self.asterisk_delay = LatencyHistogram()
+        self.event_delay = LatencyHistogram()
         # Since when fairline handles events: a call that came in while it was not listening (down,
         # reconnecting, adopting) waited for that, not for an overload, and is not shed for it.
         self.listening_since = datetime.min.replace(tzinfo=timezone.utc)
@@ -75,6 +81,12 @@ class Shedding:
         """The call ended."""
         self._dial_sent.pop(call_id, None)
 
+    def started(self, event: CallStarted) -> None:
+        """A new call's StasisStart is handled now: note how long Asterisk and fairline each took to get here."""
+        if event.started_at >= self.listening_since:  # not a call that waited for fairline to connect
+            self.asterisk_delay.observe(max(0.0, (event.at - event.started_at).total_seconds()))
+            self.event_delay.observe(max(0.0, (utc_now() - event.at).total_seconds()))
+
     def lagging(self, event: CallStarted) -> bool:
         """Would routing this call keep its caller waiting past the budget? (decision 0016)
 
@@ -95,6 +107,7 @@ class Shedding:
         self.calls_shed += 1
         self.log.warning("call.shed", call_id=event.channel_id, did=event.did,
                          lag_s=round((utc_now() - min(event.at, event.started_at)).total_seconds(), 3),
+                         asterisk_s=round(max(0.0, (event.at - event.started_at).total_seconds()), 3),
                          expected_wait_s=round(self._expected_wait(event), 3), reason="overload")
         try:
             started = time.monotonic()

@@ -54,6 +54,11 @@ def test_metrics_count_an_answered_call_and_its_cdr(live: LiveStack) -> None:
     assert value(after, "fairline_calls_in_progress") == 0
     assert value(after, "fairline_cdr_write_latency_seconds_count") > value(before, "fairline_cdr_write_latency_seconds_count")
     assert value(after, "fairline_cdr_spool_depth") == 0
+    # Where the new call's wait before routing went: Asterisk's part and fairline's, one each (issue 15).
+    for part in ("asterisk", "event"):
+        name = f"fairline_call_start_{part}_delay_seconds"
+        assert value(after, f"{name}_count") == value(before, f"{name}_count") + 1
+        assert value(after, f"{name}_bucket", le="0.1") == value(after, f"{name}_count")  # an idle stack: no delay
 
 
 def test_the_status_port_answers_on_127_0_0_1_only(live: LiveStack) -> None:

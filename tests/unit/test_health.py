@@ -46,6 +46,8 @@ class FakeApp:
     calls_shed: int = 0
     calls_routed: int = 0
     admission: Admission = dataclasses.field(default_factory=Admission)
+    asterisk_delay: LatencyHistogram = dataclasses.field(default_factory=LatencyHistogram)
+    event_delay: LatencyHistogram = dataclasses.field(default_factory=LatencyHistogram)
 
 
 @dataclasses.dataclass

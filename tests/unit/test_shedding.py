@@ -21,7 +21,8 @@ from ari_app.runtime.app import App
 from ari_app.runtime.shedding import LATENCY_WEIGHT
 from rating.core.cdr import RatedCdr
 from rating.core.tariff import DEFAULT_RATES
-from tests.unit.test_health import FakeWriter
+from tests.unit.test_health import FakeWriter, value
+from tests.unit.test_health import parse as parse_metrics
 from tests.unit.test_runtime import ANSWER, CHANNEL, PLAY_HELLO, ROUTED_CONFIG, FakeAri, app_with, recorded, turn_until
 
 CONTINUE_TO_FALLBACK = ("POST", f"/channels/{CHANNEL}/continue",
@@ -84,6 +85,22 @@ async def test_a_call_whose_channel_waited_in_asterisk_is_shed_though_its_event_
     await turn_until(lambda: bool(ari.requests), "the hand-over")
 
     assert ari.requests[0] == CONTINUE_TO_FALLBACK
+
+
+async def test_metrics_split_a_new_calls_wait_between_asterisk_and_fairline() -> None:
+    """Which of the two falls behind (issue 15): channel created -> StasisStart sent, and sent -> handled."""
+    ari = FakeAri()
+    app, _ = app_shedding(ari)
+
+    app.handle(started(lag_s=0.03, created_s=0.33))  # Asterisk took 0.3 s, the event then waited 0.03 s
+    await turn_until(lambda: bool(ari.requests), "the route")
+
+    samples = parse_metrics(render_metrics(app, FakeWriter()))
+    asterisk, fairline = "fairline_call_start_asterisk_delay_seconds", "fairline_call_start_event_delay_seconds"
+    assert value(samples, f"{asterisk}_count") == value(samples, f"{fairline}_count") == 1
+    assert value(samples, f"{asterisk}_bucket", le="0.25") == 0 and value(samples, f"{asterisk}_bucket", le="0.5") == 1
+    assert value(samples, f"{fairline}_bucket", le="0.025") == 0 and value(samples, f"{fairline}_bucket", le="0.1") == 1
+    assert 0.29 <= value(samples, f"{asterisk}_sum") <= 0.31
 
 
 async def test_a_call_that_waited_while_fairline_was_connecting_is_routed_not_shed() -> None:
