@@ -51,9 +51,15 @@ def ensure_tcpdump() -> str:
 @dataclasses.dataclass(slots=True)
 class CallTiming:
     invite_at: float
+    trying_at: float | None = None  # 100 Trying: Asterisk's SIP stack has taken the INVITE
     ringing_at: float | None = None  # first 180/183
     final_at: float | None = None
     final_code: int | None = None
+
+    @property
+    def trying_ms(self) -> float | None:
+        """INVITE -> 100 Trying: how far behind Asterisk itself is, before any dialplan or app runs."""
+        return (self.trying_at - self.invite_at) * 1000 if self.trying_at is not None else None
 
     @property
     def answer_ms(self) -> float | None:
@@ -159,7 +165,7 @@ def _header(lines: list[bytes], *names: bytes) -> bytes | None:
 
 
 def sip_calls(path: Path, sip_port: int) -> dict[str, CallTiming]:
-    """Each call the caller placed towards `sip_port`, by Call-ID, with its first ringing and final answer."""
+    """Each call the caller placed towards `sip_port`, by Call-ID, with its 100 Trying, first ringing and final answer."""
     calls: dict[str, CallTiming] = {}
     for at, sport, dport, payload in packets(path):
         head = payload.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
@@ -179,7 +185,9 @@ def sip_calls(path: Path, sip_port: int) -> dict[str, CallTiming]:
             if call is None or cseq is None or not cseq.upper().endswith(b"INVITE"):
                 continue
             code = int(first.split()[1])
-            if code in (180, 183) and call.ringing_at is None:
+            if code == 100 and call.trying_at is None:
+                call.trying_at = at
+            elif code in (180, 183) and call.ringing_at is None:
                 call.ringing_at = at
             elif code >= 200 and call.final_at is None:
                 call.final_at, call.final_code = at, code
