@@ -486,9 +486,15 @@ def _answered(call: Call, _: State, event: CallAnswered, __: Config) -> Step:
 
 
 def _hangup_requested(call: Call, state: State, event: HangupRequested, _: Config) -> Step:
-    """The caller hangs up (or fairline's own release reaches the channel): from now on nothing new starts."""
+    """The caller hangs up (or fairline's own release reaches the channel): from now on nothing new starts.
+
+    A channel out of the app that fairline does not follow (its subscription failed, see _failed) reports
+    nothing after this: the hang-up is its end."""
     cause = _cause(call, event.cause) if call.data.hangup_cause is None else call.data.hangup_cause
-    return _with(call, hangup_cause=cause, hung_up=True), []
+    hung = _with(call, hangup_cause=cause, hung_up=True)
+    if isinstance(state, Dialing) and state.in_dialplan and not call.data.followed:
+        return _end(hung, event.at)
+    return hung, []
 
 
 def _left(call: Call, state: State, event: CallLeft, _: Config) -> Step:
@@ -516,8 +522,11 @@ def _left_after_hangup(call: Call, state: State, event: CallLeft, config: Config
 
 
 def _failed(call: Call, state: State, _: ActionFailed, __: Config) -> Step:
-    if isinstance(state, Dialing) and state.in_dialplan:  # in Dial(), out of the app's reach: let it ring on
-        return call, []
+    if isinstance(state, Dialing) and state.in_dialplan:
+        # In Dial(), out of the app's reach: let it ring on. But what failed may have been the subscription,
+        # racing the caller's hang-up, whose StasisEnd came first and looked like the hand-over: then no
+        # ChannelDestroyed will come, and the channel's HangupRequested, if any, is its end.
+        return _with(call, followed=False), []
     # A failed subscribe/continue leaves the channel in the app: its StasisEnd is its end.
     failed = _with(call, followed=False, release_cause=CAUSE_FAILURE)
     if isinstance(state, Announcing) and state.reason is ReleaseReason.FAILURE:  # even the apology failed

@@ -824,6 +824,22 @@ class TestRoutedCallRecord:
             Disposition.ANSWERED, at(25.0), at(90.1), 16)
         assert (record.answered_target, record.target_kind) == (target.e164, target.kind.value)
 
+    def test_a_hang_up_that_beats_the_subscription_ends_the_call_once_with_its_cdr(self) -> None:
+        """The caller hangs up as fairline hands the call to Dial(): the StasisEnd comes first and looks like
+        the hand-over, then the subscription fails (the channel is gone). No ChannelDestroyed will come for
+        a channel nobody follows, so the hang-up ends the call instead of leaving it in memory for ever."""
+        call, asked = run([started(ONE_PHONE), left(1.0), action_failed(1.1), hangup_requested(16, s=1.2)], ROUTES)
+
+        assert call.phase is Phase.ENDED
+        record = the_cdr(asked)
+        assert (record.disposition, record.ended_at, record.hangup_cause) == (Disposition.ABANDONED, at(1.2), 16)
+
+    def test_a_failure_in_dial_after_the_hand_over_lets_the_call_ring_on(self) -> None:
+        """Out of the app's reach, a failed request changes nothing for the caller: the call goes on."""
+        call, asked = run([started(ONE_PHONE), left(1.0), action_failed(1.1)], ROUTES)
+
+        assert call.phase is Phase.DIALING and not [a for a in asked if isinstance(a, WriteCdr)]
+
     def test_connected_call_released_by_fairline_is_answered_with_normal_clearing(self) -> None:
         _, asked = run([started(ONE_PHONE), target_dialed(MOBILE), target_answered(MOBILE), answered(5.0),
                         returned("ANSWER", 90.0), destroyed(16, 90.1)], ROUTES)
