@@ -188,6 +188,9 @@ class RatedCdr:
     billing_month: date  # first day of the month the call started in, on the number's local clock
     rating_error: str | None = None  # why the call could not be priced; its prices are then 0
     source: str = "live"  # "live" from the ARI app, "import" from `fairline cdr import`
+    # The clock that told peak from off-peak and the billing month (IANA name, e.g. "Europe/Amsterdam";
+    # "UTC" for a number without one). With price.tariff, what explains the amount without re-rating.
+    rating_zone: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (money as strings) that `from_json` turns back into an equal RatedCdr."""
@@ -206,6 +209,7 @@ class RatedCdr:
             "setup_eur": str(p.setup_eur), "usage_eur": str(p.usage_eur), "list_price_eur": str(p.list_price_eur),
             "fair_use_eligible": p.fair_use_eligible, "billing_month": self.billing_month.isoformat(),
             "rating_error": self.rating_error, "source": self.source,
+            "tariff": p.tariff, "rating_zone": self.rating_zone,
         }
 
     @classmethod
@@ -225,11 +229,13 @@ class RatedCdr:
         price = RatedPrice(
             d["billable_seconds"], d["peak_seconds"], d["offpeak_seconds"], Decimal(d["setup_eur"]),
             Decimal(d["usage_eur"]), Decimal(d["list_price_eur"]), d["fair_use_eligible"],
+            d.get("tariff"),  # spool lines written before issue 16 have neither this nor rating_zone
         )
         return cls(
             call=call, customer_id=d["customer_id"],
             number_type=NumberType(d["number_type"]) if d["number_type"] else None, price=price,
             billing_month=date.fromisoformat(d["billing_month"]), rating_error=d["rating_error"], source=d["source"],
+            rating_zone=d.get("rating_zone"),
         )
 
 
@@ -243,27 +249,30 @@ def rate_record(call: CallRecord, customer_id: str | None, number_type: NumberTy
     zone: tzinfo
     try:
         zone = number_zone(call.did)
+        zone_name = zone.key
     except ValueError:
-        zone = UTC
+        zone, zone_name = UTC, "UTC"
     try:
         local_start = call.started_at.astimezone(zone)
     except (OverflowError, ValueError):  # a start at the very edge of what datetime holds: keep it, unpriced
         started = call.started_at.astimezone(UTC)
         return RatedCdr(call, customer_id, number_type, _NO_PRICE, date(started.year, started.month, 1),
-                        rating_error=f"start time {call.started_at.isoformat()} is out of range", source=source)
+                        rating_error=f"start time {call.started_at.isoformat()} is out of range", source=source,
+                        rating_zone="UTC")
     month = date(local_start.year, local_start.month, 1)
     if customer_id is None or number_type is None:
-        return RatedCdr(call, customer_id, number_type, _NO_PRICE, month, source=source)
+        return RatedCdr(call, customer_id, number_type, _NO_PRICE, month, source=source, rating_zone=zone_name)
     try:
         price = rate_call(
             CallTimes(call.call_id, call.did, number_type, call.started_at, call.answered_at, call.ended_at), rates
         )
     except InvalidCall as exc:
         return RatedCdr(call, customer_id, number_type, dataclasses.replace(
-            _NO_PRICE, fair_use_eligible=number_type.fair_use_eligible), month, rating_error=exc.reason, source=source)
+            _NO_PRICE, fair_use_eligible=number_type.fair_use_eligible), month, rating_error=exc.reason, source=source,
+            rating_zone=zone_name)
     if price.fair_use_eligible and _forwarded_abroad(call):
         price = dataclasses.replace(price, fair_use_eligible=False)
-    return RatedCdr(call, customer_id, number_type, price, month, source=source)
+    return RatedCdr(call, customer_id, number_type, price, month, source=source, rating_zone=zone_name)
 
 
 def _forwarded_abroad(call: CallRecord) -> bool:

@@ -75,6 +75,12 @@ class TrafficRates:
                     f"{name} of the rates valid from {self.valid_from}: expected a non-negative Decimal, got {value!r}"
                 )
 
+    @property
+    def label(self) -> str:
+        """The version as a CDR records it, enough to work out any price it made without the tariff at hand:
+        `2026-01-01: 0.04 + 0.07/0.05 per min` (valid from; set-up + peak/off-peak per minute, in EUR)."""
+        return f"{self.valid_from.isoformat()}: {self.setup_eur} + {self.peak_eur_per_min}/{self.offpeak_eur_per_min} per min"
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RateTable:
@@ -159,6 +165,9 @@ class RatedPrice:
     usage_eur: Decimal
     list_price_eur: Decimal  # setup_eur + usage_eur
     fair_use_eligible: bool
+    # The tariff versions that priced it (TrafficRates.label), "; " between two when the call ran into a
+    # new version; None for a call never answered, which no tariff prices.
+    tariff: str | None = None
 
 
 def rate_call(call: CallTimes, rates: RateTable) -> RatedPrice:
@@ -187,6 +196,7 @@ def rate_call(call: CallTimes, rates: RateTable) -> RatedPrice:
     if billable <= _started_seconds(stretches[at].end - answer):  # most calls: every second in one stretch
         return _price_in_one_stretch(rates.rates_on(answered_on), stretches[at].peak, billable, eligible)
     peak = offpeak = done = 0
+    used: list[TrafficRates] = []
     with localcontext(_EXACT):
         seconds_times_eur_per_min = Decimal(0)
         first = answer
@@ -201,6 +211,8 @@ def rate_call(call: CallTimes, rates: RateTable) -> RatedPrice:
             stretch = stretches[at]
             seconds = min(billable - done, _started_seconds(stretch.end - first))
             version = rates.rates_on(stretch.day)
+            if version not in used:
+                used.append(version)
             if stretch.peak:
                 peak += seconds
                 seconds_times_eur_per_min += seconds * version.peak_eur_per_min
@@ -212,7 +224,8 @@ def rate_call(call: CallTimes, rates: RateTable) -> RatedPrice:
         # Rounded once per call, so no call pays for rounding each of its pieces.
         usage = _money(seconds_times_eur_per_min / 60)
         setup = _money(rates.rates_on(answered_on).setup_eur)
-        return RatedPrice(billable, peak, offpeak, setup, usage, setup + usage, eligible)
+        return RatedPrice(billable, peak, offpeak, setup, usage, setup + usage, eligible,
+                          "; ".join(v.label for v in used))
 
 
 # Calls as long as each other, answered on the same side of peak under the same version, cost the
@@ -224,7 +237,7 @@ def _price_in_one_stretch(version: TrafficRates, peak: bool, seconds: int, eligi
         usage = _money(seconds * (version.peak_eur_per_min if peak else version.offpeak_eur_per_min) / 60)
         setup = _money(version.setup_eur)
         return RatedPrice(seconds, seconds if peak else 0, 0 if peak else seconds, setup, usage, setup + usage,
-                          eligible)
+                          eligible, version.label)
 
 
 def number_zone(number: str) -> ZoneInfo:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
@@ -117,5 +117,9 @@ def test_answered_calls_are_rated_free_under_fair_use_and_charged_on_tollfree(li
         assert row["peak_seconds"] + row["offpeak_seconds"] == row["billable_seconds"]
         assert Decimal(str(row["setup_eur"])) == Decimal("0.04")
         assert Decimal(str(row["list_price_eur"])) > Decimal("0.04")
+        # What priced it is on the row (issue 16): the rates and the clock, enough to work the amount out again.
+        assert (row["tariff"], row["rating_zone"]) == ("2020-01-01: 0.04 + 0.07/0.05 per min", "Europe/Amsterdam")
+        usage = (row["peak_seconds"] * Decimal("0.07") + row["offpeak_seconds"] * Decimal("0.05")) / 60
+        assert Decimal(str(row["list_price_eur"])) == Decimal("0.04") + usage.quantize(Decimal("0.0001"), ROUND_HALF_UP)
     assert Decimal(str(local["charged_eur"])) == 0
     assert Decimal(str(tollfree["charged_eur"])) == Decimal(str(tollfree["list_price_eur"]))

@@ -60,6 +60,33 @@ class TestRateRecord:
         assert rated.call == early
 
 
+class TestRatingBasis:
+    """Each CDR says what priced it (issue 16): billing explains an amount from the row, without re-rating."""
+
+    def test_a_priced_call_names_its_tariff_version_and_its_clock(self) -> None:
+        rated = rate_record(call(), "acme", NumberType.LOCAL, DEFAULT_RATES)
+        assert (rated.price.tariff, rated.rating_zone) == ("2000-01-01: 0.04 + 0.07/0.05 per min", "Europe/Amsterdam")
+
+    def test_a_number_abroad_is_rated_on_its_own_clock(self) -> None:
+        rated = rate_record(call("+12125551234"), "acme", NumberType.INTERNATIONAL, DEFAULT_RATES)
+        assert rated.rating_zone == "America/New_York"
+
+    def test_an_unanswered_call_names_its_clock_but_no_tariff(self) -> None:
+        rated = rate_record(call(answer_after=None), "acme", NumberType.LOCAL, DEFAULT_RATES)
+        assert (rated.price.tariff, rated.rating_zone) == (None, "Europe/Amsterdam")
+
+    def test_a_did_that_is_not_a_number_is_rated_on_utc_and_says_so(self) -> None:
+        rated = rate_record(call("0123"), None, None, DEFAULT_RATES)
+        assert (rated.price.tariff, rated.rating_zone) == (None, "UTC")
+
+    def test_a_spool_line_without_them_reads_as_unknown(self) -> None:
+        """Lines spooled before issue 16 lack both; they read back as None, not as a guess."""
+        line = rate_record(call(), "acme", NumberType.LOCAL, DEFAULT_RATES).to_json()
+        del line["tariff"], line["rating_zone"]
+        back = RatedCdr.from_json(line)
+        assert (back.price.tariff, back.rating_zone) == (None, None)
+
+
 class TestJson:
     @given(answer_after=st.one_of(st.none(), st.integers(0, 120)), duration=st.integers(0, 7200),
            number_type=st.sampled_from(list(NumberType)))

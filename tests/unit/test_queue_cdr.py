@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -97,7 +98,10 @@ class TestSpoolFormat:
         """CDRs spooled by the previous version while PostgreSQL was down must still reach the database."""
         spool = Spool(tmp_path)
         spool.path.write_text(OLD_SPOOL_LINE + "\n")
-        assert spool.read() == [rate_record(call(), "acme", NumberType.LOCAL, DEFAULT_RATES)]
+        today = rate_record(call(), "acme", NumberType.LOCAL, DEFAULT_RATES)
+        # The same CDR, but for the rating basis (tariff, zone) that lines from before issue 16 lack.
+        assert spool.read() == [dataclasses.replace(today, price=dataclasses.replace(today.price, tariff=None),
+                                                    rating_zone=None)]
         assert not spool.rejected_path.exists()
 
 

@@ -210,8 +210,10 @@ class TestReplayRecordedCall:
             customer_id="acme",
             number_type=NumberType.LOCAL,
             price=RatedPrice(billable_seconds=1, peak_seconds=1, offpeak_seconds=0, setup_eur=Decimal("0.0400"),
-                             usage_eur=Decimal("0.0012"), list_price_eur=Decimal("0.0412"), fair_use_eligible=True),
+                             usage_eur=Decimal("0.0012"), list_price_eur=Decimal("0.0412"), fair_use_eligible=True,
+                             tariff="2000-01-01: 0.04 + 0.07/0.05 per min"),  # the default tariff
             billing_month=date(2026, 11, 1),
+            rating_zone="Europe/Amsterdam",
         )]
         assert (submitted[0].rating_error, submitted[0].source) == (None, "live")
         assert app.calls == {}

@@ -74,6 +74,7 @@ class TestWorkedExample:
             usage_eur=Decimal("0.0817"),
             list_price_eur=Decimal("0.1217"),
             fair_use_eligible=True,
+            tariff="2020-01-01: 0.04 + 0.07/0.05 per min",
         )
 
 
@@ -179,7 +180,8 @@ class TestBillableSeconds:
     def test_answered_call_without_a_second_still_pays_set_up(self) -> None:
         """Set-up is per answered call, even one hung up the instant it was answered."""
         price = rate_call(answered_call("2026-11-24T10:00:00+01:00", "2026-11-24T10:00:00+01:00"), RATES)
-        assert price == RatedPrice(0, 0, 0, Decimal("0.0400"), Decimal("0.0000"), Decimal("0.0400"), True)
+        assert price == RatedPrice(0, 0, 0, Decimal("0.0400"), Decimal("0.0000"), Decimal("0.0400"), True,
+                                   "2020-01-01: 0.04 + 0.07/0.05 per min")
 
     @pytest.mark.parametrize("number_type", list(NumberType))
     def test_unanswered_call_costs_nothing(self, number_type: NumberType) -> None:
@@ -223,6 +225,17 @@ class TestRateVersions:
             Decimal("0.1100"),
             Decimal("0.1500"),
         )
+        # Both versions priced it, and the CDR says so: the amount can be worked out from the CDR alone.
+        assert price.tariff == "2020-01-01: 0.04 + 0.07/0.05 per min; 2027-01-01: 0.05 + 0.09/0.06 per min"
+
+    def test_a_call_records_the_one_version_that_priced_it(self) -> None:
+        price = rate_call(answered_call("2027-01-01T03:00:00Z", "2027-01-01T03:01:00Z", AMSTERDAM), RATES_CHANGING_2027)
+        assert price.tariff == "2027-01-01: 0.05 + 0.09/0.06 per min"
+
+    def test_an_unanswered_call_names_no_tariff(self) -> None:
+        call = CallTimes("c1", AMSTERDAM, NumberType.LOCAL, start=at("2026-11-24T10:00:00+01:00"), answer=None,
+                         end=at("2026-11-24T10:00:30+01:00"))
+        assert rate_call(call, RATES).tariff is None
 
     @pytest.mark.parametrize(
         ("number", "setup", "usage"),
