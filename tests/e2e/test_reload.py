@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LiveStack, poll, talk
+from tests.e2e.conftest import LiveStack, poll, stackmod, talk
 
 pytestmark = pytest.mark.e2e
 
@@ -23,9 +24,21 @@ def fairline(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=30, env=dict(os.environ))
 
 
+def recorded(stack: stackmod.Stack, text: str) -> bool:
+    """Whether `text` is stored as a configuration version (False while the table does not exist yet)."""
+    try:
+        return int(stack.psql("fairline", "SELECT count(*) FROM config_versions WHERE content_hash = :'h'",
+                              params={"h": hashlib.sha256(text.encode()).hexdigest()})) > 0
+    except stackmod.StackError:
+        return False
+
+
 def test_reload_during_a_live_call_keeps_the_call_and_applies_the_new_numbers(live: LiveStack) -> None:
     s = live.stack
     original = s.app_config.read_text()
+    # The version fairline started with is recorded in the background (on a fresh database, once the
+    # migrations are in): count from when it is there, or the count below takes it for the reload's.
+    assert poll(lambda: recorded(s, original), timeout=20)
     versions_before = int(s.psql("fairline", "SELECT count(*) FROM config_versions"))
     spool = str(s.state_dir / "spool")
     try:
