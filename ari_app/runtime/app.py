@@ -53,6 +53,7 @@ class CallSession:
     call: flow.Call
     log: structlog.typing.FilteringBoundLogger
     actions: "asyncio.Queue[list[flow.Action] | None]"
+    config: Config  # the configuration the call started under: a new version applies to new calls only
     worker: "asyncio.Task[None] | None" = None
 
 
@@ -88,7 +89,8 @@ class App:
 
     @config.setter
     def config(self, config: Config) -> None:
-        """A reload: new calls take the new configuration; live queues keep their callers and agents."""
+        """A new version: new calls take it; calls in progress keep the flow they started with, and live
+        queues their callers and agents."""
         self._config = config
         self.queues.reload(config)
 
@@ -192,7 +194,7 @@ class App:
                 return
             session = self._open(event)
         before = session.call.phase
-        session.call, actions = flow.step(session.call, event, self.config)
+        session.call, actions = flow.step(session.call, event, session.config)
         after = session.call.phase
         if after is not before:
             session.log.debug("call.phase", phase=after.value, on=type(event).__name__)
@@ -211,7 +213,7 @@ class App:
         log = self.log.bind(call_id=event.channel_id)
         log.info("call.started", did=event.did, caller=event.caller)
         self.calls_routed += 1
-        session = CallSession(flow.Call(call_id=event.channel_id), log, asyncio.Queue())
+        session = CallSession(flow.Call(call_id=event.channel_id), log, asyncio.Queue(), self.config)
         self.calls[event.channel_id] = session
         session.worker = spawn(self._work(session), name=f"call-{event.channel_id}", log=self.log,
                                crashed="call.worker_crashed", keep=self._workers)

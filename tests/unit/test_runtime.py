@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 
 from ari_app.runtime import session as runtime_session
 from ari_app.ari.client import AriClient
-from ari_app.core.model import Config, Customer, Number, Route, Strategy, Target, TargetKind
+from ari_app.core.model import Config, Customer, ForwardTo, Number, Route, Strategy, Target, TargetKind
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone
 from ari_app.ari.version import UnsupportedAsterisk, asterisk_major
 from ari_app.runtime.app import App
@@ -324,6 +324,27 @@ class TestReplayRoutedCall:
         assert cdr.call.ended_at == datetime(2026, 11, 25, 13, 17, 19, 520000, tzinfo=UTC)
         assert (cdr.customer_id, cdr.price.billable_seconds) == ("acme", 0)
         assert app.calls == {}
+
+    async def test_a_call_in_progress_keeps_the_flow_it_started_with_when_a_new_version_comes(self) -> None:
+        """The call's number forwards, when nobody answers, to another number's route; a new version changes
+        that route while the call rings. The call goes on as it started; a new call would take the new one."""
+        def forwarding(second_phone: str) -> Config:
+            return Config(customers={"acme": Customer("acme", "Acme BV")}, numbers={
+                "+31201234567": Number("+31201234567", "acme", NumberType.LOCAL, route=Route(
+                    Strategy.SIMULTANEOUS, (Target("+31612345601", TargetKind.MOBILE, 20),), ForwardTo("+31201234568"))),
+                "+31201234568": Number("+31201234568", "acme", NumberType.LOCAL, route=Route(
+                    Strategy.SIMULTANEOUS, (Target(second_phone, TargetKind.MOBILE, 20),)))})
+        ari = FakeAri()
+        app, _ = app_with(ari, config=forwarding("+31612345602"))
+
+        feed(app, recorded(types=["StasisStart"]))
+        await turn_until(lambda: CONTINUE in ari.requests, "the call handed to Dial()")
+        app.config = forwarding("+31612345699")  # applied while the first phone rings
+        feed(app, [channel_event("StasisEnd", "13:17:15.870"), dial_returned("NOANSWER", "13:17:35.900")])
+        await turn_until(lambda: len(ari.requests) == 3, "the forwarded route")
+
+        assert ari.requests[2][:2] == ("POST", f"{CALL}/continue")
+        assert ari.requests[2][2]["extension"] == "PJSIP/+31612345602@carrier-out,20"  # the old version's phone
 
     async def test_stasis_end_of_a_followed_call_writes_no_cdr_until_the_channel_is_destroyed(self) -> None:
         ari = FakeAri()
