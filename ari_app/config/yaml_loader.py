@@ -69,7 +69,7 @@ _QUEUE_NAME = re.compile(r"^[a-z0-9_-]+$")
 
 
 class _Problems:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | str) -> None:
         self.path = path
         self._found: list[tuple[int, str]] = []
 
@@ -96,20 +96,6 @@ def _printable(text: str) -> str:
 
 def load(path: Path) -> Config:
     """Read and check a configuration file; raise ConfigError listing every problem."""
-    # Loading allocates a node per YAML value and keeps them all until it returns: the
-    # cyclic garbage collector would walk them again and again for nothing (more than
-    # half the time for thousands of numbers). It runs again as soon as loading ends.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _load(path)
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _load(path: Path) -> Config:
-    problems = _Problems(path)
     try:
         # Bytes decoded as they are (no newline translation): `text` hashes like the file.
         text = path.read_bytes().decode("utf-8")
@@ -117,6 +103,26 @@ def _load(path: Path) -> Config:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start}); expected a UTF-8 YAML file"]) from exc
+    return parse(text, path)
+
+
+def parse(text: str, source: Path | str) -> Config:
+    """Check configuration text, e.g. a version from the store; problems name `source` (the file, or
+    "config v12") and the line, as for a file."""
+    # Loading allocates a node per YAML value and keeps them all until it returns: the
+    # cyclic garbage collector would walk them again and again for nothing (more than
+    # half the time for thousands of numbers). It runs again as soon as loading ends.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(text, source)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _parse(text: str, path: Path | str) -> Config:
+    problems = _Problems(path)
     root = _compose(text, path)
 
     if not isinstance(root, yaml.MappingNode):
@@ -142,7 +148,7 @@ def _load(path: Path) -> Config:
                   queues=MappingProxyType(queues), rates=rates, text=text, recording=recording)
 
 
-def _compose(text: str, path: Path) -> yaml.Node | None:
+def _compose(text: str, path: Path | str) -> yaml.Node | None:
     # libyaml is many times faster on large files; pure PyYAML words its errors better.
     fast = getattr(yaml, "CSafeLoader", None)
     if fast is not None:

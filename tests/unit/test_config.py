@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ari_app.config.yaml_loader import load
+from ari_app.config.yaml_loader import load, parse
 from ari_app.core.model import Config, Customer, Number
 from rating.core.numbering import to_e164
 from ari_app.errors import ConfigError
@@ -583,3 +583,20 @@ class TestConfigText:
         path.write_bytes(b"customers: []\nnumbers: []\n# caf\xe9\n")
 
         assert problems(path) == [f"{path}: not UTF-8 text (byte 31); expected a UTF-8 YAML file"]
+
+
+class TestStoredText:
+    """A version from the configuration store is checked as a file is, its problems named by the version."""
+
+    def test_a_valid_version_gives_the_same_config_as_its_file(self, tmp_path: Path) -> None:
+        text = (Path(__file__).resolve().parents[2] / "dialplan" / "fairline.yaml").read_text()
+        path = tmp_path / "fairline.yaml"
+        path.write_text(text)
+        assert parse(text, "config v12") == load(path)
+
+    def test_problems_name_the_version_and_the_line(self) -> None:
+        text = "customers:\n  - id: acme\n    name: Acme\nnumbers:\n  - number: '+31201234567'\n    customer: nobody\n"
+        with pytest.raises(ConfigError) as raised:
+            parse(text, "config v12")
+        assert raised.value.problems and all(p.startswith("config v12:") for p in raised.value.problems)
+        assert any(p.startswith("config v12:6: ") and "nobody" in p for p in raised.value.problems)
