@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -38,7 +39,8 @@ async def publish_fallback(ami: AmiSettings, text: str, *, timeout: float = 10.0
     Raises AmiUnreachable, AmiUnauthorized, AmiRefused (e.g. the AMI user lacks the class
     `config`) or FallbackNotLoaded (the file could not be written, or Asterisk shows other
     priorities than `text` holds). Parsing and writing run in a worker thread: the event
-    loop is not held up by a large configuration.
+    loop is not held up by a large configuration. Callers publish one text at a time per
+    Asterisk: a second publish between this one's write and its check would fail the check.
     """
     expected = await asyncio.to_thread(priorities_of, text)
     async with AmiSession(ami, timeout=timeout) as session:
@@ -63,17 +65,21 @@ async def publish_fallback(ami: AmiSettings, text: str, *, timeout: float = 10.0
 
 def _replace_file(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary file and a rename: a reader sees the old or the new file."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp: str | None = None
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
+            os.fchmod(fd, 0o644)  # Asterisk may run as another user than fairline; nothing secret is in it
             write_all(fd, text.encode())
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        tmp = None
         fsync_dir(path.parent)
     except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise FallbackNotLoaded(f"cannot write the fallback dialplan to {path}: {exc.strerror}; "
                                 f"FAIRLINE_ASTERISK_FALLBACK must name the file Asterisk's extensions.conf includes, "
                                 f"in a directory fairline may write") from None

@@ -55,8 +55,10 @@ async def asterisk(request: pytest.FixtureRequest) -> AsyncIterator[FakeAsterisk
     recording = getattr(request, "param", "publish.txt")
     greeting, answers = recorded(recording)
     received: list[dict[str, str]] = []
+    sessions: list[asyncio.Task[None]] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sessions.append(asyncio.current_task())  # type: ignore[arg-type]
         writer.write(greeting)
         try:
             while True:
@@ -72,11 +74,14 @@ async def asterisk(request: pytest.FixtureRequest) -> AsyncIterator[FakeAsterisk
                     break  # Asterisk closes the session after a goodbye or a refused login
         except asyncio.IncompleteReadError:
             pass
-        writer.close()
+        finally:
+            writer.close()
+            await writer.wait_closed()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     async with server:
         yield FakeAsterisk(server.sockets[0].getsockname()[1], received)
+    await asyncio.gather(*sessions, return_exceptions=True)
 
 
 def settings(port: int, tmp_path: Path) -> AmiSettings:
@@ -139,14 +144,19 @@ class TestAmiSession:
         assert (refused.value.action, refused.value.message) == ("Command", "Permission denied")
 
     async def test_an_asterisk_that_never_answers_times_out(self, tmp_path: Path) -> None:
+        ended = asyncio.Event()
+
         async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.read()
+            await reader.read()  # until fairline gives up and closes
+            writer.close()
+            ended.set()
 
         server = await asyncio.start_server(silent, "127.0.0.1", 0)
         async with server:
             with pytest.raises(AmiUnreachable, match="no answer to Login within 0.2 s"):
                 async with AmiSession(settings(server.sockets[0].getsockname()[1], tmp_path), timeout=0.2):
                     pass
+            await asyncio.wait_for(ended.wait(), timeout=5)
 
 
 P = DialplanPriority
