@@ -199,8 +199,8 @@ def cmd_dialplan_publish(args: argparse.Namespace) -> int:
     except AmiError as exc:
         print(f"fallback dialplan not published: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    print(f"{config_path}: {CONTEXT} written to {done.file} and reloaded through AMI at {ami.host}:{ami.port}; "
-          f"Asterisk shows {done.extensions} extension(s), {done.priorities} priority(ies), as generated")
+    print(f"{config_path}: {CONTEXT} ({done.extensions} extension(s)) written to {done.file} and reloaded "
+          f"through AMI at {ami.host}:{ami.port}; Asterisk runs it ({done.digest})")
     return EXIT_OK
 
 

@@ -10,9 +10,6 @@ of a dialplan line.
 
 from __future__ import annotations
 
-import dataclasses
-import re
-
 from ari_app.core.model import Config
 from ari_app.core.flow import TRUNK
 
@@ -50,38 +47,3 @@ def fallback_dialplan(config: Config) -> str:
                       f" same => n,Playback({number.announcement})",
                       " same => n,Hangup()"]
     return "\n".join(lines) + "\n"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DialplanPriority:
-    """One priority of an extension, as Asterisk lists it (AMI ShowDialPlan, `dialplan show`)."""
-
-    extension: str
-    priority: int
-    application: str
-    data: str
-
-
-_EXTEN = re.compile(r"exten\s*=>\s*([^,]+),(\d+),(\w+)\((.*)\)")
-_SAME = re.compile(r"same\s*=>\s*n,(\w+)\((.*)\)")
-
-
-def priorities_of(text: str) -> tuple[DialplanPriority, ...]:
-    """The priorities a context made by `fallback_dialplan` holds once Asterisk has loaded it.
-
-    Reads only the lines `fallback_dialplan` writes (`exten => E,1,App(data)`, ` same => n,App(data)`,
-    comments, the context's name); anything else is a ValueError, not a guess.
-    """
-    found: list[DialplanPriority] = []
-    for n, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith(";") or line == f"[{CONTEXT}]":
-            continue
-        if (m := _EXTEN.fullmatch(line)) is not None:
-            found.append(DialplanPriority(m.group(1), int(m.group(2)), m.group(3), m.group(4)))
-        elif (m := _SAME.fullmatch(line)) is not None and found:
-            last = found[-1]
-            found.append(DialplanPriority(last.extension, last.priority + 1, m.group(1), m.group(2)))
-        else:
-            raise ValueError(f"line {n}: not a line of the generated fallback dialplan: {raw!r}")
-    return tuple(found)

@@ -61,7 +61,7 @@ def test_published_fallback_rings_the_new_first_target_while_fairline_is_down(
     published = fairline(live, "dialplan", "publish", "--config", str(changed_config))
 
     assert published.returncode == 0, published.stderr
-    assert "as generated" in published.stdout and str(s.fallback_file) in published.stdout
+    assert "Asterisk runs it (sha256:" in published.stdout and str(s.fallback_file) in published.stdout
     shown = s.asterisk_rx(f"dialplan show {ROUTED}@fairline-fallback")
     assert f"Dial(PJSIP/{NEW_TARGET}@carrier-out,5)" in shown and OLD_TARGET not in shown
 

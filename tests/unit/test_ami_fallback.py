@@ -1,9 +1,10 @@
 """Publishing the fallback dialplan over AMI, against AMI exchanges recorded from Asterisk 22.
 
 tests/fixtures/ami/publish.txt is what Asterisk answered fairline's AMI user (read = none,
-write = config) to Login, Reload of pbx_config, ShowDialPlan of fairline-fallback (after loading
-fairline-fallback.conf beside it), Command, ShowDialPlan of a missing context and Logoff;
-login_refused.txt its answer to a wrong secret. A small server replays them per action.
+write = config) to Login, Reload of pbx_config (with fairline-fallback.conf beside it published,
+its digest added), ShowDialPlan of the extension `digest` in fairline-fallback, Command,
+ShowDialPlan of `digest` where there is none, and Logoff; login_refused.txt its answer to a
+wrong secret. A small server replays them per action.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from ari_app.ami.fallback import difference, publish_fallback, shown_priorities
+from ari_app.ami.fallback import digest_of, publish_fallback, with_digest
 from ari_app.ami.session import AmiSession
-from ari_app.dialplan_gen import DialplanPriority, priorities_of
 from ari_app.errors import AmiRefused, AmiUnauthorized, AmiUnreachable, FallbackNotLoaded
 from ari_app.settings import AmiSettings
 
@@ -41,7 +41,7 @@ def recorded(name: str) -> tuple[bytes, dict[str, list[bytes]]]:
 
 # The recorded action each action fairline sends is answered with.
 REPLIES = {("Login", ""): "login", ("Reload", ""): "reload", ("ShowDialPlan", "fairline-fallback"): "show",
-           ("ShowDialPlan", "no-such-context"): "nocontext", ("Command", ""): "cmd", ("Logoff", ""): "bye"}
+           ("ShowDialPlan", "from-carrier"): "nodigest", ("Command", ""): "cmd", ("Logoff", ""): "bye"}
 
 
 @dataclasses.dataclass
@@ -90,22 +90,25 @@ def settings(port: int, tmp_path: Path) -> AmiSettings:
 
 
 class TestPublishFallback:
-    async def test_writes_the_file_reloads_pbx_config_and_checks_what_asterisk_shows(
+    async def test_writes_the_file_with_its_digest_reloads_pbx_config_and_finds_the_digest_in_asterisk(
             self, asterisk: FakeAsterisk, tmp_path: Path) -> None:
         done = await publish_fallback(settings(asterisk.port, tmp_path), PUBLISHED)
 
-        assert (done.file.read_text(), done.extensions, done.priorities) == (PUBLISHED, 21, 45)
+        assert done.file.read_text() == with_digest(PUBLISHED)
+        assert (done.digest, done.extensions) == (digest_of(PUBLISHED), 21)
+        assert done.digest == "sha256:5e194e319c18bef747c449ef1602548f82d5b1594b9fa678dc03008daeeafb29"
         assert [a["Action"] for a in asterisk.received] == ["Login", "Reload", "ShowDialPlan", "Logoff"]
         assert asterisk.received[0]["Events"] == "off"
         assert asterisk.received[1]["Module"] == "pbx_config.so"
+        assert (asterisk.received[2]["Context"], asterisk.received[2]["Extension"]) == ("fairline-fallback", "digest")
         assert not list(tmp_path.glob(".*.tmp"))
 
-    async def test_a_context_asterisk_does_not_show_as_published_is_an_error(
+    async def test_asterisk_showing_another_digest_is_an_error_naming_the_file_setting(
             self, asterisk: FakeAsterisk, tmp_path: Path) -> None:
         changed = PUBLISHED.replace("PJSIP/+31612340003@carrier-out,5", "PJSIP/+31612340009@carrier-out,5")
 
-        with pytest.raises(FallbackNotLoaded, match=r"1 priority\(ies\) missing, e\.g\. \+31201230001,1,"
-                                                    r"Dial\(PJSIP/\+31612340009@carrier-out,5\)"):
+        with pytest.raises(FallbackNotLoaded, match=r"shows sha256:5e194e31.* where "
+                                                    + digest_of(changed) + ".*FAIRLINE_ASTERISK_FALLBACK"):
             await publish_fallback(settings(asterisk.port, tmp_path), changed)
 
     @pytest.mark.parametrize("asterisk", ["login_refused.txt"], indirect=True)
@@ -139,8 +142,8 @@ class TestAmiSession:
         async with AmiSession(settings(asterisk.port, tmp_path)) as ami:
             with pytest.raises(AmiRefused) as refused:
                 await ami.action("Command", Command="core show version")
-            with pytest.raises(AmiRefused, match="Did not find context no-such-context"):
-                await ami.action_list("ShowDialPlan", Context="no-such-context")
+            with pytest.raises(AmiRefused, match="Did not find extension digest@from-carrier"):
+                await ami.action_list("ShowDialPlan", Context="from-carrier", Extension="digest")
         assert (refused.value.action, refused.value.message) == ("Command", "Permission denied")
 
     async def test_an_asterisk_that_never_answers_times_out(self, tmp_path: Path) -> None:
@@ -159,28 +162,15 @@ class TestAmiSession:
             await asyncio.wait_for(ended.wait(), timeout=5)
 
 
-P = DialplanPriority
 
+class TestDigest:
+    def test_the_digest_extension_follows_the_text_in_its_context(self) -> None:
+        published = with_digest(PUBLISHED)
 
-class TestShownAndDifference:
-    def test_the_recorded_listing_is_the_published_text(self) -> None:
-        _, answers = recorded("publish.txt")
-        listed = [dict(line.split(": ", 1) for line in block.decode().split("\r\n") if ": " in line)
-                  for block in answers["show"]]
-        shown = shown_priorities(listed)
+        assert published.startswith(PUBLISHED)
+        assert published.endswith(f"\nexten => digest,1,NoOp({digest_of(PUBLISHED)})\n")
+        assert "[" not in published[len(PUBLISHED):]  # no other context in between: it lands in fairline-fallback
 
-        assert len(shown) == 45
-        assert P("+31201230001", 2, "Hangup", "") in shown  # "AppData: " of an application without arguments
-        assert difference(priorities_of(PUBLISHED), shown) is None
-
-    @pytest.mark.parametrize(("expected", "shown", "said"), [
-        ((P("+1", 1, "Dial", "a"),), (P("+1", 1, "Dial", "a"),), None),
-        ((P("+1", 1, "Dial", "a"), P("+2", 1, "Dial", "b")), (P("+2", 1, "Dial", "b"), P("+1", 1, "Dial", "a")), None),
-        ((P("+1", 1, "Dial", "a"),), (), "1 priority(ies) missing, e.g. +1,1,Dial(a)"),
-        ((), (P("+9", 2, "Hangup", ""),), "1 not published, e.g. +9,2,Hangup()"),
-        ((P("+1", 1, "Dial", "a"),), (P("+1", 1, "Dial", "b"),),
-         "1 priority(ies) missing, e.g. +1,1,Dial(a); 1 not published, e.g. +1,1,Dial(b)"),
-    ])
-    def test_difference_says_the_first_missing_and_the_first_unexpected(
-            self, expected: tuple[P, ...], shown: tuple[P, ...], said: str | None) -> None:
-        assert difference(expected, shown) == said
+    def test_any_change_of_the_text_changes_the_digest(self) -> None:
+        assert digest_of(PUBLISHED) != digest_of(PUBLISHED.replace(",5)", ",6)", 1))
+        assert digest_of(PUBLISHED) == "sha256:" + "5e194e319c18bef747c449ef1602548f82d5b1594b9fa678dc03008daeeafb29"

@@ -6,9 +6,7 @@ from pathlib import Path
 
 from ari_app.config.yaml_loader import load
 from ari_app.core.model import Config, Customer, Number
-import pytest
-
-from ari_app.dialplan_gen import DialplanPriority, fallback_dialplan, priorities_of
+from ari_app.dialplan_gen import fallback_dialplan
 from rating.core.tariff import NumberType
 
 HEADER = """\
@@ -119,36 +117,3 @@ queues:
 """
         assert ("exten => +31201234569,1,Dial(PJSIP/+31612345671@carrier-out,12)\n"
                 " same => n,Hangup()\n") in fallback_dialplan(load_text(tmp_path, text))
-
-
-class TestPrioritiesOf:
-    """What Asterisk lists for a generated context: the check `fairline dialplan publish` makes."""
-
-    def test_each_line_is_a_priority_and_same_continues_the_extension(self) -> None:
-        text = (HEADER + "exten => +31201234568,1,Dial(PJSIP/+31201234599@carrier-out,15)\n same => n,Hangup()\n"
-                "exten => +318001234567,1,Answer()\n same => n,Playback(custom/welcome)\n same => n,Hangup()\n")
-
-        assert priorities_of(text) == (
-            DialplanPriority("+31201234568", 1, "Dial", "PJSIP/+31201234599@carrier-out,15"),
-            DialplanPriority("+31201234568", 2, "Hangup", ""),
-            DialplanPriority("+318001234567", 1, "Answer", ""),
-            DialplanPriority("+318001234567", 2, "Playback", "custom/welcome"),
-            DialplanPriority("+318001234567", 3, "Hangup", ""),
-        )
-
-    def test_every_generated_line_is_read(self, tmp_path: Path) -> None:
-        path = tmp_path / "fairline.yaml"
-        path.write_text(CONFIG)
-        text = fallback_dialplan(load(path))
-
-        lines = [line for line in text.splitlines() if "=>" in line]
-        assert len(priorities_of(text)) == len(lines) > 0
-
-    def test_the_header_alone_holds_nothing(self) -> None:
-        assert priorities_of(HEADER) == ()
-
-    @pytest.mark.parametrize("line", ["exten => _X.,1,System(rm -rf /)x", "include => other", "[other]",
-                                      " same => n(label),Hangup()"])
-    def test_a_line_the_generator_never_writes_is_refused(self, line: str) -> None:
-        with pytest.raises(ValueError, match="line 11: not a line of the generated fallback dialplan"):
-            priorities_of(HEADER + line + "\n")
