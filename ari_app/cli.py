@@ -112,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     publish = dialplan_sub.add_parser(
         "publish", help="generate the fallback dialplan and load it into the running Asterisk (AMI)",
         description="Generate the context fairline-fallback from the configuration, write it to the file "
-                    "Asterisk's extensions.conf includes, reload pbx_config over AMI and check that Asterisk "
-                    "shows exactly what was generated. The AMI user needs the class config only "
+                    "Asterisk's extensions.conf includes (with the text's SHA-256 in an extension 'digest'), reload "
+                    "pbx_config over AMI and check that Asterisk shows that digest. The AMI user needs the class config only "
                     "(docs/operations.md). Exit 2: bad input or AMI refused the user; 3: Asterisk unreachable "
                     "or the dialplan not loaded.")
     publish.add_argument("--config", help="numbers configuration (YAML); default $FAIRLINE_CONFIG or ./fairline.yaml")

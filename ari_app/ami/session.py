@@ -92,7 +92,7 @@ class AmiSession:
         if manager is not None and not manager.lost.done():
             try:  # a polite goodbye, so Asterisk logs a log-off rather than a dropped connection
                 await asyncio.wait_for(asyncio.shield(manager.send_action({"Action": "Logoff"})), timeout=1)
-            except (TimeoutError, AmiUnreachable):
+            except TimeoutError:
                 pass
         self._close()
 
