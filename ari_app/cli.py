@@ -109,6 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
                     "includes it.")
     generate.add_argument("file", type=Path, help="the configuration (YAML)")
     generate.set_defaults(fn=cmd_dialplan_generate)
+    publish = dialplan_sub.add_parser(
+        "publish", help="generate the fallback dialplan and load it into the running Asterisk (AMI)",
+        description="Generate the context fairline-fallback from the configuration, write it to the file "
+                    "Asterisk's extensions.conf includes (with the text's SHA-256 in an extension 'digest'), reload "
+                    "pbx_config over AMI and check that Asterisk shows that digest. The AMI user needs the class config only "
+                    "(docs/operations.md). Exit 2: bad input or AMI refused the user; 3: Asterisk unreachable "
+                    "or the dialplan not loaded.")
+    publish.add_argument("--config", help="numbers configuration (YAML); default $FAIRLINE_CONFIG or ./fairline.yaml")
+    publish.add_argument("--secrets", help="file with AMI_USER= and AMI_SECRET= lines, mode 600; default $FAIRLINE_SECRETS")
+    publish.add_argument("--ami-host", help=f"default $FAIRLINE_AMI_HOST or {settings_mod.DEFAULT_AMI_HOST}")
+    publish.add_argument("--ami-port", help=f"default $FAIRLINE_AMI_PORT or {settings_mod.DEFAULT_AMI_PORT}")
+    publish.add_argument("--asterisk-fallback",
+                         help="the file extensions.conf includes, as seen from fairline; default "
+                              f"$FAIRLINE_ASTERISK_FALLBACK or {settings_mod.DEFAULT_ASTERISK_FALLBACK}")
+    publish.set_defaults(fn=cmd_dialplan_publish)
 
     billing_cli.register(sub, load_rates=_configured_rates)
     reconcile_cli.register(sub, load_rates=_configured_rates)
@@ -157,6 +172,35 @@ def cmd_dialplan_generate(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_BAD_INPUT
     sys.stdout.write(fallback_dialplan(cfg))
+    return EXIT_OK
+
+
+def cmd_dialplan_publish(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ari_app.ami.fallback import publish_fallback
+    from ari_app.config import yaml_loader as config_mod
+    from ari_app.dialplan_gen import CONTEXT, fallback_dialplan
+    from ari_app.errors import AmiError, AmiRefused, AmiUnauthorized
+
+    config_path = Path(args.config or settings_mod.DEFAULT_CONFIG)
+    try:
+        ami = settings_mod.ami_from_arguments(ami_host=args.ami_host, ami_port=args.ami_port, secrets=args.secrets,
+                                              asterisk_fallback=args.asterisk_fallback)
+        cfg = config_mod.load(config_path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        done = asyncio.run(publish_fallback(ami, fallback_dialplan(cfg)))
+    except (AmiUnauthorized, AmiRefused) as exc:
+        print(f"fallback dialplan not published: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except AmiError as exc:
+        print(f"fallback dialplan not published: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    print(f"{config_path}: {CONTEXT} ({done.extensions} extension(s)) written to {done.file} and reloaded "
+          f"through AMI at {ami.host}:{ami.port}; Asterisk runs it ({done.digest})")
     return EXIT_OK
 
 

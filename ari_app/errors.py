@@ -32,3 +32,28 @@ class ChannelGone(AriError):
 
 class AriUnauthorized(AriError):
     """Asterisk rejected the ARI user or password: retrying will not help."""
+
+
+class AmiError(FairlineError):
+    """Asterisk's manager interface (AMI) could not do what fairline asked."""
+
+
+class AmiUnreachable(AmiError):
+    """No AMI session: nothing listens, the connection dropped, or Asterisk did not answer in time."""
+
+
+class AmiUnauthorized(AmiError):
+    """Asterisk refused the AMI user or secret (or the address it came from): retrying will not help."""
+
+
+class AmiRefused(AmiError):
+    """Asterisk answered an AMI action with an error, e.g. "Permission denied" for a right the user lacks."""
+
+    def __init__(self, action: str, message: str) -> None:
+        self.action = action
+        self.message = message
+        super().__init__(f"AMI {action}: {message}")
+
+
+class FallbackNotLoaded(AmiError):
+    """The fallback dialplan could not be put in place, or Asterisk does not show what was published."""

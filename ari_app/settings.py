@@ -1,4 +1,4 @@
-"""Where fairline connects to: ARI, its secrets, PostgreSQL. Read once at start.
+"""Where fairline connects to: ARI, AMI, its secrets, PostgreSQL. Read once at start.
 
 The only place that knows the environment variables: `fill_from_environment` runs once,
 in the composition root (ari_app/cli.py), and copies each variable into its command-line
@@ -25,6 +25,11 @@ DEFAULT_ASTERISK_RECORDINGS_DIR = Path("/var/spool/asterisk/recording")  # Aster
 DEFAULT_SHED_AFTER_MS = 150
 # 8088 is ARI; 8089 is Asterisk's own HTTPS port (ARI over TLS), so the next one up.
 DEFAULT_STATUS_PORT = 8090  # of /healthz and /metrics (ari_app/health.py)
+DEFAULT_AMI_HOST = "127.0.0.1"
+DEFAULT_AMI_PORT = 5038
+# The file extensions.conf includes (`#tryinclude "fallback/fairline-fallback.conf"`), as seen from
+# fairline: a directory of its own, so fairline needs write access to nothing else of Asterisk's.
+DEFAULT_ASTERISK_FALLBACK = Path("/etc/asterisk/fallback/fairline-fallback.conf")
 
 # Each option (its argparse dest) and the variable it falls back to, for every command that has it.
 OPTION_VARIABLES: Mapping[str, str] = {
@@ -39,6 +44,9 @@ OPTION_VARIABLES: Mapping[str, str] = {
     "asterisk_cdr": "FAIRLINE_ASTERISK_CDR",
     "status_port": "FAIRLINE_STATUS_PORT",
     "shed_after_ms": "FAIRLINE_SHED_AFTER_MS",
+    "ami_host": "FAIRLINE_AMI_HOST",
+    "ami_port": "FAIRLINE_AMI_PORT",
+    "asterisk_fallback": "FAIRLINE_ASTERISK_FALLBACK",
 }
 
 
@@ -203,3 +211,49 @@ def from_environment(env: Mapping[str, str], *, ari_url: str | None = None, ari_
         config_path=Path(config_path),
         spool_dir=Path(spool_dir or env.get("FAIRLINE_SPOOL_DIR", str(DEFAULT_SPOOL_DIR))),
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AmiSettings:
+    """Where and as whom fairline reaches Asterisk's manager interface, and the fallback file it publishes."""
+
+    host: str
+    port: int
+    user: str
+    secret: str = dataclasses.field(repr=False)
+    fallback_file: Path = DEFAULT_ASTERISK_FALLBACK  # where Asterisk reads fairline-fallback, seen from fairline
+    secrets_file: Path | None = None  # where user and secret came from: named when Asterisk refuses them
+
+
+def ami_from_arguments(*, ami_host: str | None, ami_port: str | None, secrets: str | None,
+                       asterisk_fallback: str | None) -> AmiSettings:
+    """AMI settings from command-line values (the environment already filled in); every problem at once.
+
+    The user and secret are AMI_USER and AMI_SECRET of the secrets file (--secrets / FAIRLINE_SECRETS),
+    as ARI's are: a secret in the environment would be readable in /proc and inherited by children.
+    """
+    problems: list[str] = []
+    host = ami_host or DEFAULT_AMI_HOST
+    raw_port = ami_port or str(DEFAULT_AMI_PORT)
+    port = int(raw_port) if raw_port.isdigit() else 0
+    if not 0 < port < 65536:
+        problems.append(f"--ami-port / FAIRLINE_AMI_PORT: {raw_port!r}: expected a port number 1-65535")
+    user = secret = ""
+    if not secrets:
+        problems.append("--secrets / FAIRLINE_SECRETS: missing; expected the file with AMI_USER and AMI_SECRET")
+    else:
+        try:
+            values = read_secrets(Path(secrets))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        else:
+            user, secret = values.get("AMI_USER", ""), values.get("AMI_SECRET", "")
+            if not user or not secret:
+                problems.append(f"{secrets}: AMI_USER and AMI_SECRET: expected both, non-empty")
+            elif (problem := _weak(f"{secrets}: AMI_SECRET", secret)) is not None:
+                problems.append(problem)
+    if problems:
+        raise ConfigError(problems)
+    return AmiSettings(host=host, port=port, user=user, secret=secret,
+                       fallback_file=Path(asterisk_fallback or DEFAULT_ASTERISK_FALLBACK),
+                       secrets_file=Path(secrets) if secrets else None)

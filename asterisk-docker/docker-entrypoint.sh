@@ -7,7 +7,7 @@ secrets=${FAIRLINE_SECRETS:-/run/secrets/fairline}
 # Generated secrets are URL-safe base64: safe to source.
 . "$secrets"
 inst=/srv/fairline/docker
-mkdir -p "$inst/etc" "$inst/spool" "$inst/log" "$inst/run" "$inst/db"
+mkdir -p "$inst/etc" "$inst/etc/fallback" "$inst/spool" "$inst/log" "$inst/run" "$inst/db"
 for f in /opt/fairline/dialplan/*.conf; do
     sed -e "s|@INSTANCE_DIR@|$inst|g" \
         -e "s|@SIP_PORT@|${FAIRLINE_SIP_PORT:-5060}|g" \
@@ -22,7 +22,8 @@ done
 if grep -l '@[A-Z_]*@' "$inst"/etc/*.conf; then echo "docker-entrypoint: unfilled template markers above" >&2; exit 2; fi
 umask 077
 printf '[%s]\ntype = user\nread_only = no\npassword = %s\n' "$ARI_USER" "$ARI_PASSWORD" > "$inst/etc/ari-users.conf"
-printf '[%s]\nsecret = %s\ndeny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\nread = all\nwrite = all\n' \
+# fairline's AMI user: class config only (reload and read configuration), no events (decision 0022).
+printf '[%s]\nsecret = %s\ndeny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\nread = none\nwrite = config\n' \
     "$AMI_USER" "$AMI_SECRET" > "$inst/etc/manager-users.conf"
 version=$(asterisk -V)
 echo "docker-entrypoint: $version"

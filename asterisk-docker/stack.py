@@ -303,6 +303,11 @@ class Stack:
         return self.rootfs / self.asterisk_dir_inside.lstrip("/")
 
     @property
+    def fallback_file(self) -> Path:
+        """The generated fallback context extensions.conf includes, seen from outside the root filesystem."""
+        return self.asterisk_dir / "etc" / "fallback" / "fairline-fallback.conf"
+
+    @property
     def secrets_file(self) -> Path:
         return self.state_dir / "secrets.env"
 
@@ -470,13 +475,17 @@ class Stack:
                                    capture_output=True, text=True)
         if generated.returncode != 0:
             raise StackError(f"fairline dialplan generate {self.app_config} failed:\n{generated.stderr.strip()}")
-        (etc / "fairline-fallback.conf").write_text(generated.stdout)
+        # In a directory of its own, which `fairline dialplan publish` rewrites after each change.
+        (etc / "fallback").mkdir(exist_ok=True)
+        (etc / "fallback" / "fairline-fallback.conf").write_text(generated.stdout)
         s = self.secrets()
         write_private(etc / "ari-users.conf",
                       f"[{s['ARI_USER']}]\ntype = user\nread_only = no\npassword = {s['ARI_PASSWORD']}\n")
+        # fairline's AMI user may reload and read configuration (class config) and nothing else: no
+        # events, no calls, no Originate, no CLI commands (decision 0022, docs/operations.md).
         write_private(etc / "manager-users.conf",
                       f"[{s['AMI_USER']}]\nsecret = {s['AMI_SECRET']}\ndeny = 0.0.0.0/0.0.0.0\n"
-                      "permit = 127.0.0.1/255.255.255.255\nread = all\nwrite = all\n")
+                      "permit = 127.0.0.1/255.255.255.255\nread = none\nwrite = config\n")
 
     def asterisk_cmd(self, *args: str) -> list[str]:
         return ["chroot", str(self.rootfs), "asterisk", "-C", f"{self.asterisk_dir_inside}/etc/asterisk.conf", *args]
@@ -534,6 +543,10 @@ class Stack:
             # Asterisk's own CDRs (dialplan/cdr_custom.conf), seen from outside: what `fairline reconcile` reads.
             FAIRLINE_ASTERISK_CDR=str(self.asterisk_dir / "log" / "cdr-custom" / "fairline-cdr.csv"),
             FAIRLINE_STATUS_PORT=str(self.ports.status),
+            # `fairline dialplan publish`: AMI (user and secret are in FAIRLINE_SECRETS) and the file it rewrites.
+            FAIRLINE_AMI_HOST="127.0.0.1",
+            FAIRLINE_AMI_PORT=str(self.ports.ami),
+            FAIRLINE_ASTERISK_FALLBACK=str(self.fallback_file),
         )
 
     def start_fairline(self, exe: Path | None = None) -> None:

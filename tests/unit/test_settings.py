@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ari_app.errors import ConfigError
-from ari_app.settings import Settings, from_environment, read_secrets
+from ari_app.settings import (DEFAULT_AMI_PORT, DEFAULT_ASTERISK_FALLBACK, Settings, ami_from_arguments,
+                              from_environment, read_secrets)
 from plumbing.redaction import redact
 
 PASSWORD = "s3cr3t-Pa55-Xq7vL2wR"  # strong enough for the weak-secret rule (tests/unit/test_secrets.py)
@@ -222,3 +223,50 @@ class TestSettingsRepr:
         assert PASSWORD not in repr(st)
         assert PASSWORD not in str(st)
         assert "fairline" in repr(st)  # the rest is still there to read
+
+
+AMI_LOGIN = f"AMI_USER=fairline\nAMI_SECRET={PASSWORD}\n"
+
+
+class TestAmiFromArguments:
+    """AMI's address from options (or FAIRLINE_AMI_*), its user and secret from the secrets file, as ARI's."""
+
+    def test_defaults_and_the_secrets_files_user(self, tmp_path: Path) -> None:
+        path = secrets_file(tmp_path, AMI_LOGIN)
+        ami = ami_from_arguments(ami_host=None, ami_port=None, secrets=str(path), asterisk_fallback=None)
+
+        assert (ami.host, ami.port, ami.user, ami.secret) == ("127.0.0.1", DEFAULT_AMI_PORT, "fairline", PASSWORD)
+        assert (ami.fallback_file, ami.secrets_file) == (DEFAULT_ASTERISK_FALLBACK, path)
+        assert PASSWORD not in repr(ami)
+
+    def test_given_values_are_taken(self, tmp_path: Path) -> None:
+        ami = ami_from_arguments(ami_host="::1", ami_port="5039", secrets=str(secrets_file(tmp_path, AMI_LOGIN)),
+                                 asterisk_fallback="/srv/etc/fallback/f.conf")
+        assert (ami.host, ami.port, ami.fallback_file) == ("::1", 5039, Path("/srv/etc/fallback/f.conf"))
+
+    @pytest.mark.parametrize("port", ["0", "65536", "ami", "-1"])
+    def test_a_port_that_is_no_port_is_named(self, tmp_path: Path, port: str) -> None:
+        with pytest.raises(ConfigError) as caught:
+            ami_from_arguments(ami_host=None, ami_port=port, secrets=str(secrets_file(tmp_path, AMI_LOGIN)),
+                               asterisk_fallback=None)
+        assert caught.value.problems == [f"--ami-port / FAIRLINE_AMI_PORT: {port!r}: expected a port number 1-65535"]
+
+    @pytest.mark.parametrize("text", [LOGIN, "AMI_USER=fairline\n", f"AMI_SECRET={PASSWORD}\n"])
+    def test_user_and_secret_are_both_needed(self, tmp_path: Path, text: str) -> None:
+        path = secrets_file(tmp_path, text)
+        with pytest.raises(ConfigError) as caught:
+            ami_from_arguments(ami_host=None, ami_port=None, secrets=str(path), asterisk_fallback=None)
+        assert caught.value.problems == [f"{path}: AMI_USER and AMI_SECRET: expected both, non-empty"]
+
+    def test_a_weak_secret_is_refused_without_showing_it(self, tmp_path: Path) -> None:
+        path = secrets_file(tmp_path, "AMI_USER=fairline\nAMI_SECRET=amp111\n")
+        with pytest.raises(ConfigError) as caught:
+            ami_from_arguments(ami_host=None, ami_port=None, secrets=str(path), asterisk_fallback=None)
+        [problem] = caught.value.problems
+        assert problem.startswith(f"{path}: AMI_SECRET: too weak") and "amp111" not in problem
+
+    def test_no_secrets_file_is_named(self) -> None:
+        with pytest.raises(ConfigError) as caught:
+            ami_from_arguments(ami_host=None, ami_port="x", secrets=None, asterisk_fallback=None)
+        assert len(caught.value.problems) == 2
+        assert caught.value.problems[1].startswith("--secrets / FAIRLINE_SECRETS: missing")
