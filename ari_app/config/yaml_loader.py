@@ -96,20 +96,6 @@ def _printable(text: str) -> str:
 
 def load(path: Path) -> Config:
     """Read and check a configuration file; raise ConfigError listing every problem."""
-    # Loading allocates a node per YAML value and keeps them all until it returns: the
-    # cyclic garbage collector would walk them again and again for nothing (more than
-    # half the time for thousands of numbers). It runs again as soon as loading ends.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _load(path)
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _load(path: Path) -> Config:
-    problems = _Problems(path)
     try:
         # Bytes decoded as they are (no newline translation): `text` hashes like the file.
         text = path.read_bytes().decode("utf-8")
@@ -117,6 +103,25 @@ def _load(path: Path) -> Config:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start}); expected a UTF-8 YAML file"]) from exc
+    return load_text(text, path)
+
+
+def load_text(text: str, source: Path) -> Config:
+    """Check a configuration given as text (a stored version, say); problems name `source` as their file."""
+    # Loading allocates a node per YAML value and keeps them all until it returns: the
+    # cyclic garbage collector would walk them again and again for nothing (more than
+    # half the time for thousands of numbers). It runs again as soon as loading ends.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(text, source)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _load(text: str, path: Path) -> Config:
+    problems = _Problems(path)
     root = _compose(text, path)
 
     if not isinstance(root, yaml.MappingNode):
