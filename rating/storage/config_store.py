@@ -116,6 +116,19 @@ class SameContent(VersionRefused):
         super().__init__(f"no change: {newest.name} has this content already (sha256 {newest.content_hash[:12]})")
 
 
+class NotAStaffChange(VersionRefused):
+    """A fee names a version that does not exist or that staff did not make: nothing to charge for."""
+
+    def __init__(self, name: str, found: StoredVersion | None) -> None:
+        self.name = name
+        self.found = found
+        if found is None:
+            why = "no such version (`fairline config history` lists them)"
+        else:
+            why = f"{found.name} was made by {found.author} as {found.role}; only a change made by staff is charged"
+        super().__init__(f"--config-version {name}: {why}")
+
+
 def content_hash(text: str) -> str:
     """sha256 hex of the configuration's text (UTF-8): `sha256sum FILE` gives the same for the file."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -161,6 +174,14 @@ async def version(conn: asyncpg.Connection, name_or_id: str | int) -> StoredVers
         return None
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM config_versions WHERE id = $1", vid)
     return _stored(row) if row is not None else None
+
+
+async def staff_change(conn: asyncpg.Connection, name: str) -> StoredVersion:
+    """The version a fee is charged for; raises NotAStaffChange unless it exists and staff made it."""
+    found = await version(conn, name)
+    if found is None or found.role != "staff":
+        raise NotAStaffChange(name, found)
+    return found
 
 
 async def store_version(conn: asyncpg.Connection, *, content: str, author: str, role: Role, reason: str,
