@@ -170,11 +170,11 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
         # Made from the newest as it is now, unless told otherwise: a version stored between
         # this diff and the store makes the store refuse, so nobody's change is lost unseen.
         made_from = base if args.base is not None else (newest.id if newest is not None else None)
-        if not (newest is not None and newest.content_hash == _hash(content)):
-            early = refusal(author=args.author, based_on=made_from, content_hash=_hash(content), newest=newest)
-            if early is not None:  # refused before the diff is shown; the store checks again under its lock
-                raise early
         p = plan(newest, content)
+        if not p.same:  # a stale base is refused before its diff is shown; the store checks again under its lock
+            early = refusal(author=args.author, based_on=made_from, content_hash=_hash(content), newest=newest)
+            if early is not None:
+                raise early
         write_plan(sys.stdout, p, str(args.file))
         if p.same:
             return EXIT_OK
@@ -185,9 +185,9 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
 
 def cmd_config_export(args: argparse.Namespace) -> int:
     async def export(conn: asyncpg.Connection) -> int:
-        from rating.storage.config_store import newest_version
+        from rating.storage.config_store import newest_version, version
 
-        found = await (_named(conn, args.version) if args.version is not None else newest_version(conn))
+        found = await (version(conn, args.version) if args.version is not None else newest_version(conn))
         if found is None:
             error("no configuration version stored yet: `fairline config apply FILE` stores the first"
                   if args.version is None else f"no version {args.version}: `fairline config history` lists them")
@@ -208,9 +208,9 @@ def cmd_config_rollback(args: argparse.Namespace) -> int:
     async def rollback(conn: asyncpg.Connection) -> int:
         from ari_app.config import yaml_loader
         from ari_app.errors import ConfigError
-        from rating.storage.config_store import newest_version
+        from rating.storage.config_store import newest_version, version
 
-        target = await _named(conn, args.version)
+        target = await version(conn, args.version)
         if target is None:
             error(f"no version {args.version}: `fairline config history` lists them")
             return EXIT_BAD_INPUT
@@ -245,12 +245,6 @@ async def _store(conn: asyncpg.Connection, content: str, args: argparse.Namespac
     print(f"stored {stored.name} (made from {f'v{based_on}' if based_on is not None else 'nothing'}, "
           f"by {stored.author} as {stored.role})")
     return EXIT_OK
-
-
-async def _named(conn: asyncpg.Connection, name: str) -> StoredVersion | None:
-    from rating.storage.config_store import version
-
-    return await version(conn, name)
 
 
 def _hash(content: str) -> str:
