@@ -17,11 +17,12 @@ from rating.storage.config_store import (
     SameContent,
     StaleBase,
     StoredVersion,
+    content_hash,
     newest_version,
     store_version,
     version,
 )
-from tests.e2e.conftest import LiveStack
+from tests.e2e.conftest import LiveStack, poll, stackmod
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +37,23 @@ def config(announcement: str, *, comment: str = "") -> str:
 
 @pytest.fixture
 def versions_since(live_stack: LiveStack) -> Iterator[None]:
-    """The versions a test stores are removed after it: the next test starts from the same newest version."""
+    """The versions a test stores are removed after it: the next test starts from the same newest version.
+
+    First it waits for the stack's fairline to have recorded the file it runs with (its recorder
+    stores in the background, a few seconds after start): a version stored by it in the middle
+    of a test would be a change from someone else.
+    """
+    running = content_hash(live_stack.stack.app_config.read_bytes().decode("utf-8"))
+    recorded_sql = f"SELECT count(*) FROM config_versions WHERE content_hash = '{running}'"
+
+    def recorded() -> bool:
+        try:
+            return str(live_stack.stack.psql("fairline", recorded_sql)).strip() != "0"
+        except stackmod.StackError:  # its migrations have not made the table yet
+            return False
+
+    if not poll(recorded, timeout=DEADLINE_S * 3):
+        pytest.fail(f"the stack's fairline did not record its configuration within {DEADLINE_S * 3} s")
     before = int(live_stack.stack.psql("fairline", "SELECT coalesce(max(id), 0) FROM config_versions").strip() or 0)
     yield
     live_stack.stack.psql("fairline", f"""
