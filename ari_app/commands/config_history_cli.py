@@ -28,7 +28,7 @@ SHORT_HASH = 12  # hex digits of the content hash shown in the table
 def register(config_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `history` to the `fairline config` subcommands."""
     history = config_subparsers.add_parser(
-        "history", help="the configuration versions applied, newest first",
+        "history", help="the configuration versions stored, newest first, with author, role, reason and fees",
         description="List every configuration version stored (by `config apply` or `rollback`, or by fairline at start or reload), newest first: its "
                     "version (e.g. v12, what `service-charge add --config-version` takes), when it was applied "
                     "(UTC), who applied it in which role (admin, staff, customer), the start of its sha256, the "
