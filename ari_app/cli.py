@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pathlib import Path
 
 from ari_app import logs, settings as settings_mod
-from ari_app.commands import config_history_cli, queues_cli
+from ari_app.commands import config_history_cli, config_store_cli, queues_cli
 from ari_app.errors import AriUnauthorized, ConfigError
 from plumbing.redaction import redact
 from ari_app.commands.queues_cli import QUEUE_STATUS_FILE
@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.set_defaults(fn=cmd_config_check)
     config_history_cli.register(cfg_sub)
+    config_store_cli.register(cfg_sub)
     return parser
 
 

@@ -1,6 +1,6 @@
 """Configuration versions: what an applied file changed per number, and recording it without waiting.
 
-`content_hash` and `number_changes` are pure. `ConfigRecorder.record()` returns at
+`number_changes` is pure. `ConfigRecorder.record()` returns at
 once: a background task stores the version (rating/storage/config_store.py) and, while
 PostgreSQL is unreachable, keeps it in memory and retries, so routing never waits
 on the database. See docs/decisions/0008-config-versions.md.
@@ -18,7 +18,6 @@ import collections
 import dataclasses
 import difflib
 import getpass
-import hashlib
 import os
 from collections.abc import Callable
 from datetime import datetime
@@ -31,7 +30,7 @@ import yaml
 
 from rating.core.numbering import to_e164
 from rating.storage.database import is_row_fault
-from rating.storage.config_store import ChangeKind, NumberChange, record_version
+from rating.storage.config_store import ChangeKind, NumberChange, content_hash, record_version
 from plumbing.clock import utc_now
 from plumbing.tasks import spawn
 
@@ -49,11 +48,6 @@ _OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,
     asyncpg.InsufficientResourcesError,
 )
-
-
-def content_hash(text: str) -> str:
-    """sha256 hex of the configuration's text (UTF-8): `sha256sum FILE` gives the same for the file."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def number_changes(old_text: str | None, new_text: str) -> list[NumberChange]:

@@ -1,4 +1,4 @@
-"""`fairline config history [NUMBER]`: the configuration versions fairline applied, newest first.
+"""`fairline config history [NUMBER]`: the configuration versions stored, newest first, with who, why and the fees.
 
 Applies the database migrations first, like the billing commands. Exit status: 0
 done (also when nothing is recorded); 2 bad usage; 3 the database is unreachable
@@ -28,11 +28,12 @@ SHORT_HASH = 12  # hex digits of the content hash shown in the table
 def register(config_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `history` to the `fairline config` subcommands."""
     history = config_subparsers.add_parser(
-        "history", help="the configuration versions applied, newest first",
-        description="List every configuration fairline applied (at start or by reload), newest first: its "
+        "history", help="the configuration versions stored, newest first, with author, role, reason and fees",
+        description="List every configuration version stored (by `config apply` or `rollback`, or by fairline at start or reload), newest first: its "
                     "version (e.g. v12, what `service-charge add --config-version` takes), when it was applied "
-                    "(UTC), who applied it, the start of its sha256, and per number whether it was added, "
-                    "changed or removed. Numbers are in E.164; '*' stands for everything outside `numbers:` "
+                    "(UTC), who applied it in which role (admin, staff, customer), the start of its sha256, the "
+                    "version it was made from, why, the service charges that name it, and per number whether it "
+                    "was added, changed or removed. Numbers are in E.164; '*' stands for everything outside `numbers:` "
                     "(customers, tariff). With NUMBER, only the versions that changed it, with the diff.")
     history.add_argument("number", nargs="?", metavar="NUMBER",
                          help="a number as configured, e.g. +31201234567, or '*' for customers and tariff")
@@ -66,7 +67,13 @@ def write_text(out: TextIO, versions: list[ConfigVersion], number: str | None) -
         return
     for v in versions:
         when = v.applied_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        out.write(f"{v.version}  {when}  {v.author}  {v.content_hash[:SHORT_HASH]}\n")
+        made_from = f"  from {v.based_on}" if v.based_on is not None else ""
+        out.write(f"{v.version}  {when}  {v.author} as {v.role}  {v.content_hash[:SHORT_HASH]}{made_from}\n")
+        if v.reason:
+            out.write(f"    why: {v.reason}\n")
+        for fee in v.fees:
+            out.write(f"    fee: {fee.amount_eur:.2f} EUR to {fee.customer_id} for {fee.month:%Y-%m}, "
+                      f"charged by {fee.charged_by}\n")
         if not v.changes:
             out.write("    no number changed (only comments or layout)\n")
         for c in v.changes:
@@ -84,7 +91,12 @@ def write_json(out: TextIO, versions: list[ConfigVersion], number: str | None) -
                 "applied_at": v.applied_at.astimezone(UTC).isoformat(),
                 "recorded_at": v.recorded_at.astimezone(UTC).isoformat(),
                 "author": v.author,
+                "role": v.role,
+                "reason": v.reason,
+                "based_on": v.based_on,
                 "content_hash": v.content_hash,
+                "fees": [{"customer_id": f.customer_id, "month": f"{f.month:%Y-%m}", "amount_eur": str(f.amount_eur),
+                          "charged_by": f.charged_by} for f in v.fees],
                 "changes": [{"number": c.number, "change": c.change, "diff": c.diff} for c in v.changes],
             }
             for v in versions

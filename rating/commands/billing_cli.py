@@ -141,7 +141,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
     _reason_option(add, "what the fee is for; shown on the invoice")
     _by_option(add, "who charged it")
     add.add_argument("--config-version", metavar="V", type=_nonblank("--config-version"),
-                     help="the call-flow configuration version the fee paid for")
+                     help="the call-flow configuration version the fee paid for, e.g. v12: refused unless "
+                          "it is a stored version made by staff (`fairline config history` shows the role)")
     add.set_defaults(fn=_cmd_service_charge_add)
 
     queue = subparsers.add_parser("queue", help="call queues: how long callers waited")

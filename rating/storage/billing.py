@@ -18,6 +18,7 @@ from rating.core.cdr import RatedCdr
 from rating.core.charge import charge_sql
 from rating.errors import RatingError
 from rating.core.fair_use import FairUseResult, Month, MonthlyUsage, allowance, assess
+from rating.storage.config_store import staff_change
 from rating.storage.database import insert_cdrs
 
 _WINDOW_MONTHS = 6  # fair use looks back on the month and the five before it
@@ -288,8 +289,11 @@ async def decide_heavy_user(conn: asyncpg.Connection, customer_id: str, month: M
 
 async def add_service_charge(conn: asyncpg.Connection, customer_id: str, month: Month, amount_eur: Decimal, *,
                              reason: str, charged_by: str, config_version: str | None) -> ServiceCharge:
-    """Record a fee on customer_id's invoice for month. Raises UnknownCustomer for an unknown customer."""
+    """Record a fee on customer_id's invoice for month. Raises UnknownCustomer for an unknown customer,
+    NotAStaffChange when config_version is given but names no version staff made."""
     async with conn.transaction():
+        if config_version is not None:
+            await staff_change(conn, config_version)
         try:
             charge_id = await conn.fetchval(
                 """INSERT INTO service_charges (customer_id, month, amount_eur, reason, charged_by, config_version)

@@ -413,13 +413,24 @@ class TestHeavyUser:
         assert db.sql("SELECT count(*) FROM heavy_user_decisions") == "0"
 
 
+@pytest.fixture
+def staff_version(db: Db) -> Iterator[str]:
+    """A stored configuration version made by staff, which a fee may name; removed after the test."""
+    name = db.sql("""INSERT INTO config_versions (content_hash, applied_at, author, content, role, reason)
+                     VALUES (repeat('5', 64), now(), 'carol', '# billing test', 'staff', 'opening-hours menu')
+                     RETURNING version""").splitlines()[0]
+    yield name
+    db.sql(f"DELETE FROM config_versions WHERE version = '{name}'")
+
+
 class TestServiceChargesAndInvoice:
-    def test_a_service_charge_is_on_the_invoice_and_in_its_total(self, db: Db, tmp_path: Path) -> None:
+    def test_a_service_charge_is_on_the_invoice_and_in_its_total(self, db: Db, tmp_path: Path,
+                                                                 staff_version: str) -> None:
         seed_acme_november(db, tmp_path)
 
         status, out, err = db.fairline("service-charge", "add", "acme", "--month", "2026-11", "--amount", "25.50",
                                        "--reason", "new opening-hours menu", "--by", "carol",
-                                       "--config-version", "v7")
+                                       "--config-version", staff_version)
 
         assert (status, err) == (0, "")
         reference = out.split(":", 1)[0]
@@ -437,7 +448,7 @@ class TestServiceChargesAndInvoice:
                                              "60", "yes", OFFPEAK_CALL_EUR, "0.0000"]
         assert body[3][-4:] == ["60", "no", PEAK_CALL_EUR, PEAK_CALL_EUR]
         assert lines[7].split()[2:] == [reference, "new", "opening-hours", "menu", "(by", "carol,", "config",
-                                        "v7)", "no", "25.5000", "25.5000"]
+                                        f"{staff_version})", "no", "25.5000", "25.5000"]
         assert lines[8] == "calls 0.2200 + service charges 25.5000 = total 25.7200 EUR"
         assert lines[-1] == "1 invoices for 2026-11, together 25.7200 EUR"
 
@@ -448,13 +459,30 @@ class TestServiceChargesAndInvoice:
         assert len(rows) == 6
         assert rows[-1] == {
             "customer_id": "acme", "customer_name": "Acme", "month": "2026-11", "kind": "service_charge",
-            "reference": reference, "at": rows[-1]["at"], "description": "new opening-hours menu (by carol, config v7)",
+            "reference": reference, "at": rows[-1]["at"], "description": f"new opening-hours menu (by carol, config {staff_version})",
             "billable_seconds": "", "fair_use_eligible": "false", "list_price_eur": "25.5000",
             "amount_eur": "25.5000",
         }
         assert (rows[0]["reference"], rows[0]["at"], rows[0]["billable_seconds"], rows[0]["amount_eur"]) == (
             "local-2026-11-0", "2026-11-01T20:00:00+00:00", "60", "0.0000")
         assert sum(Decimal(r["amount_eur"]) for r in rows) == Decimal("25.7200")
+
+    def test_a_fee_for_a_version_that_staff_did_not_make_or_that_does_not_exist_is_refused(
+        self, db: Db, staff_version: str
+    ) -> None:
+        admin = db.sql("""INSERT INTO config_versions (content_hash, applied_at, author, content)
+                          VALUES (repeat('6', 64), now(), 'root', '# admin') RETURNING version""").splitlines()[0]
+        try:
+            for version, said in [(admin, f"{admin} was made by root as admin; only a change made by staff is charged"),
+                                  ("v999999", "no such version"), ("latest", "no such version")]:
+                status, out, err = db.fairline("service-charge", "add", "acme", "--month", "2026-11", "--amount", "25",
+                                               "--reason", "menu", "--by", "carol", "--config-version", version)
+                assert (status, out) == (2, "")
+                assert err == f"fairline: --config-version {version}: {said}" + (
+                    " (`fairline config history` lists them)\n" if said == "no such version" else "\n")
+            assert db.sql("SELECT count(*) FROM service_charges") == "0"
+        finally:
+            db.sql(f"DELETE FROM config_versions WHERE version = '{admin}'")
 
     def test_invoice_totals_add_the_rounded_call_amounts_of_each_customer(self, db: Db, tmp_path: Path) -> None:
         seed_acme_november(db, tmp_path)

@@ -17,8 +17,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from ari_app.commands import config_history_cli
-from ari_app.config_versions import ConfigRecorder, content_hash
-from rating.storage.config_store import ConfigVersion, config_history
+from ari_app.config_versions import ConfigRecorder
+from rating.storage.config_store import ConfigVersion, config_history, content_hash
 from tests.e2e.conftest import LiveStack
 
 pytestmark = pytest.mark.e2e

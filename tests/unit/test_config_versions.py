@@ -11,7 +11,8 @@ import io
 import json
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -20,8 +21,8 @@ from structlog.testing import capture_logs
 
 import ari_app.config_versions
 from ari_app.commands import config_history_cli
-from ari_app.config_versions import ConfigRecorder, content_hash, number_changes
-from rating.storage.config_store import ConfigVersion, NumberChange
+from ari_app.config_versions import ConfigRecorder, number_changes
+from rating.storage.config_store import ConfigVersion, Fee, NumberChange, content_hash
 
 BASE = """\
 customers:
@@ -396,12 +397,30 @@ class TestHistoryCommand:
         out = io.StringIO()
         config_history_cli.write_text(out, [V2, V1], None)
         assert out.getvalue() == (
-            "v2  2026-11-03 11:30:00 UTC  bob  abababababab\n"
+            "v2  2026-11-03 11:30:00 UTC  bob as admin  abababababab\n"
             "    changed  +3215123456\n"
             "    added    +318001234567\n"
-            "v1  2026-11-03 10:00:00 UTC  alice  cdcdcdcdcdcd\n"
+            "v1  2026-11-03 10:00:00 UTC  alice as admin  cdcdcdcdcdcd\n"
             "    no number changed (only comments or layout)\n"
         )
+
+    def test_text_shows_the_role_the_base_why_and_the_fee_paid_for_the_version(self) -> None:
+        """A disputed fee is answered from the history: who changed what in which role, why, and what was charged."""
+        staff = dataclasses.replace(V2, role="staff", reason="ring the mobile longer", based_on="v1",
+                                    fees=(Fee("acme", date(2026, 11, 1), Decimal("25.0000"), "bob"),))
+        out = io.StringIO()
+        config_history_cli.write_text(out, [staff], None)
+        assert out.getvalue().splitlines()[:3] == [
+            "v2  2026-11-03 11:30:00 UTC  bob as staff  abababababab  from v1",
+            "    why: ring the mobile longer",
+            "    fee: 25.00 EUR to acme for 2026-11, charged by bob",
+        ]
+        out = io.StringIO()
+        config_history_cli.write_json(out, [staff], None)
+        [v] = json.loads(out.getvalue())["versions"]
+        assert (v["role"], v["reason"], v["based_on"], v["fees"]) == (
+            "staff", "ring the mobile longer", "v1",
+            [{"customer_id": "acme", "month": "2026-11", "amount_eur": "25.0000", "charged_by": "bob"}])
 
     def test_text_for_a_number_shows_the_diff(self) -> None:
         out = io.StringIO()
