@@ -29,9 +29,8 @@ if TYPE_CHECKING:
     import asyncpg
     import structlog
 
-    from ari_app.config_versions import ConfigRecorder
     from ari_app.core.model import Config
-    from ari_app.runtime.app import App, RecordingDirs
+    from ari_app.runtime.app import RecordingDirs
     from rating.core.tariff import RateTable
 
 EXIT_OK = 0
@@ -74,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shed-after-ms", type=int,
                      help="overload: a new call whose caller would wait longer than this for ringing takes the "
                           "dialplan fallback instead (default $FAIRLINE_SHED_AFTER_MS or 150; 0 never sheds)")
+    run.add_argument("--ami-host", help="Asterisk's AMI, where each new configuration version's dialplan fallback "
+                                        f"is loaded; default $FAIRLINE_AMI_HOST or {settings_mod.DEFAULT_AMI_HOST} "
+                                        "(AMI_USER and AMI_SECRET come from --secrets)")
+    run.add_argument("--ami-port", help=f"default $FAIRLINE_AMI_PORT or {settings_mod.DEFAULT_AMI_PORT}")
+    run.add_argument("--asterisk-fallback",
+                     help="the fallback file extensions.conf includes, as seen from fairline; default "
+                          f"$FAIRLINE_ASTERISK_FALLBACK or {settings_mod.DEFAULT_ASTERISK_FALLBACK}")
     run.add_argument("--log-level", choices=["debug", "info", "warning"], default="info",
                      help="debug adds one line per ARI event fairline acts on")
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
@@ -92,12 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "section; default $FAIRLINE_CONFIG, else the published rates")
     rate.set_defaults(fn=cmd_rate)
 
-    reload = sub.add_parser("reload", help="check the configuration file and make the running fairline use it",
-                            description="Validate the configuration; if valid, send SIGHUP to the fairline whose "
-                                        "pid file is in the spool directory. Calls in progress are not dropped; "
-                                        "the running fairline refuses an invalid file and keeps its configuration.")
+    reload = sub.add_parser("reload", help="store the configuration file as the newest version; every fairline applies it",
+                            description="The same as `fairline config apply FILE`, with the author the OS user and the "
+                                        "reason 'fairline reload' unless given: validate the file, print what it changes, "
+                                        "store it as a new version. Every fairline on the database applies it within a "
+                                        "second; calls in progress keep their flow. An invalid file stores nothing.")
     reload.add_argument("--config", help="default $FAIRLINE_CONFIG or ./fairline.yaml")
-    reload.add_argument("--spool-dir", help="the running fairline's spool directory; default $FAIRLINE_SPOOL_DIR or ./spool")
+    reload.add_argument("--author", help="who makes this change; default the OS user")
+    reload.add_argument("--reason", default="fairline reload", help="why; default 'fairline reload'")
+    reload.add_argument("--database-url", help="PostgreSQL URL; default $DATABASE_URL")
     reload.set_defaults(fn=cmd_reload)
 
     dialplan = sub.add_parser("dialplan", help="Asterisk dialplan generated from the configuration")
@@ -242,6 +251,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     log.info("config.loaded", file=str(st.config_path), numbers=len(cfg.numbers))
     try:
+        ami: settings_mod.AmiSettings | None = settings_mod.ami_from_arguments(
+            ami_host=args.ami_host, ami_port=args.ami_port, secrets=args.secrets,
+            asterisk_fallback=args.asterisk_fallback)
+    except ConfigError as exc:  # routing does not need AMI; the fallback then stays as it was
+        log.warning("fallback.not_published", problems=exc.problems,
+                    hint="without AMI settings the dialplan fallback does not follow new configuration versions")
+        ami = None
+    try:
         dirs = RecordingDirs(
             asterisk=Path(args.asterisk_recordings_dir or settings_mod.DEFAULT_ASTERISK_RECORDINGS_DIR),
             store=Path(args.recordings_dir or settings_mod.DEFAULT_RECORDINGS_DIR).absolute())
@@ -253,7 +270,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # through (docs/performance.md).
         _import_call_path()
         gc.freeze()
-        return asyncio.run(_run(st, cfg, args.author or default_author(), dirs, status_port, shed))
+        return asyncio.run(_run(st, cfg, args.author or default_author(), dirs, status_port, shed, ami))
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -288,35 +305,6 @@ def _spawn(coro: Coroutine[Any, Any, None], log: structlog.typing.FilteringBound
 
     spawn(coro, name=getattr(coro, "__name__", "background"), log=log, crashed="background.failed",
           keep=_background)
-
-
-async def _reload(app: App, st: settings_mod.Settings, pool: asyncpg.Pool, recorder: ConfigRecorder,
-                  author: str) -> None:
-    """SIGHUP: swap in the configuration file if it is valid; calls in progress go on.
-
-    An invalid file is refused and the running configuration stays. The database is
-    updated afterwards; routing does not wait for it.
-    """
-    import asyncpg
-    import structlog
-
-    from ari_app.config import yaml_loader as config_mod
-
-    log = structlog.get_logger("fairline")
-    try:
-        new = config_mod.load(st.config_path)
-    except ConfigError as exc:
-        log.error("config.reload_refused", file=str(st.config_path), problems=exc.problems)
-        return
-    await _load_us_states(new)  # before the swap: no call of the new configuration waits for it
-    app.config, app.rates = new, new.rates
-    log.info("config.reloaded", file=str(st.config_path), numbers=len(new.numbers), calls_in_progress=len(app.calls))
-    recorder.record(new.text, author)
-    try:
-        async with pool.acquire(timeout=5) as conn:
-            await _sync_directory(conn, new)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-        log.warning("db.directory_sync_failed", error=str(exc) or type(exc).__name__)
 
 
 async def _prepare_database(pool: asyncpg.Pool, current: Callable[[], Config], st: settings_mod.Settings,
@@ -371,23 +359,12 @@ def write_pid_file(spool_dir: Path) -> None:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    from ari_app.config import yaml_loader as config_mod
+    from ari_app.commands.config_store_cli import cmd_config_apply
+    from ari_app.config_versions import default_author
 
-    config_path = Path(args.config or settings_mod.DEFAULT_CONFIG)
-    try:
-        config_mod.load(config_path)
-    except ConfigError as exc:
-        print(f"not reloading: the configuration is invalid\n{exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    spool_dir = Path(args.spool_dir or settings_mod.DEFAULT_SPOOL_DIR)
-    try:
-        pid = int(pid_file(spool_dir).read_text().strip())
-        os.kill(pid, signal.SIGHUP)
-    except (OSError, ValueError) as exc:
-        print(f"no running fairline found through {pid_file(spool_dir)}: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    print(f"{config_path}: valid; asked fairline (pid {pid}) to reload it")
-    return EXIT_OK
+    apply = argparse.Namespace(file=Path(args.config or settings_mod.DEFAULT_CONFIG), author=args.author or default_author(),
+                               reason=args.reason, role="admin", base=None, database_url=args.database_url)
+    return cmd_config_apply(apply)
 
 
 def _import_call_path() -> None:
@@ -395,13 +372,13 @@ def _import_call_path() -> None:
     `fairline --help` stays quick, and `_run` would otherwise load it after the freeze."""
     import importlib
 
-    for name in ("aiohttp", "asyncpg", "ari_app.ari.client", "ari_app.runtime.app", "ari_app.config_versions",
+    for name in ("aiohttp", "asyncpg", "ari_app.ari.client", "ari_app.runtime.app", "ari_app.runtime.live_config",
                  "rating.storage.cdr_writer", "rating.storage.database", "rating.storage.spool", "plumbing.loop_watch"):
         importlib.import_module(name)
 
 
 async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_dirs: RecordingDirs,
-               status_port: int | None, shed_after_s: float | None) -> int:
+               status_port: int | None, shed_after_s: float | None, ami: settings_mod.AmiSettings | None) -> int:
     import asyncio
 
     import asyncpg
@@ -409,9 +386,12 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
 
     from ari_app import health
     from ari_app.ari.client import AriClient
-    from ari_app.config_versions import ConfigRecorder
     from ari_app.ari.version import UnsupportedAsterisk
     from ari_app.runtime.app import App
+    from ari_app.runtime.config_watch import ConfigWatch
+    from ari_app.runtime.live_config import LiveConfig, initial_config
+    from rating.storage.config_store import newest_version
+    from rating.storage.database import StorageError
     from rating.storage.cdr_writer import CdrWriter
     from rating.storage.spool import SpoolError
     from plumbing.loop_watch import LoopWatch
@@ -430,24 +410,43 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
                   hint="expected postgresql://USER:PASSWORD@HOST:PORT/DB with special characters percent-encoded")
         return EXIT_BAD_INPUT
     refused: list[str] = []
+
+    async def sync_directory(config: Config) -> None:
+        try:
+            async with pool.acquire(timeout=5) as conn:
+                await _sync_directory(conn, config)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.warning("db.directory_sync_failed", error=str(exc) or type(exc).__name__)
+
     try:
         write_pid_file(st.spool_dir)
-        async with ConfigRecorder(pool) as recorder, CdrWriter(pool, st.spool_dir) as writer, \
+        # The store's newest version (or the cache, or the file, without the database): decision 0021.
+        cfg, origin = await initial_config(st.database_url, cfg, st.config_path, author=author,
+                                           spool_dir=st.spool_dir, log=log)
+        async with CdrWriter(pool, st.spool_dir) as writer, \
                 AriClient(st.ari_url, st.ari_user, st.ari_password, st.ari_app) as ari:
-            recorder.record(cfg.text, author)
             app = App(ari, cfg, cfg.rates, writer.submit, queue_status_file=st.spool_dir / QUEUE_STATUS_FILE,
                       recording_dirs=recording_dirs, shed_after_s=shed_after_s)
+            app.config_origin = origin
+            live = LiveConfig(app, sync_directory=sync_directory, ami=ami, log=log)
+            watch = ConfigWatch(st.database_url, fetch_newest=newest_version, apply=live.apply,
+                                spool_dir=st.spool_dir, running=origin.id, log=log)
             _spawn(_prepare_database(pool, lambda: app.config, st, stop, refused), log)
             _spawn(_load_us_states(cfg), log)
-            loop.add_signal_handler(signal.SIGHUP, lambda: _spawn(_reload(app, st, pool, recorder, author), log))
+            _spawn(watch.run(stop), log)
+            loop.add_signal_handler(signal.SIGHUP, watch.wake)  # look for a newer version now
             async with LoopWatch(log) as loop_watch, \
                     health.StatusServer(app, writer, port=status_port, loop=loop_watch):
                 await app.run(stop)
     except AriUnauthorized as exc:
         log.error("ari.unauthorized", error=str(exc), hint="check ARI_USER/ARI_PASSWORD in the secrets file against ari.conf")
         return EXIT_BAD_INPUT
-    except (UnsupportedAsterisk, SpoolError) as exc:
+    except (UnsupportedAsterisk, SpoolError, StorageError) as exc:
         log.error("startup.refused", error=str(exc))
+        return EXIT_BAD_INPUT
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("config.invalid", problem=problem)
         return EXIT_BAD_INPUT
     finally:
         for task in list(_background):

@@ -70,9 +70,20 @@ class AppView(Protocol):
     @property
     def admission(self) -> Admission: ...
     @property
+    def config_origin(self) -> ConfigOriginView: ...
+    @property
     def asterisk_delay(self) -> LatencyHistogram: ...
     @property
     def event_delay(self) -> LatencyHistogram: ...
+
+
+class ConfigOriginView(Protocol):
+    @property
+    def source(self) -> str: ...
+    @property
+    def version(self) -> str | None: ...
+    @property
+    def id(self) -> int | None: ...
 
 
 class CdrWriterView(Protocol):
@@ -135,6 +146,7 @@ def health(app: AppView, writer: CdrWriterView) -> tuple[int, dict[str, object]]
         "database": "down" if writer.database_down else "up",
         "calls_in_progress": len(app.calls),
         "cdr_spool_depth": writer.spool_depth,
+        "config": {"source": app.config_origin.source, "version": app.config_origin.version},
         "problems": problems,
     }
     return (503 if status == "down" else 200), body
@@ -172,6 +184,9 @@ def _metrics(app: AppView, writer: CdrWriterView, loop: LoopView | None) -> Iter
                     app.calls_shed)
     yield from _one("fairline_calls_routed_total", "counter",
                     "Calls fairline took on: new calls routed, and calls adopted after a restart.", app.calls_routed)
+    yield from _one("fairline_config_version", "gauge",
+                    "Id of the stored configuration version in force (v12: 12); 0 when it came from a file. "
+                    "Nodes that differ have not all applied the newest.", app.config_origin.id or 0)
     yield from _one("fairline_admitted_percent", "gauge",
                     "Share of new calls the dialplan lets into fairline; the others take the fallback (overload).",
                     app.admission.percent)

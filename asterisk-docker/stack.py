@@ -550,7 +550,14 @@ class Stack:
         )
 
     def start_fairline(self, exe: Path | None = None) -> None:
-        """Start `fairline run` (this venv's, or the executable `exe`) and wait until it is connected to ARI."""
+        """Start `fairline run` (this venv's, or the executable `exe`) and wait until it is connected to ARI.
+
+        The configuration store is the truth (decision 0021): the stack's configuration file is stored
+        first, as an admin would with `fairline config apply`, so this fairline runs it (no change when it
+        is the newest version already). A baseline's older fairline (`exe`) records its file itself.
+        """
+        if exe is None:
+            self.apply_config()
         exe = exe or Path(sys.executable).parent / "fairline"
         log = open(self.log("fairline"), "ab")
         self.fairline = subprocess.Popen(
@@ -559,6 +566,19 @@ class Stack:
             start_new_session=True,
         )
         wait_for("fairline (connected to ARI)", self.fairline_connected, timeout=30, log=self.log("fairline"))
+
+    def apply_config(self) -> None:
+        """`fairline config apply` of the stack's configuration file, by author "stack"."""
+        exe = Path(sys.executable).parent / "fairline"
+        done = subprocess.run([str(exe), "config", "apply", str(self.app_config), "--author", "stack",
+                               "--reason", f"stack start ({self.app_config.name})"],
+                              capture_output=True, text=True, timeout=120, env=self.fairline_env())
+        if done.returncode == 3:  # PostgreSQL is down: fairline starts on its cached version, or the file
+            say(f"configuration not stored (database unreachable): {(done.stderr or done.stdout).strip()}")
+            return
+        if done.returncode != 0:
+            raise StackError(f"fairline config apply {self.app_config} failed (status {done.returncode}):\n"
+                             f"{(done.stderr or done.stdout).strip()}")
 
     def fairline_connected(self) -> bool:
         if self.fairline is not None and self.fairline.poll() is not None:

@@ -28,6 +28,7 @@ from ari_app.core import events
 from ari_app.errors import AriError, ChannelGone
 from ari_app.queue_runtime import Queues
 from ari_app.runtime.adoption import Adoption
+from ari_app.runtime.config_watch import ConfigOrigin
 from ari_app.runtime.executor import Executor
 from ari_app.runtime.recorder import Recorder, RecordingDirs
 from ari_app.runtime.session import Session
@@ -65,6 +66,7 @@ class App:
                  recording_dirs: RecordingDirs | None = None, shed_after_s: float | None = None) -> None:
         self.ari = ari
         self._config = config
+        self.config_origin = ConfigOrigin("file")  # set by whoever sets config (cli.py)
         self.queues = Queues(ari, config, self.feed, self._caller_of, status_file=queue_status_file)
         self.rates = rates  # a reload sets it with the configuration; the executor prices with it
         self.calls: dict[str, CallSession] = {}

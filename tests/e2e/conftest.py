@@ -103,6 +103,33 @@ def live(live_stack: LiveStack) -> LiveStack:
     return live_stack
 
 
+SCRATCH_DATABASE = "fairline_scratch"
+
+
+@pytest.fixture
+def scratch_database(live_stack: LiveStack) -> Iterator[str]:
+    """The URL of a fresh, migrated database of its own on the stack's PostgreSQL, dropped after the test.
+
+    For tests that store configuration versions: the stack's running fairline watches its own database
+    and would apply them (decision 0021), changing the numbers the other tests call.
+    """
+    s = live_stack.stack
+    s.psql("postgres", f"DROP DATABASE IF EXISTS {SCRATCH_DATABASE} WITH (FORCE)")
+    s.psql("postgres", f"CREATE DATABASE {SCRATCH_DATABASE}")
+    url = s.database_url.rsplit("/", 1)[0] + "/" + SCRATCH_DATABASE
+
+    async def migrated() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(migrated())
+    yield url
+    s.psql("postgres", f"DROP DATABASE IF EXISTS {SCRATCH_DATABASE} WITH (FORCE)")
+
+
 @pytest.fixture
 async def pool(live_stack: LiveStack) -> AsyncIterator[asyncpg.Pool]:
     """A small pool on the stack's database, migrated; for tests of the storage edge."""

@@ -10,25 +10,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LiveStack
-from tests.e2e.test_config_store_db import config, versions_since  # noqa: F401  (a fixture)
+from tests.e2e.test_config_store_db import config
 
 pytestmark = pytest.mark.e2e
 
 
-def fairline(live: LiveStack, *argv: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    """`fairline ARGV` as an admin types it, with the stack's database in $DATABASE_URL."""
-    env = {**os.environ, "DATABASE_URL": live.stack.database_url}
+def fairline(database_url: str, *argv: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    """`fairline ARGV` as an admin types it, with the database in $DATABASE_URL (a scratch one: the stack's
+    running fairline would apply what these tests store)."""
+    env = {**os.environ, "DATABASE_URL": database_url}
     return subprocess.run([sys.executable, "-m", "ari_app.cli", *argv], cwd=cwd, env=env, capture_output=True,
                           timeout=60)
 
 
 class TestCommands:
     def test_apply_export_rollback_and_history_as_an_admin_uses_them(
-        self, live_stack: LiveStack, versions_since: None, tmp_path: Path
+        self, scratch_database: str, tmp_path: Path
     ) -> None:
         def run(*argv: str) -> subprocess.CompletedProcess[bytes]:
-            return fairline(live_stack, *argv, cwd=tmp_path)
+            return fairline(scratch_database, *argv, cwd=tmp_path)
 
         a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
         a.write_text(config("hello-world", comment="# kept in git\n"))
@@ -71,20 +71,16 @@ class TestCommands:
         assert "    why: monkeys" in history
 
     def test_an_invalid_file_stores_nothing_and_names_file_line_and_key(
-        self, live_stack: LiveStack, versions_since: None, tmp_path: Path
+        self, scratch_database: str, tmp_path: Path
     ) -> None:
-        count_sql = "SELECT count(*) FROM config_versions"
-        before = live_stack.stack.psql("fairline", count_sql)
         (tmp_path / "bad.yaml").write_text(config("beep").replace("type: local", "type: premium"))
-        bad = fairline(live_stack, "config", "apply", "bad.yaml", "--author", "alice", "--reason", "r", cwd=tmp_path)
+        bad = fairline(scratch_database, "config", "apply", "bad.yaml", "--author", "alice", "--reason", "r", cwd=tmp_path)
         assert bad.returncode == 2
         assert "bad.yaml:7: numbers[0].type:" in bad.stderr.decode()
-        assert live_stack.stack.psql("fairline", count_sql) == before
+        assert fairline(scratch_database, "config", "export", cwd=tmp_path).returncode == 2  # nothing stored
 
-    def test_a_version_that_does_not_exist_is_named_as_such(
-        self, live_stack: LiveStack, tmp_path: Path
-    ) -> None:
+    def test_a_version_that_does_not_exist_is_named_as_such(self, scratch_database: str, tmp_path: Path) -> None:
         for argv in (["config", "export", "v999999"],
                      ["config", "rollback", "v999999", "--author", "a", "--reason", "r"]):
-            missing = fairline(live_stack, *argv, cwd=tmp_path)
+            missing = fairline(scratch_database, *argv, cwd=tmp_path)
             assert missing.returncode == 2 and "no version v999999" in missing.stderr.decode()

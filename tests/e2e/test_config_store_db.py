@@ -1,16 +1,16 @@
 """The configuration store against the real PostgreSQL: versions stored with author, role, reason
 and base; a stale base, a missing author and the same content again store nothing; every version
-wakes a listener on `fairline_config`; `fairline run` records as admin from the newest version."""
+wakes a listener on `fairline_config`. Each test has a database of its own (conftest.scratch_database)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from ari_app.config_versions import ConfigRecorder, number_changes
+from ari_app.config_versions import number_changes
 from rating.storage.config_store import (
     NOTIFY_CHANNEL,
     MissingAuthor,
@@ -22,7 +22,6 @@ from rating.storage.config_store import (
     store_version,
     version,
 )
-from tests.e2e.conftest import LiveStack, poll, stackmod
 
 pytestmark = pytest.mark.e2e
 
@@ -36,36 +35,12 @@ def config(announcement: str, *, comment: str = "") -> str:
 
 
 @pytest.fixture
-def versions_since(live_stack: LiveStack) -> Iterator[None]:
-    """The versions a test stores are removed after it: the next test starts from the same newest version.
-
-    First it waits for the stack's fairline to have recorded the file it runs with (its recorder
-    stores in the background, a few seconds after start): a version stored by it in the middle
-    of a test would be a change from someone else.
-    """
-    running = content_hash(live_stack.stack.app_config.read_bytes().decode("utf-8"))
-    recorded_sql = f"SELECT count(*) FROM config_versions WHERE content_hash = '{running}'"
-
-    def recorded() -> bool:
-        try:
-            return str(live_stack.stack.psql("fairline", recorded_sql)).strip() != "0"
-        except stackmod.StackError:  # its migrations have not made the table yet
-            return False
-
-    if not poll(recorded, timeout=DEADLINE_S * 3):
-        pytest.fail(f"the stack's fairline did not record its configuration within {DEADLINE_S * 3} s")
-    before = int(live_stack.stack.psql("fairline", "SELECT coalesce(max(id), 0) FROM config_versions").strip() or 0)
-    yield
-    live_stack.stack.psql("fairline", f"""
-        DELETE FROM service_charges WHERE config_version IN (SELECT version FROM config_versions WHERE id > {before});
-        DELETE FROM config_version_changes WHERE version_id > {before};
-        DELETE FROM config_versions WHERE id > {before}""")
-
-
-@pytest.fixture
-async def conn(live_stack: LiveStack, pool: asyncpg.Pool, versions_since: None) -> AsyncIterator[asyncpg.Connection]:
-    async with pool.acquire() as c:
+async def conn(scratch_database: str) -> AsyncIterator[asyncpg.Connection]:
+    c = await asyncpg.connect(scratch_database)
+    try:
         yield c
+    finally:
+        await c.close()
 
 
 async def count(conn: asyncpg.Connection) -> int:
@@ -123,10 +98,10 @@ class TestStoreVersion:
         assert await count(conn) == before
 
     async def test_every_stored_version_wakes_a_listener_with_its_id(
-        self, live_stack: LiveStack, conn: asyncpg.Connection
+        self, scratch_database: str, conn: asyncpg.Connection
     ) -> None:
         heard: asyncio.Queue[str] = asyncio.Queue()
-        listener = await asyncpg.connect(live_stack.stack.database_url)
+        listener = await asyncpg.connect(scratch_database)
         try:
             await listener.add_listener(NOTIFY_CHANNEL, lambda _c, _pid, _channel, payload: heard.put_nowait(payload))
             base = await newest_version(conn)
@@ -139,13 +114,3 @@ class TestStoreVersion:
             assert heard.empty()
         finally:
             await listener.close()
-
-    async def test_fairline_run_records_as_admin_made_from_the_newest(
-        self, pool: asyncpg.Pool, conn: asyncpg.Connection
-    ) -> None:
-        base = await newest_version(conn)
-        async with ConfigRecorder(pool, retry_s=0.2) as recorder:
-            recorder.record(config("beep", comment="# recorded\n"), "ops")
-        made = await newest_version(conn)
-        assert made is not None and made.content == config("beep", comment="# recorded\n")
-        assert (made.author, made.role, made.reason, made.based_on) == ("ops", "admin", "", base.id if base else None)

@@ -4,7 +4,6 @@ and a stored text checked by the same loader as a file."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 

@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 from ari_app.core.admission import Admission
 from ari_app.errors import ConfigError
 from ari_app.health import StatusServer, health, render_metrics, status_port
+from ari_app.runtime.config_watch import ConfigOrigin
 from ari_app.settings import DEFAULT_STATUS_PORT
 from plumbing.loop_watch import LAG_BOUNDS_S
 from ari_app.core.queueing import Caller, QueueState
@@ -48,6 +49,7 @@ class FakeApp:
     admission: Admission = dataclasses.field(default_factory=Admission)
     asterisk_delay: LatencyHistogram = dataclasses.field(default_factory=LatencyHistogram)
     event_delay: LatencyHistogram = dataclasses.field(default_factory=LatencyHistogram)
+    config_origin: ConfigOrigin = ConfigOrigin("file")
 
 
 @dataclasses.dataclass
@@ -190,7 +192,13 @@ class TestHealth:
         status, body = health(FakeApp(calls={"a": 1}), FakeWriter())
         assert status == 200
         assert body == {"status": "ok", "ari_connected": True, "database": "up", "calls_in_progress": 1,
-                        "cdr_spool_depth": 0, "problems": []}
+                        "cdr_spool_depth": 0, "config": {"source": "file", "version": None}, "problems": []}
+
+    def test_the_configuration_version_in_force_is_shown(self) -> None:
+        app = FakeApp(config_origin=ConfigOrigin("store", "v12", 12))
+        assert health(app, FakeWriter())[1]["config"] == {"source": "store", "version": "v12"}
+        assert value(parse(render_metrics(app, FakeWriter())), "fairline_config_version") == 12
+        assert value(parse(render_metrics(FakeApp(), FakeWriter())), "fairline_config_version") == 0
 
     def test_503_when_the_ari_websocket_is_not_connected(self) -> None:
         status, body = health(FakeApp(ari_connected=False), FakeWriter())

@@ -1,0 +1,138 @@
+"""The configuration in force: which version a fairline starts on, and what switching to a new one does.
+
+At start (issue 16, decision 0021): the configuration store's newest version. An empty store is
+seeded with the configuration file, as version 1. A file that differs from the store's newest
+version does not win: the store is the truth, and the log says how to see the difference. With the
+database unreachable, the version cached on disk at the last switch, or else the file; the watch
+(config_watch.py) moves on to the newest version once the database answers.
+
+A switch (`LiveConfig.apply`): the new Config is already checked (off the loop); the switch is an
+assignment, new calls take it, calls in progress keep theirs. Then, in the background and one at a
+time: the number directory in PostgreSQL, and the dialplan fallback in Asterisk (over AMI, when
+fairline has AMI settings), so that a call served while fairline is down follows the new version too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+from ari_app.ami.fallback import publish_fallback
+from ari_app.config.yaml_loader import parse
+from ari_app.config_versions import number_changes
+from ari_app.core.model import Config
+from ari_app.dialplan_gen import fallback_dialplan
+from ari_app.errors import AmiError, ConfigError
+from ari_app.runtime.app import App
+from ari_app.runtime.config_watch import ConfigOrigin, StoredVersion, read_cache, write_cache
+from ari_app.settings import AmiSettings
+from plumbing.tasks import spawn
+from rating.storage.config_store import content_hash, newest_version, store_version
+from rating.storage.database import migrate
+
+Log = structlog.typing.FilteringBoundLogger
+CONNECT_TIMEOUT_S = 3.0  # at start: how long the database may take before the cache is used
+
+
+async def initial_config(database_url: str, file_config: Config, file: Path, *, author: str, spool_dir: Path,
+                         log: Log) -> tuple[Config, ConfigOrigin]:
+    """The configuration a starting fairline routes by, and where it came from (see the module docstring).
+
+    Raises StorageError when the database's schema history contradicts the migrations, and
+    ConfigError when the only configuration at hand does not check.
+    """
+    try:
+        conn = await asyncpg.connect(database_url, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        return await _without_store(file_config, file, spool_dir, log, str(exc) or type(exc).__name__)
+    try:
+        await migrate(conn)  # the store's tables, before they are read
+        newest = await newest_version(conn)
+        if newest is None:
+            changes = await asyncio.to_thread(number_changes, None, file_config.text)
+            seeded = await store_version(conn, content=file_config.text, author=author, role="admin",
+                                         reason=f"first start: seeded from {file}", based_on=None, changes=changes)
+            log.info("config.seeded", version=seeded.name, file=str(file), author=author)
+            await _cache(spool_dir, seeded, log)
+            return file_config, ConfigOrigin("store", seeded.name, seeded.id)
+        if newest.content_hash == content_hash(file_config.text):
+            config = file_config
+        else:
+            log.warning("config.file_differs", file=str(file), version=newest.name,
+                        hint=f"the store is the truth: `fairline config diff {file}` shows what the file would "
+                             "change, `fairline config apply` stores it, `fairline config export` writes the "
+                             "version in force")
+            config = await asyncio.to_thread(parse, newest.content, f"config {newest.name}")
+        log.info("config.from_store", version=newest.name, author=newest.author, numbers=len(config.numbers))
+        await _cache(spool_dir, newest, log)
+        return config, ConfigOrigin("store", newest.name, newest.id)
+    finally:
+        await conn.close()
+
+
+async def _cache(spool_dir: Path, version: StoredVersion, log: Log) -> None:
+    try:
+        await asyncio.to_thread(write_cache, spool_dir, version)
+    except OSError as exc:  # routing does not need it; a start without the database would use the file
+        log.warning("config.cache_failed", directory=str(spool_dir), error=str(exc))
+
+
+async def _without_store(file_config: Config, file: Path, spool_dir: Path, log: Log,
+                         why: str) -> tuple[Config, ConfigOrigin]:
+    try:
+        cached = read_cache(spool_dir)
+        config = None if cached is None else parse(cached.content, f"config {cached.name} (cached)")
+    except ConfigError as exc:
+        log.error("config.cache_unusable", problems=exc.problems)
+        cached = config = None
+    if cached is not None and config is not None:
+        log.warning("config.from_cache", version=cached.name, database=why,
+                    hint="the database is unreachable: routing by the last version this fairline applied; "
+                         "it moves to the newest once the database answers")
+        return config, ConfigOrigin("cache", cached.name, cached.id)
+    log.warning("config.from_file", file=str(file), database=why,
+                hint="the database is unreachable and no version is cached: routing by the file")
+    return file_config, ConfigOrigin("file")
+
+
+class LiveConfig:
+    """Switches the running app to a new version; then updates the directory and the dialplan fallback."""
+
+    def __init__(self, app: App, *, sync_directory: Callable[[Config], Awaitable[None]],
+                 ami: AmiSettings | None, log: Log) -> None:
+        self.app = app
+        self.sync_directory = sync_directory
+        self.ami = ami
+        self.log = log
+        self._after: asyncio.Lock = asyncio.Lock()  # one directory sync and one publish at a time, in order
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def apply(self, config: Config, version: StoredVersion) -> None:
+        before = self.app.config_origin
+        self.app.config, self.app.rates = config, config.rates
+        self.app.config_origin = ConfigOrigin("store", version.name, version.id)
+        self.log.info("config.applied", version=version.name, was=before.version or before.source,
+                      numbers=len(config.numbers), calls_in_progress=len(self.app.calls))
+        spawn(self._after_switch(config, version.name), name=f"config-{version.name}", log=self.log,
+              crashed="config.after_apply_failed", keep=self._tasks)
+
+    async def _after_switch(self, config: Config, name: str) -> None:
+        async with self._after:
+            if self.app.config is not config:  # a newer version came meanwhile: it does this itself
+                return
+            await self.sync_directory(config)
+            if self.ami is None:
+                return
+            text = await asyncio.to_thread(fallback_dialplan, config)
+            try:
+                done = await publish_fallback(self.ami, text)
+            except AmiError as exc:
+                self.log.error("fallback.not_published", version=name, error=str(exc),
+                               hint="calls served while fairline is down follow the previous version; "
+                                    "`fairline dialplan publish` retries by hand")
+                return
+            self.log.info("fallback.published", version=name, extensions=done.extensions, digest=done.digest)
