@@ -12,7 +12,7 @@ channel `fairline_config` with the new id. Computing what changed is the caller'
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -207,29 +207,6 @@ async def store_version(conn: asyncpg.Connection, *, content: str, author: str, 
             raise problem
         return await _insert(conn, content=content, digest=digest, author=author.strip(), role=role,
                              reason=reason, based_on=based_on, changes=changes, applied_at=applied_at)
-
-
-async def record_version(conn: asyncpg.Connection, *, content_hash: str, author: str, content: str,
-                         applied_at: datetime,
-                         changes: Callable[[str | None], Sequence[NumberChange]]) -> str | None:
-    """Record a configuration fairline applied (at start or reload) as the newest version; return its name.
-
-    Made by role admin from whatever version is newest then. Returns None, storing nothing,
-    when the newest version already has this content hash. `changes` gets the newest
-    version's content (None when there is none yet) and says what this one changes against
-    it: the diff is always against what is stored, even when versions were held back while
-    the database was down.
-    """
-    async with conn.transaction():
-        await conn.execute(_LOCK)
-        newest = await newest_version(conn)
-        if newest is not None and newest.content_hash == content_hash:
-            return None
-        found = changes(newest.content if newest is not None else None)
-        stored = await _insert(conn, content=content, digest=content_hash, author=author, role="admin", reason="",
-                               based_on=newest.id if newest is not None else None, changes=found,
-                               applied_at=applied_at)
-        return stored.name
 
 
 async def _insert(conn: asyncpg.Connection, *, content: str, digest: str, author: str, role: Role, reason: str,

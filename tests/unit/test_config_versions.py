@@ -1,27 +1,21 @@
-"""Configuration versions without a database: hashes, per-number changes and diffs, the recorder, the history command."""
+"""Configuration versions without a database: hashes, per-number changes and diffs, the history command."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import io
 import json
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
 
-import asyncpg
 import pytest
-from structlog.testing import capture_logs
 
-import ari_app.config_versions
 from ari_app.commands import config_history_cli
-from ari_app.config_versions import ConfigRecorder, number_changes
+from ari_app.config_versions import number_changes
 from rating.storage.config_store import ConfigVersion, Fee, NumberChange, content_hash
 
 BASE = """\
@@ -165,180 +159,6 @@ class TestDiff:
     def test_the_number_is_shown_in_e164_whatever_its_spelling(self) -> None:
         [change] = number_changes(BASE, with_tollfree(BASE).replace("+318001234567", "+31 800 123 4567"))
         assert "+number: '+318001234567'\n" in change.diff
-
-
-# ---------------------------------------------------------------- the recorder
-
-
-@dataclasses.dataclass
-class Stored:
-    version: str
-    content_hash: str
-    author: str
-    content: str
-    applied_at: datetime
-    changes: list[NumberChange]
-
-
-class FakeStore:
-    """Stands in for `record_version`: a version table that can go down or refuse a version."""
-
-    def __init__(self) -> None:
-        self.versions: list[Stored] = []
-        self.down: BaseException | None = None  # raised by every attempt while set
-        self.refuse: set[str] = set()  # hashes that break a CHECK constraint
-        self.attempts = 0
-
-    async def record_version(self, _conn: Any, *, content_hash: str, author: str, content: str, applied_at: datetime,
-                             changes: Callable[[str | None], Sequence[NumberChange]]) -> str | None:
-        self.attempts += 1
-        await asyncio.sleep(0)
-        if self.down is not None:
-            raise self.down
-        if content_hash in self.refuse:
-            raise asyncpg.CheckViolationError('new row for relation "config_versions" violates check constraint')
-        if self.versions and self.versions[-1].content_hash == content_hash:
-            return None
-        found = list(changes(self.versions[-1].content if self.versions else None))
-        self.versions.append(Stored(f"v{len(self.versions) + 1}", content_hash, author, content, applied_at, found))
-        return self.versions[-1].version
-
-
-class FakePool:
-    @contextlib.asynccontextmanager
-    async def acquire(self) -> AsyncIterator[object]:
-        yield object()
-
-
-@pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
-    fake = FakeStore()
-    monkeypatch.setattr(ari_app.config_versions, "record_version", fake.record_version)
-    return fake
-
-
-OUTAGE = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
-T0 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
-
-
-def recorder(**options: Any) -> ConfigRecorder:
-    """A recorder on the fake store that retries every 10 ms."""
-    return ConfigRecorder(FakePool(), **{"retry_s": 0.01, **options})
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Wait until check() holds: the recorder works in a background task."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.001)
-
-
-def events(logs: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [e["event"] for e in logs]
-
-
-class TestConfigRecorder:
-    async def test_record_returns_before_anything_is_stored_then_the_version_is_stored(self, store: FakeStore) -> None:
-        with capture_logs() as logs:
-            async with recorder() as rec:
-                rec.record(BASE, "alice")
-                assert (store.attempts, rec.pending) == (0, 1)
-                await eventually(lambda: rec.pending == 0)
-        [v] = store.versions
-        assert (v.version, v.content_hash, v.author, v.content) == ("v1", content_hash(BASE), "alice", BASE)
-        [recorded] = [e for e in logs if e["event"] == "config.version_recorded"]
-        assert (recorded["version"], recorded["hash"]) == ("v1", content_hash(BASE))
-
-    async def test_each_version_is_diffed_against_the_one_before(self, store: FakeStore) -> None:
-        async with recorder() as rec:
-            rec.record(BASE, "alice")
-            rec.record(with_tollfree(BASE), "bob")
-        assert [kinds(v.changes) for v in store.versions] == [
-            {"*": "added", "+31201234567": "added", "+3215123456": "added"}, {"+318001234567": "added"}]
-
-    async def test_the_same_content_again_is_not_a_new_version(self, store: FakeStore) -> None:
-        with capture_logs() as logs:
-            async with recorder() as rec:
-                rec.record(BASE, "alice")
-                rec.record(BASE, "bob")
-        assert [v.version for v in store.versions] == ["v1"]
-        assert events(logs) == ["config.version_recorded", "config.version_unchanged"]
-
-    async def test_applied_at_is_when_record_was_called_not_when_it_was_stored(self, store: FakeStore) -> None:
-        now = [T0]
-        async with recorder(clock=lambda: now[0]) as rec:
-            store.down = OUTAGE
-            rec.record(BASE, "alice")
-            now[0] = T0 + timedelta(hours=1)
-            await eventually(lambda: store.attempts >= 2)
-            store.down = None
-        assert store.versions[0].applied_at == T0
-
-    async def test_while_the_database_is_down_versions_wait_in_order_and_are_stored_once_it_is_back(
-        self, store: FakeStore
-    ) -> None:
-        with capture_logs() as logs:
-            async with recorder() as rec:
-                store.down = OUTAGE
-                rec.record(BASE, "alice")
-                rec.record(with_tollfree(BASE), "bob")
-                await eventually(lambda: store.attempts >= 3)
-                assert (store.versions, rec.pending) == ([], 2)
-                store.down = None
-                await eventually(lambda: rec.pending == 0)
-        assert [(v.version, v.author) for v in store.versions] == [("v1", "alice"), ("v2", "bob")]
-        pending = [e for e in logs if e["event"] == "config.version_pending"]
-        assert pending and all(e["hash"] == content_hash(BASE) and e["exc_info"] is False for e in pending)
-
-    async def test_close_tries_once_more_and_logs_every_version_it_could_not_store(self, store: FakeStore) -> None:
-        rec = ConfigRecorder(FakePool(), retry_s=3600)  # only close() can cut the wait short
-        store.down = OUTAGE
-        with capture_logs() as logs:
-            rec.record(BASE, "alice")
-            rec.record(with_tollfree(BASE), "bob")
-            await eventually(lambda: store.attempts == 1)
-            async with asyncio.timeout(2):
-                await rec.close()
-        assert store.attempts == 2
-        unrecorded = [e for e in logs if e["event"] == "config.version_unrecorded"]
-        assert [(e["hash"], e["author"]) for e in unrecorded] == [
-            (content_hash(BASE), "alice"), (content_hash(with_tollfree(BASE)), "bob")]
-        with capture_logs() as again:
-            await rec.close()
-        assert again == []
-
-    async def test_close_stores_what_the_last_try_can(self, store: FakeStore) -> None:
-        rec = ConfigRecorder(FakePool(), retry_s=3600)
-        store.down = OUTAGE
-        rec.record(BASE, "alice")
-        await eventually(lambda: store.attempts == 1)
-        store.down = None
-        with capture_logs() as logs:
-            await rec.close()
-        assert [v.version for v in store.versions] == ["v1"]
-        assert "config.version_unrecorded" not in events(logs)
-
-    async def test_a_version_the_database_refuses_does_not_hold_back_the_next(self, store: FakeStore) -> None:
-        store.refuse = {content_hash(BASE)}
-        with capture_logs() as logs:
-            async with recorder() as rec:
-                rec.record(BASE, "alice")
-                rec.record(with_tollfree(BASE), "bob")
-        assert [v.author for v in store.versions] == ["bob"]
-        [refused] = [e for e in logs if e["event"] == "config.version_refused"]
-        assert refused["hash"] == content_hash(BASE)
-
-    async def test_a_record_after_close_is_logged_not_lost_silently(self, store: FakeStore) -> None:
-        rec = recorder()
-        await rec.close()
-        with capture_logs() as logs:
-            rec.record(BASE, "alice")
-        assert events(logs) == ["config.version_unrecorded"]
-        assert store.attempts == 0
-
-    def test_a_blank_author_is_a_caller_bug(self) -> None:
-        with pytest.raises(ValueError, match="author"):
-            recorder().record(BASE, "  ")
 
 
 # ----------------------------------------------------------- the history command
