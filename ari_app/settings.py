@@ -172,24 +172,12 @@ def from_environment(env: Mapping[str, str], *, ari_url: str | None = None, ari_
     if parts.scheme not in ("http", "https") or not parts.hostname:
         problems.append(f"--ari-url / FAIRLINE_ARI_URL: {url!r}: expected http://HOST:PORT")
     secrets_path = secrets or env.get("FAIRLINE_SECRETS")
-    user = password = ""
-    if not secrets_path:
-        problems.append("--secrets / FAIRLINE_SECRETS: missing; expected the file with ARI_USER and ARI_PASSWORD")
-    else:
-        try:
-            values = read_secrets(Path(secrets_path))
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-        else:
-            user, password = values.get("ARI_USER", ""), values.get("ARI_PASSWORD", "")
-            if not user or not password:
-                problems.append(f"{secrets_path}: ARI_USER and ARI_PASSWORD: expected both, non-empty")
-            else:
-                # The file's other secrets (AMI_SECRET, PG_PASSWORD from the stack) guard this deployment too.
-                for key in sorted(k for k in values if k.endswith(("_PASSWORD", "_SECRET"))):
-                    problem = _weak(f"{secrets_path}: {key}", values[key])
-                    if problem:
-                        problems.append(problem)
+    user, password, values = _credentials(secrets_path, "ARI_USER", "ARI_PASSWORD", problems)
+    # The file's other secrets (AMI_SECRET, PG_PASSWORD from the stack) guard this deployment too.
+    for key in sorted(k for k in values if k.endswith(("_PASSWORD", "_SECRET"))):
+        problem = _weak(f"{secrets_path}: {key}", values[key])
+        if problem:
+            problems.append(problem)
     db = database_url or env.get("DATABASE_URL", "")
     if not db.startswith(("postgres://", "postgresql://")):
         problems.append("--database-url / DATABASE_URL: expected postgresql://USER@HOST:PORT/DB")
@@ -225,6 +213,25 @@ class AmiSettings:
     secrets_file: Path | None = None  # where user and secret came from: named when Asterisk refuses them
 
 
+def _credentials(secrets: str | None, user_key: str, secret_key: str,
+                 problems: list[str]) -> tuple[str, str, dict[str, str]]:
+    """`user_key` and `secret_key` of the secrets file, what is wrong with them added to `problems`; with
+    the file's values, which are {} unless both are there."""
+    if not secrets:
+        problems.append(f"--secrets / FAIRLINE_SECRETS: missing; expected the file with {user_key} and {secret_key}")
+        return "", "", {}
+    try:
+        values = read_secrets(Path(secrets))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return "", "", {}
+    user, secret = values.get(user_key, ""), values.get(secret_key, "")
+    if not user or not secret:
+        problems.append(f"{secrets}: {user_key} and {secret_key}: expected both, non-empty")
+        return user, secret, {}
+    return user, secret, values
+
+
 def ami_from_arguments(*, ami_host: str | None, ami_port: str | None, secrets: str | None,
                        asterisk_fallback: str | None) -> AmiSettings:
     """AMI settings from command-line values (the environment already filled in); every problem at once.
@@ -238,20 +245,9 @@ def ami_from_arguments(*, ami_host: str | None, ami_port: str | None, secrets: s
     port = int(raw_port) if raw_port.isdigit() else 0
     if not 0 < port < 65536:
         problems.append(f"--ami-port / FAIRLINE_AMI_PORT: {raw_port!r}: expected a port number 1-65535")
-    user = secret = ""
-    if not secrets:
-        problems.append("--secrets / FAIRLINE_SECRETS: missing; expected the file with AMI_USER and AMI_SECRET")
-    else:
-        try:
-            values = read_secrets(Path(secrets))
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-        else:
-            user, secret = values.get("AMI_USER", ""), values.get("AMI_SECRET", "")
-            if not user or not secret:
-                problems.append(f"{secrets}: AMI_USER and AMI_SECRET: expected both, non-empty")
-            elif (problem := _weak(f"{secrets}: AMI_SECRET", secret)) is not None:
-                problems.append(problem)
+    user, secret, values = _credentials(secrets, "AMI_USER", "AMI_SECRET", problems)
+    if values and (problem := _weak(f"{secrets}: AMI_SECRET", secret)) is not None:
+        problems.append(problem)
     if problems:
         raise ConfigError(problems)
     return AmiSettings(host=host, port=port, user=user, secret=secret,
