@@ -4,7 +4,7 @@ PostgreSQL holds every version: `fairline config apply` stores one and notifies 
 `fairline_config`. A notification only wakes the watch, which then reads the newest version, so a
 fairline that missed notifications (stopped, disconnected) catches up the same way, at start and
 after each reconnect. Reading and checking a version (YAML of thousands of numbers) runs in a
-worker thread, never in the event loop; the switch is one assignment, and calls in progress keep
+child process, never in the event loop; the switch is one assignment, and calls in progress keep
 the flow they started with (runtime/app.py). Each version applied is cached on disk, so that a
 fairline started while the database is down routes by the last version it knew.
 """
@@ -22,8 +22,8 @@ from typing import Protocol
 import asyncpg
 import structlog
 
-from ari_app.config.yaml_loader import parse
 from ari_app.core.model import Config
+from ari_app.runtime.config_parse import parse_off_loop
 from ari_app.errors import ConfigError
 from plumbing.durable import fsync_dir, write_all
 
@@ -165,8 +165,8 @@ class ConfigWatch:
         if newest is None or newest.id in (self.running, self.refused):
             return
         try:
-            # YAML of thousands of numbers takes a second to check: never in the event loop.
-            config = await asyncio.to_thread(parse, newest.content, f"config {newest.name}")
+            # YAML of thousands of numbers takes a second to check: in a child process (config_parse.py).
+            config = await parse_off_loop(newest.content, f"config {newest.name}")
         except ConfigError as exc:
             # `config apply` checks every version it stores; one that fails now met a stricter fairline.
             self.refused = newest.id

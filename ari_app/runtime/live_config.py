@@ -31,6 +31,7 @@ from ari_app.runtime.app import App
 from ari_app.runtime.config_watch import ConfigOrigin, StoredVersion, read_cache, write_cache
 from ari_app.settings import AmiSettings
 from plumbing.tasks import spawn
+from rating.core import numbering
 from rating.storage.config_store import content_hash, newest_version, store_version
 from rating.storage.database import migrate
 
@@ -112,6 +113,8 @@ class LiveConfig:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def apply(self, config: Config, version: StoredVersion) -> None:
+        if await asyncio.to_thread(lambda: config.needs_us_states):  # before the switch: no call waits for them
+            await asyncio.to_thread(numbering.load_us_states)
         before = self.app.config_origin
         self.app.config, self.app.rates = config, config.rates
         self.app.config_origin = ConfigOrigin("store", version.name, version.id)
