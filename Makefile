@@ -21,11 +21,12 @@ up: setup            ## the same stack in the foreground until Ctrl-C, ready for
 test: setup          ## the whole suite: unit tests and end-to-end tests with real SIP calls
 	$(VENV)/bin/python -m pytest
 
-bench: setup         ## issue 8's benchmarks (call path, CDR rating and writing, settlement, config load); start-up and memory at rest (BASELINE=REV alternates with REV)
+bench: setup         ## issue 8's benchmarks (call path, CDR rating and writing, settlement, config load); applying config versions live; start-up and memory at rest (BASELINE=REV alternates with REV)
 	$(VENV)/bin/python bench/call_path.py $(if $(BASELINE),--baseline $(BASELINE))
 	$(VENV)/bin/python bench/cdr_writing.py
 	$(VENV)/bin/python bench/settlement.py
 	$(VENV)/bin/python bench/config_load.py
+	$(VENV)/bin/python bench/config_apply.py
 	$(VENV)/bin/python bench/startup.py $(if $(BASELINE),--baseline $(BASELINE))
 
 setup: $(VENV)/.installed
