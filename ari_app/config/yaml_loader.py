@@ -68,13 +68,20 @@ _QUEUE_NAME = re.compile(r"^[a-z0-9_-]+$")
 # ---- loading
 
 
+# YAML's line breaks, NEL and LS included: how many lines a text has, as a problem's line counts them.
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
 class _Problems:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, text: str) -> None:
         self.path = path
+        self.last_line = len(_LINE_BREAK.split(text))
         self._found: list[tuple[int, str]] = []
 
     def add(self, node: yaml.Node | None, key: str, expected: str) -> None:
-        line = node.start_mark.line + 1 if node is not None else 0
+        # A mark at the very end of the stream (an empty document after a byte order mark, say) can be
+        # one line past the text: the problem is on its last line.
+        line = min(node.start_mark.line + 1, self.last_line) if node is not None else 0
         # Keys and values come from the file: a line break in one must not split (or forge) a problem line.
         self._found.append((line, f"{self.path}{f':{line}' if line else ''}: {_printable(key)}: {_printable(expected)}"))
 
@@ -122,7 +129,7 @@ def parse(text: str, source: Path | str) -> Config:
 
 
 def _parse(text: str, path: Path | str) -> Config:
-    problems = _Problems(path)
+    problems = _Problems(path, text)
     root = _compose(text, path)
 
     if not isinstance(root, yaml.MappingNode):

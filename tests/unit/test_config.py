@@ -600,3 +600,10 @@ class TestStoredText:
             parse(text, "config v12")
         assert raised.value.problems and all(p.startswith("config v12:") for p in raised.value.problems)
         assert any(p.startswith("config v12:6: ") and "nobody" in p for p in raised.value.problems)
+
+
+def test_a_problem_at_the_end_of_the_stream_is_on_the_texts_last_line() -> None:
+    """An empty document after a byte order mark: its mark is one line past the text (found by the fuzz test)."""
+    with pytest.raises(ConfigError) as raised:
+        parse("---\n\ufeff", "f.yaml")
+    assert [p.split(":")[1] for p in raised.value.problems] == ["2"]
