@@ -290,15 +290,17 @@ async def decide_heavy_user(conn: asyncpg.Connection, customer_id: str, month: M
 async def add_service_charge(conn: asyncpg.Connection, customer_id: str, month: Month, amount_eur: Decimal, *,
                              reason: str, charged_by: str, config_version: str | None) -> ServiceCharge:
     """Record a fee on customer_id's invoice for month. Raises UnknownCustomer for an unknown customer,
-    NotAStaffChange when config_version is given but names no version staff made."""
+    NotAStaffChange when config_version is given but names no version staff made, NotTheCustomersChange
+    when that version changed none of the customer's numbers."""
     async with conn.transaction():
-        if config_version is not None:
-            await staff_change(conn, config_version)
+        change = await staff_change(conn, config_version, customer_id) if config_version is not None else None
         try:
             charge_id = await conn.fetchval(
-                """INSERT INTO service_charges (customer_id, month, amount_eur, reason, charged_by, config_version)
-                   VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
-                customer_id, first_day(month), amount_eur, reason, charged_by, config_version,
+                """INSERT INTO service_charges (customer_id, month, amount_eur, reason, charged_by, config_version,
+                                                config_version_id)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id""",
+                customer_id, first_day(month), amount_eur, reason, charged_by,
+                change.name if change else None, change.id if change else None,
             )
         except asyncpg.ForeignKeyViolationError:
             raise UnknownCustomer(customer_id) from None

@@ -129,6 +129,16 @@ class NotAStaffChange(VersionRefused):
         super().__init__(f"--config-version {name}: {why}")
 
 
+class NotTheCustomersChange(VersionRefused):
+    """A fee names a staff change that changed none of the charged customer's numbers."""
+
+    def __init__(self, found: StoredVersion, customer_id: str) -> None:
+        self.found = found
+        super().__init__(f"--config-version {found.name}: it changed none of {customer_id}'s numbers "
+                         f"(`fairline config history` shows what it changed); a fee is charged for a change "
+                         "made for the customer who pays it")
+
+
 def content_hash(text: str) -> str:
     """sha256 hex of the configuration's text (UTF-8): `sha256sum FILE` gives the same for the file."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -176,11 +186,17 @@ async def version(conn: asyncpg.Connection, name_or_id: str | int) -> StoredVers
     return _stored(row) if row is not None else None
 
 
-async def staff_change(conn: asyncpg.Connection, name: str) -> StoredVersion:
-    """The version a fee is charged for; raises NotAStaffChange unless it exists and staff made it."""
+async def staff_change(conn: asyncpg.Connection, name: str, customer_id: str) -> StoredVersion:
+    """The version a fee to `customer_id` is charged for; raises NotAStaffChange unless it exists and staff
+    made it, NotTheCustomersChange unless it changed one of that customer's numbers."""
     found = await version(conn, name)
     if found is None or found.role != "staff":
         raise NotAStaffChange(name, found)
+    theirs = await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM config_version_changes c JOIN numbers n ON n.e164 = c.number
+                          WHERE c.version_id = $1 AND n.customer_id = $2)""", found.id, customer_id)
+    if not theirs:
+        raise NotTheCustomersChange(found, customer_id)
     return found
 
 

@@ -415,12 +415,21 @@ class TestHeavyUser:
 
 @pytest.fixture
 def staff_version(db: Db) -> Iterator[str]:
-    """A stored configuration version made by staff, which a fee may name; removed after the test."""
+    """A stored configuration version made by staff that changed one of acme's numbers, which a fee to acme
+    may name; removed after the test."""
     name = db.sql("""INSERT INTO config_versions (content_hash, applied_at, author, content, role, reason)
                      VALUES (repeat('5', 64), now(), 'carol', '# billing test', 'staff', 'opening-hours menu')
                      RETURNING version""").splitlines()[0]
+    db.sql(f"""INSERT INTO config_version_changes (version_id, number, change, diff)
+               SELECT id, '{ACME_LOCAL}', 'changed', '-hours: none' FROM config_versions WHERE version = '{name}'""")
     yield name
-    db.sql(f"DELETE FROM config_versions WHERE version = '{name}'")
+    forget_version(db, name)
+
+
+def forget_version(db: Db, name: str) -> None:
+    db.sql(f"""DELETE FROM service_charges WHERE config_version = '{name}';
+               DELETE FROM config_version_changes WHERE version_id = (SELECT id FROM config_versions WHERE version = '{name}');
+               DELETE FROM config_versions WHERE version = '{name}'""")
 
 
 class TestServiceChargesAndInvoice:
@@ -447,8 +456,9 @@ class TestServiceChargesAndInvoice:
         assert body[0][:2] + body[0][3:] == ["2026-11-01", "20:00:00", ACME_LOCAL, "from", "withheld",
                                              "60", "yes", OFFPEAK_CALL_EUR, "0.0000"]
         assert body[3][-4:] == ["60", "no", PEAK_CALL_EUR, PEAK_CALL_EUR]
+        # The fee says which change it paid for, and what that change was.
         assert lines[7].split()[2:] == [reference, "new", "opening-hours", "menu", "(by", "carol,", "config",
-                                        f"{staff_version})", "no", "25.5000", "25.5000"]
+                                        f"{staff_version}:", "opening-hours", "menu)", "no", "25.5000", "25.5000"]
         assert lines[8] == "calls 0.2200 + service charges 25.5000 = total 25.7200 EUR"
         assert lines[-1] == "1 invoices for 2026-11, together 25.7200 EUR"
 
@@ -459,13 +469,25 @@ class TestServiceChargesAndInvoice:
         assert len(rows) == 6
         assert rows[-1] == {
             "customer_id": "acme", "customer_name": "Acme", "month": "2026-11", "kind": "service_charge",
-            "reference": reference, "at": rows[-1]["at"], "description": f"new opening-hours menu (by carol, config {staff_version})",
+            "reference": reference, "at": rows[-1]["at"], "description": f"new opening-hours menu (by carol, config {staff_version}: opening-hours menu)",
             "billable_seconds": "", "fair_use_eligible": "false", "list_price_eur": "25.5000",
             "amount_eur": "25.5000",
         }
         assert (rows[0]["reference"], rows[0]["at"], rows[0]["billable_seconds"], rows[0]["amount_eur"]) == (
             "local-2026-11-0", "2026-11-01T20:00:00+00:00", "60", "0.0000")
         assert sum(Decimal(r["amount_eur"]) for r in rows) == Decimal("25.7200")
+
+    def test_a_fee_for_a_staff_change_to_another_customers_numbers_is_refused(
+        self, db: Db, tmp_path: Path, staff_version: str
+    ) -> None:
+        """The change named changed acme's number: bakery does not pay for it."""
+        seed_acme_november(db, tmp_path)
+        import_calls(db, tmp_path, offpeak_calls("bakery-free", "bakery", BAKERY_TOLLFREE, "tollfree", 2026, 11, 1))
+        status, out, err = db.fairline("service-charge", "add", "bakery", "--month", "2026-11", "--amount", "25",
+                                       "--reason", "menu", "--by", "carol", "--config-version", staff_version)
+        assert (status, out) == (2, "")
+        assert err.startswith(f"fairline: --config-version {staff_version}: it changed none of bakery's numbers")
+        assert db.sql("SELECT count(*) FROM service_charges") == "0"
 
     def test_a_fee_for_a_version_that_staff_did_not_make_or_that_does_not_exist_is_refused(
         self, db: Db, staff_version: str
@@ -482,7 +504,7 @@ class TestServiceChargesAndInvoice:
                     " (`fairline config history` lists them)\n" if said == "no such version" else "\n")
             assert db.sql("SELECT count(*) FROM service_charges") == "0"
         finally:
-            db.sql(f"DELETE FROM config_versions WHERE version = '{admin}'")
+            forget_version(db, admin)
 
     def test_invoice_totals_add_the_rounded_call_amounts_of_each_customer(self, db: Db, tmp_path: Path) -> None:
         seed_acme_november(db, tmp_path)
