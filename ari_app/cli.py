@@ -285,17 +285,6 @@ async def _sync_directory(conn: asyncpg.Connection, cfg: Config) -> None:
     )
 
 
-async def _load_us_states(cfg: Config) -> None:
-    """Load the US states of +1 numbers in a worker thread, where `cfg` may need them: a recorded call
-    decides its mode in the synchronous flow, which must not stall the event loop ~60 ms loading them."""
-    import asyncio
-
-    from rating.core import numbering
-
-    if cfg.needs_us_states:
-        await asyncio.to_thread(numbering.load_us_states)
-
-
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -389,7 +378,7 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
     from ari_app.ari.version import UnsupportedAsterisk
     from ari_app.runtime.app import App
     from ari_app.runtime.config_watch import ConfigWatch
-    from ari_app.runtime.live_config import LiveConfig, initial_config
+    from ari_app.runtime.live_config import LiveConfig, initial_config, load_us_states
     from rating.storage.config_store import newest_version
     from rating.storage.database import StorageError
     from rating.storage.cdr_writer import CdrWriter
@@ -432,7 +421,7 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
             watch = ConfigWatch(st.database_url, fetch_newest=newest_version, apply=live.apply,
                                 spool_dir=st.spool_dir, running=origin.id, log=log)
             _spawn(_prepare_database(pool, lambda: app.config, st, stop, refused), log)
-            _spawn(_load_us_states(cfg), log)
+            _spawn(load_us_states(cfg), log)
             _spawn(watch.run(stop), log)
             loop.add_signal_handler(signal.SIGHUP, watch.wake)  # look for a newer version now
             async with LoopWatch(log) as loop_watch, \

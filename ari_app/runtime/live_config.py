@@ -28,7 +28,7 @@ from ari_app.core.model import Config
 from ari_app.dialplan_gen import fallback_dialplan
 from ari_app.errors import AmiError, ConfigError
 from ari_app.runtime.app import App
-from ari_app.runtime.config_watch import ConfigOrigin, StoredVersion, read_cache, write_cache
+from ari_app.runtime.config_watch import ConfigOrigin, StoredVersion, cache, read_cache
 from ari_app.settings import AmiSettings
 from plumbing.tasks import spawn
 from rating.core import numbering
@@ -58,7 +58,7 @@ async def initial_config(database_url: str, file_config: Config, file: Path, *, 
             seeded = await store_version(conn, content=file_config.text, author=author, role="admin",
                                          reason=f"first start: seeded from {file}", based_on=None, changes=changes)
             log.info("config.seeded", version=seeded.name, file=str(file), author=author)
-            await _cache(spool_dir, seeded, log)
+            await cache(spool_dir, seeded, log)
             return file_config, ConfigOrigin("store", seeded.name, seeded.id)
         if newest.content_hash == content_hash(file_config.text):
             config = file_config
@@ -69,17 +69,10 @@ async def initial_config(database_url: str, file_config: Config, file: Path, *, 
                              "version in force")
             config = await asyncio.to_thread(parse, newest.content, f"config {newest.name}")
         log.info("config.from_store", version=newest.name, author=newest.author, numbers=len(config.numbers))
-        await _cache(spool_dir, newest, log)
+        await cache(spool_dir, newest, log)
         return config, ConfigOrigin("store", newest.name, newest.id)
     finally:
         await conn.close()
-
-
-async def _cache(spool_dir: Path, version: StoredVersion, log: Log) -> None:
-    try:
-        await asyncio.to_thread(write_cache, spool_dir, version)
-    except OSError as exc:  # routing does not need it; a start without the database would use the file
-        log.warning("config.cache_failed", directory=str(spool_dir), error=str(exc))
 
 
 async def _without_store(file_config: Config, file: Path, spool_dir: Path, log: Log,
@@ -100,6 +93,13 @@ async def _without_store(file_config: Config, file: Path, spool_dir: Path, log: 
     return file_config, ConfigOrigin("file")
 
 
+async def load_us_states(config: Config) -> None:
+    """Load the US states of +1 numbers in a worker thread, where `config` may need them: a recorded call
+    decides its mode in the synchronous flow, which must not stall the event loop ~60 ms loading them."""
+    if await asyncio.to_thread(lambda: config.needs_us_states):  # a walk over every number: off the loop too
+        await asyncio.to_thread(numbering.load_us_states)
+
+
 class LiveConfig:
     """Switches the running app to a new version; then updates the directory and the dialplan fallback."""
 
@@ -113,8 +113,7 @@ class LiveConfig:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def apply(self, config: Config, version: StoredVersion) -> None:
-        if await asyncio.to_thread(lambda: config.needs_us_states):  # before the switch: no call waits for them
-            await asyncio.to_thread(numbering.load_us_states)
+        await load_us_states(config)  # before the switch: no call of the new version waits for them
         before = self.app.config_origin
         self.app.config, self.app.rates = config, config.rates
         self.app.config_origin = ConfigOrigin("store", version.name, version.id)
