@@ -81,6 +81,15 @@ def write_cache(spool_dir: Path, version: StoredVersion) -> None:
     fsync_dir(spool_dir)
 
 
+async def cache(spool_dir: Path, version: StoredVersion, log: structlog.typing.FilteringBoundLogger) -> None:
+    """write_cache in a worker thread; a failure is logged: routing does not need the cache, and a start
+    without the database would use the file instead."""
+    try:
+        await asyncio.to_thread(write_cache, spool_dir, version)
+    except OSError as exc:
+        log.warning("config.cache_failed", directory=str(spool_dir), error=str(exc))
+
+
 def read_cache(spool_dir: Path) -> Cached | None:
     """The cached version, or None when there is none; a damaged cache raises ConfigError naming the file."""
     path = spool_dir / CACHE_FILE
@@ -175,10 +184,7 @@ class ConfigWatch:
             return
         await self.apply(config, newest)
         self.running = newest.id
-        try:
-            await asyncio.to_thread(write_cache, self.spool_dir, newest)
-        except OSError as exc:
-            self.log.warning("config.cache_failed", directory=str(self.spool_dir), error=str(exc))
+        await cache(self.spool_dir, newest, self.log)
 
     def _running_name(self) -> str:
         return f"v{self.running}" if self.running is not None else "the configuration it started with"
