@@ -17,7 +17,6 @@ from rating.storage.config_store import (
     SameContent,
     StaleBase,
     StoredVersion,
-    content_hash,
     newest_version,
     store_version,
     version,
