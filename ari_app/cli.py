@@ -378,6 +378,7 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
     from ari_app.ari.version import UnsupportedAsterisk
     from ari_app.runtime.app import App
     from ari_app.runtime.config_watch import ConfigWatch
+    from ari_app.runtime.config_parse import prime as prime_checker
     from ari_app.runtime.live_config import LiveConfig, initial_config, load_us_states
     from rating.storage.config_store import newest_version
     from rating.storage.database import StorageError
@@ -400,12 +401,14 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
         return EXIT_BAD_INPUT
     refused: list[str] = []
 
-    async def sync_directory(config: Config) -> None:
+    async def sync_directory(config: Config) -> bool:
         try:
             async with pool.acquire(timeout=5) as conn:
                 await _sync_directory(conn, config)
+            return True
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             log.warning("db.directory_sync_failed", error=str(exc) or type(exc).__name__)
+            return False
 
     try:
         write_pid_file(st.spool_dir)
@@ -422,6 +425,7 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
                                 spool_dir=st.spool_dir, running=origin.id, log=log)
             _spawn(_prepare_database(pool, lambda: app.config, st, stop, refused), log)
             _spawn(load_us_states(cfg), log)
+            _spawn(prime_checker(cfg), log)  # the next version is checked against this one: config_parse.py
             _spawn(watch.run(stop), log)
             loop.add_signal_handler(signal.SIGHUP, watch.wake)  # look for a newer version now
             async with LoopWatch(log) as loop_watch, \

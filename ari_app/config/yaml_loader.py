@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from ari_app.config import number_items
 from ari_app.config.jurisdictions import shipped_law
+from ari_app.config.number_items import NumberItems
 from ari_app.core import consent
 from ari_app.core.model import (
     ANY_OWNER,
@@ -116,19 +118,45 @@ def load(path: Path) -> Config:
 def parse(text: str, source: Path | str) -> Config:
     """Check configuration text, e.g. a version from the store; problems name `source` (the file, or
     "config v12") and the line, as for a file."""
+    return check(text, source).config
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Checked:
+    """A checked configuration, and what checking its next version can reuse: the items of `numbers:`
+    by their text, with what was read of each (number_items.py)."""
+
+    config: Config
+    layout: NumberItems | None  # None: the text is not plainly shaped; its next version is checked whole
+    entries: Mapping[str, _Entry]  # by the item's text
+    customers: Mapping[str, Customer]
+    queue_entries: tuple[_QueueEntry, ...]
+
+
+def check(text: str, source: Path | str, previous: Checked | None = None) -> Checked:
+    """`parse`, reusing what `previous` read of the items of `numbers:` that `text` did not change.
+
+    Only where nothing outside `numbers:` changed (customers, queues, tariff, recording); and the
+    result is what checking `text` whole gives, problems included: a version with any problem is
+    checked whole again, so that its messages name the lines of the whole text.
+    """
     # Loading allocates a node per YAML value and keeps them all until it returns: the
     # cyclic garbage collector would walk them again and again for nothing (more than
     # half the time for thousands of numbers). It runs again as soon as loading ends.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _parse(text, source)
+        if previous is not None and previous.layout is not None:
+            rechecked = _recheck(text, source, previous)
+            if rechecked is not None:
+                return rechecked
+        return _check(text, source)
     finally:
         if collecting:
             gc.enable()
 
 
-def _parse(text: str, path: Path | str) -> Config:
+def _check(text: str, path: Path | str) -> Checked:
     problems = _Problems(path, text)
     root = _compose(text, path)
 
@@ -151,8 +179,53 @@ def _parse(text: str, path: Path | str) -> Config:
     numbers, queues = _across_numbers(entries, queue_entries, problems)
     if problems.count:
         raise ConfigError(problems.items)
-    return Config(customers=MappingProxyType(customers), numbers=MappingProxyType(numbers),
-                  queues=MappingProxyType(queues), rates=rates, text=text, recording=recording)
+    config = Config(customers=MappingProxyType(customers), numbers=MappingProxyType(numbers),
+                    queues=MappingProxyType(queues), rates=rates, text=text, recording=recording)
+    layout = number_items.split(text)
+    if layout is None or not _cut_as_composed(layout.first_lines, numbers_node, len(text.split("\n"))):
+        return Checked(config, None, {}, customers, tuple(queue_entries))
+    return Checked(config, layout, dict(zip(layout.items, entries)), customers, tuple(queue_entries))
+
+
+def _cut_as_composed(first_lines: tuple[int, ...], node: yaml.Node | None, lines: int) -> bool:
+    """Whether the items cut by lines are the sequence's items as YAML composed them, one by one."""
+    if not isinstance(node, yaml.SequenceNode) or len(node.value) != len(first_lines):
+        return False
+    bounds = [*first_lines, lines]
+    return all(bounds[i] <= item.start_mark.line < bounds[i + 1] for i, item in enumerate(node.value))
+
+
+def _recheck(text: str, path: Path | str, previous: Checked) -> Checked | None:
+    """`text` checked by reading only its new items, or None where it must be checked whole."""
+    layout = number_items.split(text)
+    if (layout is None or previous.layout is None
+            or (layout.before, layout.after) != (previous.layout.before, previous.layout.after)):
+        return None
+    known = [previous.entries.get(item) for item in layout.items]
+    fresh = [i for i, entry in enumerate(known) if entry is None]
+    entries = [dataclasses.replace(entry, index=i) if entry is not None else None for i, entry in enumerate(known)]
+    problems = _Problems(path, text)
+    if fresh:
+        # The new items alone, as a list of their own: they read as they do in the whole text.
+        items = "".join(layout.items[i] for i in fresh)
+        try:
+            root = _compose("numbers:\n" + items, path)
+        except ConfigError:
+            return None
+        sequence = root.value[0][1] if isinstance(root, yaml.MappingNode) and len(root.value) == 1 else None
+        firsts = tuple(1 + sum(layout.items[j].count("\n") for j in fresh[:k]) for k in range(len(fresh)))
+        if not _cut_as_composed(firsts, sequence, 2 + items.count("\n")):
+            return None
+        assert isinstance(sequence, yaml.SequenceNode)
+        for i, node in zip(fresh, sequence.value):
+            entries[i] = _number(node, problems, i, previous.customers)
+    read = [entry for entry in entries if entry is not None]
+    numbers, queues = _across_numbers(read, list(previous.queue_entries), problems)
+    if problems.count:
+        return None
+    config = dataclasses.replace(previous.config, numbers=MappingProxyType(numbers), queues=MappingProxyType(queues),
+                                 text=text)
+    return Checked(config, layout, dict(zip(layout.items, read)), previous.customers, previous.queue_entries)
 
 
 def _compose(text: str, path: Path | str) -> yaml.Node | None:

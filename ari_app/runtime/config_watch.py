@@ -22,8 +22,7 @@ from typing import Protocol
 import asyncpg
 import structlog
 
-from ari_app.core.model import Config
-from ari_app.runtime.config_parse import parse_off_loop
+from ari_app.runtime.config_parse import Prepared, prepare_off_loop
 from ari_app.errors import ConfigError
 from plumbing.durable import fsync_dir, write_all
 
@@ -63,7 +62,7 @@ class Cached:
 
 
 FetchNewest = Callable[[asyncpg.Connection], Awaitable["StoredVersion | None"]]
-Apply = Callable[[Config, StoredVersion], Awaitable[None]]
+Apply = Callable[[Prepared, StoredVersion], Awaitable[None]]
 
 
 def write_cache(spool_dir: Path, version: StoredVersion) -> None:
@@ -175,14 +174,14 @@ class ConfigWatch:
             return
         try:
             # YAML of thousands of numbers takes a second to check: in a child process (config_parse.py).
-            config = await parse_off_loop(newest.content, f"config {newest.name}")
+            prepared = await prepare_off_loop(newest.content, f"config {newest.name}")
         except ConfigError as exc:
             # `config apply` checks every version it stores; one that fails now met a stricter fairline.
             self.refused = newest.id
             self.log.error("config.version_refused", version=newest.name, problems=exc.problems,
                            routing=f"continues on {self._running_name()}")
             return
-        await self.apply(config, newest)
+        await self.apply(prepared, newest)
         self.running = newest.id
         await cache(self.spool_dir, newest, self.log)
 

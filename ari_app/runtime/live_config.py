@@ -6,10 +6,11 @@ version does not win: the store is the truth, and the log says how to see the di
 database unreachable, the version cached on disk at the last switch, or else the file; the watch
 (config_watch.py) moves on to the newest version once the database answers.
 
-A switch (`LiveConfig.apply`): the new Config is already checked (off the loop); the switch is an
-assignment, new calls take it, calls in progress keep theirs. Then, in the background and one at a
-time: the number directory in PostgreSQL, and the dialplan fallback in Asterisk (over AMI, when
-fairline has AMI settings), so that a call served while fairline is down follows the new version too.
+A switch (`LiveConfig.apply`): the new Config is already checked, and what derives from it made,
+off the loop (config_parse.py); the switch is an assignment, new calls take it, calls in progress
+keep theirs. Then, in the background and one at a time, each only where the version changed it: the
+number directory in PostgreSQL, and the dialplan fallback in Asterisk (over AMI, when fairline has
+AMI settings), so that a call served while fairline is down follows the new version too.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from ari_app.ami.fallback import publish_fallback
 from ari_app.config.yaml_loader import parse
 from ari_app.config_versions import number_changes
 from ari_app.core.model import Config
-from ari_app.dialplan_gen import fallback_dialplan
 from ari_app.errors import AmiError, ConfigError
 from ari_app.runtime.app import App
+from ari_app.runtime.config_parse import Prepared
 from ari_app.runtime.config_watch import ConfigOrigin, StoredVersion, cache, read_cache
 from ari_app.settings import AmiSettings
 from plumbing.tasks import spawn
@@ -103,38 +104,45 @@ async def load_us_states(config: Config) -> None:
 class LiveConfig:
     """Switches the running app to a new version; then updates the directory and the dialplan fallback."""
 
-    def __init__(self, app: App, *, sync_directory: Callable[[Config], Awaitable[None]],
+    def __init__(self, app: App, *, sync_directory: Callable[[Config], Awaitable[bool]],
                  ami: AmiSettings | None, log: Log) -> None:
         self.app = app
-        self.sync_directory = sync_directory
+        self.sync_directory = sync_directory  # True once the directory matches the Config
         self.ami = ami
         self.log = log
         self._after: asyncio.Lock = asyncio.Lock()  # one directory sync and one publish at a time, in order
         self._tasks: set[asyncio.Task[None]] = set()
+        self._listed: str | None = None  # the directory digest last synced
+        self._published: str | None = None  # the fallback text Asterisk last took
 
-    async def apply(self, config: Config, version: StoredVersion) -> None:
-        await load_us_states(config)  # before the switch: no call of the new version waits for them
+    async def apply(self, prepared: Prepared, version: StoredVersion) -> None:
+        config = prepared.config
+        if prepared.derived.needs_us_states:  # before the switch: no call of the new version waits for them
+            await asyncio.to_thread(numbering.load_us_states)
         before = self.app.config_origin
         self.app.config, self.app.rates = config, config.rates
         self.app.config_origin = ConfigOrigin("store", version.name, version.id)
         self.log.info("config.applied", version=version.name, was=before.version or before.source,
                       numbers=len(config.numbers), calls_in_progress=len(self.app.calls))
-        spawn(self._after_switch(config, version.name), name=f"config-{version.name}", log=self.log,
+        spawn(self._after_switch(prepared, version.name), name=f"config-{version.name}", log=self.log,
               crashed="config.after_apply_failed", keep=self._tasks)
 
-    async def _after_switch(self, config: Config, name: str) -> None:
+    async def _after_switch(self, prepared: Prepared, name: str) -> None:
+        config, derived = prepared.config, prepared.derived
         async with self._after:
             if self.app.config is not config:  # a newer version came meanwhile: it does this itself
                 return
-            await self.sync_directory(config)
-            if self.ami is None:
+            # Most versions change a route, not who owns which number: then the 5,000 rows stay as they are.
+            if derived.directory != self._listed and await self.sync_directory(config):
+                self._listed = derived.directory
+            if self.ami is None or derived.fallback == self._published:
                 return
-            text = await asyncio.to_thread(fallback_dialplan, config)
             try:
-                done = await publish_fallback(self.ami, text)
+                done = await publish_fallback(self.ami, derived.fallback)
             except AmiError as exc:
                 self.log.error("fallback.not_published", version=name, error=str(exc),
                                hint="calls served while fairline is down follow the previous version; "
                                     "`fairline dialplan publish` retries by hand")
                 return
+            self._published = derived.fallback
             self.log.info("fallback.published", version=name, extensions=done.extensions, digest=done.digest)

@@ -11,7 +11,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from ari_app.core.model import Config
+from ari_app.runtime.config_parse import Prepared
 from ari_app.errors import ConfigError
 from ari_app.runtime.config_watch import CACHE_FILE, Cached, ConfigWatch, read_cache, write_cache
 
@@ -26,13 +26,13 @@ class Version:
     content: str
 
 
-def watch(tmp_path: Path, store: list[Version], applied: list[tuple[Config, Any]], running: int | None = None
+def watch(tmp_path: Path, store: list[Version], applied: list[tuple[Prepared, Any]], running: int | None = None
           ) -> ConfigWatch:
     async def newest(_: Any) -> Version | None:
         return store[-1] if store else None
 
-    async def apply(config: Config, version: Any) -> None:
-        applied.append((config, version))
+    async def apply(prepared: Prepared, version: Any) -> None:
+        applied.append((prepared, version))
 
     return ConfigWatch("postgresql://unused", fetch_newest=newest, apply=apply, spool_dir=tmp_path,
                        running=running, log=structlog.get_logger("test"))
@@ -46,18 +46,18 @@ async def test_a_new_version_is_applied_once_and_cached(tmp_path: Path) -> None:
     await w.catch_up(None)  # type: ignore[arg-type]  (a second notification for the same version)
 
     assert [v.name for _, v in applied] == ["v3"] and w.running == 3
-    assert applied[0][0].text == TEXT
+    assert applied[0][0].config.text == TEXT
     assert read_cache(tmp_path) == Cached(3, "v3", TEXT)
 
 
 async def test_the_version_in_force_is_not_applied_again(tmp_path: Path) -> None:
-    applied: list[tuple[Config, Any]] = []
+    applied: list[tuple[Prepared, Any]] = []
     await watch(tmp_path, [Version(3, "v3", TEXT)], applied, running=3).catch_up(None)  # type: ignore[arg-type]
     assert applied == [] and not (tmp_path / CACHE_FILE).exists()
 
 
 async def test_an_empty_store_changes_nothing(tmp_path: Path) -> None:
-    applied: list[tuple[Config, Any]] = []
+    applied: list[tuple[Prepared, Any]] = []
     await watch(tmp_path, [], applied).catch_up(None)  # type: ignore[arg-type]
     assert applied == []
 

@@ -1,0 +1,52 @@
+"""Switching to a new version: the directory in PostgreSQL is synced only when what it holds changed."""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ari_app.config.yaml_loader import parse
+from ari_app.runtime.config_parse import Prepared, derive
+from ari_app.runtime.config_watch import Cached
+from ari_app.runtime.live_config import LiveConfig
+
+TEXT = (Path(__file__).resolve().parents[2] / "dialplan" / "fairline.yaml").read_text()
+
+
+async def apply_versions(texts: list[str], sync_answers: list[bool]) -> list[str]:
+    """Apply each text as a version; the E.164 of the first number each directory sync was given."""
+    synced: list[str] = []
+    answers = iter(sync_answers)
+
+    async def sync_directory(config: Any) -> bool:
+        synced.append(next(iter(config.numbers)))
+        return next(answers)
+
+    app: Any = types.SimpleNamespace(config=None, rates=None, config_origin=None, calls={})
+    app.config_origin = types.SimpleNamespace(version=None, source="file")
+    live = LiveConfig(app, sync_directory=sync_directory, ami=None, log=structlog.get_logger("test"))
+    for i, text in enumerate(texts, start=1):
+        config = parse(text, f"config v{i}")
+        await live.apply(Prepared(config, derive(config)), Cached(i, f"v{i}", text))
+        while live._tasks:  # the sync after the switch
+            await asyncio.sleep(0)
+    return synced
+
+
+async def test_a_version_that_changes_only_routes_does_not_sync_the_directory_again() -> None:
+    route_only = TEXT.replace('"+31612345673"', '"+31612345674"')
+    assert await apply_versions([TEXT, route_only], [True, True]) == ["+31201234567"]
+
+
+async def test_a_version_that_moves_or_retypes_a_number_syncs_it() -> None:
+    retyped = TEXT.replace("type: local", "type: national", 1)
+    assert await apply_versions([TEXT, retyped], [True, True]) == ["+31201234567", "+31201234567"]
+
+
+async def test_a_sync_that_failed_is_tried_again_with_the_next_version() -> None:
+    route_only = TEXT.replace('"+31612345673"', '"+31612345674"')
+    assert await apply_versions([TEXT, route_only], [False, True]) == ["+31201234567", "+31201234567"]
