@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--asterisk-recordings-dir",
                      help="where Asterisk writes recordings (its astspooldir/recording) as seen from fairline; "
                           "default $FAIRLINE_ASTERISK_RECORDINGS_DIR or /var/spool/asterisk/recording")
+    run.add_argument("--asterisk-cdr",
+                     help="Asterisk's CDR file (dialplan/cdr_custom.conf) as seen from fairline: the end of a call that "
+                          "ended while fairline was disconnected is read there; default $FAIRLINE_ASTERISK_CDR "
+                          "(none: such an end is estimated)")
     run.add_argument("--status-port", help="loopback port of /healthz and /metrics; default $FAIRLINE_STATUS_PORT "
                                            f"or {settings_mod.DEFAULT_STATUS_PORT}; 0 serves neither")
     run.add_argument("--shed-after-ms", type=int,
@@ -270,7 +274,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         # through (docs/performance.md).
         _import_call_path()
         gc.freeze()
-        return asyncio.run(_run(st, cfg, args.author or default_author(), dirs, status_port, shed, ami))
+        cdr_file = Path(args.asterisk_cdr) if args.asterisk_cdr else None
+        return asyncio.run(_run(st, cfg, args.author or default_author(), dirs, status_port, shed, ami, cdr_file))
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -367,7 +372,8 @@ def _import_call_path() -> None:
 
 
 async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_dirs: RecordingDirs,
-               status_port: int | None, shed_after_s: float | None, ami: settings_mod.AmiSettings | None) -> int:
+               status_port: int | None, shed_after_s: float | None, ami: settings_mod.AmiSettings | None,
+               asterisk_cdr: Path | None) -> int:
     import asyncio
 
     import asyncpg
@@ -418,7 +424,7 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
         async with CdrWriter(pool, st.spool_dir) as writer, \
                 AriClient(st.ari_url, st.ari_user, st.ari_password, st.ari_app) as ari:
             app = App(ari, cfg, cfg.rates, writer.submit, queue_status_file=st.spool_dir / QUEUE_STATUS_FILE,
-                      recording_dirs=recording_dirs, shed_after_s=shed_after_s)
+                      recording_dirs=recording_dirs, shed_after_s=shed_after_s, asterisk_cdr=asterisk_cdr)
             app.config_origin = origin
             live = LiveConfig(app, sync_directory=sync_directory, ami=ami, log=log)
             watch = ConfigWatch(st.database_url, fetch_newest=newest_version, apply=live.apply,

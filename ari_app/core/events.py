@@ -76,6 +76,7 @@ class CallDestroyed:
     channel_id: str
     at: datetime
     cause: int | None
+    estimated: bool = False  # it went while fairline was away and Asterisk's CDR did not say when: `at` is a guess
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -359,6 +359,7 @@ class CallData:
     terms: Terms = Terms()
     release_cause: int | None = None  # what we released with
     hangup_cause: int | None = None  # what Asterisk reported
+    end_estimated: bool = False  # the channel ended unseen, at a time fairline could only estimate
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -507,7 +508,7 @@ def _left(call: Call, state: State, event: CallLeft, _: Config) -> Step:
 
 def _destroyed(call: Call, _: State, event: CallDestroyed, __: Config) -> Step:
     cause = _cause(call, event.cause) if call.data.hangup_cause is None else call.data.hangup_cause
-    return _end(_with(call, hangup_cause=cause), event.at)
+    return _end(_with(call, hangup_cause=cause, end_estimated=event.estimated), event.at)
 
 
 def _ended_by(call: Call, _: State, event: CallLeft | ActionFailed, __: Config) -> Step:
@@ -908,6 +909,7 @@ def record(call: Call, ended_at: datetime) -> CallRecord:
         recording_mode=terms.mode.value if terms.mode is not None else None,
         recording_evidence=terms.evidence or None,
         recording=terms.file,
+        end_estimated=data.end_estimated,
     )
 
 

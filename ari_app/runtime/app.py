@@ -31,6 +31,7 @@ from ari_app.runtime.adoption import Adoption
 from ari_app.runtime.config_watch import ConfigOrigin
 from ari_app.runtime.executor import Executor
 from ari_app.runtime.recorder import Recorder, RecordingDirs
+from ari_app.runtime.resync import Resync
 from ari_app.runtime.session import Session
 from ari_app.runtime.shedding import Shedding
 from plumbing.clock import utc_now
@@ -44,6 +45,9 @@ __all__ = ["App", "CallSession", "RecordingDirs"]
 SHUTDOWN_GRACE_S = 5.0
 
 _IN_QUEUE = (flow.Phase.QUEUED, flow.Phase.CONNECTED)  # the queues hold part of the call
+# When fairline stops, callers in these phases wait on it alone: they are handed back to the dialplan.
+_HANDED_BACK = (flow.Phase.NEW, flow.Phase.NOTICE, flow.Phase.CONSENT, flow.Phase.QUEUED)
+HAND_BACK_CONTEXT, HAND_BACK_LABEL = "from-carrier", "fallback"  # dialplan/extensions.conf
 
 # What a call's flow is fed: the call events, and what fairline's own parts report about the call.
 FedEvent = events.CallEvent | flow.ActionFailed | flow.QueueEvent | flow.RecordingEvent | flow.Adopted
@@ -63,7 +67,8 @@ class App:
 
     def __init__(self, ari: AriClient, config: Config, rates: RateTable,
                  submit_cdr: Callable[[RatedCdr], None], *, queue_status_file: Path | None = None,
-                 recording_dirs: RecordingDirs | None = None, shed_after_s: float | None = None) -> None:
+                 recording_dirs: RecordingDirs | None = None, shed_after_s: float | None = None,
+                 asterisk_cdr: Path | None = None) -> None:
         self.ari = ari
         self._config = config
         self.config_origin = ConfigOrigin("file")  # set by whoever sets config (cli.py)
@@ -74,11 +79,12 @@ class App:
         self.log = structlog.get_logger("fairline")
         self._workers: set[asyncio.Task[Any]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()  # calls being shed, recorders being started, recordings stored
-        self.session = Session(ari, self.log, handle=self.handle, on_connect=self._on_connect,
-                               calls=lambda: self.calls, feed=self.feed)
+        self.session = Session(ari, self.log, handle=self.handle, on_connect=self._on_connect)
         self.shedding = Shedding(ari, self.log, shed_after_s=shed_after_s, calls=self.calls, route=self.feed)
         self.recorder = Recorder(ari, self.log, recording_dirs, call_of=self._call_of, feed=self.feed)
         self.adoption = Adoption(ari, self.log, queues=self.queues, known=self.calls.__contains__, feed=self.feed)
+        self.resync = Resync(ari, self.log, queues=self.queues, calls=lambda: [s.call for s in self.calls.values()],
+                             feed=self.feed, asterisk_cdr=asterisk_cdr)
         self.executor = Executor(ari, queues=self.queues, recorder=self.recorder, shedding=self.shedding,
                                  feed=self.feed, is_live=self.calls.__contains__, config=lambda: self.config,
                                  rates=lambda: self.rates, submit_cdr=submit_cdr)
@@ -143,8 +149,10 @@ class App:
         self.executor.release_retry_delays = delays
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Stay connected to ARI until `stop` is set (reconnecting with back-off); then finish the calls' work."""
+        """Stay connected to ARI until `stop` is set (reconnecting with back-off); then hand the callers who
+        wait on fairline back to the dialplan, and finish the calls' work."""
         await self.session.run(stop)
+        await self._hand_back()
         await self._drain()
 
     # ---- events in
@@ -247,6 +255,8 @@ class App:
         """The events websocket is up; its events wait until this returns."""
         await self.session.filter_events()
         await self.shedding.restart()
+        if self.session.down_since is not None:  # a reconnect: what the calls fairline holds missed meanwhile
+            await self.resync.after_reconnect(self.session.down_since)
         await self.adoption.adopt_channels()
         self.shedding.listening_since = utc_now()
 
@@ -260,6 +270,30 @@ class App:
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         spawn(work, name=name, log=self.log, keep=self._tasks)
+
+    async def _hand_back(self) -> None:
+        """fairline stops: a caller who waits on it (nothing rings yet, a notice, a consent prompt, a queue)
+        would wait in Stasis() in silence until a restarted fairline adopts the call, or for good. Each is
+        sent to the dialplan's fallback for the number (extensions.conf, `from-carrier`, label `fallback`),
+        as a call that came while fairline was down; from there on Asterisk's CDR has it, which `fairline
+        reconcile --import` takes in. Calls in Dial() or bridged with an agent go on as they are."""
+        for session in list(self.calls.values()):
+            call = session.call
+            if call.phase not in _HANDED_BACK:
+                continue
+            try:
+                await self.ari.request("POST", f"/channels/{call.call_id}/continue",
+                                       {"context": HAND_BACK_CONTEXT, "extension": call.data.did,
+                                        "label": HAND_BACK_LABEL})
+            except AriError as exc:
+                session.log.warning("call.not_handed_back", error=str(exc))
+                continue
+            session.log.warning("call.handed_back", phase=call.phase.value, to=f"{HAND_BACK_CONTEXT},{call.data.did},"
+                                                                             f"{HAND_BACK_LABEL}")
+            session.actions.put_nowait(None)
+            self.shedding.forget(call.call_id)
+            self.queues.caller_gone(call.call_id, utc_now())
+            del self.calls[call.call_id]
 
     async def _drain(self) -> None:
         """On shutdown, let running workers finish what they were doing (CDR writes above all)."""

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 import structlog
 
 from ari_app.ari import event_parser
 from ari_app.ari.client import AriClient
 from ari_app.ari.version import require_supported
-from ari_app.core.events import CallDestroyed
-from ari_app.errors import AriError, AriUnauthorized, ChannelGone
+from ari_app.errors import AriError, AriUnauthorized
 from plumbing.clock import utc_now
 
 BACKOFF_FIRST_S = 0.5
@@ -42,16 +42,14 @@ class Session:
     """Keeps the events websocket of one ARI application up, and says whether it is."""
 
     def __init__(self, ari: AriClient, log: structlog.typing.FilteringBoundLogger, *,
-                 handle: Callable[[str], None], on_connect: Callable[[], Awaitable[None]],
-                 calls: Callable[[], Iterable[str]], feed: Callable[[CallDestroyed], None]) -> None:
+                 handle: Callable[[str], None], on_connect: Callable[[], Awaitable[None]]) -> None:
         self.ari = ari
         self.log = log
         self.handle = handle  # one websocket message
         self.on_connect = on_connect  # the websocket is up; its events wait until this returns
-        self.calls = calls  # the ids of the calls fairline handles
-        self.feed = feed
         self.connected = False  # the events websocket is up (for /healthz)
         self.reconnects = 0  # connections after the first (for /metrics)
+        self.down_since: datetime | None = None  # when the last connection went down; None before the first
         self._connections = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -69,6 +67,7 @@ class Session:
                     await self._consume(stop)
                 finally:
                     self.connected = False
+                    self.down_since = utc_now()  # events from now on are lost: runtime/resync.py
                 if not stop.is_set():
                     self.log.warning("ari.disconnected")
             except AriUnauthorized:
@@ -90,22 +89,6 @@ class Session:
         version = event_parser.parse_asterisk_version(info)
         require_supported(version)
         self.log.info("ari.connected", asterisk_version=version, app=self.ari.app)
-        await self._forget_vanished_calls()
-
-    async def _forget_vanished_calls(self) -> None:
-        """After a reconnect, end the calls that hung up while we were not listening.
-
-        Their StasisEnd was lost with the connection; without this they would never get a CDR.
-        The end time is when we noticed, the best we know.
-        """
-        for call_id in list(self.calls()):
-            try:
-                await self.ari.request("GET", f"/channels/{call_id}")
-            except ChannelGone:
-                self.log.bind(call_id=call_id).warning("call.ended_while_disconnected")
-                self.feed(CallDestroyed(call_id, utc_now(), None))
-            except AriError as exc:
-                self.log.warning("call.check_failed", call_id=call_id, error=str(exc))
 
     async def _consume(self, stop: asyncio.Event) -> None:
         reader = asyncio.create_task(self._read_events())

@@ -136,6 +136,9 @@ class CallRecord:
     recording_mode: str | None = None
     recording_evidence: str | None = None
     recording: RecordingFile | None = None
+    # The call ended while fairline was away from Asterisk and Asterisk's own CDR had no end for it:
+    # ended_at is when fairline lost the connection, the earliest it may have ended (issue 17).
+    end_estimated: bool = False
 
     def __post_init__(self) -> None:
         for name in ("started_at", "answered_at", "ended_at"):
@@ -209,7 +212,7 @@ class RatedCdr:
             "setup_eur": str(p.setup_eur), "usage_eur": str(p.usage_eur), "list_price_eur": str(p.list_price_eur),
             "fair_use_eligible": p.fair_use_eligible, "billing_month": self.billing_month.isoformat(),
             "rating_error": self.rating_error, "source": self.source,
-            "tariff": p.tariff, "rating_zone": self.rating_zone,
+            "tariff": p.tariff, "rating_zone": self.rating_zone, "end_estimated": c.end_estimated,
         }
 
     @classmethod
@@ -225,6 +228,7 @@ class RatedCdr:
             # Nor have those written before recording (issue 6) the recording fields.
             recording_mode=d.get("recording_mode"), recording_evidence=d.get("recording_evidence"),
             recording=RecordingFile.from_json(d["recording"]) if d.get("recording") else None,
+            end_estimated=bool(d.get("end_estimated", False)),  # spool lines from before issue 17 have none
         )
         price = RatedPrice(
             d["billable_seconds"], d["peak_seconds"], d["offpeak_seconds"], Decimal(d["setup_eur"]),
