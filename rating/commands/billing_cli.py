@@ -4,7 +4,8 @@
 Each command takes --database-url (default $DATABASE_URL) and applies the
 database migrations before it works. Exit status: 0 done; 1 some input lines
 were rejected (the others were imported); 2 bad usage or input; 3 the database
-is unreachable or failed. Database URLs are shown with the password as ***.
+is unreachable or failed; 130 Ctrl-C, 141 stdout's reader went away (ari_app/cli.py).
+Database URLs are shown with the password as ***.
 
 Money is printed with 4 decimals, exactly as stored: calls are rounded to 4
 decimals one by one, and a total is the exact sum of its lines. Rounding a total
@@ -85,7 +86,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
                     '"end": "2026-11-23T19:01:10+01:00"} ("answer": null when unanswered; "caller" optional). '
                     "Each call is priced and stored once: a call id already stored is left as it is. "
                     "Prints each rejected line with its number and why, then how many were new, already there "
-                    "and rejected. Exit status 1 when any line was rejected; the others are stored all the same.")
+                    "and rejected. Exit status 1 when any line was rejected; the others are stored all the same, "
+                    "in one transaction: an import cut short (Ctrl-C, the database failing) stores nothing.")
     imp.add_argument("file", nargs="?", type=Path, metavar="FILE", help="JSON Lines file; default stdin")
     if load_rates is not None:
         imp.add_argument("--config", type=Path,
@@ -234,17 +236,21 @@ def _cmd_cdr_import(args: argparse.Namespace, load_rates: RatesLoader | None) ->
 
     async def work(conn: asyncpg.Connection) -> int:
         reports = []
-        # Batch by batch, so a file of millions of calls never has to fit in memory.
+        # Batch by batch, so a file of millions of calls never has to fit in memory; all in one
+        # transaction, so an import that stops part-way (the database failed, Ctrl-C) stores
+        # nothing: the good lines of the input are stored together or not at all.
         batches = parse_import_batches(bounded_lines(stream, MAX_LINE_BYTES), rates, billing.IMPORT_BATCH)
-        while True:
-            try:
-                parsed = next(batches, None)
-            except OSError as problem:  # opened, but reading failed
-                raise UnreadableInput(f"cannot read {args.file or 'stdin'}: {problem.strerror}") from problem
-            if parsed is None:
-                break
-            outcome = await billing.import_cdrs(conn, [cdr for _, cdr in parsed.cdrs])
-            reports.append(import_report(parsed, outcome))
+        async with conn.transaction():
+            while True:
+                try:
+                    parsed = next(batches, None)
+                except OSError as problem:  # opened, but reading failed
+                    raise UnreadableInput(f"cannot read {args.file or 'stdin'}: {problem.strerror}") from problem
+                if parsed is None:
+                    break
+                outcome = await billing.import_cdrs(conn, [cdr for _, cdr in parsed.cdrs])
+                reports.append(import_report(parsed, outcome))
+        # After the commit: a reader gone (`| head`) must not undo the import.
         report = ImportReport.combined(reports)
         write_import_report(sys.stdout, report)
         return EXIT_LINES_REJECTED if report.rejected else EXIT_OK
@@ -406,10 +412,15 @@ def import_report(parsed: ParsedImport, outcome: billing.ImportOutcome) -> Impor
         for n, cdr in parsed.cdrs
         if cdr.call.call_id in outcome.unknown_customer
     ]
+    refused = [
+        Rejected(n, cdr.call.call_id, f"the database refused the call: {outcome.refused[cdr.call.call_id]}")
+        for n, cdr in parsed.cdrs
+        if cdr.call.call_id in outcome.refused
+    ]
     return ImportReport(
         new=len(outcome.new),
         already_there=len(outcome.already_there),
-        rejected=tuple(sorted(parsed.rejected + tuple(unknown), key=lambda r: r.line_number)),
+        rejected=tuple(sorted(parsed.rejected + tuple(unknown) + tuple(refused), key=lambda r: r.line_number)),
     )
 
 
