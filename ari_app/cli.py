@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     billing_cli.register(sub, load_rates=_configured_rates)
     reconcile_cli.register(sub, load_rates=_configured_rates)
     queues_cli.register(sub)
-    recordings_cli.register(sub)
+    recordings_cli.register(sub, default_recordings_dir=settings_mod.DEFAULT_RECORDINGS_DIR)
 
     cfg = sub.add_parser("config", help="work with the numbers configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
