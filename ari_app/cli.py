@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
+# What a shell reports for a program ended by SIGINT (Ctrl-C) and SIGPIPE (its reader went away): 128 + signal.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     settings_mod.fill_from_environment(args, os.environ)
     # Logs go to stderr, so command output on stdout (CSV, JSON) stays clean; `run` picks its own format.
     logs.configure(getattr(args, "log_format", "auto"), getattr(args, "log_level", "info"))
-    return int(args.fn(args))
+    try:
+        status = int(args.fn(args))
+        sys.stdout.flush()  # here, not at exit, where a reader gone would be reported with a traceback
+        return status
+    except KeyboardInterrupt:  # Ctrl-C: what was not committed is rolled back; stop quietly, as any tool does
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `fairline rate | head -1`: the reader has what it wanted
+        # Output still buffered would fail again when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     billing_cli.register(sub, load_rates=_configured_rates)
     reconcile_cli.register(sub, load_rates=_configured_rates)
     queues_cli.register(sub)
-    recordings_cli.register(sub)
+    recordings_cli.register(sub, default_recordings_dir=settings_mod.DEFAULT_RECORDINGS_DIR)
 
     cfg = sub.add_parser("config", help="work with the numbers configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
@@ -173,7 +185,7 @@ def cmd_rate(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return EXIT_BAD_INPUT
-    return run_rate(sys.stdin, sys.stdout, rates)
+    return run_rate(sys.stdin.buffer, sys.stdout, rates)
 
 
 def cmd_dialplan_generate(args: argparse.Namespace) -> int:

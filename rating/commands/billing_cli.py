@@ -4,7 +4,8 @@
 Each command takes --database-url (default $DATABASE_URL) and applies the
 database migrations before it works. Exit status: 0 done; 1 some input lines
 were rejected (the others were imported); 2 bad usage or input; 3 the database
-is unreachable or failed. Database URLs are shown with the password as ***.
+is unreachable or failed; 130 Ctrl-C, 141 stdout's reader went away (ari_app/cli.py).
+Database URLs are shown with the password as ***.
 
 Money is printed with 4 decimals, exactly as stored: calls are rounded to 4
 decimals one by one, and a total is the exact sum of its lines. Rounding a total
@@ -28,6 +29,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from plumbing.bounded_lines import LineTooLong, bounded_lines
 from rating.errors import InvalidCall, InvalidMonth, RatingError
 from rating.core import queue_policy
 from rating.core.fair_use import Month
@@ -84,7 +86,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
                     '"end": "2026-11-23T19:01:10+01:00"} ("answer": null when unanswered; "caller" optional). '
                     "Each call is priced and stored once: a call id already stored is left as it is. "
                     "Prints each rejected line with its number and why, then how many were new, already there "
-                    "and rejected. Exit status 1 when any line was rejected; the others are stored all the same.")
+                    "and rejected. Exit status 1 when any line was rejected; the others are stored all the same, "
+                    "in one transaction: an import cut short (Ctrl-C, the database failing) stores nothing.")
     imp.add_argument("file", nargs="?", type=Path, metavar="FILE", help="JSON Lines file; default stdin")
     if load_rates is not None:
         imp.add_argument("--config", type=Path,
@@ -214,6 +217,7 @@ def _reason_option(parser: argparse.ArgumentParser, meaning: str) -> None:
 
 
 def _cmd_cdr_import(args: argparse.Namespace, load_rates: RatesLoader | None) -> int:
+    from rating.core.call_lines import MAX_LINE_BYTES
     from rating.core.tariff import DEFAULT_RATES
     from rating.storage import billing
 
@@ -232,17 +236,21 @@ def _cmd_cdr_import(args: argparse.Namespace, load_rates: RatesLoader | None) ->
 
     async def work(conn: asyncpg.Connection) -> int:
         reports = []
-        # Batch by batch, so a file of millions of calls never has to fit in memory.
-        batches = parse_import_batches(stream, rates, billing.IMPORT_BATCH)
-        while True:
-            try:
-                parsed = next(batches, None)
-            except OSError as problem:  # opened, but reading failed
-                raise UnreadableInput(f"cannot read {args.file or 'stdin'}: {problem.strerror}") from problem
-            if parsed is None:
-                break
-            outcome = await billing.import_cdrs(conn, [cdr for _, cdr in parsed.cdrs])
-            reports.append(import_report(parsed, outcome))
+        # Batch by batch, so a file of millions of calls never has to fit in memory; all in one
+        # transaction, so an import that stops part-way (the database failed, Ctrl-C) stores
+        # nothing: the good lines of the input are stored together or not at all.
+        batches = parse_import_batches(bounded_lines(stream, MAX_LINE_BYTES), rates, billing.IMPORT_BATCH)
+        async with conn.transaction():
+            while True:
+                try:
+                    parsed = next(batches, None)
+                except OSError as problem:  # opened, but reading failed
+                    raise UnreadableInput(f"cannot read {args.file or 'stdin'}: {problem.strerror}") from problem
+                if parsed is None:
+                    break
+                outcome = await billing.import_cdrs(conn, [cdr for _, cdr in parsed.cdrs])
+                reports.append(import_report(parsed, outcome))
+        # After the commit: a reader gone (`| head`) must not undo the import.
         report = ImportReport.combined(reports)
         write_import_report(sys.stdout, report)
         return EXIT_LINES_REJECTED if report.rejected else EXIT_OK
@@ -356,25 +364,30 @@ class ImportReport:
         )
 
 
-def parse_import(lines: Iterable[bytes], rates: RateTable) -> ParsedImport:
+def parse_import(lines: Iterable[bytes | LineTooLong], rates: RateTable) -> ParsedImport:
     """Price each input line as a CDR, or say why it cannot be imported; blank lines are skipped."""
     [parsed] = parse_import_batches(lines, rates, sys.maxsize)
     return parsed
 
 
-def parse_import_batches(lines: Iterable[bytes], rates: RateTable, batch_size: int) -> Iterator[ParsedImport]:
+def parse_import_batches(lines: Iterable[bytes | LineTooLong], rates: RateTable,
+                         batch_size: int) -> Iterator[ParsedImport]:
     """parse_import in pieces of at most batch_size CDRs (and the rejections among them); at least one piece.
 
     Reads lines only as the pieces are taken. A call id is a duplicate if an earlier
     line of the whole input, in whatever piece, was accepted with it.
     """
+    from rating.core.call_lines import too_long
+
     cdrs: list[tuple[int, RatedCdr]] = []
     rejected: list[Rejected] = []
     first_seen: dict[str, int] = {}
     for line_number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
         try:
+            if isinstance(line, LineTooLong):
+                raise too_long(line.length)
+            if not line.strip():
+                continue
             cdr = _import_line(line, rates)
         except InvalidCall as bad:
             rejected.append(Rejected(line_number, bad.call_id, bad.reason))
@@ -399,10 +412,15 @@ def import_report(parsed: ParsedImport, outcome: billing.ImportOutcome) -> Impor
         for n, cdr in parsed.cdrs
         if cdr.call.call_id in outcome.unknown_customer
     ]
+    refused = [
+        Rejected(n, cdr.call.call_id, f"the database refused the call: {outcome.refused[cdr.call.call_id]}")
+        for n, cdr in parsed.cdrs
+        if cdr.call.call_id in outcome.refused
+    ]
     return ImportReport(
         new=len(outcome.new),
         already_there=len(outcome.already_there),
-        rejected=tuple(sorted(parsed.rejected + tuple(unknown), key=lambda r: r.line_number)),
+        rejected=tuple(sorted(parsed.rejected + tuple(unknown) + tuple(refused), key=lambda r: r.line_number)),
     )
 
 
@@ -414,34 +432,25 @@ def write_import_report(out: TextIO, report: ImportReport) -> None:
 
 
 def _import_line(line: bytes, rates: RateTable) -> RatedCdr:
-    from rating.commands.rate_cli import parse_call_object, parse_number_type, parse_timestamp
+    from rating.core.call_lines import decode_line, parse_call_object, parse_call_times
     from rating.core.cdr import CallRecord, Disposition, rate_record
-    from rating.core.tariff import CallTimes
 
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidCall(None, "expected UTF-8 text") from None
-    given, call_id = parse_call_object(text, _IMPORT_FIELDS, empty_id=False)
+    given, call_id = parse_call_object(decode_line(line), _IMPORT_FIELDS, empty_id=False)
     customer_id = given["customer_id"]
     if not isinstance(customer_id, str) or not customer_id.strip():
         raise InvalidCall(call_id, f"customer_id: expected a customer id, got {json.dumps(customer_id)}")
     caller = given.get("caller")
     if caller is not None and not isinstance(caller, str):
         raise InvalidCall(call_id, f"caller: expected a string or null, got {json.dumps(caller)}")
-    number_type = parse_number_type(call_id, given["number_type"])
-    start = parse_timestamp(call_id, "start", given["start"])
-    answer = None if given["answer"] is None else parse_timestamp(call_id, "answer", given["answer"])
-    end = parse_timestamp(call_id, "end", given["end"])
-    # Checks the order of the times and the number, with the messages `fairline rate` gives.
-    CallTimes(call_id, given["number"], number_type, start, answer, end)
+    # The order of the times, the number and the bounds, with the messages `fairline rate` gives.
+    times = parse_call_times(call_id, given)
     call = CallRecord(
-        call_id=call_id, did=given["number"], caller=caller,
-        started_at=start.astimezone(UTC), answered_at=answer.astimezone(UTC) if answer else None,
-        ended_at=end.astimezone(UTC), disposition=Disposition.ANSWERED if answer else Disposition.ABANDONED,
+        call_id=call_id, did=times.number, caller=caller,
+        started_at=times.start.astimezone(UTC), answered_at=times.answer.astimezone(UTC) if times.answer else None,
+        ended_at=times.end.astimezone(UTC), disposition=Disposition.ANSWERED if times.answer else Disposition.ABANDONED,
         hangup_cause=None,
     )
-    cdr = rate_record(call, customer_id, number_type, rates, source="import")
+    cdr = rate_record(call, customer_id, times.number_type, rates, source="import")
     if cdr.rating_error is not None:
         # A live call is stored unpriced with the reason; an import is rejected instead, so
         # the corrected line can be imported later (a stored call id would block it).

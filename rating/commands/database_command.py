@@ -9,8 +9,10 @@ add its own, as `cdr import`'s 1 for rejected lines). Database URLs are shown wi
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from plumbing.redaction import redact, scrub
@@ -58,7 +60,19 @@ def with_database(args: argparse.Namespace, work: Work) -> int:
     if not structlog.is_configured():
         # Migrations log; stdout carries the command's output (a CSV, JSON), so logs go to stderr.
         structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
-    return asyncio.run(_connected(url, work))
+    # asyncio.run turns a first Ctrl-C into a cancellation that waits for the next await, which never
+    # comes while a command blocks reading its input (a pipe, a terminal): KeyboardInterrupt at once
+    # instead, wherever it lands. A transaction not committed is rolled back, by the unwinding or by
+    # PostgreSQL when the connection drops.
+    previous = signal.signal(signal.SIGINT, _interrupt)
+    try:
+        return asyncio.run(_connected(url, work))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 async def _connected(url: str, work: Work) -> int:

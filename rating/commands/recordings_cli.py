@@ -3,11 +3,11 @@
 Each takes --database-url (default $DATABASE_URL) and applies the database
 migrations first, as the billing commands do. Exit status: 0 done; 1 `verify`
 found a recording whose file is missing or changed, or `purge` could not delete
-a file; 2 bad usage; 3 the database is unreachable or failed. Database URLs are
-shown with the password as ***.
+a file or refused one outside the recordings directory; 2 bad usage; 3 the
+database is unreachable or failed. Database URLs are shown with the password as ***.
 
-Rows hold the absolute path of each file, so these commands need no recordings
-directory. The SQL and file checks are in rating/storage/recordings.py; the composition
+Rows hold the absolute path of each file, so list and verify need no recordings
+directory; purge deletes only inside it, whatever a row says. The SQL and file checks are in rating/storage/recordings.py; the composition
 root (ari_app/cli.py) calls register().
 """
 
@@ -18,9 +18,10 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from rating.commands.database_command import EXIT_OK, add_database_url, with_database
+from rating.commands.database_command import EXIT_BAD_INPUT, EXIT_OK, add_database_url, error, with_database
 from plumbing.clock import utc_now
 
 if TYPE_CHECKING:  # imported by the commands, not by `fairline --help`
@@ -32,8 +33,10 @@ EXIT_PROBLEMS = 1
 MAX_DAYS = 36500  # a hundred years: more is a typo, and would not fit a timestamp
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `recordings list|verify|purge` to fairline's subcommands."""
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
+             default_recordings_dir: Path) -> None:
+    """Add `recordings list|verify|purge` to fairline's subcommands; purge's directory is
+    --recordings-dir, else $FAIRLINE_RECORDINGS_DIR (put there by the composition root), else the default."""
     db = argparse.ArgumentParser(add_help=False)
     add_database_url(db)
 
@@ -58,11 +61,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "purge", parents=[db], help="delete the files of recordings older than DAYS",
         description="Delete the file of every recording that ended more than DAYS days ago and mark its row "
                     "purged. The CDRs stay as they are (still marked recorded, with mode and evidence): billing "
-                    "sees the same calls. Exit status 1 when a file could not be deleted (its row stays unmarked).")
+                    "sees the same calls. Only files inside the recordings directory are deleted: a row whose file "
+                    "resolves elsewhere (.., a symbolic link, another directory) is listed and stays unmarked. "
+                    "Exit status 1 when a file could not be deleted or was refused (its row stays unmarked).")
     pur.add_argument("--older-than", required=True, type=days, metavar="DAYS",
                      help=f"whole days, 0 to {MAX_DAYS}; 0 purges every recording that has ended")
     pur.add_argument("--dry-run", action="store_true", help="show what would be purged; delete and mark nothing")
-    pur.set_defaults(fn=_cmd_purge)
+    pur.add_argument("--recordings-dir", type=Path, metavar="DIR",
+                     help="where fairline keeps recordings (as `fairline run --recordings-dir`); files elsewhere are "
+                          f"never deleted; default $FAIRLINE_RECORDINGS_DIR or {default_recordings_dir}")
+    pur.set_defaults(fn=_cmd_purge, default_recordings_dir=default_recordings_dir)
 
 
 # ------------------------------------------------------------ argument types
@@ -113,10 +121,16 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_purge(args: argparse.Namespace) -> int:
     from rating.storage import recordings
 
+    directory = Path(args.recordings_dir or args.default_recordings_dir)
+    if not directory.is_dir():
+        error(f"recordings directory {directory}: not a directory; give the one `fairline run` uses "
+              "(--recordings-dir or $FAIRLINE_RECORDINGS_DIR)")
+        return EXIT_BAD_INPUT
+
     async def work(conn: asyncpg.Connection) -> int:
         now = utc_now()
         done = await recordings.purge(conn, ended_before=now - timedelta(days=args.older_than), now=now,
-                                      dry_run=args.dry_run)
+                                      recordings_dir=directory, dry_run=args.dry_run)
         write_purge(sys.stdout, done, dry_run=args.dry_run)
         return EXIT_PROBLEMS if done.failed else EXIT_OK
 
@@ -167,7 +181,8 @@ def write_purge(out: TextIO, done: recordings.Purge, *, dry_run: bool) -> None:
     out.write(f"{verb} {len(done.purged)} recordings that ended before {_utc(done.ended_before)} UTC"
               + ("; nothing deleted (dry run)" if dry_run else "; their CDRs stay, still marked recorded") + "\n")
     if done.failed:
-        out.write(f"{len(done.failed)} could not be deleted: kept and not marked purged\n")
+        out.write(f"{len(done.failed)} " + ("would not be deleted\n" if dry_run
+                                             else "could not be deleted: kept and not marked purged\n"))
 
 
 def _json(r: recordings.Recording) -> dict[str, Any]:

@@ -8,7 +8,7 @@ Documented for people who query the tables in docs/billing.md.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
@@ -19,12 +19,12 @@ from rating.core.charge import charge_sql
 from rating.errors import RatingError
 from rating.core.fair_use import FairUseResult, Month, MonthlyUsage, allowance, assess
 from rating.storage.config_store import staff_change
-from rating.storage.database import insert_cdrs
+from rating.storage.database import insert_cdrs, is_row_fault
 
 _WINDOW_MONTHS = 6  # fair use looks back on the month and the five before it
 _STORED_STEP = Decimal("0.0001")  # fair_use_results keeps averages and allowances as numeric(14,4)
 _EXACT = Context(prec=28)
-IMPORT_BATCH = 1000  # CDRs per INSERT: one statement each, so a batch is stored whole or not at all
+IMPORT_BATCH = 1000  # CDRs per INSERT: one statement each
 
 
 class UnknownCustomer(RatingError, LookupError):
@@ -385,24 +385,49 @@ class ImportOutcome:
     new: frozenset[str]
     already_there: frozenset[str]  # a CDR with this call id was stored before; it is left as it was
     unknown_customer: frozenset[str]  # not stored: the customer is not in the customers table
+    # Not stored: PostgreSQL refused the row itself (a value too big for its column...), with what it said.
+    refused: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 async def import_cdrs(conn: asyncpg.Connection, cdrs: Sequence[RatedCdr], *,
                       batch_size: int = IMPORT_BATCH) -> ImportOutcome:
     """Store rated CDRs whose customer exists, idempotently by call id, in batches.
 
-    Call ids must be distinct. A batch is one statement, so an interruption leaves
-    whole batches stored; importing the same CDRs again completes the job.
+    Call ids must be distinct. Each batch is one statement in a transaction of its own, or a
+    savepoint when the caller holds a transaction (`fairline cdr import` does, around the whole
+    input). A batch PostgreSQL refuses because of a row is stored again row by row, so only the
+    rows it refuses are left out (`refused`); any other failure raises.
     """
     wanted = sorted({c.customer_id for c in cdrs if c.customer_id is not None})
     known = {r["customer_id"] for r in await conn.fetch(
         "SELECT customer_id FROM customers WHERE customer_id = ANY($1::text[])", wanted)}
     storable = [c for c in cdrs if c.customer_id in known]
     new: set[str] = set()
+    refused: dict[str, str] = {}
     for start in range(0, len(storable), batch_size):
-        new |= await insert_cdrs(conn, storable[start:start + batch_size])
+        batch = storable[start:start + batch_size]
+        try:
+            new |= await insert_cdrs(conn, batch)
+        except Exception as exc:
+            if not is_row_fault(exc):
+                raise
+            for cdr in batch:
+                try:
+                    new |= await insert_cdrs(conn, [cdr])
+                except Exception as row_exc:
+                    if not is_row_fault(row_exc):
+                        raise
+                    refused[cdr.call.call_id] = _one_line(row_exc)
     return ImportOutcome(
         new=frozenset(new),
-        already_there=frozenset(c.call.call_id for c in storable) - new,
+        already_there=frozenset(c.call.call_id for c in storable) - new - refused.keys(),
         unknown_customer=frozenset(c.call.call_id for c in cdrs if c.customer_id not in known),
+        refused=refused,
     )
+
+
+def _one_line(exc: Exception) -> str:
+    """What PostgreSQL said of a row, with its detail, on one line."""
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    detail = getattr(exc, "detail", None)
+    return " ".join(f"{message} ({detail})".split() if detail else str(message).split())

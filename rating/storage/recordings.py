@@ -2,7 +2,8 @@
 
 ari_app/recording_store.py writes the files, rating/storage/database.py the rows (with their CDRs);
 this module reads the rows (`fairline recordings list`), checks each kept file against its
-row (`verify`) and deletes the files of old recordings (`purge`), marking their rows.
+row (`verify`) and deletes the files of old recordings (`purge`), marking their rows; purge
+deletes nothing outside the recordings directory, whatever path a row holds (issue 17).
 CDRs are never touched: after a purge billing sees the same calls, still `recorded`.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 
@@ -55,7 +57,7 @@ class Purge:
     ended_before: datetime
     purged: tuple[Recording, ...]  # file deleted (or already gone) and row marked; dry run: would be
     already_gone: tuple[Recording, ...]  # of purged: the file was missing already
-    failed: tuple[Problem, ...]  # the file could not be deleted: the row stays unmarked
+    failed: tuple[Problem, ...]  # the file could not be deleted, or is outside the directory: the row stays unmarked
 
 
 # ------------------------------------------------------------------- files
@@ -115,26 +117,38 @@ async def verify_kept(conn: asyncpg.Connection) -> tuple[int, tuple[Problem, ...
     return len(kept), tuple(problems)
 
 
-async def purge(conn: asyncpg.Connection, *, ended_before: datetime, now: datetime,
+async def purge(conn: asyncpg.Connection, *, ended_before: datetime, now: datetime, recordings_dir: Path,
                 dry_run: bool = False) -> Purge:
     """Delete the files of recordings not yet purged that ended before `ended_before`; set their purged_at = now.
 
+    Only files inside `recordings_dir` are deleted: a row whose path resolves elsewhere (through
+    `..`, a symbolic link, or an absolute path outside) is refused, as is a file that is itself a
+    symbolic link; they are listed in `failed` and their rows stay unmarked (a dry run lists them too).
     The file goes first, then the row is marked: a purge cut short leaves rows whose file
     is gone (`verify` names them; purging again marks them), never a marked row whose file
     is still on disk. A file already missing is marked purged all the same. The CDRs stay.
     """
+    root = os.path.realpath(recordings_dir)
     rows = await conn.fetch(_SELECT + "WHERE r.purged_at IS NULL AND r.ended_at < $1 ORDER BY r.ended_at, r.call_id",
                             ended_before)
-    due = tuple(Recording(*r) for r in rows)
+    due: list[tuple[Recording, tuple[str, ...]]] = []
+    refused: list[Problem] = []
+    for rec in (Recording(*r) for r in rows):
+        where = _within(rec.file, root)
+        if isinstance(where, str):
+            refused.append(Problem(rec, where))
+        else:
+            due.append((rec, where))
     if dry_run:
-        return Purge(ended_before, due, tuple(r for r in due if not os.path.lexists(r.file)), ())
+        return Purge(ended_before, tuple(rec for rec, _ in due),
+                     tuple(rec for rec, _ in due if not os.path.lexists(rec.file)), tuple(refused))
     purged: list[Recording] = []
     gone: list[Recording] = []
-    failed: list[Problem] = []
+    failed = list(refused)
     unmarked: list[Recording] = []
-    for rec in due:
+    for rec, parts in due:
         try:
-            os.unlink(rec.file)
+            _unlink_within(root, parts)
         except FileNotFoundError:
             gone.append(rec)
         except OSError as exc:
@@ -147,6 +161,31 @@ async def purge(conn: asyncpg.Connection, *, ended_before: datetime, now: dateti
             unmarked = []
     await _mark_purged(conn, unmarked, now)
     return Purge(ended_before, tuple(purged), tuple(gone), tuple(failed))
+
+
+def _within(file: str, root: str) -> tuple[str, ...] | str:
+    """The parts of `file`'s resolved path below `root` (a resolved directory), or why it may not be deleted."""
+    resolved = os.path.realpath(file)
+    if os.path.commonpath([resolved, root]) != root or resolved == root:
+        shown = "" if resolved == file else f" (it resolves to {resolved})"
+        return f"outside the recordings directory {root}{shown}: not deleted"
+    if os.path.islink(file):
+        return f"a symbolic link, not a recording fairline stored (it points to {resolved}): not deleted"
+    return Path(resolved).relative_to(root).parts
+
+
+def _unlink_within(root: str, parts: Sequence[str]) -> None:
+    """Delete root/parts, opening each directory on the way without following a symbolic link: one put
+    in place after _within looked fails (ELOOP, ENOTDIR) instead of leading outside the directory."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        os.unlink(parts[-1], dir_fd=fd)  # never follows a link: at worst the link goes
+    finally:
+        os.close(fd)
 
 
 async def _mark_purged(conn: asyncpg.Connection, done: Sequence[Recording], now: datetime) -> None:

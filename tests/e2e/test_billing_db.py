@@ -15,10 +15,13 @@ import asyncio
 import csv
 import io
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,10 +33,12 @@ from rating.commands import billing_cli
 from rating.storage import billing
 from rating.core.fair_use import Month
 from rating.storage.database import insert_cdrs
-from rating.core.tariff import DEFAULT_RATES
+from rating.core.tariff import DEFAULT_RATES, RateTable, TrafficRates
 from tests.e2e.conftest import LiveStack, StackDb
 
 pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ACME_LOCAL = "+31201234567"
 ACME_TOLLFREE = "+318001234567"
@@ -190,6 +195,129 @@ class TestImport:
         status, out, err = db.fairline("cdr", "import", str(tmp_path / "nope.jsonl"))
         assert (status, out) == (2, "")
         assert "cannot read" in err and "nope.jsonl" in err
+
+
+class TestImportOfBadInput:
+    """Issue 17: every bad line gets one clear line of its own, the rest is imported, and nothing is half-committed."""
+
+    def test_the_inputs_that_crashed_it_are_each_rejected_with_their_line_and_the_rest_is_stored(
+        self, db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(billing, "IMPORT_BATCH", 2)  # the century-long call came after stored batches
+        start = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+        lines = [
+            json.dumps(call("g1", "acme", ACME_LOCAL, "local", start)),
+            json.dumps(call("g2", "acme", ACME_LOCAL, "local", start)),
+            "[" * 50_000,  # RecursionError
+            json.dumps(call("y9999", "acme", ACME_LOCAL, "local", start)
+                       | {"start": "9999-12-31T23:59:00-05:00", "answer": None, "end": "9999-12-31T23:59:59-05:00"}),
+            json.dumps(call("century", "acme", ACME_LOCAL, "local", start) | {"end": "2099-11-10T09:00:00Z"}),
+            "x" * (50 << 20),
+            json.dumps(call("g3", "acme", ACME_LOCAL, "local", start)),
+        ]
+        status, out, err = import_lines(db, tmp_path, lines)
+        assert (status, err) == (1, "")
+        assert out.splitlines() == [
+            "line 3: rejected: expected a JSON object, got JSON nested more than 32 levels deep",
+            "line 4, call y9999: rejected: start: expected from 1970-01-01 up to (not including) 2100-01-01 UTC; "
+            "got '9999-12-31T23:59:00-05:00'",
+            "line 5, call century: rejected: end: expected at most 7 days after start 2026-11-10T09:00:00+00:00, "
+            "got 2099-11-10T09:00:00+00:00, 26663 days 00:00:00 later",
+            f"line 6: rejected: the line is {50 << 20} bytes long; expected at most 65536 (a call takes some 250)",
+            "3 new, 0 already there, 4 rejected",
+        ]
+        assert db.sql("SELECT string_agg(call_id, ' ' ORDER BY call_id) FROM cdrs") == "g1 g2 g3"
+
+    def test_a_call_the_database_refuses_is_rejected_with_its_line_and_the_others_are_stored(
+        self, db: Db, tmp_path: Path
+    ) -> None:
+        """A tariff of EUR 10 million a minute: an hour's price overflows numeric(12,4). Before, the whole
+        import stopped with exit status 3 and no line number."""
+        pricey = RateTable((TrafficRates(date(2020, 1, 1), peak_eur_per_min=Decimal(10**7),
+                                         offpeak_eur_per_min=Decimal(10**7)),))
+        parser = argparse.ArgumentParser(prog="fairline")
+        billing_cli.register(parser.add_subparsers(dest="command", required=True), load_rates=lambda _: pricey)
+        start = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+        path = tmp_path / "cdrs.jsonl"
+        path.write_text("".join(json.dumps(c) + "\n" for c in [
+            call("short", "acme", ACME_LOCAL, "local", start, seconds=1),
+            call("hour", "acme", ACME_LOCAL, "local", start, seconds=3600),
+            call("unanswered", "acme", ACME_LOCAL, "local", start, answered=False),
+        ]))
+        args = parser.parse_args(["cdr", "import", str(path), "--config", "pricey.yaml", "--database-url", db.url])
+        db.capsys.readouterr()
+        status = args.fn(args)
+        out, err = db.capsys.readouterr()
+        assert (status, err) == (1, "")
+        assert out.splitlines() == [
+            "line 2, call hour: rejected: the database refused the call: numeric field overflow (A field with "
+            "precision 12, scale 4 must round to an absolute value less than 10^8.)",
+            "2 new, 0 already there, 1 rejected",
+        ]
+        assert db.sql("SELECT string_agg(call_id, ' ' ORDER BY call_id) FROM cdrs") == "short unanswered"
+
+
+class TestImportStoppedPartWay:
+    """`fairline cdr import` as a process, fed through a pipe that stays open after the first batch of
+    1,000 calls: that batch is written in the import's transaction, which never commits."""
+
+    LINES = [json.dumps(c) for c in offpeak_calls("p", "acme", ACME_LOCAL, "local", 2026, 11, 1500)]
+
+    def started(self, db: Db) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from ari_app.cli import main; sys.exit(main())", "cdr", "import"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+            env=os.environ | {"DATABASE_URL": db.url})
+        assert proc.stdin is not None
+        proc.stdin.write("".join(f"{line}\n" for line in self.LINES).encode())
+        proc.stdin.flush()
+        return proc
+
+    @staticmethod
+    def writing_pid(db: Db) -> int:
+        """Wait until a session holds rows written into cdrs and not committed: the import's; its process id."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pid = db.sql("SELECT pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                         "WHERE c.relname = 'cdrs' AND l.mode = 'RowExclusiveLock' AND l.granted "
+                         "AND l.pid <> pg_backend_pid()")
+            if pid:
+                return int(pid)
+            time.sleep(0.05)
+        raise AssertionError("the import never wrote its first batch")
+
+    @staticmethod
+    def ended(proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
+        """Its exit status, stdout and stderr once it ends, its input left as it is (communicate would close it)."""
+        stdin, proc.stdin = proc.stdin, None
+        try:
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if stdin is not None:
+                stdin.close()
+        return proc.returncode, out.decode(), err.decode()
+
+    def test_ctrl_c_stores_nothing_and_exits_130_quietly_then_the_same_input_imports_whole(self, db: Db) -> None:
+        proc = self.started(db)
+        self.writing_pid(db)
+        proc.send_signal(signal.SIGINT)
+        assert self.ended(proc) == (130, "", "")
+        assert db.sql("SELECT count(*) FROM cdrs") == "0"
+
+        proc = self.started(db)
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert self.ended(proc) == (0, "1500 new, 0 already there, 0 rejected\n", "")
+
+    def test_a_database_failing_part_way_stores_nothing_and_exits_3(self, db: Db) -> None:
+        proc = self.started(db)
+        db.sql(f"SELECT pg_terminate_backend({self.writing_pid(db)})")
+        assert proc.stdin is not None
+        proc.stdin.close()
+        status, out, err = self.ended(proc)
+        assert (status, out) == (3, "")
+        assert err.startswith("fairline: database postgresql://") and " failed: " in err and "Traceback" not in err
+        assert db.sql("SELECT count(*) FROM cdrs") == "0"
 
 
 def seed_six_months(db: Db, tmp_path: Path) -> None:

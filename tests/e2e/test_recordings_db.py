@@ -64,7 +64,8 @@ class Db(StackDb):
     def fairline(self, *argv: str, url: str | None = None) -> tuple[int, str, str]:
         """Run `fairline ARGV --database-url URL`; its exit status, stdout and stderr."""
         parser = argparse.ArgumentParser(prog="fairline")
-        recordings_cli.register(parser.add_subparsers(dest="command", required=True))
+        recordings_cli.register(parser.add_subparsers(dest="command", required=True),
+                                default_recordings_dir=self.recordings_dir)
         args = parser.parse_args([*argv, "--database-url", url or self.url])
         self.capsys.readouterr()
         status = args.fn(args)
@@ -282,6 +283,73 @@ def test_a_file_purge_cannot_delete_is_reported_and_its_row_kept(db: Db) -> None
     assert f"cannot purge r-stuck: {path}: cannot delete it: " in out
     assert out.endswith("1 could not be deleted: kept and not marked purged\n")
     assert db.sql("SELECT purged_at IS NULL FROM recordings") == "t"
+
+
+def test_purge_deletes_nothing_outside_the_recordings_directory_whatever_a_row_says(db: Db) -> None:
+    """Issue 17: purge deleted whatever path the row held. Rows pointing outside, by an absolute path,
+    by `..`, through a linked directory or as a link themselves, are refused, listed and left unmarked."""
+    old = NOW - timedelta(days=100)
+    cdrs = [db.recorded(name, old) for name in ("r-fine", "r-absolute", "r-dotdot", "r-linked-dir", "r-link")]
+    db.store(cdrs)
+    elsewhere = db.tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victims = {name: elsewhere / f"{name}.wav" for name in ("r-absolute", "r-dotdot", "r-linked-dir", "r-link")}
+    for victim in victims.values():
+        victim.write_bytes(b"not a recording of fairline's")
+    (db.recordings_dir / "linked").symlink_to(elsewhere, target_is_directory=True)
+    link = db.recordings_dir / "r-link.wav"
+    link.symlink_to(victims["r-link"])
+    rows = {
+        "r-absolute": str(victims["r-absolute"]),
+        "r-dotdot": f"{db.recordings_dir}/../elsewhere/r-dotdot.wav",
+        "r-linked-dir": f"{db.recordings_dir}/linked/r-linked-dir.wav",
+        "r-link": str(link),
+    }
+    for call_id, file in rows.items():  # as a tampered or mistaken row would hold them
+        db.sql(f"UPDATE recordings SET file = '{file}' WHERE call_id = '{call_id}'")
+    root = os.path.realpath(db.recordings_dir)
+
+    for dry in (["--dry-run"], []):
+        status, out, err = db.fairline("recordings", "purge", "--older-than", "30", *dry)
+        assert (status, err) == (1, "")
+        lines = out.splitlines()
+        assert lines[1:5] == [
+            f"cannot purge r-absolute: {rows['r-absolute']}: outside the recordings directory {root}: not deleted",
+            f"cannot purge r-dotdot: {rows['r-dotdot']}: outside the recordings directory {root} "
+            f"(it resolves to {victims['r-dotdot']}): not deleted",
+            f"cannot purge r-link: {link}: outside the recordings directory {root} "
+            f"(it resolves to {victims['r-link']}): not deleted",
+            f"cannot purge r-linked-dir: {rows['r-linked-dir']}: outside the recordings directory {root} "
+            f"(it resolves to {victims['r-linked-dir']}): not deleted",
+        ]
+        assert lines[-1] == "4 " + ("would not be deleted" if dry else "could not be deleted: kept and not marked purged")
+    assert all(victim.read_bytes() == b"not a recording of fairline's" for victim in victims.values())
+    assert link.is_symlink()
+    assert db.rows("SELECT call_id FROM recordings WHERE purged_at IS NOT NULL") == [{"call_id": "r-fine"}]
+
+
+def test_purge_refuses_a_link_to_another_recording_in_the_directory(db: Db) -> None:
+    """Deleting the link would mark the row purged while the audio stays on disk under another name."""
+    kept, linked = db.recorded("r-kept", NOW), db.recorded("r-linked", NOW - timedelta(days=100))
+    db.store([kept, linked])
+    assert kept.call.recording is not None and linked.call.recording is not None
+    Path(linked.call.recording.path).unlink()
+    Path(linked.call.recording.path).symlink_to(kept.call.recording.path)
+    status, out, _ = db.fairline("recordings", "purge", "--older-than", "30")
+    assert status == 1
+    assert (f"cannot purge r-linked: {linked.call.recording.path}: a symbolic link, not a recording fairline stored "
+            f"(it points to {os.path.realpath(kept.call.recording.path)}): not deleted") in out
+    assert Path(kept.call.recording.path).exists() and db.sql("SELECT count(*) FROM recordings WHERE purged_at IS NULL") == "2"
+
+
+def test_purge_without_its_recordings_directory_is_bad_usage_and_touches_nothing(db: Db) -> None:
+    db.store([db.recorded("r-old", NOW - timedelta(days=100))])
+    status, out, err = db.fairline("recordings", "purge", "--older-than", "30", "--recordings-dir",
+                                   str(db.tmp_path / "nope"))
+    assert (status, out) == (2, "")
+    assert err == (f"fairline: recordings directory {db.tmp_path / 'nope'}: not a directory; give the one "
+                   "`fairline run` uses (--recordings-dir or $FAIRLINE_RECORDINGS_DIR)\n")
+    assert db.sql("SELECT count(*) FROM recordings WHERE purged_at IS NULL") == "1"
 
 
 # ---------------------------------------------------------------- bad usage

@@ -1,9 +1,10 @@
-"""plumbing: background tasks that neither vanish nor lose their exception; one spelling of now."""
+"""plumbing: background tasks that neither vanish nor lose their exception; one spelling of now; bounded lines."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import time
 from datetime import UTC
 
@@ -12,6 +13,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from plumbing import tasks
+from plumbing.bounded_lines import LineTooLong, bounded_lines
 from plumbing.clock import utc_now
 
 
@@ -121,3 +123,27 @@ class TestLoopWatch:
                 await asyncio.sleep(0.2)
         assert [e for e in logs if e["event"] == "loop.stalled"] == []
         assert watch.stalls == 0
+
+
+class TestBoundedLines:
+    class Recording(io.BytesIO):
+        """A stream that remembers the longest piece it handed out."""
+
+        longest = 0
+
+        def readline(self, size: int | None = -1, /) -> bytes:
+            piece = super().readline(size)
+            self.longest = max(self.longest, len(piece))
+            return piece
+
+    def test_lines_come_whole_an_overlong_one_as_its_length_and_the_next_after_it(self) -> None:
+        stream = io.BytesIO(b"one\n" + b"x" * 11 + b"\n" + b"0123456789\n\nlast")
+        assert list(bounded_lines(stream, 10)) == [b"one\n", LineTooLong(11), b"0123456789\n", b"\n", b"last"]
+
+    def test_an_overlong_last_line_without_an_end(self) -> None:
+        assert list(bounded_lines(io.BytesIO(b"x" * 11), 10)) == [LineTooLong(11)]
+
+    def test_a_fifty_megabyte_line_is_never_held_whole(self) -> None:
+        stream = self.Recording(b"x" * (50 << 20) + b"\nnext\n")
+        assert list(bounded_lines(stream, 1024)) == [LineTooLong(50 << 20), b"next\n"]
+        assert stream.longest <= 64 * 1024

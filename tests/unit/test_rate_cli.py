@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +31,7 @@ WORKED_EXAMPLE: dict[str, Any] = {
 def rate_lines(*lines: str) -> tuple[int, list[dict[str, Any]]]:
     """Run the command on these input lines; its exit status and output objects."""
     stdout = io.StringIO()
-    status = run_rate(io.StringIO("".join(f"{line}\n" for line in lines)), stdout, RATES)
+    status = run_rate(io.BytesIO("".join(f"{line}\n" for line in lines).encode()), stdout, RATES)
     return status, [json.loads(line) for line in stdout.getvalue().splitlines()]
 
 
@@ -104,7 +109,7 @@ class TestBadLines:
             pytest.param(call(number="+3120123456"), "c1", "line 1: number: +3120123456 is not a valid number", id="bad-number"),
             pytest.param(call(number="020 123 4567"), "c1", "line 1: number: expected an E.164 number", id="not-e164"),
             pytest.param(call(number_type="mobile"), "c1", 'line 1: number_type: expected one of local, national, international, tollfree, premium, got "mobile"', id="unknown-number-type"),
-            pytest.param(call(answer="2019-01-01T10:00:00Z", start="2019-01-01T10:00:00Z"), "c1", "line 1: answer: expected on or after 2020-01-01", id="before-the-tariff"),
+            pytest.param(call(answer="2019-01-01T10:00:00Z", start="2019-01-01T10:00:00Z", end="2019-01-01T10:01:00Z"), "c1", "line 1: answer: expected on or after 2020-01-01", id="before-the-tariff"),
         ],
     )
     def test_error_line_names_the_call_and_the_field(self, line: str, call_id: str | None, error: str) -> None:
@@ -158,8 +163,44 @@ tariff:
         config = tmp_path / "fairline.yaml"
         config.write_text(self.CONFIG)
         monkeypatch.setenv("FAIRLINE_CONFIG", str(config))
-        monkeypatch.setattr("sys.stdin", io.StringIO(call() + "\n"))
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(call().encode() + b"\n")))
         monkeypatch.setattr(cli.logs, "configure", lambda *_: None)  # structlog's setup is global: leave it to other tests
 
         assert cli.main(["rate"]) == 0
         assert json.loads(capsys.readouterr().out)["setup_eur"] == "1.0000"
+
+
+# The command as its console script runs it (pyproject.toml: fairline = "ari_app.cli:main"), from this checkout.
+FAIRLINE = [sys.executable, "-c", "import sys; from ari_app.cli import main; sys.exit(main())"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class TestStoppedEarly:
+    """A reader that goes away and Ctrl-C end the command quietly, with the status a shell expects (real processes)."""
+
+    def test_a_reader_that_has_read_enough_ends_it_with_141_and_no_traceback(self, tmp_path: Path) -> None:
+        """`fairline rate < calls | head -1`: the output is far bigger than a pipe holds, so writing must fail."""
+        calls = tmp_path / "calls.jsonl"
+        calls.write_text("".join(call(call_id=f"c{i}") + "\n" for i in range(20_000)))
+        with calls.open("rb") as stdin:
+            proc = subprocess.Popen([*FAIRLINE, "rate"], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    cwd=ROOT)
+        assert proc.stdout is not None and proc.stderr is not None
+        first = json.loads(proc.stdout.readline())
+        proc.stdout.close()  # what head does after its line
+        err = proc.stderr.read()
+        assert (proc.wait(timeout=60), err, first["call_id"]) == (141, b"", "c0")
+
+    def test_ctrl_c_ends_it_with_130_and_no_traceback(self) -> None:
+        """Ctrl-C while it waits for the next call: the calls before are priced, then it stops."""
+        proc = subprocess.Popen([*FAIRLINE, "rate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=os.environ | {"PYTHONUNBUFFERED": "1"}, cwd=ROOT)
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        proc.stdin.write(call().encode() + b"\n")
+        proc.stdin.flush()
+        # Unbuffered, its answer comes at once: then it is reading the next line, well past start-up.
+        assert json.loads(proc.stdout.readline())["list_price_eur"] == "0.1217"
+        proc.send_signal(signal.SIGINT)
+        err = proc.stderr.read()
+        proc.stdin.close()
+        assert (proc.wait(timeout=60), err, proc.stdout.read()) == (130, b"", b"")
