@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import errno
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -44,6 +45,9 @@ CACHE = Path(
     or ("/var/cache/fairline" if os.geteuid() == 0 else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fairline")
 )
 SCENARIOS = ROOT / "tests" / "e2e" / "scenarios"  # sipp scenarios: callers and the phones they reach
+# The host user every instance's Asterisk runs as (decision 0024): not root, and not the root
+# filesystem's own `asterisk`, whose uid on the host may belong to someone else (here: postgres).
+ASTERISK_USER = "fairline-asterisk"
 
 # command -> Debian package that provides it
 SYSTEM_PACKAGES = {
@@ -100,6 +104,26 @@ def install_prerequisites() -> None:
         if still:
             raise StackError(f"apt-get ran but these packages are still missing: {' '.join(still)}")
     rootfs_path()
+    if os.geteuid() == 0:
+        asterisk_user()
+
+
+def asterisk_user() -> tuple[int, int]:
+    """The uid and gid of ASTERISK_USER, created the first time (a system user: no login, no home)."""
+    try:
+        found = pwd.getpwnam(ASTERISK_USER)
+    except KeyError:
+        if os.geteuid() != 0:
+            raise StackError(f"the user {ASTERISK_USER} that runs Asterisk does not exist; run as root once to create it")
+        say(f"creating the system user {ASTERISK_USER}, which runs Asterisk (once)")
+        made = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                               "--shell", "/usr/sbin/nologin", "--comment", "fairline's Asterisk (asterisk-docker/stack.py)",
+                               ASTERISK_USER], capture_output=True, text=True)
+        try:  # another stack starting at the same moment may have made it first
+            found = pwd.getpwnam(ASTERISK_USER)
+        except KeyError:
+            raise StackError(f"useradd {ASTERISK_USER} failed (exit {made.returncode}): {made.stderr.strip()}") from None
+    return found.pw_uid, found.pw_gid
 
 
 def run_quiet(cmd: list[str], *, what: str, env: dict[str, str] | None = None, timeout: float = 900,
@@ -229,12 +253,23 @@ def stop_process(proc: subprocess.Popen[bytes] | None, name: str, timeout: float
         pass
 
 
-def kill_stale(pidfile: Path, name: str) -> None:
-    """A previous run that died may have left its process behind; end it before starting anew."""
+def kill_stale(pidfile: Path, name: str, command_has: str | None = None) -> None:
+    """A previous run that died may have left its process behind; end it before starting anew.
+
+    With `command_has`, only a process whose command line contains it: the pid file is then one
+    an unprivileged program writes, and root must not signal whatever pid it names.
+    """
     try:
         pid = int(pidfile.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return
+    if command_has is not None:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return
+        if command_has not in command:
+            return
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -454,9 +489,18 @@ class Stack:
         etc = self.asterisk_dir / "etc"
         # spool/recording: ARI recordings go there (Asterisk does not create it); fairline moves them out.
         # log/cdr-custom: Asterisk's own CDRs (cdr_custom.conf), which `fairline reconcile` reads; not created either.
-        for sub in ("etc", "spool", "spool/recording", "log", "log/cdr-custom", "run", "db"):
+        for sub in ("etc", "etc/fallback", "spool", "spool/recording", "log", "log/cdr-custom", "run", "db"):
             (self.asterisk_dir / sub).mkdir(parents=True, exist_ok=True)
-        os.chmod(self.asterisk_dir, 0o700)
+        uid, gid = asterisk_user()
+        # Asterisk reads its configuration and cannot change it (root's, group-readable: decision 0024);
+        # it owns what it writes. fairline runs as root here and reads and moves its files as root.
+        for path in (self.asterisk_dir, etc, etc / "fallback"):
+            os.chown(path, 0, gid)
+            os.chmod(path, 0o750)
+        for sub in ("spool", "log", "run", "db"):
+            # Whole trees: an instance last run by an Asterisk as root left root's files there.
+            chown_tree(self.asterisk_dir / sub, uid, gid)
+            os.chmod(self.asterisk_dir / sub, 0o750)
         values = {
             "INSTANCE_DIR": self.asterisk_dir_inside,
             "SIP_PORT": str(self.ports.sip),
@@ -476,25 +520,29 @@ class Stack:
         if generated.returncode != 0:
             raise StackError(f"fairline dialplan generate {self.app_config} failed:\n{generated.stderr.strip()}")
         # In a directory of its own, which `fairline dialplan publish` rewrites after each change.
-        (etc / "fallback").mkdir(exist_ok=True)
         (etc / "fallback" / "fairline-fallback.conf").write_text(generated.stdout)
         s = self.secrets()
         write_private(etc / "ari-users.conf",
-                      f"[{s['ARI_USER']}]\ntype = user\nread_only = no\npassword = {s['ARI_PASSWORD']}\n")
+                      f"[{s['ARI_USER']}]\ntype = user\nread_only = no\npassword = {s['ARI_PASSWORD']}\n", group=gid)
         # fairline's AMI user may reload and read configuration (class config) and nothing else: no
         # events, no calls, no Originate, no CLI commands (decision 0022, docs/operations.md).
         write_private(etc / "manager-users.conf",
                       f"[{s['AMI_USER']}]\nsecret = {s['AMI_SECRET']}\ndeny = 0.0.0.0/0.0.0.0\n"
-                      "permit = 127.0.0.1/255.255.255.255\nread = none\nwrite = config\n")
+                      "permit = 127.0.0.1/255.255.255.255\nread = none\nwrite = config\n", group=gid)
+
+    @property
+    def asterisk_conf_inside(self) -> str:
+        return f"{self.asterisk_dir_inside}/etc/asterisk.conf"
 
     def asterisk_cmd(self, *args: str) -> list[str]:
-        return ["chroot", str(self.rootfs), "asterisk", "-C", f"{self.asterisk_dir_inside}/etc/asterisk.conf", *args]
+        """`asterisk ARGS` in the root filesystem, as root: for the remote console (-rx) and -V."""
+        return ["chroot", str(self.rootfs), "asterisk", "-C", self.asterisk_conf_inside, *args]
 
     def asterisk_rx(self, command: str, timeout: float = 10) -> str:
         return run_quiet(self.asterisk_cmd("-rx", command), what=f"asterisk -rx {command!r}", timeout=timeout)
 
     def start_asterisk(self) -> None:
-        kill_stale(self.asterisk_dir / "run" / "asterisk.pid", "Asterisk")
+        kill_stale(self.asterisk_dir / "run" / "asterisk.pid", "Asterisk", command_has=self.asterisk_conf_inside)
         check_ports_free([
             ("SIP", self.ports.sip, socket.SOCK_DGRAM, "FAIRLINE_SIP_PORT"),
             ("ARI/HTTP", self.ports.http, socket.SOCK_STREAM, "FAIRLINE_HTTP_PORT"),
@@ -505,9 +553,15 @@ class Stack:
         check_asterisk_version(version)
         say(f"starting {version} (SIP 127.0.0.1:{self.ports.sip}, ARI {self.ari_url}, AMI 127.0.0.1:{self.ports.ami})")
         log = open(self.log("asterisk"), "ab")
+        uid, gid = asterisk_user()
+        # chroot drops to the user before it runs Asterisk (numeric ids: the root filesystem's
+        # /etc/passwd does not know the host's user, and need not); Asterisk never holds root.
         self.asterisk = subprocess.Popen(
-            self.asterisk_cmd("-U", "root", "-f", "-n"),
+            ["chroot", f"--userspec=+{uid}:+{gid}", f"--groups=+{gid}", str(self.rootfs),
+             "asterisk", "-C", self.asterisk_conf_inside, "-f", "-n"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            # Its files (recordings, CDRs, logs) readable by its group, never by others.
+            umask=0o027,
         )
 
         def booted() -> bool:
@@ -613,10 +667,23 @@ def render_template(path: Path, values: dict[str, str]) -> str:
     return re.sub(r"@([A-Z_]+)@", lambda m: values[m.group(1)], text)
 
 
-def write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str, *, group: int | None = None) -> None:
+    """Write `text` readable by its owner only (mode 600), or also by `group` (640, that group's)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
+        if group is not None:
+            os.fchown(f.fileno(), -1, group)
+            os.fchmod(f.fileno(), 0o640)
         f.write(text)
+
+
+def chown_tree(top: Path, uid: int, gid: int) -> None:
+    """Give `top` and all in it to uid:gid; a symbolic link itself, never what it points at (the
+    tree is Asterisk's to write, and root must not be led to chown a file elsewhere)."""
+    os.chown(top, uid, gid, follow_symlinks=False)
+    for parent, dirs, files in os.walk(top):  # os.walk does not descend into linked directories
+        for name in (*dirs, *files):
+            os.chown(os.path.join(parent, name), uid, gid, follow_symlinks=False)
 
 
 def check_asterisk_version(version: str) -> None:
@@ -731,16 +798,51 @@ def cmd_up(_: argparse.Namespace) -> int:
     return 0
 
 
+# The users of the Docker images (asterisk-docker/Dockerfile, compose.yaml), who own their secrets files.
+DOCKER_ASTERISK_UID = 950
+DOCKER_FAIRLINE_UID = 951
+# Which secrets each container gets: Asterisk no database password.
+DOCKER_SECRETS = {
+    "asterisk": (DOCKER_ASTERISK_UID, ("ARI_USER", "ARI_PASSWORD", "AMI_USER", "AMI_SECRET")),
+    "fairline": (DOCKER_FAIRLINE_UID, ("ARI_USER", "ARI_PASSWORD", "AMI_USER", "AMI_SECRET", "PG_PASSWORD")),
+}
+
+
 def cmd_secrets(_: argparse.Namespace) -> int:
-    """Strong random secrets for the Docker compose stack (which has no stack.py to make them)."""
+    """Strong random secrets for the Docker compose stack (which has no stack.py to make them).
+
+    Compose bind-mounts a secret file as it is on the host (no owner or mode of its own), and no
+    container runs as root: so each container gets a file of its own, owned by its user (by uid:
+    the host may have no such user) and readable by that user only. They are copies of the
+    instance's secrets.env, written anew on each run.
+    """
+    if os.geteuid() != 0:
+        raise StackError("the Docker secrets files must belong to the containers' users "
+                         f"(uid {DOCKER_ASTERISK_UID}, {DOCKER_FAIRLINE_UID}); run this as root (sudo)")
     state = CACHE / "instances" / "docker"
     state.mkdir(parents=True, exist_ok=True)
     os.chmod(state, 0o700)
     stack = Stack(name="docker", ports=Ports.defaults(), state_dir=state, rootfs=Path("/nonexistent"))
+    values = stack.secrets()
     pg_password = state / "pg_password"
-    if not pg_password.exists():
-        write_private(pg_password, stack.secrets()["PG_PASSWORD"])
-    print(f"export FAIRLINE_SECRETS_FILE={stack.secrets_file}")
+    if not pg_password.exists():  # read by the postgres image's entrypoint, as root
+        write_private(pg_password, values["PG_PASSWORD"])
+    for container, (uid, keys) in DOCKER_SECRETS.items():
+        path = state / f"{container}.env"
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        write_private(tmp, "".join(f"{key}={values[key]}\n" for key in keys))
+        os.chown(tmp, uid, uid)
+        os.chmod(tmp, 0o400)
+        tmp.replace(path)
+        try:
+            holder = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            continue
+        say(f"note: uid {uid} is the user {holder} on this host, who can read {path}; "
+            "the containers' ids are fixed in asterisk-docker/Dockerfile")
+    print(f"export FAIRLINE_ASTERISK_SECRETS_FILE={state / 'asterisk.env'}")
+    print(f"export FAIRLINE_SECRETS_FILE={state / 'fairline.env'}")
     print(f"export FAIRLINE_PG_PASSWORD_FILE={pg_password}")
     return 0
 

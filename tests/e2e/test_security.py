@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import pwd
 import re
 import signal
 import socket
@@ -18,7 +19,10 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.e2e.conftest import SCENARIOS, LiveStack, poll
+from ari_app.ami.session import AmiSession
+from ari_app.errors import AmiRefused
+from ari_app.settings import ami_from_arguments
+from tests.e2e.conftest import SCENARIOS, LiveStack, poll, stackmod
 from tests.e2e.sipp import free_udp_port, place_calls
 
 pytestmark = pytest.mark.e2e
@@ -286,9 +290,47 @@ def test_spool_and_instance_directories_are_for_their_owner_only(live: LiveStack
     spool = s.state_dir / "spool"
     assert spool.stat().st_mode & 0o077 == 0  # nobody else may list it or reach what is inside
     assert (spool / "cdrs.jsonl").stat().st_mode & 0o077 == 0
-    for private in (s.state_dir, s.asterisk_dir):  # logs and secrets; Asterisk's spool (recordings) and logs
-        assert private.stat().st_mode & 0o077 == 0, private
+    assert s.state_dir.stat().st_mode & 0o077 == 0  # logs and secrets
+    # Asterisk's spool (recordings), logs and secrets: its own group may enter, nobody else.
+    assert s.asterisk_dir.stat().st_mode & 0o007 == 0
+    assert s.asterisk_dir.stat().st_gid == stackmod.asterisk_user()[1]
     assert s.secrets_file.stat().st_mode & 0o077 == 0
+
+
+# ---------------------------------------------------------------- Asterisk's own user
+
+
+def test_asterisk_runs_as_its_own_user_not_root(live_stack: LiveStack) -> None:
+    s = live_stack.stack
+    assert s.asterisk is not None
+    uid, gid = stackmod.asterisk_user()
+    assert uid != 0 and gid != 0
+    assert os.readlink(f"/proc/{s.asterisk.pid}/exe").endswith("/usr/sbin/asterisk")
+    for task in Path(f"/proc/{s.asterisk.pid}/task").iterdir():  # every thread: real, effective, saved, fs ids
+        ids = dict(re.findall(r"^(Uid|Gid|Groups):\s*(.*?)\s*$", (task / "status").read_text(), re.M))
+        assert (ids["Uid"].split(), ids["Gid"].split(), ids["Groups"].split()) == (
+            [str(uid)] * 4, [str(gid)] * 4, [str(gid)]), task
+    # Not the uid of anything else on the host: the root filesystem's own `asterisk` is postgres's uid here.
+    assert pwd.getpwuid(uid).pw_name == stackmod.ASTERISK_USER
+
+
+async def test_asterisk_cannot_rewrite_its_own_configuration_over_ami(live_stack: LiveStack) -> None:
+    """AMI's class config allows UpdateConfig (decision 0022); Asterisk's user may not write its etc (0024)."""
+    s = live_stack.stack
+    manager_conf = s.asterisk_dir / "etc" / "manager.conf"
+    before = manager_conf.read_bytes()
+    env = s.fairline_env()
+    ami = ami_from_arguments(ami_host=env["FAIRLINE_AMI_HOST"], ami_port=env["FAIRLINE_AMI_PORT"],
+                             secrets=env["FAIRLINE_SECRETS"], asterisk_fallback=env["FAIRLINE_ASTERISK_FALLBACK"])
+    async with AmiSession(ami) as session:
+        # Files that exist: Asterisk refuses a new file by itself ("File requires escalated privileges").
+        for target in ("manager.conf", "fallback/fairline-fallback.conf"):
+            with pytest.raises(AmiRefused) as refused:
+                await session.action("UpdateConfig", SrcFilename="manager.conf", DstFilename=target, Reload="no",
+                                     **{"Action-000000": "Append", "Cat-000000": "general",
+                                        "Var-000000": "displayconnects", "Value-000000": "yes"})
+            assert "Save of config failed" in refused.value.message, (target, refused.value.message)
+    assert manager_conf.read_bytes() == before
 
 
 # ---------------------------------------------------------------- secrets in logs
