@@ -23,7 +23,7 @@ import pytest
 
 from tests.e2e.conftest import LiveStack, poll, talk
 from tests.e2e.test_faults import events, packets_dropped
-from tests.e2e.test_reconcile import assert_reconciled
+from tests.e2e.test_reconcile import assert_reconciled, reconcile, settled
 from tests.e2e.test_routing import unanswered
 
 pytestmark = pytest.mark.e2e
@@ -152,3 +152,32 @@ def test_answered_calls_when_asterisk_is_killed_end_at_the_kill_flagged_estimate
     for row in rows:
         assert row["end_estimated"] is True, row
         assert abs((datetime.fromisoformat(row["ended_at"]) - killed_at).total_seconds()) <= 2, row
+
+
+QUEUE_NOBODY_ANSWERS = "+31201230015"  # its phone unreachable, then queue e2e-abandon, whose agent never answers
+
+
+def test_stopping_fairline_hands_queued_callers_back_to_the_dialplan(live: LiveStack) -> None:
+    s = live.stack
+    since = datetime.now(UTC)
+    pool, caller = call_in_background(live, QUEUE_NOBODY_ANSWERS, "uac_answered.xml")
+    with pool:
+        assert poll(lambda: events(live.logs(), "queue.joined"), timeout=15)
+        assert s.fairline is not None
+        s.fairline.send_signal(signal.SIGTERM)
+        try:
+            assert s.fairline.wait(timeout=15) == 0
+            # The number's fallback rings its first phone (unreachable) and hangs up: the caller is released
+            # at once, not held in Stasis() with nobody left to end the queue's minute.
+            result = caller.result(timeout=30)
+        finally:
+            s.start_fairline()
+    assert result.returncode == 0, result.stderr
+    [handed] = events(live.logs(), "call.handed_back")
+    assert handed["phase"] == "queued"
+    assert live.cdrs() == []  # fairline no longer had the call; Asterisk's record of it is imported
+    status, report = settled(live, since, calls=1)
+    assert [m["did"] for m in report["missing_in_fairline"]] == [QUEUE_NOBODY_ANSWERS]
+    imported = reconcile(live, since, "--import")
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert_reconciled(live, since, calls=1)
