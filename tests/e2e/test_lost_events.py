@@ -181,3 +181,21 @@ def test_stopping_fairline_hands_queued_callers_back_to_the_dialplan(live: LiveS
     imported = reconcile(live, since, "--import")
     assert imported.returncode == 0, imported.stdout + imported.stderr
     assert_reconciled(live, since, calls=1)
+
+
+AGENT_TALKS_15_S = "+31201230020"  # straight into queue e2e-long-talk: its agent answers, talks 15 s, hangs up
+
+
+def test_an_agent_who_hung_up_during_the_cut_releases_the_caller_after_the_reconnect(live: LiveStack) -> None:
+    since = datetime.now(UTC)
+    pool, caller = call_in_background(live, AGENT_TALKS_15_S, "uac_answered.xml")
+    with pool:
+        assert poll(lambda: events(live.logs(), "queue.connected"), timeout=20)
+        connected = time.monotonic()
+        cut_until(live, after=connected + 15 + 1)  # the agent hangs up while nobody listens
+        result = caller.result(timeout=60)
+    assert result.returncode == 0, result.stderr  # released (BYE), not left alone in the bridge
+    assert missed(live, "agent hang-up")
+    [row] = live.wait_cdrs(1)
+    assert (row["did"], row["disposition"], row["queue_disposition"]) == (AGENT_TALKS_15_S, "answered", "answered")
+    assert_reconciled(live, since, calls=1)
