@@ -7,11 +7,13 @@ import types
 from pathlib import Path
 from typing import Any
 
+import pytest
 import structlog
 
 from ari_app.config.yaml_loader import parse
 from ari_app.runtime.config_parse import Prepared, derive
 from ari_app.runtime.config_watch import Cached
+from ari_app.runtime import live_config
 from ari_app.runtime.live_config import LiveConfig
 
 TEXT = (Path(__file__).resolve().parents[2] / "dialplan" / "fairline.yaml").read_text()
@@ -50,3 +52,31 @@ async def test_a_version_that_moves_or_retypes_a_number_syncs_it() -> None:
 async def test_a_sync_that_failed_is_tried_again_with_the_next_version() -> None:
     route_only = TEXT.replace('"+31612345673"', '"+31612345674"')
     assert await apply_versions([TEXT, route_only], [False, True]) == ["+31201234567", "+31201234567"]
+
+
+async def test_versions_in_quick_succession_publish_the_fallback_once_more_the_newest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    published: list[str] = []
+
+    async def publish(_: Any, text: str) -> Any:
+        published.append(text)
+        return types.SimpleNamespace(extensions=1, digest="d")
+
+    monkeypatch.setattr(live_config, "publish_fallback", publish)
+    monkeypatch.setattr(live_config, "PUBLISH_EVERY_S", 0.3)
+
+    async def synced(_: Any) -> bool:
+        return True
+
+    app: Any = types.SimpleNamespace(config=None, rates=None, calls={},
+                                     config_origin=types.SimpleNamespace(version=None, source="file"))
+    live = LiveConfig(app, sync_directory=synced, ami=object(), log=structlog.get_logger("test"))  # type: ignore[arg-type]
+    texts = [TEXT.replace('"+31612345673"', f'"+3161234567{d}"') for d in (3, 4, 6)]
+    for i, text in enumerate(texts, start=1):
+        config = parse(text, f"config v{i}")
+        await live.apply(Prepared(config, derive(config)), Cached(i, f"v{i}", text))
+        await asyncio.sleep(0.01)
+    while live._tasks:
+        await asyncio.sleep(0.01)
+    assert len(published) == 2  # v1 at once; v2 was overtaken by v3 while the first publish's interval ran
+    assert "+31612345676" in published[1] and "+31612345674" not in published[1]
