@@ -223,8 +223,12 @@ class Spool:
         """Keep a CDR the database refused `entry.tries` times, with the last error, in the dead-letter file."""
         record = {"dead_lettered_at": _now(), "tries": entry.tries, "error": error, "cdr": entry.cdr.to_json()}
         with self._lock:
+            try:
+                fresh = self.dead_letter_path.stat().st_size == 0
+            except OSError:
+                fresh = True  # moved away by a person since: a new count
             self._append_bytes(self.dead_letter_path, _line(record))
-            self._dead_letters += 1
+            self._dead_letters = 1 if fresh else self._dead_letters + 1
 
     def clear_if_read(self, offset: int) -> bool:
         """Remove the spool file if nothing lies past `offset` (all of it is in the database); whether it did.

@@ -283,6 +283,13 @@ class TestDeadLetters:
         spool.dead_letter_path.rename(tmp_path / "looked-at.jsonl")
         assert spool.dead_letters == 0
 
+    def test_a_new_dead_letter_after_the_file_was_moved_away_starts_a_new_count(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path)
+        spool.dead_letter(Spooled(cdr(1), 5), "RaiseError: no")
+        spool.dead_letter_path.rename(tmp_path / "looked-at.jsonl")
+        spool.dead_letter(Spooled(cdr(2), 5), "RaiseError: no")
+        assert spool.dead_letters == 1
+
 
 class TestWaitingCallIds:
     def test_the_call_ids_of_every_cdr_not_yet_in_the_database_with_their_file(self, tmp_path: Path) -> None:
