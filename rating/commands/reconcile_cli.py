@@ -175,8 +175,8 @@ async def _reconcile(conn: asyncpg.Connection, calls: dict[str, AsteriskCall], w
     from rating.core.reconcile import nodes, reconcile
 
     in_window = [c.call_id for c in calls.values() if c.started_at in window]
-    # The file speaks for its own nodes; with none (an empty file) every CDR is compared with it.
-    cdrs = await fetch_cdrs(conn, window, in_window, nodes(calls.values()) or None)
+    # The file speaks for its own nodes; without a call (an empty file) every CDR is compared with it.
+    cdrs = await fetch_cdrs(conn, window, in_window, nodes(calls.values()) if calls else None)
     return reconcile(calls.values(), cdrs, window, now=utc_now(), settle=settle)
 
 

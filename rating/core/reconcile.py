@@ -355,8 +355,12 @@ def reconcile(asterisk: Iterable[AsteriskCall], fairline: Iterable[FairlineCdr],
 
 
 def nodes(calls: Iterable[AsteriskCall]) -> frozenset[str]:
-    """The nodes whose calls an Asterisk CDR file holds ('' for calls from before systemname was set)."""
-    return frozenset(node_of(c.call_id) for c in calls)
+    """The nodes whose CDRs an Asterisk CDR file is compared with: those its call ids name, and always ''.
+
+    A CDR whose call id names no node (from before systemname was set, or stored by hand)
+    could be any node's, so every file is compared with it.
+    """
+    return frozenset({""} | {node_of(c.call_id) for c in calls})
 
 
 def _why_not_in_fairline(call: AsteriskCall) -> str:

@@ -387,9 +387,11 @@ class TestNotImportableYet:
 
 class TestNodes:
     def test_a_file_speaks_for_the_nodes_its_call_ids_name(self) -> None:
-        """Calls from before systemname was set have no prefix: node ''."""
-        assert nodes([call("node1-100.1"), call("node1-100.2"), call("100.3"), call("a-b-100.4")]) == {
-            "node1", "", "a-b"}
+        assert nodes([call("node1-100.1"), call("node1-100.2"), call("a-b-100.4")]) == {"node1", "a-b", ""}
+
+    def test_cdrs_that_name_no_node_are_compared_with_every_file(self) -> None:
+        """Calls from before systemname was set, or stored by hand: they could be any node's."""
+        assert nodes([call("node1-100.1")]) == {"node1", ""}
 
 
 class TestImportFromAsterisk:
