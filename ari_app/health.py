@@ -6,9 +6,10 @@ and a status server that cannot listen is logged, never a reason to stop routing
 /healthz answers 200 while calls are handled and their CDRs are safe, 503 otherwise:
 
 - ok (200): the ARI events websocket is up and CDRs reach the database.
-- degraded (200): PostgreSQL is down and CDRs are spooled to disk. Calls still flow and
-  no CDR is at risk, and restarting fairline would not bring the database back (it would
-  only drop fairline out of the call path meanwhile), so a supervisor must not act on it.
+- degraded (200): PostgreSQL is down and CDRs are spooled to disk, or CDRs wait in the
+  dead-letter file for a person. Calls still flow and no CDR is lost, and restarting
+  fairline would fix neither (it would only drop fairline out of the call path
+  meanwhile), so a supervisor must not act on it.
 - down (503): the ARI websocket is not connected (new calls take the dialplan fallback),
   or the CDR writer is failing (CDRs held in memory only, or the writer stopped).
 """
@@ -100,6 +101,12 @@ class CdrWriterView(Protocol):
     @property
     def spool_depth(self) -> int: ...
     @property
+    def dead_lettered(self) -> int: ...
+    @property
+    def dead_letters(self) -> int: ...
+    @property
+    def dead_letter_path(self) -> str: ...
+    @property
     def failing(self) -> str | None: ...
     @property
     def write_latency(self) -> LatencyHistogram: ...
@@ -133,19 +140,20 @@ def health(app: AppView, writer: CdrWriterView) -> tuple[int, dict[str, object]]
     failing = writer.failing
     if failing is not None:
         problems.append(failing)
-    if problems:
-        status = "down"
-    elif writer.database_down:
-        status = "degraded"
+    down = bool(problems)
+    if writer.database_down:
         problems.append("database unreachable: CDRs are spooled to disk and replayed when it answers")
-    else:
-        status = "ok"
+    if dead := writer.dead_letters:
+        problems.append(f"{dead} CDR(s) in the dead-letter file {writer.dead_letter_path}: PostgreSQL refused each "
+                        "again and again while it took others; a person must look (docs/operations.md)")
+    status = "down" if down else "degraded" if problems else "ok"
     body: dict[str, object] = {
         "status": status,
         "ari_connected": app.ari_connected,
         "database": "down" if writer.database_down else "up",
         "calls_in_progress": len(app.calls),
         "cdr_spool_depth": writer.spool_depth,
+        "cdr_dead_letters": writer.dead_letters,
         "config": {"source": app.config_origin.source, "version": app.config_origin.version},
         "problems": problems,
     }
@@ -202,6 +210,12 @@ def _metrics(app: AppView, writer: CdrWriterView, loop: LoopView | None) -> Iter
     yield from _one("fairline_cdrs_spooled_total", "counter", "CDRs appended to the spool.", writer.spooled)
     yield from _one("fairline_cdrs_rejected_total", "counter",
                     "CDRs the database refused as invalid, kept in the spool's rejected file.", writer.rejected)
+    yield from _one("fairline_cdrs_dead_lettered_total", "counter",
+                    "CDRs moved to the dead-letter file: refused on every try, for a reason outside their values, "
+                    "while the database took others.", writer.dead_lettered)
+    yield from _one("fairline_cdr_dead_letters", "gauge",
+                    "CDRs in the dead-letter file now, waiting for a person; 0 once the file is moved away.",
+                    writer.dead_letters)
 
     yield from _histogram("fairline_call_start_asterisk_delay_seconds",
                           "From a new call's channel being created to Asterisk sending its StasisStart: how far "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -67,7 +67,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
     rec.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     rec.add_argument("--import", dest="import_missing", action="store_true",
                      help="store a rated CDR (source 'asterisk') for each call only Asterisk has, built from its "
-                          "record, then compare again")
+                          "record, then compare again; a call fairline took is imported only when its own CDR "
+                          "is not waiting in --spool-dir")
+    rec.add_argument("--spool-dir", type=Path, metavar="DIR",
+                     help="with --import: the spool directory of the fairline that took the calls, read only; "
+                          "default $FAIRLINE_SPOOL_DIR, without either no call fairline took is imported")
     if load_rates is not None:
         rec.add_argument("--config", type=Path, metavar="FILE",
                          help="with --import: price with this configuration's tariff; default $FAIRLINE_CONFIG, "
@@ -122,12 +126,14 @@ def _cmd_reconcile(args: argparse.Namespace, load_rates: RatesLoader | None) -> 
         except ValueError as bad:
             return _error(str(bad))
 
+    waiting = read_spool(Path(args.spool_dir)) if args.import_missing and args.spool_dir else None
+
     async def work(conn: asyncpg.Connection) -> int:
         found = await _reconcile(conn, calls, window, args.settle)
         imported: list[RatedCdr] = []
         refused: list[tuple[str, str]] = []
         if args.import_missing and found.missing_in_fairline:
-            imported, refused = await import_missing(conn, found.missing_in_fairline, rates)
+            imported, refused = await import_missing(conn, found.missing_in_fairline, rates, waiting)
             found = await _reconcile(conn, calls, window, args.settle)
         if args.json:
             write_json(sys.stdout, found, imported if args.import_missing else None, refused)
@@ -152,28 +158,43 @@ def read_asterisk_calls(path: Path) -> dict[str, AsteriskCall]:
         return inbound_calls(parse_asterisk_cdr(f))
 
 
+def read_spool(directory: Path) -> dict[str, str] | None:
+    """The call ids whose CDR waits in fairline's spool directory, with the file; None (and a warning) if unreadable."""
+    from rating.storage.spool import waiting_call_ids
+
+    try:
+        return waiting_call_ids(directory)
+    except OSError as problem:
+        print(f"fairline: cannot read the spool directory {directory}: {problem.strerror or problem}; "
+              "no call fairline took is imported", file=sys.stderr)
+        return None
+
+
 async def _reconcile(conn: asyncpg.Connection, calls: dict[str, AsteriskCall], window: Window,
                      settle: timedelta) -> Reconciliation:
-    from rating.core.reconcile import reconcile
+    from rating.core.reconcile import nodes, reconcile
 
     in_window = [c.call_id for c in calls.values() if c.started_at in window]
-    cdrs = await fetch_cdrs(conn, window, in_window)
+    # The file speaks for its own nodes; without a call (an empty file) every CDR is compared with it.
+    cdrs = await fetch_cdrs(conn, window, in_window, nodes(calls.values()) if calls else None)
     return reconcile(calls.values(), cdrs, window, now=utc_now(), settle=settle)
 
 
 # -------------------------------------------------------------------- database
 
 
-async def fetch_cdrs(conn: asyncpg.Connection, window: Window, call_ids: Sequence[str]) -> list[FairlineCdr]:
-    """The CDRs that started in the window, and those of the given call ids wherever they started."""
+async def fetch_cdrs(conn: asyncpg.Connection, window: Window, call_ids: Sequence[str],
+                     nodes: Collection[str] | None) -> list[FairlineCdr]:
+    """The CDRs of `nodes` (None: of any) that started in the window, and those of the given call ids wherever they started."""
     from rating.core.reconcile import FairlineCdr
 
     rows = await conn.fetch(
         """SELECT call_id, did, started_at, ended_at, source FROM cdrs
            WHERE started_at >= $1 AND ($2::timestamptz IS NULL OR started_at < $2)
+             AND ($4::text[] IS NULL OR node = ANY($4::text[]))
            UNION
            SELECT call_id, did, started_at, ended_at, source FROM cdrs WHERE call_id = ANY($3::text[])""",
-        window.since, window.until, list(call_ids))
+        window.since, window.until, list(call_ids), None if nodes is None else sorted(nodes))
     return [FairlineCdr(r["call_id"], r["did"], r["started_at"], r["ended_at"], r["source"]) for r in rows]
 
 
@@ -187,14 +208,16 @@ async def fetch_directory(conn: asyncpg.Connection, numbers: Sequence[str]) -> d
     return {r["e164"]: DirectoryEntry(r["customer_id"], NumberType(r["number_type"])) for r in rows}
 
 
-async def import_missing(conn: asyncpg.Connection, missing: Sequence[MissingInFairline],
-                         rates: RateTable) -> tuple[list[RatedCdr], list[tuple[str, str]]]:
+async def import_missing(conn: asyncpg.Connection, missing: Sequence[MissingInFairline], rates: RateTable,
+                         waiting: Mapping[str, str] | None) -> tuple[list[RatedCdr], list[tuple[str, str]]]:
     """Store a rated CDR for each call, as `fairline cdr import` does (rate_record, insert_cdrs).
 
-    Returns the CDRs that were new (a call id stored meanwhile, e.g. by fairline, is left
-    as it is) and the calls that could not be imported, with why.
+    A call fairline took is left alone while its own CDR may still come (`waiting`: the call
+    ids in fairline's spool directory, None when it could not be read). Returns the CDRs that
+    were new (a call id stored meanwhile is left as it is: an import never overwrites a row)
+    and the calls that were not imported, with why.
     """
-    from rating.core.reconcile import NotImportable, asterisk_cdr, e164
+    from rating.core.reconcile import NotImportable, asterisk_cdr, e164, not_importable_yet
     from rating.storage import billing
     from rating.storage.database import insert_cdrs
 
@@ -203,6 +226,9 @@ async def import_missing(conn: asyncpg.Connection, missing: Sequence[MissingInFa
     cdrs: list[RatedCdr] = []
     refused: list[tuple[str, str]] = []
     for m in missing:
+        if (not_yet := not_importable_yet(m.call, waiting)) is not None:
+            refused.append((m.call.call_id, not_yet))
+            continue
         try:
             cdrs.append(asterisk_cdr(m.call, directory, rates))
         except NotImportable as no:

@@ -39,6 +39,19 @@ class QueueOutcome(str, enum.Enum):
 
 
 _MILLISECOND = Decimal("0.001")
+# Asterisk's channel ids: NODE-EPOCH.SEQ with asterisk.conf's systemname set, EPOCH.SEQ without.
+_NODE_IN_CALL_ID = re.compile(r"(.+)-[0-9]+\.[0-9]+", re.DOTALL)  # PostgreSQL's . matches a newline too
+
+
+def node_of(call_id: str) -> str:
+    """The node (Asterisk's systemname) a call id names; '' for a call id without one.
+
+    The same rule as the cdrs.node column (migration 0012_cdr_node.sql).
+    """
+    found = _NODE_IN_CALL_ID.fullmatch(call_id)
+    return found.group(1) if found else ""
+
+
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 

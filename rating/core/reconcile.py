@@ -8,7 +8,10 @@ a call's id is that channel's uniqueid, which is also fairline's `cdrs.call_id`.
 `reconcile` lists the calls of a time window that one side has and the other lacks,
 each with the likely reason; calls that ended less than a settle margin ago are left
 for the next run, since either side may still be writing them. `asterisk_cdr` turns
-a call only Asterisk has into a rated CDR for `fairline reconcile --import`.
+a call only Asterisk has into a rated CDR for `fairline reconcile --import`, and
+`not_importable_yet` keeps it from doing so while fairline's own CDR may still come.
+With asterisk.conf's systemname set, a call id starts with its node's name
+(rating/core/cdr.py node_of): `nodes` tells which nodes an Asterisk file speaks for.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 
 
 from rating.core import numbering
-from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from rating.core.cdr import CallRecord, Disposition, RatedCdr, node_of, rate_record
 from rating.errors import RatingError
 from rating.core.tariff import NumberType, RateTable
 
@@ -305,8 +308,9 @@ def reconcile(asterisk: Iterable[AsteriskCall], fairline: Iterable[FairlineCdr],
 
     `asterisk`: every inbound call of Asterisk's file, whenever it started (a call is
     in the window when either side says it started there; the first call of the file
-    tells whether Asterisk was recording yet). `fairline`: the CDRs that started in the
-    window plus any whose id is among Asterisk's calls in it. Historic imports
+    tells whether Asterisk was recording yet). `fairline`: the CDRs of the file's `nodes`
+    that started in the window, plus any whose id is among Asterisk's calls in it (another
+    node's CDRs are another file's business). Historic imports
     (source `import`) count as present but are never missed in Asterisk's file.
     """
     if settle < timedelta(0):
@@ -348,6 +352,15 @@ def reconcile(asterisk: Iterable[AsteriskCall], fairline: Iterable[FairlineCdr],
         missing_in_asterisk=tuple(sorted(missing_a, key=lambda m: (m.cdr.started_at, m.cdr.call_id))),
         unsettled=tuple(sorted(unsettled)), not_for_fairline=not_for_fairline,
     )
+
+
+def nodes(calls: Iterable[AsteriskCall]) -> frozenset[str]:
+    """The nodes whose CDRs an Asterisk CDR file is compared with: those its call ids name, and always ''.
+
+    A CDR whose call id names no node (from before systemname was set, or stored by hand)
+    could be any node's, so every file is compared with it.
+    """
+    return frozenset({""} | {node_of(c.call_id) for c in calls})
 
 
 def _why_not_in_fairline(call: AsteriskCall) -> str:
@@ -404,6 +417,28 @@ def asterisk_cdr(call: AsteriskCall, directory: Mapping[str, DirectoryEntry], ra
     if entry is None:
         return rate_record(record, None, None, rates, source=SOURCE)
     return rate_record(record, entry.customer_id, entry.number_type, rates, source=SOURCE)
+
+
+def not_importable_yet(call: AsteriskCall, waiting: Mapping[str, str] | None) -> str | None:
+    """Why Asterisk's record of `call` must not be imported now, or None when it may be.
+
+    A call fairline took has fairline's own CDR, richer than Asterisk's record (the cause,
+    the target, queue visits, the recording); when it is missing in PostgreSQL it may still
+    wait in fairline's spool directory. `waiting`: the call ids found there, each with its
+    file (rating/storage/spool.py waiting_call_ids); None when the directory cannot be read.
+    Calls the dialplan served while fairline was not connected (or shed) have no such CDR.
+    """
+    if call.path is not CallPath.FAIRLINE:
+        return None
+    if waiting is None:
+        return ("fairline took this call, so its own CDR may still wait in fairline's spool, which reconcile "
+                "cannot read: run it with --spool-dir (FAIRLINE_SPOOL_DIR) of the fairline that took the call")
+    where = waiting.get(call.call_id)
+    if where is None:
+        return None
+    return (f"fairline's own CDR of this call is in its spool directory ({where}), not in PostgreSQL yet: it is "
+            "stored from there (cdrs.jsonl: when PostgreSQL takes it; rejected.jsonl, dead-letter.jsonl: once a "
+            "person has dealt with it)")
 
 
 def _disposition(call: AsteriskCall, *, in_service: bool) -> Disposition:

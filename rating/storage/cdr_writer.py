@@ -3,7 +3,13 @@
 The ARI app calls `submit` (synchronous, never blocks, never raises); a background
 task inserts the CDRs in batches. While PostgreSQL is unreachable the batches go to
 the on-disk spool, in order, and the spool is replayed, in order, once it answers
-again. Inserts are idempotent on the call id, so a replay doubles nothing.
+again: a cheap probe first (an insert of no rows), then the spool in segments, one
+segment per turn of the task, from where the last one ended; retries back off from
+retry_s to max_retry_s. Inserts are idempotent on the call id, so a replay doubles
+nothing. A CDR the database refuses while it takes others, for a reason outside its
+values (a trigger's error, an index row too large), goes back to the end of the spool
+to be tried again later, and after max_tries to the dead-letter file: it never holds
+up the CDRs behind it for long (decision 0023).
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ import structlog
 
 from plumbing.metrics import LatencyHistogram
 from rating.core.cdr import RatedCdr
-from rating.storage.spool import Spool, SpoolError
-from rating.storage.database import insert_cdrs, is_row_fault
+from rating.storage.spool import Spool, Spooled, SpoolError
+from rating.storage.database import insert_cdrs, is_row_fault, probe_cdr_store
 from plumbing.tasks import spawn
 
 log = structlog.get_logger(__name__)
@@ -36,10 +42,20 @@ _OUTAGES: tuple[type[BaseException], ...] = (
 
 @dataclasses.dataclass(slots=True)
 class _Stored:
+    read: int = 0
     new: int = 0
     already_there: int = 0
     rejected: int = 0
-    unwritten: list[RatedCdr] = dataclasses.field(default_factory=list)  # the database failed before these
+    dead_lettered: int = 0
+    unwritten: list[Spooled] = dataclasses.field(default_factory=list)  # the database failed before these
+    retry: list[Spooled] = dataclasses.field(default_factory=list)  # refused for now: back to the spool
+
+    def add(self, other: _Stored) -> None:
+        self.read += other.read
+        self.new += other.new
+        self.already_there += other.already_there
+        self.rejected += other.rejected
+        self.dead_lettered += other.dead_lettered
 
 
 class CdrWriter:
@@ -50,9 +66,12 @@ class CdrWriter:
 
     def __init__(self, pool: asyncpg.Pool | asyncpg.Connection, spool_dir: str | PathLike[str], *,
                  batch_size: int = 200, backlog_batch_size: int = 2000, max_delay_s: float = 0.2,
-                 retry_s: float = 1.0, timeout_s: float = 10.0) -> None:
+                 retry_s: float = 1.0, max_retry_s: float = 10.0, timeout_s: float = 10.0,
+                 max_tries: int = 5) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if max_tries < 1:
+            raise ValueError(f"max_tries must be at least 1, got {max_tries}")
         self._pool = pool
         self.spool = Spool(spool_dir)
         # A batch is written once it holds batch_size CDRs (or max_delay_s after its first); CDRs
@@ -62,19 +81,30 @@ class CdrWriter:
         self._backlog_batch_size = max(batch_size, backlog_batch_size)
         self._max_delay_s = max_delay_s
         self._retry_s = retry_s
+        self._max_retry_s = max(retry_s, max_retry_s)
+        self._delay_s = retry_s  # until the next attempt after a failure: doubles while the database stays down
         self._timeout_s = timeout_s  # an insert that hangs (a silent network) counts as an outage
+        self._max_tries = max_tries
         self._queue: asyncio.Queue[RatedCdr | None] = asyncio.Queue()  # None: stop
-        self._held: list[RatedCdr] = []  # taken from the queue, in neither the database nor the spool yet
+        self._held: list[Spooled] = []  # taken from the queue, in neither the database nor the spool yet
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        # True while new CDRs must go behind spooled ones: the database failed, or the
-        # spool held CDRs at start-up. Cleared when a replay has emptied the spool.
+        # True while new CDRs must go behind spooled ones: the database failed, a CDR waits for
+        # another try, or the spool held CDRs at start-up. Cleared when a replay has emptied the spool.
         self._spooling = False
+        # The replay: the spool file is read from _offset (bytes) in segments. A pass reads up to
+        # where the file ended when it began (_pass_end); what is appended meanwhile (new CDRs, CDRs
+        # sent back for another try) waits for the next pass, so a refused CDR is not retried at once.
+        self._offset = 0
+        self._pass_end: int | None = None
+        self._pass_retry_tries = 0  # the most tries of a CDR this pass sent back to the spool
+        self._replayed = _Stored()  # since the spool was last empty, for the cdr.replayed line
         self._down_since: float | None = None  # loop time of the failure that began an outage
         self._retry_at = 0.0
         self._written = 0
         self._spooled = 0
         self._rejected = 0
+        self._dead_lettered = 0
         self._stuck = False  # the last attempt to store held CDRs found neither the database nor the spool
         self.write_latency = LatencyHistogram()  # of every insert the database completed
 
@@ -86,13 +116,27 @@ class CdrWriter:
 
     @property
     def spooled(self) -> int:
-        """CDRs this writer has appended to the spool."""
+        """CDRs this writer has appended to the spool (those sent back for another try included)."""
         return self._spooled
 
     @property
     def rejected(self) -> int:
         """CDRs the database refused as invalid, kept in the spool's rejected file."""
         return self._rejected
+
+    @property
+    def dead_lettered(self) -> int:
+        """CDRs this writer moved to the dead-letter file after max_tries refusals."""
+        return self._dead_lettered
+
+    @property
+    def dead_letters(self) -> int:
+        """CDRs in the dead-letter file now, waiting for a person (one stat: cheap)."""
+        return self.spool.dead_letters
+
+    @property
+    def dead_letter_path(self) -> str:
+        return str(self.spool.dead_letter_path)
 
     @property
     def pending(self) -> int:
@@ -126,8 +170,11 @@ class CdrWriter:
         await asyncio.to_thread(self.spool.check)  # an unwritable spool stops start-up with SpoolError
         if await asyncio.to_thread(self.spool.has_cdrs):
             # CDRs spooled before a crash or restart go in first; until then new ones queue behind them.
-            log.info("spool.found", path=str(self.spool.path))
+            log.info("spool.found", path=str(self.spool.path), cdrs=self.spool.depth)
             self._spooling = True
+        if self.spool.dead_letters:
+            log.error("spool.dead_letters_waiting", path=self.dead_letter_path, cdrs=self.spool.dead_letters,
+                      hint="CDRs PostgreSQL refused again and again: see docs/operations.md")
         self._task = spawn(self._run(), name="cdr-writer", log=log, crashed="cdr_writer.crashed")
         return self
 
@@ -139,7 +186,7 @@ class CdrWriter:
             await self._task
         self._closed = True
         log.info("cdr_writer.stopped", written=self._written, spooled=self._spooled, rejected=self._rejected,
-                 pending=self.pending, database_down=self.database_down)
+                 dead_lettered=self._dead_lettered, pending=self.pending, database_down=self.database_down)
 
     def submit(self, cdr: RatedCdr) -> None:
         """Hand over a finished call's CDR; returns at once, never raises."""
@@ -157,7 +204,7 @@ class CdrWriter:
                 try:
                     stopping = await self._collect(stopping)
                     if self._spooling and _now() >= self._retry_at:
-                        await self._replay()
+                        await self._replay_step()
                     if self._held:
                         await self._store_held()
                     if stopping and self._held:
@@ -176,7 +223,7 @@ class CdrWriter:
             while not self._queue.empty():
                 item = self._queue.get_nowait()
                 if item is not None:
-                    self._held.append(item)
+                    self._held.append(Spooled(item))
             self._last_resort("cancelled")
             raise
 
@@ -184,7 +231,7 @@ class CdrWriter:
         """Move queued CDRs into self._held: up to a batch, or what arrives within max_delay_s.
 
         Returns whether the writer was asked to stop. When spooling, waits no longer than
-        the next replay; after a failed attempt to store, first waits for the retry time.
+        the next replay step; after a failed attempt to store, first waits for the retry time.
         """
         if stopping:
             self._take_nowait()
@@ -200,7 +247,7 @@ class CdrWriter:
             return False
         if first is None:
             return True
-        self._held.append(first)
+        self._held.append(Spooled(first))
         deadline = _now() + self._max_delay_s
         while len(self._held) < self._batch_size:
             if self._queue.empty():
@@ -216,7 +263,7 @@ class CdrWriter:
                 item = self._queue.get_nowait()
             if item is None:
                 return True
-            self._held.append(item)
+            self._held.append(Spooled(item))
         return self._take_nowait()
 
     def _take_nowait(self) -> bool:
@@ -225,16 +272,31 @@ class CdrWriter:
             item = self._queue.get_nowait()
             if item is None:
                 return True
-            self._held.append(item)
+            self._held.append(Spooled(item))
         return False
 
     async def _store_held(self) -> None:
         """Write the held CDRs to the database or, while it is down or the spool is not empty, to the spool."""
         tried_database = not self._spooling
-        if tried_database and await self._write_held():
-            self._stuck = False
-            return
-        reason = "database_down" if self.database_down else "spool_not_replayed"
+        if tried_database:
+            result = await self._write(self._held)
+            self._held = result.unwritten + result.retry
+            if not self._held:
+                log.info("cdr.written", count=result.new + result.already_there, new=result.new,
+                         already_there=result.already_there, rejected=result.rejected,
+                         dead_lettered=result.dead_lettered)
+                self._stuck = False
+                return
+            if result.retry and not result.unwritten:
+                # Refused for now: the spool keeps them, and the CDRs after them, until their next try.
+                self._spooling = True
+                self._retry_at = _now() + self._retry_delay(max(e.tries for e in result.retry))
+        if self.database_down:
+            reason = "database_down"
+        elif tried_database:
+            reason = "refused_for_now"
+        else:
+            reason = "spool_not_replayed"
         try:
             await asyncio.to_thread(self.spool.append, self._held)
         except SpoolError as exc:
@@ -242,7 +304,8 @@ class CdrWriter:
             self._retry_at = _now() + self._retry_s
             if not tried_database:
                 # With the spool broken the database is the only safe place left: safe beats in order.
-                await self._write_held()
+                result = await self._write(self._held)
+                self._held = result.unwritten + result.retry
             self._stuck = bool(self._held)
             return
         log.warning("cdr.spooled", count=len(self._held), reason=reason, path=str(self.spool.path))
@@ -250,68 +313,105 @@ class CdrWriter:
         self._held = []
         self._stuck = False
 
-    async def _write_held(self) -> bool:
-        result = await self._write(self._held)
-        self._held = result.unwritten
-        if self._held:
-            return False
-        log.info("cdr.written", count=result.new + result.already_there, new=result.new,
-                 already_there=result.already_there, rejected=result.rejected)
-        return True
+    async def _replay_step(self) -> None:
+        """Store the next segment of the spool; empty the spool once all of it is in the database.
 
-    async def _replay(self) -> None:
-        """Store the spool's CDRs in order, in batches; empty it once all are in the database."""
-        self._retry_at = _now() + self._retry_s  # the next attempt, should this one fail
+        A probe comes first whenever the database may be down, so an outage costs one round
+        trip per retry, not a read of the spool. One segment per call: the task collects new
+        CDRs in between, and nothing but a segment is ever in memory.
+        """
+        self._retry_at = _now() + self._delay_s  # the next attempt, should this one fail
+        if self._pass_end is None or self.database_down:
+            problem = await self._probe()
+            if problem is not None:
+                self._database_failed(problem)
+                return
         try:
-            cdrs = await asyncio.to_thread(self.spool.read)
+            if self._pass_end is None:
+                self._pass_end = await asyncio.to_thread(self.spool.size)
+                self._pass_retry_tries = 0
+            segment = await asyncio.to_thread(self.spool.read_segment, self._offset,
+                                              limit=self._backlog_batch_size, until=self._pass_end)
         except SpoolError as exc:
             log.error("spool.read_failed", error=str(exc))
             return
-        total = _Stored()
-        for start in range(0, len(cdrs), self._backlog_batch_size):
-            result = await self._write(cdrs[start:start + self._backlog_batch_size])
+        if segment.entries:
+            result = await self._write(segment.entries)
             if result.unwritten:
-                # The spool stays as it is: rows stored meanwhile are found "already there" next
-                # time (rows rejected meanwhile are rejected again, so may show twice in that file).
+                # The offset stays: rows stored meanwhile are found "already there" next time (rows
+                # rejected meanwhile are rejected again, so may show twice in that file).
                 return
-            total.new += result.new
-            total.already_there += result.already_there
-            total.rejected += result.rejected
+            if result.retry:
+                self._pass_retry_tries = max(self._pass_retry_tries, *(e.tries for e in result.retry))
+                try:
+                    await asyncio.to_thread(self.spool.append, result.retry)
+                    self._spooled += len(result.retry)
+                except SpoolError as exc:
+                    log.error("spool.write_failed", error=str(exc), pending=self.pending + len(result.retry))
+                    self._held.extend(result.retry)  # stored with the next held CDRs, or spooled then
+            result.read = len(segment.entries)
+            self._replayed.add(result)
+        self._offset = segment.end
+        if self._offset < self._pass_end:
+            self._retry_at = _now()  # the next segment at once, after the task has looked at its queue
+            return
+        self._pass_end = None
         try:
-            await asyncio.to_thread(self.spool.clear)
+            cleared = await asyncio.to_thread(self.spool.clear_if_read, self._offset)
         except SpoolError as exc:
             log.error("spool.clear_failed", error=str(exc))
             return
+        if not cleared:
+            # Appended during this pass: new CDRs, or CDRs sent back to wait for another try.
+            tries = self._pass_retry_tries
+            self._retry_at = _now() + (self._retry_delay(tries) if tries else 0.0)
+            return
         self._spooling = False
-        if cdrs:
-            log.info("cdr.replayed", count=len(cdrs), new=total.new, already_there=total.already_there,
-                     rejected=total.rejected)
+        self._offset = 0
+        done, self._replayed = self._replayed, _Stored()
+        if done.read:
+            log.info("cdr.replayed", count=done.read, new=done.new, already_there=done.already_there,
+                     rejected=done.rejected, dead_lettered=done.dead_lettered)
 
-    async def _write(self, cdrs: Sequence[RatedCdr]) -> _Stored:
-        """Insert a batch; a row the database refuses as invalid is set aside, not the batch."""
+    async def _write(self, entries: Sequence[Spooled]) -> _Stored:
+        """Insert a batch; a row the database refuses while it takes others is set aside, not the batch."""
         try:
-            new = await self._insert(cdrs)
+            new = await self._insert([e.cdr for e in entries])
         except Exception as exc:
-            if not is_row_fault(exc):
-                self._database_failed(exc)
-                return _Stored(unwritten=list(cdrs))
-            log.warning("cdr.batch_refused", count=len(cdrs), error=_describe(exc))
-            return await self._write_one_by_one(cdrs)
-        self._written += len(cdrs)
-        return _Stored(new=len(new), already_there=len(cdrs) - len(new))
+            if is_row_fault(exc):
+                log.warning("cdr.batch_refused", count=len(entries), error=_describe(exc))
+                return await self._write_one_by_one(entries)
+            if not isinstance(exc, _OUTAGES) and await self._probe() is None:
+                # The database takes CDRs, not these: find the ones it refuses.
+                log.warning("cdr.batch_failed", count=len(entries), error=_describe(exc))
+                return await self._write_one_by_one(entries)
+            self._database_failed(exc)
+            return _Stored(unwritten=list(entries))
+        self._written += len(entries)
+        return _Stored(new=len(new), already_there=len(entries) - len(new))
 
-    async def _write_one_by_one(self, cdrs: Sequence[RatedCdr]) -> _Stored:
+    async def _write_one_by_one(self, entries: Sequence[Spooled]) -> _Stored:
         result = _Stored()
-        for i, cdr in enumerate(cdrs):
+        for i, entry in enumerate(entries):
             try:
-                new = await self._insert([cdr])
+                new = await self._insert([entry.cdr])
             except Exception as exc:
-                if not is_row_fault(exc):
+                if is_row_fault(exc):
+                    await self._reject(entry.cdr, exc)
+                    result.rejected += 1
+                elif isinstance(exc, _OUTAGES) or await self._probe() is not None:
                     self._database_failed(exc)
-                    result.unwritten = list(cdrs[i:])
+                    result.unwritten = list(entries[i:])
                     return result
-                await self._reject(cdr, exc)
-                result.rejected += 1
+                elif entry.tries + 1 >= self._max_tries:
+                    await self._dead_letter(Spooled(entry.cdr, entry.tries + 1), exc)
+                    result.dead_lettered += 1
+                else:
+                    retry = Spooled(entry.cdr, entry.tries + 1)
+                    log.warning("cdr.refused_for_now", call_id=entry.cdr.call.call_id, tries=retry.tries,
+                                max_tries=self._max_tries, retry_in_s=self._retry_delay(retry.tries),
+                                error=_describe(exc))
+                    result.retry.append(retry)
             else:
                 self._written += 1
                 result.new += len(new)
@@ -332,10 +432,25 @@ class CdrWriter:
         self._database_answered()
         return new
 
+    async def _probe(self) -> Exception | None:
+        """Whether the database takes CDRs now: None when it does, else what it raised."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await probe_cdr_store(self._pool)
+        except Exception as exc:
+            return exc
+        self._database_answered()
+        return None
+
     def _database_answered(self) -> None:
+        self._delay_s = self._retry_s
         if self._down_since is not None:
             log.info("db.back", down_s=round(_now() - self._down_since, 3))
             self._down_since = None
+
+    def _retry_delay(self, tries: int) -> float:
+        """How long a CDR refused `tries` times waits for its next try: retry_s, doubling, at most max_retry_s."""
+        return float(min(self._retry_s * 2 ** (tries - 1), self._max_retry_s))
 
     async def _reject(self, cdr: RatedCdr, exc: Exception) -> None:
         error = _describe(exc)
@@ -346,29 +461,43 @@ class CdrWriter:
             log.error("spool.reject_failed", call_id=cdr.call.call_id, error=str(spool_exc), cdr=cdr.to_json())
         self._rejected += 1
 
+    async def _dead_letter(self, entry: Spooled, exc: Exception) -> None:
+        error = _describe(exc)
+        log.error("cdr.dead_lettered", call_id=entry.cdr.call.call_id, tries=entry.tries, error=error,
+                  path=self.dead_letter_path, hint="PostgreSQL took other CDRs but refused this one each time: "
+                                                   "see docs/operations.md")
+        try:
+            await asyncio.to_thread(self.spool.dead_letter, entry, error)
+        except SpoolError as spool_exc:
+            log.error("spool.dead_letter_failed", call_id=entry.cdr.call.call_id, error=str(spool_exc),
+                      cdr=entry.cdr.to_json())
+        self._dead_lettered += 1
+
     def _database_failed(self, exc: Exception) -> None:
         self._spooling = True
-        self._retry_at = _now() + self._retry_s
+        self._retry_at = _now() + self._delay_s
         expected = isinstance(exc, _OUTAGES)
         if self._down_since is None:
             self._down_since = _now()
-            log.error("db.down", error=_describe(exc), retry_s=self._retry_s, exc_info=not expected)
+            log.error("db.down", error=_describe(exc), retry_s=self._delay_s, exc_info=not expected)
         else:
-            log.info("db.still_down", error=_describe(exc))
+            log.info("db.still_down", error=_describe(exc), retry_in_s=self._delay_s)
+        self._delay_s = min(self._delay_s * 2, self._max_retry_s)
 
     def _last_resort(self, reason: str) -> None:
         """Spool the held CDRs now, blocking the loop; failing that, log every row so none vanishes unseen."""
-        cdrs, self._held = self._held, []
-        if not cdrs:
+        entries, self._held = self._held, []
+        if not entries:
             return
         try:
-            self.spool.append(cdrs)
+            self.spool.append(entries)
         except SpoolError as exc:
-            for cdr in cdrs:
-                log.error("cdr.unsaved", reason=f"{reason}; {exc}", call_id=cdr.call.call_id, cdr=cdr.to_json())
+            for entry in entries:
+                log.error("cdr.unsaved", reason=f"{reason}; {exc}", call_id=entry.cdr.call.call_id,
+                          cdr=entry.cdr.to_json())
             return
-        self._spooled += len(cdrs)
-        log.warning("cdr.spooled", count=len(cdrs), reason=reason, path=str(self.spool.path))
+        self._spooled += len(entries)
+        log.warning("cdr.spooled", count=len(entries), reason=reason, path=str(self.spool.path))
 
 
 def _now() -> float:

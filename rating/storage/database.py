@@ -121,6 +121,12 @@ _CHARGE_BY_JOIN = charge_sql(eligible="r.fair_use_eligible", heavy="h.heavy", li
 
 # One statement for the CDRs and their recordings: a recording row is written exactly when
 # its CDR is new, so the two land together (or neither does) and a replayed batch doubles nothing.
+# A call already stored is left as it is, but for one case: fairline's own (live) CDR replaces
+# the poorer one `fairline reconcile --import` built from Asterisk's record (source 'asterisk',
+# no cause, no target, no recording), which it may have stored while the live CDR was still in
+# fairline's spool; the recording row then lands with it (decision 0023). Nothing else ever
+# overwrites a row, and an import never does.
+_REPLACED = [*_STAGING_NAMES, "charged_eur"]
 _INSERT_CDRS = f"""
 WITH r AS (
     DELETE FROM {_STAGING} RETURNING *
@@ -128,7 +134,9 @@ WITH r AS (
     INSERT INTO cdrs ({", ".join(_STAGING_NAMES)}, charged_eur)
     SELECT r.*, {_CHARGE_BY_JOIN}
     FROM r LEFT JOIN heavy_users h ON h.customer_id = r.customer_id AND h.month = r.billing_month
-    ON CONFLICT (call_id) DO NOTHING
+    ON CONFLICT (call_id) DO UPDATE
+        SET ({", ".join(_REPLACED)}, recorded_at) = ROW({", ".join("EXCLUDED." + c for c in _REPLACED)}, now())
+        WHERE cdrs.source = 'asterisk' AND EXCLUDED.source = 'live'
     RETURNING call_id, recording_mode, recording_evidence
 ), rec AS (
     INSERT INTO recordings (call_id, file, started_at, ended_at, duration_seconds, sha256, mode, evidence)
@@ -161,6 +169,28 @@ _ROW_FAULTS: tuple[type[Exception], ...] = (
 def is_row_fault(exc: BaseException) -> bool:
     """Whether a failed insert blames the rows themselves rather than the database being unavailable."""
     return isinstance(exc, _ROW_FAULTS)
+
+
+async def probe_cdr_store(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+    """Raise what storing CDRs would raise now for a reason outside any row; return when it would work.
+
+    Runs the insert itself with no rows, in a transaction: it finds the database unreachable,
+    the table missing, the transaction read-only or the role without rights, in one round trip
+    or three, where a real insert would first encode thousands of rows. Before a spool replay,
+    and to tell a row the database refuses for no fault of its values from a database that
+    takes no rows at all.
+    """
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as pooled:
+            await _probe(pooled)
+    else:
+        await _probe(conn)
+
+
+async def _probe(conn: asyncpg.Connection) -> None:
+    async with conn.transaction():
+        await conn.execute(_CREATE_STAGING)
+        await conn.fetch(_INSERT_CDRS, *([[]] * _RECORDING_COLUMNS))
 
 
 # A backlog batch (a spool replay, `fairline cdr import`, a burst) this big or bigger goes in as two

@@ -9,17 +9,24 @@ log, that calls still connect, and that PostgreSQL gets every call's CDR exactly
 - PostgreSQL is stopped for a minute while sipp places a call every 0.5 s;
 - Asterisk is restarted: fairline reconnects with back-off, no crash loop;
 - the spool directory is full (a tiny tmpfs mounted over it) or read-only (a read-only
-  bind mount): running as root, a chmod would not stop fairline's writes.
+  bind mount): running as root, a chmod would not stop fairline's writes;
+- PostgreSQL refuses one call's CDR (a trigger's error) while it takes the others: a poison CDR.
+
+The ten-minute outage is in test_long_outage.py (`make test-faults`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
+import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -29,7 +36,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import LiveStack, poll, stackmod
-from tests.e2e.test_reconcile import assert_reconciled
+from tests.e2e.test_reconcile import assert_reconciled, cdrs_of_caller_refused
 
 pytestmark = pytest.mark.e2e
 
@@ -277,3 +284,80 @@ def test_unwritable_spool_is_reported_loudly_by_name_and_calls_still_connect(liv
     assert not events(logs, "cdr.unsaved", "cdr_writer.error", "cdr_writer.crashed")
     assert s.fairline is not None and s.fairline.poll() is None
     assert_reconciled(live, since, calls=2)
+
+
+# ---------------------------------------------------------------- a poison CDR
+
+
+POISON_CALLER = "+31600000666"
+MAX_TRIES = 5  # rating/storage/cdr_writer.py: a CDR refused this often goes to the dead-letter file
+
+
+def metrics(live: LiveStack) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{live.stack.ports.status}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in text.splitlines() if line and line[0] != "#")}
+
+
+def healthz(live: LiveStack) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{live.stack.ports.status}/healthz", timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_cdr_postgresql_keeps_refusing_is_dead_lettered_loudly_while_the_others_flow(live: LiveStack) -> None:
+    """Issue 17: one CDR failing outside SQLSTATE classes 22/23 used to block every later CDR for ever."""
+    s = live.stack
+    since = datetime.now(UTC)
+    spool_dir = s.state_dir / "spool"
+    (spool_dir / "dead-letter.jsonl").unlink(missing_ok=True)  # left by an earlier run that failed half-way
+    calls = 12
+    with cdrs_of_caller_refused(live, POISON_CALLER):
+        assert live.call(ROUTED, "uac_answered.xml", caller=POISON_CALLER).returncode == 0
+        result = live.call(ROUTED, "uac_answered.xml", calls=calls, rate=1, timeout=calls + 30)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert poll(lambda: len(live.cdrs()) == calls and events(live.logs(), "cdr.dead_lettered"), timeout=60)
+
+        logs = live.logs()
+        [dead] = events(logs, "cdr.dead_lettered")
+        refused = events(logs, "cdr.refused_for_now")
+        assert [e["tries"] for e in refused] == list(range(1, MAX_TRIES))
+        assert {e["call_id"] for e in refused} == {dead["call_id"]}
+        assert (dead["level"], dead["tries"], dead["path"]) == ("error", MAX_TRIES,
+                                                                     str(spool_dir / "dead-letter.jsonl"))
+        assert "test trigger: CDR of" in dead["error"]
+        # The others flowed while it waited for its tries: stored before it was given up on.
+        rows = live.cdrs()
+        assert POISON_CALLER not in {r["caller"] for r in rows}
+        before = [r for r in rows if datetime.fromisoformat(r["recorded_at"]) < datetime.fromisoformat(dead["timestamp"])]
+        print(f"{len(before)} of {calls} CDRs stored before the poison CDR was dead-lettered "
+              f"{at(dead) - at(refused[0]):.1f} s after its first refusal")
+        assert before
+        assert not events(logs, "db.down", "cdr.rejected", "cdr_writer.error")
+
+        status, body = healthz(live)
+        assert (status, body["status"], body["database"], body["cdr_dead_letters"]) == (200, "degraded", "up", 1)
+        assert any("dead-letter file" in p for p in body["problems"])
+        m = metrics(live)
+        assert (m["fairline_cdrs_dead_lettered_total"], m["fairline_cdr_dead_letters"]) == (1, 1)
+        assert (m["fairline_cdr_spool_depth"], m["fairline_cdr_database_up"]) == (0, 1)
+        [kept] = [json.loads(line) for line in (spool_dir / "dead-letter.jsonl").read_text().splitlines()]
+        assert (kept["cdr"]["call_id"], kept["tries"]) == (dead["call_id"], MAX_TRIES)
+
+    # What docs/operations.md tells the operator: fix the cause (the trigger is gone), then, with fairline
+    # stopped, put the dead letters back at the end of the spool; fairline stores them when it starts.
+    assert s.fairline is not None
+    s.fairline.send_signal(signal.SIGTERM)
+    assert s.fairline.wait(timeout=15) == 0
+    dead_letters = spool_dir / "dead-letter.jsonl"
+    with (spool_dir / "cdrs.jsonl").open("a") as spool:
+        for line in dead_letters.read_text().splitlines():
+            spool.write(json.dumps(json.loads(line)["cdr"]) + "\n")
+    dead_letters.unlink()
+    s.start_fairline()
+    rows = live.wait_cdrs(calls + 1, timeout=30)
+    assert len(rows) == calls + 1 and len({r["call_id"] for r in rows}) == calls + 1
+    assert healthz(live)[1]["status"] == "ok"
+    assert_reconciled(live, since, calls=calls + 1)

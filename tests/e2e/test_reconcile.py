@@ -6,7 +6,9 @@ the calls of the whole session, while the `live` fixture empties the CDR table.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 import signal
 import subprocess
@@ -22,6 +24,25 @@ pytestmark = pytest.mark.e2e
 
 SETTLE = "1"  # seconds; the default (10) would only make the tests wait longer
 NOT_IN_SERVICE = "+31209999999"
+
+
+@contextlib.contextmanager
+def cdrs_of_caller_refused(live: LiveStack, caller: str) -> Iterator[None]:
+    """PostgreSQL refuses the CDRs of calls from `caller` with a trigger's error (SQLSTATE P0001, outside
+    classes 22 and 23) and takes every other CDR, until the block ends: a poison CDR (issue 17)."""
+    live.stack.psql("fairline", f"""
+        CREATE FUNCTION test_refuse_caller() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.caller = '{caller}' THEN RAISE EXCEPTION 'test trigger: CDR of % refused', NEW.call_id; END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER test_refuse_caller BEFORE INSERT OR UPDATE ON cdrs
+            FOR EACH ROW EXECUTE FUNCTION test_refuse_caller();""")
+    try:
+        yield
+    finally:
+        live.stack.psql("fairline", "DROP TRIGGER IF EXISTS test_refuse_caller ON cdrs; "
+                                    "DROP FUNCTION IF EXISTS test_refuse_caller()")
 
 
 def reconcile(live: LiveStack, since: datetime, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -147,3 +168,28 @@ def test_a_cdr_asterisk_never_recorded_is_listed_as_missing_in_asterisk(live: Li
     assert (report["matched"], report["missing_in_fairline"]) == (1, [])
     # Importing adds nothing Asterisk lacks: it only ever fills fairline's side.
     assert reconcile(live, since, "--import").returncode == 1
+
+
+def test_import_leaves_alone_a_call_whose_own_cdr_still_waits_in_fairlines_spool(live: LiveStack) -> None:
+    """Issue 17: importing it would store Asterisk's poorer record, and fairline's own CDR, replayed later,
+    used to be dropped by ON CONFLICT DO NOTHING. Now the import refuses it; the live CDR arrives."""
+    since = datetime.now(UTC)
+    waiting = "+31600000777"
+    with cdrs_of_caller_refused(live, waiting):
+        assert live.call("+31201230006", "uac_answered.xml", caller=waiting).returncode == 0
+        assert poll(lambda: any(e.get("event") == "cdr.refused_for_now" for e in live.logs()), timeout=20)
+        status, _ = settled(live, since, calls=1)
+        assert status == 1
+        imported = reconcile(live, since, "--import", "--json")
+        assert imported.returncode == 1, imported.stdout + imported.stderr
+        report = json.loads(imported.stdout)
+        [missing] = report["missing_in_fairline"]
+        assert report["imported"] == [] and missing["path"] == "fairline"
+        [refused] = report["not_imported"]
+        assert refused["call_id"] == missing["call_id"]
+        assert "in its spool directory (" in refused["reason"] and "not in PostgreSQL yet" in refused["reason"]
+        assert live.cdrs() == []
+    rows = live.wait_cdrs(1, timeout=30)  # its next try, once the database takes it
+    assert [(r["call_id"], r["source"], r["caller"]) for r in rows] == [(missing["call_id"], "live", waiting)]
+    assert rows[0]["node"] == "fairline1" and rows[0]["call_id"].startswith("fairline1-")  # asterisk.conf systemname
+    assert_reconciled(live, since, calls=1)

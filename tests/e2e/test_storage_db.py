@@ -12,10 +12,10 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
+from rating.core.cdr import CallRecord, Disposition, RatedCdr, RecordingFile, node_of, rate_record
 from rating.core.charge import charge_sql, charged_amount
-from rating.storage.database import (HALVES_FROM, DirectoryNumber, Migration, MigrationEdited, insert_cdrs, is_row_fault,
-                            migrate, sync_directory)
+from rating.storage.database import (HALVES_FROM, DirectoryNumber, Migration, MigrationEdited, bundled_migrations,
+                                     insert_cdrs, is_row_fault, migrate, sync_directory)
 from rating.core.tariff import DEFAULT_RATES, NumberType, RatedPrice
 from tests.e2e.conftest import LiveStack
 
@@ -161,3 +161,49 @@ async def test_a_backlog_batch_on_a_pool_of_one_connection_goes_in_one_transacti
     finally:
         await one.execute("DELETE FROM cdrs WHERE call_id LIKE $1", f"{p}%")
         await one.close()
+
+
+async def test_a_live_cdr_replaces_an_import_from_asterisks_record_and_brings_its_recording(
+        conn: asyncpg.Connection) -> None:
+    """Issue 17: `reconcile --import` may have stored Asterisk's poorer record while fairline's own CDR
+    waited in its spool; when that CDR is replayed it takes the row, with its recording row. Nothing else
+    is ever overwritten: not a live row by an import, not a live row by a second live CDR."""
+    p = f"stest-{uuid.uuid4().hex[:12]}-"
+    recording = RecordingFile(f"/var/lib/fairline/recordings/{p}.wav", "ab" * 32,
+                              datetime(2026, 11, 3, 10, 0, 4, tzinfo=UTC), datetime(2026, 11, 3, 10, 1, 3, tzinfo=UTC),
+                              Decimal("59"))
+    live = _cdr(f"{p}0", recording=recording, recording_mode="one_party", recording_evidence="one_party: NL")
+    imported = dataclasses.replace(_cdr(f"{p}0", hangup_cause=None), source="asterisk")
+    try:
+        assert await insert_cdrs(conn, [imported]) == {f"{p}0"}
+        assert await insert_cdrs(conn, [live]) == {f"{p}0"}
+        row = await conn.fetchrow("SELECT source, hangup_cause, recorded FROM cdrs WHERE call_id = $1", f"{p}0")
+        assert (row["source"], row["hangup_cause"], row["recorded"]) == ("live", 16, True)
+        assert await conn.fetchval("SELECT file FROM recordings WHERE call_id = $1", f"{p}0") == recording.path
+
+        assert await insert_cdrs(conn, [imported]) == set()  # an import never overwrites
+        assert await insert_cdrs(conn, [dataclasses.replace(live, source="live", rating_error="other")]) == set()
+        row = await conn.fetchrow("SELECT source, rating_error FROM cdrs WHERE call_id = $1", f"{p}0")
+        assert (row["source"], row["rating_error"]) == ("live", None)
+    finally:
+        await conn.execute("DELETE FROM recordings WHERE call_id LIKE $1", f"{p}%")
+        await conn.execute("DELETE FROM cdrs WHERE call_id LIKE $1", f"{p}%")
+
+
+async def test_migration_0012_keeps_every_row_and_names_each_ones_node_as_node_of_does(
+        scratch_database: str) -> None:
+    """Rows stored before the node was part of a CDR's identity keep everything and get their node."""
+    call_ids = ["1795622110.0", "fairline1-1795622110.1", "pbx-ams-2-1795622110.17", "hist-001"]
+    conn = await asyncpg.connect(scratch_database)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        before = [m for m in bundled_migrations() if m.version < "0012"]
+        await migrate(conn, before)
+        await insert_cdrs(conn, [_cdr(c) for c in call_ids])
+        old = await conn.fetch("SELECT * FROM cdrs ORDER BY call_id")
+        assert await migrate(conn) == ["0012_cdr_node"]
+        new = await conn.fetch("SELECT * FROM cdrs ORDER BY call_id")
+        assert [{k: v for k, v in r.items() if k != "node"} for r in new] == [dict(r) for r in old]
+        assert {r["call_id"]: r["node"] for r in new} == {c: node_of(c) for c in call_ids}
+    finally:
+        await conn.close()

@@ -8,7 +8,9 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
+import pytest
+
+from rating.core.cdr import CallRecord, Disposition, RatedCdr, node_of, rate_record
 from rating.core.tariff import DEFAULT_RATES, NumberType
 
 CET = timezone(timedelta(hours=1))
@@ -96,3 +98,15 @@ class TestJson:
         rated = rate_record(call(did, answer_after=answer_after, duration=duration), "acme", number_type,
                             DEFAULT_RATES)
         assert RatedCdr.from_json(rated.to_json()) == rated
+
+
+class TestNodeOf:
+    @pytest.mark.parametrize(("call_id", "node"), [
+        ("fairline1-1795622110.0", "fairline1"),  # systemname set: Asterisk prefixes every channel id
+        ("1795622110.0", ""),  # no systemname
+        ("pbx-ams-2-1795622110.17", "pbx-ams-2"),
+        ("hist-001", ""),  # a historic import's own id
+        ("-1795622110.0", ""),
+    ])
+    def test_the_node_is_the_systemname_asterisk_put_before_the_channel_id(self, call_id: str, node: str) -> None:
+        assert node_of(call_id) == node

@@ -18,7 +18,7 @@ from rating.core.cdr import CallRecord, Disposition, RatedCdr, rate_record
 from plumbing.metrics import LatencyHistogram
 from rating.storage.cdr_writer import CdrWriter
 from rating.storage.database import is_row_fault
-from rating.storage.spool import Spool, SpoolError
+from rating.storage.spool import Spool, Spooled, SpoolError
 from rating.core.tariff import DEFAULT_RATES, NumberType
 
 START = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
@@ -46,7 +46,9 @@ class FakeDb:
         self.refuse: set[str] = set()  # call ids that break a CHECK constraint
         self.lose_reply_once = False  # commit the next insert, then lose the connection before the reply
         self.hang = False  # inserts never return
+        self.poison: dict[str, Exception] = {}  # call ids whose insert fails with an error outside their values
         self.attempts = 0
+        self.probes = 0
 
     async def insert(self, _pool: Any, cdrs: Sequence[RatedCdr]) -> set[str]:
         self.attempts += 1
@@ -56,6 +58,8 @@ class FakeDb:
         if self.down is not None:
             raise self.down
         ids = [c.call.call_id for c in cdrs]
+        if poisoned := [self.poison[i] for i in ids if i in self.poison]:
+            raise poisoned[0]
         if self.refuse & set(ids):
             raise asyncpg.CheckViolationError('new row for relation "cdrs" violates check constraint')
         new = {i for i in ids if i not in self.rows}
@@ -66,11 +70,21 @@ class FakeDb:
             raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
         return new
 
+    async def probe(self, _pool: Any) -> None:
+        """An insert of no rows: fails like any insert while the database is down, never for a row."""
+        self.probes += 1
+        await asyncio.sleep(0)
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.down is not None:
+            raise self.down
+
 
 @pytest.fixture
 def db(monkeypatch: pytest.MonkeyPatch) -> FakeDb:
     fake = FakeDb()
     monkeypatch.setattr(rating.storage.cdr_writer, "insert_cdrs", fake.insert)
+    monkeypatch.setattr(rating.storage.cdr_writer, "probe_cdr_store", fake.probe)
     return fake
 
 
@@ -79,8 +93,8 @@ OUTAGE = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
 
 
 def fast_writer(spool_dir: Path, **options: Any) -> CdrWriter:
-    """A writer on the fake database that waits 1 ms for a batch and retries every 10 ms."""
-    return CdrWriter(NO_POOL, spool_dir, **{"max_delay_s": 0.001, "retry_s": 0.01, **options})
+    """A writer on the fake database that waits 1 ms for a batch and retries after 10 ms, backing off to 40 ms."""
+    return CdrWriter(NO_POOL, spool_dir, **{"max_delay_s": 0.001, "retry_s": 0.01, "max_retry_s": 0.04, **options})
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 2.0) -> None:
@@ -94,7 +108,8 @@ def spooled_ids(writer: CdrWriter) -> list[str]:
     """The call ids in the spool file, read without touching it."""
     if not writer.spool.path.exists():
         return []
-    return [json.loads(line)["call_id"] for line in writer.spool.path.read_text().splitlines()]
+    return [Spooled.from_json(json.loads(line)).cdr.call.call_id
+            for line in writer.spool.path.read_text().splitlines() if line]
 
 
 def events(logs: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -219,8 +234,8 @@ class TestDatabaseOutage:
         async with fast_writer(tmp_path) as writer:
             writer.submit(cdr(1))
             await eventually(lambda: writer.spooled == 1)
-            attempts = db.attempts
-            await eventually(lambda: db.attempts > attempts + 1)  # it keeps trying, every retry_s
+            probes = db.probes
+            await eventually(lambda: db.probes > probes + 1)  # it keeps trying, backing off from retry_s
             db.down = None
             await eventually(lambda: writer.written == 1)
         assert (list(db.rows), writer.rejected) == (["call-1"], 0)
@@ -376,7 +391,7 @@ class TestStartAndStop:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert [c.call.call_id for c in Spool(tmp_path).read()] == call_ids(range(3))
+        assert [e.cdr.call.call_id for e in Spool(tmp_path).read_segment(0, limit=100).entries] == call_ids(range(3))
 
 
 class TestSubmit:
@@ -473,3 +488,116 @@ class TestLatencyHistogram:
             hist.observe(seconds)
         assert hist.cumulative() == [(0.1, 2), (1.0, 3), (float("inf"), 4)]
         assert (hist.count, hist.sum) == (4, pytest.approx(3.65))
+
+
+TRIGGER_SAYS_NO = asyncpg.RaiseError("cdr 2 refused by trigger")  # SQLSTATE P0001: outside classes 22 and 23
+
+
+class TestLongOutage:
+    async def test_while_the_database_stays_down_only_a_probe_is_tried_the_spool_is_not_read(
+        self, db: FakeDb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Issue 17: each retry used to read and parse the whole spool before an insert found the database down."""
+        Spool(tmp_path).append([cdr(n) for n in range(100)])
+        reads: list[int] = []
+        original = Spool.read_segment
+
+        def counted(spool: Spool, offset: int, **kw: Any) -> Any:
+            reads.append(offset)
+            return original(spool, offset, **kw)
+
+        monkeypatch.setattr(Spool, "read_segment", counted)
+        db.down = OUTAGE
+        async with fast_writer(tmp_path, batch_size=10, backlog_batch_size=30) as writer:
+            await eventually(lambda: db.probes >= 5)
+            assert (reads, db.attempts) == ([], 0)
+            db.down = None
+            await eventually(lambda: writer.written == 100 and not writer.spool.has_cdrs())
+        assert len(reads) == len(set(reads)) == 4 and reads[0] == 0  # 30 + 30 + 30 + 10, each read once
+        assert list(db.rows) == call_ids(range(100))
+
+    async def test_retries_back_off_from_retry_s_to_max_retry_s_and_start_again_once_it_answers(
+        self, db: FakeDb, tmp_path: Path
+    ) -> None:
+        db.down = OUTAGE
+        with capture_logs() as logs:
+            async with fast_writer(tmp_path, retry_s=0.001, max_retry_s=0.008) as writer:
+                writer.submit(cdr(1))
+                await eventually(lambda: db.probes >= 6)
+                db.down = None
+                await eventually(lambda: writer.written == 1)
+                db.down = OUTAGE
+                writer.submit(cdr(2))
+                await eventually(lambda: writer.spooled == 2)
+                db.down = None
+        [first_down, second_down] = [e for e in logs if e["event"] == "db.down"]
+        still = [e["retry_in_s"] for e in logs if e["event"] == "db.still_down"]
+        assert first_down["retry_s"] == second_down["retry_s"] == 0.001
+        assert still[:4] == [0.002, 0.004, 0.008, 0.008]
+
+    async def test_new_cdrs_are_stored_behind_a_long_replay_without_waiting_for_all_of_it(
+        self, db: FakeDb, tmp_path: Path
+    ) -> None:
+        """One segment per turn of the task: CDRs that arrive meanwhile reach the spool, then the database."""
+        Spool(tmp_path).append([cdr(n) for n in range(50)])
+        async with fast_writer(tmp_path, batch_size=2, backlog_batch_size=5) as writer:
+            for n in range(50, 53):
+                writer.submit(cdr(n))
+            await eventually(lambda: writer.written == 53 and not writer.spool.has_cdrs())
+        assert list(db.rows) == call_ids(range(53))
+        assert all(len(batch) <= 5 for batch in db.batches)
+
+
+class TestPoisonCdr:
+    """A CDR PostgreSQL refuses for a reason outside classes 22/23 while it takes others (issue 17)."""
+
+    async def test_it_is_tried_max_tries_times_then_dead_lettered_loudly_and_the_others_are_stored(
+        self, db: FakeDb, tmp_path: Path
+    ) -> None:
+        db.poison = {"call-2": TRIGGER_SAYS_NO}
+        with capture_logs() as logs:
+            async with fast_writer(tmp_path, max_tries=3) as writer:
+                for n in range(1, 5):
+                    writer.submit(cdr(n))
+                await eventually(lambda: writer.dead_lettered == 1 and not writer.spool.has_cdrs())
+                writer.submit(cdr(5))
+                await eventually(lambda: writer.written == 4)
+        assert list(db.rows) == call_ids([1, 3, 4, 5])
+        assert (writer.rejected, writer.dead_letters, writer.database_down) == (0, 1, False)
+        refused = [e for e in logs if e["event"] == "cdr.refused_for_now"]
+        assert [(e["call_id"], e["tries"]) for e in refused] == [("call-2", 1), ("call-2", 2)]
+        [dead] = [e for e in logs if e["event"] == "cdr.dead_lettered"]
+        assert (dead["call_id"], dead["tries"], dead["log_level"]) == ("call-2", 3, "error")
+        assert "RaiseError" in dead["error"] and dead["path"] == str(writer.spool.dead_letter_path)
+        [kept] = [json.loads(line) for line in writer.spool.dead_letter_path.read_text().splitlines()]
+        assert (RatedCdr.from_json(kept["cdr"]), kept["tries"]) == (cdr(2), 3)
+        assert "db.down" not in events(logs)
+
+    async def test_the_cdrs_behind_it_flow_while_it_waits_for_its_next_try(self, db: FakeDb, tmp_path: Path) -> None:
+        db.poison = {"call-1": TRIGGER_SAYS_NO}
+        async with fast_writer(tmp_path, max_tries=1000, retry_s=0.01, max_retry_s=0.05) as writer:
+            writer.submit(cdr(1))
+            await eventually(lambda: writer.spooled >= 1)
+            for n in range(2, 6):
+                writer.submit(cdr(n))
+            await eventually(lambda: set(db.rows) == set(call_ids(range(2, 6))))
+            assert writer.dead_lettered == 0 and writer.spool.has_cdrs()  # call-1 still waits for a try
+            db.poison = {}
+            await eventually(lambda: "call-1" in db.rows and not writer.spool.has_cdrs())
+
+    async def test_a_poison_cdr_in_the_spool_does_not_block_the_replay(self, db: FakeDb, tmp_path: Path) -> None:
+        Spool(tmp_path).append([cdr(n) for n in range(1, 6)])
+        db.poison = {"call-3": TRIGGER_SAYS_NO}
+        async with fast_writer(tmp_path, max_tries=2) as writer:
+            await eventually(lambda: writer.dead_lettered == 1 and not writer.spool.has_cdrs())
+        assert list(db.rows) == call_ids([1, 2, 4, 5])
+
+    async def test_an_error_the_probe_shares_is_an_outage_never_a_dead_letter(self, db: FakeDb, tmp_path: Path) -> None:
+        """A table that is missing refuses every CDR: they wait in the spool, none is set aside."""
+        db.down = asyncpg.UndefinedTableError('relation "cdrs" does not exist')
+        async with fast_writer(tmp_path, max_tries=1) as writer:
+            writer.submit(cdr(1))
+            await eventually(lambda: db.probes >= 5)
+            assert (writer.dead_lettered, writer.spool_depth, writer.database_down) == (0, 1, True)
+            db.down = None
+            await eventually(lambda: writer.written == 1)

@@ -60,6 +60,9 @@ class FakeWriter:
     pending: int = 0
     database_down: bool = False
     spool_depth: int = 0
+    dead_lettered: int = 0
+    dead_letters: int = 0
+    dead_letter_path: str = "/var/spool/fairline/dead-letter.jsonl"
     failing: str | None = None
     write_latency: LatencyHistogram = dataclasses.field(default_factory=LatencyHistogram)
 
@@ -192,7 +195,7 @@ class TestHealth:
         status, body = health(FakeApp(calls={"a": 1}), FakeWriter())
         assert status == 200
         assert body == {"status": "ok", "ari_connected": True, "database": "up", "calls_in_progress": 1,
-                        "cdr_spool_depth": 0, "config": {"source": "file", "version": None}, "problems": []}
+                        "cdr_spool_depth": 0, "cdr_dead_letters": 0, "config": {"source": "file", "version": None}, "problems": []}
 
     def test_the_configuration_version_in_force_is_shown(self) -> None:
         app = FakeApp(config_origin=ConfigOrigin("store", "v12", 12))
@@ -214,7 +217,19 @@ class TestHealth:
     def test_503_when_the_cdr_writer_is_failing(self) -> None:
         failing = "CDRs are held in memory only: neither the database nor the spool takes them"
         status, body = health(FakeApp(), FakeWriter(database_down=True, failing=failing))
-        assert (status, body["status"], body["problems"]) == (503, "down", [failing])
+        assert (status, body["status"], body["problems"][0]) == (503, "down", failing)
+
+    def test_degraded_but_200_while_cdrs_wait_in_the_dead_letter_file_naming_it(self) -> None:
+        """A person must look; restarting fairline would not help, so no supervisor should."""
+        status, body = health(FakeApp(), FakeWriter(dead_letters=2))
+        assert (status, body["status"], body["database"], body["cdr_dead_letters"]) == (200, "degraded", "up", 2)
+        [problem] = body["problems"]
+        assert problem.startswith("2 CDR(s) in the dead-letter file /var/spool/fairline/dead-letter.jsonl")
+
+    def test_dead_letters_are_counted_in_the_metrics(self) -> None:
+        samples = parse(render_metrics(FakeApp(), FakeWriter(dead_lettered=3, dead_letters=1)))
+        assert value(samples, "fairline_cdrs_dead_lettered_total") == 3
+        assert value(samples, "fairline_cdr_dead_letters") == 1
 
 
 class TestStatusPort:

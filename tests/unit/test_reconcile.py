@@ -37,6 +37,8 @@ from rating.core.reconcile import (
     asterisk_cdr,
     e164,
     inbound_calls,
+    nodes,
+    not_importable_yet,
     parse_asterisk_cdr,
     reconcile,
 )
@@ -357,6 +359,39 @@ class TestReconcile:
         assert set(listed) <= in_window
         both = {str(i) for i, (a, f, s, _) in enumerate(sides) if a and f and s >= 0}
         assert found.matched == len(both)
+
+
+class TestNotImportableYet:
+    """Issue 17: an import must not beat fairline's own, richer CDR, which may still wait in its spool."""
+
+    def test_a_call_fairline_took_whose_cdr_waits_in_the_spool_is_not_imported(self) -> None:
+        reason = not_importable_yet(call("node1-100.1"), {"node1-100.1": "cdrs.jsonl"})
+        assert reason is not None and "(cdrs.jsonl)" in reason and "not in PostgreSQL yet" in reason
+
+    def test_nor_one_set_aside_for_a_person(self) -> None:
+        reason = not_importable_yet(call("100.1"), {"100.1": "dead-letter.jsonl"})
+        assert reason is not None and "dead-letter.jsonl" in reason
+
+    def test_nor_any_call_fairline_took_when_the_spool_cannot_be_read(self) -> None:
+        reason = not_importable_yet(call("100.1"), None)
+        assert reason is not None and "--spool-dir" in reason
+
+    def test_a_call_fairline_took_and_never_wrote_is_imported(self) -> None:
+        """It stopped before the call ended: Asterisk's record is all there is."""
+        assert not_importable_yet(call("100.1"), {"100.2": "cdrs.jsonl"}) is None
+
+    @pytest.mark.parametrize("path", [CallPath.FALLBACK, CallPath.REFUSED])
+    def test_a_call_fairline_never_saw_is_imported_even_without_the_spool(self, path: CallPath) -> None:
+        assert not_importable_yet(call("100.1", path=path), None) is None
+
+
+class TestNodes:
+    def test_a_file_speaks_for_the_nodes_its_call_ids_name(self) -> None:
+        assert nodes([call("node1-100.1"), call("node1-100.2"), call("a-b-100.4")]) == {"node1", "a-b", ""}
+
+    def test_cdrs_that_name_no_node_are_compared_with_every_file(self) -> None:
+        """Calls from before systemname was set, or stored by hand: they could be any node's."""
+        assert nodes([call("node1-100.1")]) == {"node1", ""}
 
 
 class TestImportFromAsterisk:

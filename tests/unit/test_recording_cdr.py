@@ -84,7 +84,7 @@ class TestSpoolFormat:
         """CDRs spooled by the previous version while PostgreSQL was down must still reach the database."""
         spool = Spool(tmp_path)
         spool.path.write_text(LINE_BEFORE_RECORDING + "\n")
-        [cdr] = spool.read()
+        [cdr] = [e.cdr for e in spool.read_segment(0, limit=100).entries]
         assert (cdr.call.recording_mode, cdr.call.recording_evidence, cdr.call.recording) == (None, None, None)
         assert not cdr.call.recorded and cdr.call.call_id == "c1" and cdr.price.list_price_eur == Decimal("0.1100")
         assert not spool.rejected_path.exists()
@@ -95,7 +95,7 @@ class TestSpoolFormat:
         bad = dict(good, recording=dict(good["recording"], sha256="not-a-hash"))
         spool = Spool(tmp_path)
         spool.path.write_text(json.dumps(bad) + "\n")
-        assert spool.read() == []
+        assert [e.cdr for e in spool.read_segment(0, limit=100).entries] == []
         assert "sha256" in spool.rejected_path.read_text()
 
 
