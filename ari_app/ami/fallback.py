@@ -35,7 +35,7 @@ DIGEST_EXTENSION = "digest"
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class FallbackPublished:
-    """What was published: the file, the digest Asterisk showed for it, the extensions (numbers) in it."""
+    """What was published: the file, the digest Asterisk showed for it, the extensions (numbers) of fairline-fallback."""
 
     file: Path
     digest: str
@@ -82,7 +82,8 @@ async def publish_fallback(ami: AmiSettings, text: str, *, timeout: float = 10.0
             f"Asterisk reloaded but does not run the file just written to {ami.fallback_file}: its {CONTEXT} "
             f"context shows {' '.join(shown) or 'no digest'} where {digest} was written; is that the file "
             f"extensions.conf includes (FAIRLINE_ASTERISK_FALLBACK)? Asterisk's log says what it read")
-    return FallbackPublished(ami.fallback_file, digest, text.count("\nexten => ") + text.startswith("exten => "))
+    fallback = text.split(f"[{CONTEXT}]", 1)[-1]  # the file's other contexts come before it (dialplan_gen.py)
+    return FallbackPublished(ami.fallback_file, digest, fallback.count("\nexten => "))
 
 
 def _replace_file(path: Path, text: str) -> None:

@@ -23,6 +23,7 @@ from ari_app.config import number_items
 from ari_app.config.jurisdictions import shipped_law
 from ari_app.config.number_items import NumberItems
 from ari_app.core import consent
+from ari_app.core.limits import EXPECTED as EXPECTED_LIMIT, CallLimits, check_limit
 from ari_app.core.model import (
     ANY_OWNER,
     DAYS,
@@ -163,11 +164,13 @@ def _check(text: str, path: Path | str) -> Checked:
     if not isinstance(root, yaml.MappingNode):
         problems.add(root, "(top level)", "expected a mapping with 'customers' and 'numbers' lists")
         raise ConfigError(problems.items)
-    top = _mapping(root, problems, "(top level)", allowed={"customers", "numbers", "queues", "tariff", "recording"})
+    top = _mapping(root, problems, "(top level)", allowed={"customers", "numbers", "queues", "tariff", "recording",
+                                                                     "limits"})
     customers = _customers(top.get("customers"), root, problems)
     queue_entries = _queues(top["queues"], problems, customers) if "queues" in top else []
     rates = _tariff(top["tariff"], problems) if "tariff" in top else DEFAULT_RATES
     recording = _recording(top["recording"], problems) if "recording" in top else Recording(shipped_law())
+    limits = _limits(top["limits"], problems) if "limits" in top else CallLimits()
     numbers_node = top.get("numbers")
     entries: list[_Entry] = []
     if numbers_node is None:
@@ -180,7 +183,8 @@ def _check(text: str, path: Path | str) -> Checked:
     if problems.count:
         raise ConfigError(problems.items)
     config = Config(customers=MappingProxyType(customers), numbers=MappingProxyType(numbers),
-                    queues=MappingProxyType(queues), rates=rates, text=text, recording=recording)
+                    queues=MappingProxyType(queues), rates=rates, text=text, recording=recording,
+                    limits=limits)
     layout = number_items.split(text)
     if layout is None or not _cut_as_composed(layout.first_lines, numbers_node, len(text.split("\n"))):
         return Checked(config, None, {}, customers, tuple(queue_entries))
@@ -304,7 +308,7 @@ def _customers(node: yaml.Node | None, root: yaml.Node, problems: _Problems) -> 
         if not isinstance(item, yaml.MappingNode):
             problems.add(item, where, "expected a mapping with 'id' and 'name'")
             continue
-        fields = _mapping(item, problems, where, allowed={"id", "name", "recording"})
+        fields = _mapping(item, problems, where, allowed={"id", "name", "recording", "max_calls"})
         cid, name = _scalar(fields.get("id")), _scalar(fields.get("name"))
         if cid is None or not _CUSTOMER_ID.fullmatch(cid):
             problems.add(fields.get("id", item), f"{where}.id",
@@ -317,7 +321,8 @@ def _customers(node: yaml.Node | None, root: yaml.Node, problems: _Problems) -> 
             problems.add(item, f"{where}.id", f"customer {cid} is configured twice")
             continue
         recording = _flag(fields["recording"], f"{where}.recording", problems) if "recording" in fields else False
-        customers[cid] = Customer(cid, name.strip(), recording)
+        max_calls = _limit(fields["max_calls"], f"{where}.max_calls", problems) if "max_calls" in fields else None
+        customers[cid] = Customer(cid, name.strip(), recording, max_calls)
     return customers
 
 
@@ -358,7 +363,7 @@ def _mapping(node: yaml.Node, problems: _Problems, where: str, allowed: set[str]
 
 
 _NUMBER_KEYS = {"number", "customer", "type", "announcement", "route", "hours", "outside_hours",
-                "international_forwarding", "recording"}
+                "international_forwarding", "recording", "max_calls"}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -419,6 +424,7 @@ def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping
         international = _flag(fields["international_forwarding"], f"{where}.international_forwarding", problems)
 
     recording = _flag(fields["recording"], f"{where}.recording", problems) if "recording" in fields else None
+    max_calls = _limit(fields["max_calls"], f"{where}.max_calls", problems) if "max_calls" in fields else None
     entry = _Entry(index, node, e164, customer, None, international)
     phone = numbering.phone(e164) if e164 is not None else None
     owner = Owner(e164, phone.region if phone else None, international)
@@ -435,7 +441,7 @@ def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping
     if problems.count == before and e164 is not None and customer is not None and number_type is not None:
         entry.number = Number(e164=e164, customer_id=customer, number_type=number_type, announcement=announcement,
                               route=route, hours=hours, outside_hours=outside, international_forwarding=international,
-                              recording=recording)
+                              recording=recording, max_calls=max_calls)
     return entry
 
 
@@ -472,6 +478,29 @@ def _flag(node: yaml.Node, key: str, problems: _Problems) -> bool:
         problems.add(node, key, "expected true or false")
         return False
     return raw.lower() == "true"
+
+
+def _limit(node: yaml.Node, key: str, problems: _Problems) -> int | None:
+    raw = _scalar(node)
+    try:
+        return check_limit(raw if raw is not None else "")
+    except ValueError:
+        problems.add(node, key, f"expected {EXPECTED_LIMIT}")
+        return None
+
+
+_LIMIT_KEYS = {"calls_per_number": "per_number", "calls_per_customer": "per_customer",
+               "calls_per_caller": "per_caller"}
+
+
+def _limits(node: yaml.Node, problems: _Problems) -> CallLimits:
+    """`limits:`, the concurrent-call limits' defaults; a key not given keeps its default."""
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, "limits", f"expected a mapping with {', '.join(_LIMIT_KEYS)}")
+        return CallLimits()
+    fields = _mapping(node, problems, "limits", allowed=set(_LIMIT_KEYS))
+    given = {_LIMIT_KEYS[key]: _limit(value, f"limits.{key}", problems) for key, value in fields.items()}
+    return CallLimits(**{name: value for name, value in given.items() if value is not None})
 
 
 def _number_type(node: yaml.Node | None, parent: yaml.Node, problems: _Problems, where: str,

@@ -17,6 +17,7 @@ from typing import Final, Mapping
 from zoneinfo import ZoneInfo
 
 from ari_app.core import consent
+from ari_app.core.limits import CallLimits, NumberLimits, number_limits
 from ari_app.core.queueing import QueueSpec
 from rating.core import numbering
 from rating.core.numbering import PhoneNumberType
@@ -131,6 +132,7 @@ class Customer:
     customer_id: str
     name: str
     recording: bool = False  # record the calls of its numbers (a number may say otherwise)
+    max_calls: int | None = None  # calls at once to all its numbers; None: the configuration's default
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,6 +148,7 @@ class Number:
     outside_hours: Route | None = None  # whom to ring when hours say closed
     international_forwarding: bool = False  # targets may be abroad (such calls are never fair-use eligible)
     recording: bool | None = None  # None: as its customer says
+    max_calls: int | None = None  # calls at once to this number; None: the configuration's default
 
     def __post_init__(self) -> None:
         if (self.route is None) == (self.announcement is None):
@@ -199,6 +202,13 @@ class Config:
     rates: RateTable = DEFAULT_RATES
     text: str = ""  # the file as loaded (UTF-8, newlines untouched): configuration versions hash it
     recording: Recording = dataclasses.field(default_factory=Recording)
+    limits: CallLimits = CallLimits()  # concurrent calls, applied by the dialplan (decision 0026)
+
+    def limits_of(self, number: Number) -> NumberLimits:
+        """The concurrent-call limits the dialplan holds `number`'s calls to."""
+        customer = self.customers.get(number.customer_id)
+        return number_limits(self.limits, number_max=number.max_calls, customer_id=number.customer_id,
+                             customer_max=customer.max_calls if customer is not None else None)
 
     def records(self, number: Number) -> bool:
         """Whether calls to `number` are to be recorded (where the law allows: decided per call)."""

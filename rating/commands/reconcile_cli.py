@@ -256,6 +256,8 @@ def write_table(out: TextIO, found: Reconciliation, imported: Sequence[RatedCdr]
     until = _utc(w.until) if w.until is not None else "now"
     out.write(f"Calls started {_utc(w.since)} .. {until} UTC: Asterisk {found.asterisk_calls}, "
               f"fairline {found.fairline_cdrs}, in both {found.matched}\n")
+    if found.limited:
+        out.write(f"{found.limited} refused by the dialplan over a concurrent-call limit (busy; never fairline's)\n")
     if found.unsettled:
         out.write(f"{len(found.unsettled)} on one side only ended after {_utc(found.settled_before)} UTC: "
                   f"compared next time\n")
@@ -291,6 +293,7 @@ def write_json(out: TextIO, found: Reconciliation, imported: Sequence[RatedCdr] 
         "matched": found.matched,
         "unsettled": list(found.unsettled),
         "not_for_fairline": found.not_for_fairline,
+        "limited": found.limited,
         "missing_in_fairline": [
             {"call_id": m.call.call_id, "linkedid": m.call.linkedid, "channel": m.call.channel, "did": m.call.did,
              "caller": m.call.caller, "started_at": _iso(m.call.started_at),

@@ -41,6 +41,7 @@ INBOUND_CHANNEL_PREFIX = "PJSIP/carrier-in-"
 INBOUND_CONTEXT = "from-carrier"
 FALLBACK_CONTEXT = "fairline-fallback"  # generated; serves calls while fairline is not connected
 DIAL_CONTEXT = "fairline-dial"  # entered only by fairline (ARI continue)
+LIMITED_CONTEXT = "fairline-limited"  # a call over a concurrent-call limit, refused before fairline (decision 0026)
 # from-carrier's pattern _[+0-9].: what the carrier sends there is a DID, anything else is refused.
 _DID = re.compile(r"[+0-9].+", re.DOTALL)
 
@@ -158,6 +159,7 @@ class CallPath(str, enum.Enum):
     FAIRLINE = "fairline"  # it reached the Stasis app (or fairline sent it to fairline-dial)
     FALLBACK = "fallback"  # fairline was not connected; fairline-fallback rang a target or announced
     REFUSED = "refused"  # fairline was not connected and the dialplan released it (announcement, 503)
+    LIMITED = "limited"  # over a concurrent-call limit: the dialplan refused it (busy) before fairline
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -178,8 +180,9 @@ class AsteriskCall:
 
     @property
     def for_fairline(self) -> bool:
-        """A call fairline serves (or would have): not one the dialplan refused for a DID that is none."""
-        return self.path is not CallPath.REFUSED or self.did is not None
+        """A call fairline serves (or would have): not one the dialplan refused for a DID that is none,
+        nor one over a concurrent-call limit (fairline never sees those, by design)."""
+        return self.path is not CallPath.LIMITED and (self.path is not CallPath.REFUSED or self.did is not None)
 
 
 def inbound_calls(records: Iterable[AsteriskRecord]) -> dict[str, AsteriskCall]:
@@ -199,7 +202,9 @@ def _call(records: list[AsteriskRecord]) -> AsteriskCall:
     last = max(records, key=lambda r: (r.end, r.sequence))
     answers = [r.answer for r in records if r.answer is not None]
     contexts = {r.dcontext for r in records}
-    if FALLBACK_CONTEXT in contexts:
+    if LIMITED_CONTEXT in contexts:
+        path = CallPath.LIMITED
+    elif FALLBACK_CONTEXT in contexts:
         path = CallPath.FALLBACK
     elif DIAL_CONTEXT in contexts or any(r.lastapp == "Stasis" for r in records):
         path = CallPath.FAIRLINE
@@ -288,6 +293,7 @@ class Reconciliation:
     missing_in_asterisk: tuple[MissingInAsterisk, ...]  # by start
     unsettled: tuple[str, ...]  # call ids, sorted
     not_for_fairline: int  # inbound channels the dialplan refused before fairline (no DID)
+    limited: int = 0  # calls the dialplan refused before fairline: over a concurrent-call limit
 
     @property
     def differences(self) -> int:
@@ -319,7 +325,7 @@ def reconcile(asterisk: Iterable[AsteriskCall], fairline: Iterable[FairlineCdr],
     on_asterisk = {c.call_id: c for c in asterisk}
     on_fairline = {c.call_id: c for c in fairline}
     file_begins = min((c.started_at for c in on_asterisk.values()), default=None)
-    matched = asterisk_calls = fairline_cdrs = not_for_fairline = 0
+    matched = asterisk_calls = fairline_cdrs = not_for_fairline = limited = 0
     missing_f: list[MissingInFairline] = []
     missing_a: list[MissingInAsterisk] = []
     unsettled: list[str] = []
@@ -334,7 +340,9 @@ def reconcile(asterisk: Iterable[AsteriskCall], fairline: Iterable[FairlineCdr],
         if a is not None and f is not None:
             matched += 1
         elif a is not None:
-            if not a.for_fairline:
+            if a.path is CallPath.LIMITED:
+                limited += 1
+            elif not a.for_fairline:
                 not_for_fairline += 1
             elif a.ended_at > settled_before:
                 unsettled.append(call_id)
@@ -350,7 +358,7 @@ def reconcile(asterisk: Iterable[AsteriskCall], fairline: Iterable[FairlineCdr],
         matched=matched,
         missing_in_fairline=tuple(sorted(missing_f, key=lambda m: (m.call.started_at, m.call.call_id))),
         missing_in_asterisk=tuple(sorted(missing_a, key=lambda m: (m.cdr.started_at, m.cdr.call_id))),
-        unsettled=tuple(sorted(unsettled)), not_for_fairline=not_for_fairline,
+        unsettled=tuple(sorted(unsettled)), not_for_fairline=not_for_fairline, limited=limited,
     )
 
 

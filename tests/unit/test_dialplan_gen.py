@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ari_app.config.yaml_loader import load
 from ari_app.core.model import Config, Customer, Number
-from ari_app.dialplan_gen import fallback_dialplan
+from ari_app.dialplan_gen import dialable, fallback_dialplan
 from rating.core.tariff import NumberType
 
 HEADER = """\
@@ -18,8 +18,14 @@ HEADER = """\
 ; targets and no-answer handling need fairline); a number whose route is a queue
 ; rings the queue's first agent; an announcement-only number plays its
 ; announcement.
+;
+; [fairline-limits] gives each number's concurrent-call limits (its own, its customer's,
+; per caller) to from-carrier's [fairline-limit]; a number not configured gets the defaults.
+; [fairline-targets] lists every phone the configuration may ring: fairline-dial calls no other.
 
-[fairline-fallback]
+[fairline-limits]
+exten => _[+0-9].,1,Gosub(fairline-limit,s,1(${EXTEN},20,-,50,10))
+ same => n,Return(${GOSUB_RETVAL})
 """
 
 CONFIG = """\
@@ -65,6 +71,21 @@ class TestFallbackDialplan:
     def test_small_config_gives_exactly_this_dialplan(self, tmp_path: Path) -> None:
         """The daytime route's first target, for its own ring time; the hours and outside route are not used."""
         assert fallback_dialplan(load_text(tmp_path, CONFIG)) == HEADER + (
+            "exten => +31201234567,1,Gosub(fairline-limit,s,1(+31201234567,20,acme,50,10))\n"
+            " same => n,Return(${GOSUB_RETVAL})\n"
+            "exten => +31201234568,1,Gosub(fairline-limit,s,1(+31201234568,20,acme,50,10))\n"
+            " same => n,Return(${GOSUB_RETVAL})\n"
+            "exten => +318001234567,1,Gosub(fairline-limit,s,1(+318001234567,20,acme,50,10))\n"
+            " same => n,Return(${GOSUB_RETVAL})\n"
+            "\n"
+            "[fairline-targets]\n"
+            "exten => +31201234598,1,NoOp(a configured target)\n"
+            "exten => +31201234599,1,NoOp(a configured target)\n"
+            "exten => +31612345670,1,NoOp(a configured target)\n"
+            "exten => +31612345678,1,NoOp(a configured target)\n"
+            "exten => +31612345679,1,NoOp(a configured target)\n"
+            "\n"
+            "[fairline-fallback]\n"
             "exten => +31201234567,1,Dial(PJSIP/+31612345679@carrier-out,30)\n"
             " same => n,Hangup()\n"
             "exten => +31201234568,1,Dial(PJSIP/+31201234599@carrier-out,15)\n"
@@ -82,9 +103,10 @@ class TestFallbackDialplan:
 
         assert fallback_dialplan(load_text(tmp_path, reordered)) == fallback_dialplan(load_text(tmp_path, CONFIG))
 
-    def test_config_without_numbers_gives_an_empty_context(self) -> None:
-        """Asterisk still loads it; every call then gets extensions.conf's generic fallback."""
-        assert fallback_dialplan(Config(customers={}, numbers={})) == HEADER
+    def test_config_without_numbers_gives_empty_contexts_and_the_default_limits(self) -> None:
+        """Asterisk still loads it; every call then gets extensions.conf's generic fallback, within the limits."""
+        assert fallback_dialplan(Config(customers={}, numbers={})) == HEADER + (
+            "\n[fairline-targets]\n\n[fairline-fallback]\n")
 
     def test_number_built_in_code_is_generated_like_a_loaded_one(self) -> None:
         number = Number("+31201234567", "acme", NumberType.LOCAL, "hello-world")
@@ -117,3 +139,72 @@ queues:
 """
         assert ("exten => +31201234569,1,Dial(PJSIP/+31612345671@carrier-out,12)\n"
                 " same => n,Hangup()\n") in fallback_dialplan(load_text(tmp_path, text))
+
+
+LIMITED = """\
+limits:
+  calls_per_number: 7
+  calls_per_customer: 30
+  calls_per_caller: 3
+customers:
+  - id: acme
+    name: Acme BV
+    max_calls: 100
+  - id: shop
+    name: Shop
+numbers:
+  - number: "+31201234567"
+    customer: acme
+    type: local
+    max_calls: 40
+    route: {targets: ["+31612345679"]}
+  - number: "+31201234568"
+    customer: shop
+    type: local
+    route: {targets: ["+31612345678"]}
+"""
+
+
+class TestLimitsContext:
+    """[fairline-limits]: each number's limits as the arguments of extensions.conf's [fairline-limit] (decision 0026)."""
+
+    def test_each_number_gets_its_own_or_the_default_limits_and_its_customers(self, tmp_path: Path) -> None:
+        text = fallback_dialplan(load_text(tmp_path, LIMITED))
+
+        assert "exten => _[+0-9].,1,Gosub(fairline-limit,s,1(${EXTEN},7,-,30,3))\n" in text  # not configured
+        assert "exten => +31201234567,1,Gosub(fairline-limit,s,1(+31201234567,40,acme,100,3))\n" in text
+        assert "exten => +31201234568,1,Gosub(fairline-limit,s,1(+31201234568,7,shop,30,3))\n" in text
+
+    def test_the_limits_come_before_the_fallback_which_ends_the_file(self, tmp_path: Path) -> None:
+        """`fairline dialplan publish` appends its digest extension to the text: it must land in fairline-fallback."""
+        text = fallback_dialplan(load_text(tmp_path, LIMITED))
+
+        contexts = [line for line in text.splitlines() if line.startswith("[")]
+        assert contexts == ["[fairline-limits]", "[fairline-targets]", "[fairline-fallback]"]
+
+
+class TestDialable:
+    """[fairline-targets]: every phone of the configuration, and only those."""
+
+    def test_targets_of_both_routes_queue_agents_and_overflow_phones(self, tmp_path: Path) -> None:
+        text = CONFIG + """\
+  - number: "+31201234569"
+    customer: acme
+    type: local
+    route: {queue: desk}
+queues:
+  - name: desk
+    customer: acme
+    agents: ["+31612345671", "+31201234597"]
+    overflow: {target: "+31612345672"}
+"""
+        assert dialable(load_text(tmp_path, text)) == {
+            "+31612345679", "+31201234598", "+31612345670",  # route and outside_hours
+            "+31201234599", "+31612345678",  # a sequential route
+            "+31612345671", "+31201234597", "+31612345672",  # agents, the overflow phone
+        }
+
+    def test_an_announcement_only_configuration_dials_nobody(self) -> None:
+        number = Number("+31201234567", "acme", NumberType.LOCAL, "hello-world")
+
+        assert dialable(Config(customers={}, numbers={number.e164: number})) == set()

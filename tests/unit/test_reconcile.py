@@ -210,6 +210,7 @@ class TestInboundCalls:
         ([record(dcontext="fairline-fallback", lastapp="Playback")], CallPath.FALLBACK),
         ([record(lastapp="Hangup")], CallPath.REFUSED),
         ([record(lastapp="Playback")], CallPath.REFUSED),
+        ([record(dcontext="fairline-limited", dst="number", lastapp="Hangup", did="+31201230001")], CallPath.LIMITED),
     ])
     def test_the_path_says_who_served_the_call(self, records: list[AsteriskRecord], path: CallPath) -> None:
         [c] = inbound_calls(records).values()
@@ -277,6 +278,13 @@ class TestReconcile:
         found = reconcile([call("1"), lost], [cdr("1")], WINDOW, now=LATER)
         assert found.missing_in_fairline == (MissingInFairline(lost, reason),)
         assert (found.matched, found.differences, found.missing_in_asterisk) == (1, 1, ())
+
+    def test_a_call_over_a_concurrent_call_limit_is_counted_apart_and_no_difference(self) -> None:
+        """The dialplan refused it (busy) before fairline, by design: fairline has no CDR of it (decision 0026)."""
+        busy = call("2", path=CallPath.LIMITED)
+        found = reconcile([call("1"), busy], [cdr("1")], WINDOW, now=LATER)
+        assert (found.limited, found.differences, found.asterisk_calls, found.not_for_fairline) == (1, 0, 1, 0)
+        assert not busy.for_fairline
 
     def test_a_cdr_asterisk_has_no_record_of_is_missing_in_asterisk(self) -> None:
         found = reconcile([call("1")], [cdr("1"), cdr("2", start=T0 + timedelta(seconds=1))], WINDOW, now=LATER)
