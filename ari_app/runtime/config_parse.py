@@ -112,12 +112,15 @@ def check_in_child(text: str, source: str, base: str | None) -> tuple[str, Deriv
 
 
 def _changes(old: Config, new: Config) -> Changes | None:
-    """`new` as Changes against `old`, or None when more than numbers changed."""
+    """`new` as Changes against `old`, or None when more than numbers changed, or more numbers than one
+    piece holds (those come in pieces, unpickled one at a time)."""
     nothing: MappingProxyType[str, Number] = MappingProxyType({})
     if dataclasses.replace(old, numbers=nothing, text="") != dataclasses.replace(new, numbers=nothing, text=""):
         return None
     changed = {e164: number for e164, number in new.numbers.items()
                if (before := old.numbers.get(e164)) is not number and before != number}
+    if len(changed) > CHUNK:
+        return None
     order = None if list(old.numbers) == list(new.numbers) else list(new.numbers)
     return Changes(changed, order)
 

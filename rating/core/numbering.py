@@ -49,6 +49,9 @@ class Phone:
     type: int  # PhoneNumberType: the kind of line (fixed line, mobile, toll-free, premium rate, ...)
 
 
+# A configuration names each number three or four times (the number, its type, its route's owner) and
+# checking a new version reads most of them again: parsing is most of loading's time (issue 16).
+@functools.lru_cache(maxsize=1 << 17)
 def phone(text: str) -> Phone | None:
     """A number written with its '+' ("+31 20 123 4567" too) when phonenumbers knows its kind of line, or None."""
     try:
@@ -70,13 +73,8 @@ def phone(text: str) -> Phone | None:
 def to_e164(raw: str) -> str | None:
     """E.164 form of a dialled number ("+31201234567", "31201234567"), or None when it is not one."""
     text = raw.strip()
-    try:
-        parsed = phonenumbers.parse(text if text.startswith("+") else "+" + text, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if phonenumbers.number_type(parsed) == PhoneNumberType.UNKNOWN:
-        return None
-    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+    found = phone(text if text.startswith("+") else "+" + text)
+    return found.e164 if found is not None else None
 
 
 def region(number: str) -> str | None:

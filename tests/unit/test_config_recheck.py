@@ -190,3 +190,13 @@ def test_a_child_that_died_is_replaced_and_the_next_version_still_checks() -> No
         assert second.derived.fallback != first.derived.fallback  # the first target is in the fallback
 
     run(scenario())
+
+
+def test_a_version_that_changes_many_numbers_comes_whole_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = parse(FILES[1].read_text(), "f")
+    retyped = {e164: dataclasses.replace(n, international_forwarding=not n.international_forwarding)
+               for e164, n in config.numbers.items()}
+    many = dataclasses.replace(config, numbers=config_parse.read_only(retyped))
+    assert isinstance(config_parse._changes(config, many), config_parse.Changes)  # fewer than a piece holds
+    monkeypatch.setattr(config_parse, "CHUNK", 5)
+    assert config_parse._changes(config, many) is None  # more: the whole Config, in pieces
