@@ -38,7 +38,7 @@ from rating.storage.database import migrate
 
 Log = structlog.typing.FilteringBoundLogger
 CONNECT_TIMEOUT_S = 3.0  # at start: how long the database may take before the cache is used
-PUBLISH_EVERY_S = 2.0  # the dialplan fallback follows the newest version, reloaded at most this often
+PUBLISH_EVERY_S = 10.0  # the dialplan fallback follows the newest version, reloaded at most this often (bench/config_apply.py)
 
 
 async def initial_config(database_url: str, file_config: Config, file: Path, *, author: str, spool_dir: Path,

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ari_app.runtime.live_config import PUBLISH_EVERY_S
 from tests.e2e.conftest import LiveStack, poll, stackmod
 
 pytestmark = pytest.mark.e2e
@@ -75,10 +76,11 @@ def test_a_stored_version_reaches_every_fairline_and_the_fallback(live: LiveStac
         assert applied.returncode == 0, applied.stderr
         new = applied.stdout.splitlines()[-1].split()[1]  # "stored v13 (made from v12, by sam as staff)"
         assert new != running
-        # Both nodes run it within a second or so; the first has Asterisk's fallback follow it.
+        # Both nodes run it within a second or so; the first has Asterisk's fallback follow it (publishing
+        # at most every PUBLISH_EVERY_S: Asterisk reloads its whole dialplan each time).
         assert poll(lambda: version_at(first_port) == new and version_at(second_fairline) == new, timeout=5)
         assert poll(lambda: f"Dial(PJSIP/{NEW_TARGET}@carrier-out,5)"
-                    in s.asterisk_rx(f"dialplan show {ROUTED}@fairline-fallback"), timeout=10)
+                    in s.asterisk_rx(f"dialplan show {ROUTED}@fairline-fallback"), timeout=PUBLISH_EVERY_S + 10)
         [done] = [e for e in live.logs() if e.get("event") == "config.applied"]
         assert (done["version"], done["was"]) == (new, running)
         assert any(e.get("event") == "fallback.published" and e.get("version") == new for e in live.logs())
@@ -88,4 +90,4 @@ def test_a_stored_version_reaches_every_fairline_and_the_fallback(live: LiveStac
                               env=s.fairline_env())
         assert back.returncode == 0, back.stderr
         assert poll(lambda: f"PJSIP/{OLD_TARGET}@carrier-out"
-                    in s.asterisk_rx(f"dialplan show {ROUTED}@fairline-fallback"), timeout=10)
+                    in s.asterisk_rx(f"dialplan show {ROUTED}@fairline-fallback"), timeout=PUBLISH_EVERY_S + 10)
