@@ -86,7 +86,8 @@ class App:
         self.resync = Resync(ari, self.log, queues=self.queues, calls=lambda: [s.call for s in self.calls.values()],
                              feed=self.feed, asterisk_cdr=asterisk_cdr)
         self.executor = Executor(ari, queues=self.queues, recorder=self.recorder, shedding=self.shedding,
-                                 feed=self.feed, is_live=self.calls.__contains__, config=lambda: self.config,
+                                 feed=self.feed, is_live=self.calls.__contains__, is_queued=self._is_queued,
+                                 config=lambda: self.config,
                                  rates=lambda: self.rates, submit_cdr=submit_cdr)
 
     # ---- the public surface (cli.py, health.py, the tests)
@@ -259,6 +260,10 @@ class App:
             await self.resync.after_reconnect(self.session.down_since)
         await self.adoption.adopt_channels()
         self.shedding.listening_since = utc_now()
+
+    def _is_queued(self, call_id: str) -> bool:
+        session = self.calls.get(call_id)
+        return session is not None and session.call.phase is flow.Phase.QUEUED
 
     def _caller_of(self, call_id: str) -> str | None:
         session = self.calls.get(call_id)

@@ -44,6 +44,7 @@ class Executor:
 
     def __init__(self, ari: AriClient, *, queues: Queues, recorder: Recorder, shedding: Shedding,
                  feed: Callable[[flow.RecordingEvent], None], is_live: Callable[[str], bool],
+                 is_queued: Callable[[str], bool],
                  config: Callable[[], Config], rates: Callable[[], RateTable], submit_cdr: Callable[[RatedCdr], None]) -> None:
         self.ari = ari
         self.queues = queues
@@ -51,6 +52,7 @@ class Executor:
         self.shedding = shedding
         self.feed = feed
         self.is_live = is_live  # the call is still handled (not ended)
+        self.is_queued = is_queued  # the call is handled and its flow is in a queue
         self.config = config  # the current configuration (a reload swaps it)
         self.rates = rates  # the current tariff (a reload swaps it with the configuration)
         self.submit_cdr = submit_cdr  # never blocks: the CDR writer queues and spools
@@ -72,7 +74,10 @@ class Executor:
             case flow.Dial():
                 await self._dial(call_id, action, log)
             case flow.JoinQueue(name=name):
-                self.queues.join(call_id, name)
+                # Not for a call that ended (or left the queue) while earlier actions ran: the queue
+                # would hold a caller who is gone, for good.
+                if self.is_queued(call_id):
+                    self.queues.join(call_id, name)
             case flow.StartMoh():
                 await self.ari.request("POST", path + "/moh")
             case flow.StopMoh():

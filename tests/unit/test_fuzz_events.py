@@ -27,10 +27,11 @@ from typing import Any
 
 from hypothesis import HealthCheck, event as statistic, given, note, settings
 from hypothesis import strategies as st
+import structlog
 from structlog.testing import capture_logs
 
 from ari_app.ari import event_parser
-from ari_app.core import events
+from ari_app.core import events, flow
 from ari_app.config.yaml_loader import load
 from ari_app.core.model import Config
 from ari_app.errors import AriError, ChannelGone
@@ -551,3 +552,14 @@ class TestAsteriskAtRandom:
             for visit in cdr.call.queue_visits:
                 statistic(f"queue visit {visit.outcome.value}")
         assert all(not state.waiting for state in app.queues.states.values()), "a caller is still queued"
+
+
+def test_a_queue_join_for_a_call_that_ended_meanwhile_queues_nobody() -> None:
+    """The worker runs a call's actions after the flow asked for them: by then the caller may be gone."""
+    async def scenario() -> App:
+        app, _ = queue_app(FakeAri(), config())
+        await app.executor.execute("gone", flow.JoinQueue("support"), structlog.get_logger("test"))
+        return app
+
+    app = asyncio.run(scenario())
+    assert all(not state.waiting for state in app.queues.states.values())
