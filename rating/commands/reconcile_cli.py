@@ -189,13 +189,15 @@ async def fetch_cdrs(conn: asyncpg.Connection, window: Window, call_ids: Sequenc
     from rating.core.reconcile import FairlineCdr
 
     rows = await conn.fetch(
-        """SELECT call_id, did, started_at, ended_at, source FROM cdrs
+        """SELECT call_id, did, started_at, ended_at, source, end_estimated FROM cdrs
            WHERE started_at >= $1 AND ($2::timestamptz IS NULL OR started_at < $2)
              AND ($4::text[] IS NULL OR node = ANY($4::text[]))
            UNION
-           SELECT call_id, did, started_at, ended_at, source FROM cdrs WHERE call_id = ANY($3::text[])""",
+           SELECT call_id, did, started_at, ended_at, source, end_estimated FROM cdrs
+           WHERE call_id = ANY($3::text[])""",
         window.since, window.until, list(call_ids), None if nodes is None else sorted(nodes))
-    return [FairlineCdr(r["call_id"], r["did"], r["started_at"], r["ended_at"], r["source"]) for r in rows]
+    return [FairlineCdr(r["call_id"], r["did"], r["started_at"], r["ended_at"], r["source"], r["end_estimated"])
+            for r in rows]
 
 
 async def fetch_directory(conn: asyncpg.Connection, numbers: Sequence[str]) -> dict[str, DirectoryEntry]:
@@ -258,6 +260,9 @@ def write_table(out: TextIO, found: Reconciliation, imported: Sequence[RatedCdr]
               f"fairline {found.fairline_cdrs}, in both {found.matched}\n")
     if found.limited:
         out.write(f"{found.limited} refused by the dialplan over a concurrent-call limit (busy; never fairline's)\n")
+    if found.lost_with_asterisk:
+        out.write(f"{found.lost_with_asterisk} ended when Asterisk stopped, before it wrote a record of them "
+                  "(fairline's CDRs say end_estimated)\n")
     if found.unsettled:
         out.write(f"{len(found.unsettled)} on one side only ended after {_utc(found.settled_before)} UTC: "
                   f"compared next time\n")
@@ -294,6 +299,7 @@ def write_json(out: TextIO, found: Reconciliation, imported: Sequence[RatedCdr] 
         "unsettled": list(found.unsettled),
         "not_for_fairline": found.not_for_fairline,
         "limited": found.limited,
+        "lost_with_asterisk": found.lost_with_asterisk,
         "missing_in_fairline": [
             {"call_id": m.call.call_id, "linkedid": m.call.linkedid, "channel": m.call.channel, "did": m.call.did,
              "caller": m.call.caller, "started_at": _iso(m.call.started_at),

@@ -266,6 +266,7 @@ class FairlineCdr:
     started_at: datetime
     ended_at: datetime
     source: str  # live, import (historic: not expected in Asterisk's file), asterisk
+    end_estimated: bool = False  # ended while fairline was away and Asterisk had no record of its end
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -294,6 +295,7 @@ class Reconciliation:
     unsettled: tuple[str, ...]  # call ids, sorted
     not_for_fairline: int  # inbound channels the dialplan refused before fairline (no DID)
     limited: int = 0  # calls the dialplan refused before fairline: over a concurrent-call limit
+    lost_with_asterisk: int = 0  # fairline's CDRs of calls Asterisk died with, before writing its record
 
     @property
     def differences(self) -> int:
@@ -325,7 +327,7 @@ def reconcile(asterisk: Iterable[AsteriskCall], fairline: Iterable[FairlineCdr],
     on_asterisk = {c.call_id: c for c in asterisk}
     on_fairline = {c.call_id: c for c in fairline}
     file_begins = min((c.started_at for c in on_asterisk.values()), default=None)
-    matched = asterisk_calls = fairline_cdrs = not_for_fairline = limited = 0
+    matched = asterisk_calls = fairline_cdrs = not_for_fairline = limited = lost_with_asterisk = 0
     missing_f: list[MissingInFairline] = []
     missing_a: list[MissingInAsterisk] = []
     unsettled: list[str] = []
@@ -349,7 +351,9 @@ def reconcile(asterisk: Iterable[AsteriskCall], fairline: Iterable[FairlineCdr],
             else:
                 missing_f.append(MissingInFairline(a, _why_not_in_fairline(a)))
         elif f is not None and f.source != "import":
-            if f.ended_at > settled_before:
+            if f.end_estimated:  # its end was estimated because Asterisk had no record of it: it died (issue 17)
+                lost_with_asterisk += 1
+            elif f.ended_at > settled_before:
                 unsettled.append(call_id)
             else:
                 missing_a.append(MissingInAsterisk(f, _why_not_in_asterisk(f, file_begins)))
@@ -359,6 +363,7 @@ def reconcile(asterisk: Iterable[AsteriskCall], fairline: Iterable[FairlineCdr],
         missing_in_fairline=tuple(sorted(missing_f, key=lambda m: (m.call.started_at, m.call.call_id))),
         missing_in_asterisk=tuple(sorted(missing_a, key=lambda m: (m.cdr.started_at, m.cdr.call_id))),
         unsettled=tuple(sorted(unsettled)), not_for_fairline=not_for_fairline, limited=limited,
+        lost_with_asterisk=lost_with_asterisk,
     )
 
 

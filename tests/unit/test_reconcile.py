@@ -3,6 +3,8 @@ comparing with fairline's CDRs, building CDRs to import, and the command's argum
 
 from __future__ import annotations
 
+import dataclasses
+
 import argparse
 import io
 import json
@@ -290,6 +292,15 @@ class TestReconcile:
         found = reconcile([call("1")], [cdr("1"), cdr("2", start=T0 + timedelta(seconds=1))], WINDOW, now=LATER)
         assert found.missing_in_asterisk == (MissingInAsterisk(cdr("2", start=T0 + timedelta(seconds=1)),
                                                                "Asterisk's CDR file has no record of this channel"),)
+
+    def test_a_cdr_of_a_call_asterisk_died_with_is_counted_apart_and_no_difference(self) -> None:
+        """Asterisk was killed with the call up: no record of it in its file; fairline's CDR says its end is
+        estimated (issue 17). Expected, not a difference; a CDR without the flag still is one."""
+        died = dataclasses.replace(cdr("2", start=T0 + timedelta(seconds=1)), end_estimated=True)
+        found = reconcile([call("1")], [cdr("1"), died], WINDOW, now=LATER)
+        assert (found.lost_with_asterisk, found.differences, found.fairline_cdrs) == (1, 0, 2)
+        plain = reconcile([call("1")], [cdr("1"), cdr("2", start=T0 + timedelta(seconds=1))], WINDOW, now=LATER)
+        assert (plain.lost_with_asterisk, plain.differences) == (0, 1)
 
     def test_a_cdr_from_before_the_file_begins_blames_rotation(self) -> None:
         early = cdr("0", start=T0 - timedelta(minutes=5))
