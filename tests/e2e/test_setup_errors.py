@@ -82,7 +82,7 @@ def test_fairline_run_reports_an_unreachable_database_loudly_and_keeps_running(t
     assert "s3cret-pw-K8vQ2xLm7R" not in log.read_text()
 
 
-def test_rendered_asterisk_config_has_no_unfilled_markers_and_secrets_only_owner_readable() -> None:
+def test_rendered_asterisk_config_has_no_unfilled_markers_and_secrets_readable_only_by_root_and_asterisk() -> None:
     stack = stackmod.Stack.create("test-render", stackmod.Ports.free())
     stack.render_asterisk_config()
     etc = stack.asterisk_dir / "etc"
@@ -90,7 +90,10 @@ def test_rendered_asterisk_config_has_no_unfilled_markers_and_secrets_only_owner
     assert "pjsip.conf" in rendered
     assert [name for name, text in rendered.items() if re.search(r"@[A-Z_]+@", text)] == []
     assert f"bind = 127.0.0.1:{stack.ports.sip}" in rendered["pjsip.conf"]
+    _, asterisk_gid = stackmod.asterisk_user()
     for private in ("ari-users.conf", "manager-users.conf"):
-        assert (etc / private).stat().st_mode & 0o077 == 0
+        found = (etc / private).stat()
+        # Root writes them; Asterisk (its own user, decision 0024) reads them through its group; nobody else.
+        assert (found.st_uid, found.st_gid, found.st_mode & 0o777) == (0, asterisk_gid, 0o640), private
     assert stack.secrets_file.stat().st_mode & 0o077 == 0
     assert len(stack.secrets()["ARI_PASSWORD"]) >= 40
