@@ -189,6 +189,9 @@ class App:
                     self._spawn(self.shedding.admit(percent), "admit")  # the load is gone: let more calls in again
                 if isinstance(event, events.TargetDialed):
                     self.shedding.target_dialed(event)
+                if isinstance(event, events.DialReturned) and self.resync.stale(event, self._call_of(event.channel_id)):
+                    self.log.info("call.stale_dial_return", call_id=event.channel_id, status=event.status)
+                    return
                 self.feed(event)
         except Exception:
             # A bug in handling one call must not stop the events of all the others.

@@ -62,6 +62,7 @@ class Resync:
         self.calls = calls
         self.feed = feed
         self.asterisk_cdr = asterisk_cdr
+        self.returned: set[str] = set()  # calls whose return from Dial() this fed: see `stale`
 
     async def after_reconnect(self, down_since: datetime) -> None:
         """Runs once the websocket is up again and before its first event is handled."""
@@ -100,7 +101,18 @@ class Resync:
                                    {"eventSource": f"channel:{call.call_id}"})
         for event in missed:
             self.log.bind(call_id=call.call_id).warning("call.missed_while_disconnected", missed=type(event).__name__)
+            if isinstance(event, events.DialReturned):
+                self.returned.add(call.call_id)
             self.feed(event)
+
+    def stale(self, event: events.DialReturned, call: flow.Call | None) -> bool:
+        """Whether `event` is the return from Dial() this already fed, delivered after all: it came in the
+        moment between the reconnect and the look at the channel. The call has moved on to another step
+        by then, whose Dial() has not begun (no hand-over yet), so it cannot be that step's return."""
+        if event.channel_id not in self.returned or call is None:
+            return False
+        self.returned.discard(event.channel_id)
+        return isinstance(call.state, flow.Dialing) and not call.state.in_dialplan
 
     async def _queue_legs(self) -> None:
         """Agents' channels rung for queued callers: answered or gone while fairline was away."""

@@ -112,3 +112,20 @@ def test_the_end_of_a_call_is_read_from_the_tail_of_asterisks_cdr_file(tmp_path:
     monkeypatch.setattr("ari_app.runtime.resync.TAIL_BYTES", 1000)  # only the last lines are read
     assert ends_in_cdr_file(path, {ID, "missing"}) == {ID: at(42)}
     assert ends_in_cdr_file(tmp_path / "none.csv", {ID}) == {}
+
+
+def test_a_dial_return_fed_after_a_reconnect_and_then_delivered_is_dropped_once() -> None:
+    """Dial() returned between the reconnect and the look at the channel: Asterisk delivers it too."""
+    from ari_app.runtime.resync import Resync
+
+    fed: list[object] = []
+    r = Resync(None, None, queues=None, calls=list, feed=fed.append, asterisk_cdr=None)  # type: ignore[arg-type]
+    returned = DialReturned(ID, at(9), "BUSY", "+31201230002", "+31612345678", at(0), False)
+    r.returned.add(ID)
+    next_step = run(started("+31201230002"))  # sequential: the next phone's Dial() has not begun
+    assert isinstance(next_step.state, flow.Dialing) and not next_step.state.in_dialplan
+    assert r.stale(returned, next_step) is True
+    assert r.stale(returned, next_step) is False  # once only
+    r.returned.add(ID)
+    in_dial = run(started("+31201230002"), CallLeft(ID, at(0.1)))  # its Dial() began: a return is its own
+    assert r.stale(returned, in_dial) is False
