@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import itertools
 import re
 from datetime import date
 from decimal import Decimal
@@ -217,7 +218,8 @@ def _recheck(text: str, path: Path | str, previous: Checked) -> Checked | None:
         except ConfigError:
             return None
         sequence = root.value[0][1] if isinstance(root, yaml.MappingNode) and len(root.value) == 1 else None
-        firsts = tuple(1 + sum(layout.items[j].count("\n") for j in fresh[:k]) for k in range(len(fresh)))
+        # Each new item's first line in that list: after "numbers:" and the items before it.
+        firsts = tuple(itertools.accumulate((layout.items[j].count("\n") for j in fresh[:-1]), initial=1))
         if not _cut_as_composed(firsts, sequence, 2 + items.count("\n")):
             return None
         assert isinstance(sequence, yaml.SequenceNode)
