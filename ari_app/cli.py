@@ -293,13 +293,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _sync_directory(conn: asyncpg.Connection, cfg: Config) -> None:
+    from ari_app.runtime.config_parse import directory_rows  # the rows whose digest says when to sync again
     from rating.storage.database import DirectoryNumber, sync_directory
 
-    await sync_directory(
-        conn, [(c.customer_id, c.name) for c in cfg.customers.values()],
-        [DirectoryNumber(n.e164, n.customer_id, n.number_type.value) for n in cfg.numbers.values()],
-        date.today(),
-    )
+    customers, numbers = directory_rows(cfg)
+    await sync_directory(conn, customers, [DirectoryNumber(*n) for n in numbers], date.today())
 
 
 _background: set[asyncio.Task[None]] = set()
