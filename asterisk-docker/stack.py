@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import itertools
 import os
 import pwd
 import re
@@ -212,12 +213,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def port_is_free(port: int, kind: socket.SocketKind) -> bool:
+def port_is_free(port: int, kind: socket.SocketKind, address: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, kind) as s:
         if kind == socket.SOCK_STREAM:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((address, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 return False
@@ -645,18 +646,35 @@ class Stack:
         check_ports_free([("sipp targets", self.ports.targets, socket.SOCK_DGRAM, "FAIRLINE_TARGETS_PORT")])
         self.targets = subprocess.Popen(
             ["sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(self.ports.targets),
-             "-mp", str(free_udp_port()), "-nostdin", "-trace_err"],
+             "-mp", str(sipp_ports()[1]), "-nostdin", "-trace_err"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.state_dir,
             start_new_session=True,
         )
         return self.targets
 
 
-def free_udp_port() -> int:
-    """A UDP port nobody uses now on 127.0.0.1 (for sipp's SIP and media sockets)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# sipp's own ports come from here: below the kernel's ephemeral range (a socket bound to port 0
+# anywhere on the machine can never take one between our check and sipp's bind) and below
+# `make up`'s 8088/8090 and the RTP windows.
+SIPP_PORTS_FROM, SIPP_PORTS_TO, SIPP_BLOCK = 6000, 8000, 8
+_sipp_blocks = itertools.count(os.getpid() % ((SIPP_PORTS_TO - SIPP_PORTS_FROM) // SIPP_BLOCK))
+
+
+def sipp_ports(address: str = "127.0.0.1") -> tuple[int, int]:
+    """A SIP port and a media port for one sipp on `address`.
+
+    sipp binds audio RTP at the media port and video RTP two above it, without trying another
+    port: a media port picked alone (a free ephemeral port) failed when its +2 was taken. Each
+    call takes the next block of 8 ports (SIP at the first, media at the third) whose ports are
+    all free now; the blocks go round in turn, from a start that differs per process.
+    """
+    blocks = (SIPP_PORTS_TO - SIPP_PORTS_FROM) // SIPP_BLOCK
+    for _ in range(blocks):
+        first = SIPP_PORTS_FROM + (next(_sipp_blocks) % blocks) * SIPP_BLOCK
+        if all(port_is_free(port, socket.SOCK_DGRAM, address) for port in range(first, first + SIPP_BLOCK)):
+            return first, first + 2
+    raise StackError(f"no free block of {SIPP_BLOCK} UDP ports for sipp on {address} in "
+                     f"{SIPP_PORTS_FROM}-{SIPP_PORTS_TO - 1}")
 
 
 def render_template(path: Path, values: dict[str, str]) -> str:
@@ -718,9 +736,10 @@ DEMO_CALLS = [
 
 def demo_call(stack: Stack, did: str, scenario: Path, caller: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """One real SIP call into Asterisk with sipp, as the carrier would place it (the tests' harness: tests/e2e/sipp.py)."""
+    sip, media = sipp_ports()
     return subprocess.run(
         ["sipp", "-sf", str(scenario), "-s", did, "-key", "caller", caller,
-         "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+         "-i", "127.0.0.1", "-p", str(sip), "-mp", str(media),
          "-m", "1", "-r", "10", "-nostdin", "-timeout", f"{timeout:.0f}s", "-timeout_error",
          f"127.0.0.1:{stack.ports.sip}"],
         capture_output=True, text=True, timeout=timeout + 15, cwd=stack.state_dir,

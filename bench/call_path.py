@@ -341,7 +341,7 @@ def percentile(values: list[float], q: float) -> float:
 def run_sipp(stack: stackmod.Stack, tcpdump: str, path_name: str, rate: int, seconds: float, talk_s: float,
              app_pid: int | None, work: Path) -> tuple[Run, Sampler]:
     calls = max(1, int(rate * seconds))
-    caller_port = stackmod.free_udp_port()
+    caller_port, media_port = stackmod.sipp_ports()
     scenario = caller_scenario(stack.state_dir, talk_s)
     # Calls the app took: fairline counts those it routed; the bridging app keeps a count in a file.
     def taken() -> float | None:
@@ -358,7 +358,7 @@ def run_sipp(stack: stackmod.Stack, tcpdump: str, path_name: str, rate: int, sec
         sampler.start()
         proc = subprocess.run(
             ["sipp", "-sf", str(scenario), "-inf", str(did_file(stack.state_dir, path_name)), "-key", "caller", CALLER,
-             "-i", "127.0.0.1", "-p", str(caller_port), "-mp", str(stackmod.free_udp_port()),
+             "-i", "127.0.0.1", "-p", str(caller_port), "-mp", str(media_port),
              "-m", str(calls), "-r", str(rate), "-l", str(max(100, rate * 20)), "-nostdin",
              "-recv_timeout", "15000", "-timeout", f"{seconds + talk_s + 25:.0f}s", "-trace_stat", "-fd", "1",
              f"127.0.0.1:{stack.ports.sip}"],

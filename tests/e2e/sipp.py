@@ -6,30 +6,25 @@ stack itself (asterisk-docker/stack.py, `Stack.start_targets`): `make demo` and 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stack import sipp_ports  # asterisk-docker/stack.py, on sys.path by conftest
+
 if TYPE_CHECKING:
-    from stack import Stack  # asterisk-docker/stack.py, on sys.path by conftest
+    from stack import Stack
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"  # callers, and the phones they reach
-
-
-def free_udp_port(address: str = "127.0.0.1") -> int:
-    """A UDP port nobody uses now on `address`."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
 
 
 def place_calls(stack: Stack, did: str, scenario: Path | str, *, caller: str = "+31612345678", calls: int = 1,
                 rate: int = 10, timeout: float = 30, source: str = "127.0.0.1") -> subprocess.CompletedProcess[str]:
     """Place `calls` calls to `did` from `source` (the address sipp binds to) and wait until sipp ends."""
+    sip, media = sipp_ports(source)
     return subprocess.run(
         ["sipp", "-sf", str(scenario), "-s", did, "-key", "caller", caller,
-         "-i", source, "-p", str(free_udp_port(source)), "-mp", str(free_udp_port(source)),
+         "-i", source, "-p", str(sip), "-mp", str(media),
          "-m", str(calls), "-r", str(rate), "-nostdin", "-timeout", f"{timeout:.0f}s", "-timeout_error",
          f"127.0.0.1:{stack.ports.sip}"],
         capture_output=True, text=True, timeout=timeout + 15, cwd=stack.state_dir,

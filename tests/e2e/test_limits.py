@@ -18,7 +18,7 @@ import pytest
 
 from ari_app.ari.client import AriClient
 from tests.e2e.conftest import LiveStack, poll
-from tests.e2e.sipp import SCENARIOS, free_udp_port
+from tests.e2e.sipp import SCENARIOS, sipp_ports
 from tests.e2e.test_reconcile import assert_reconciled, settled
 from tests.e2e.test_shedding import admit, all_admitted  # noqa: F401 (a fixture)
 
@@ -38,9 +38,10 @@ def flood(live: LiveStack, did: str, calls: int, *, callers: list[str] | None = 
     callers = callers or [f"+3161299{i:04d}" for i in range(calls)]
     inject = s.state_dir / f"flood_{did.lstrip('+')}.csv"
     inject.write_text("SEQUENTIAL\n" + "".join(f"{c};\n" for c in callers))
+    sip, media = sipp_ports()
     return subprocess.run(
         ["sipp", "-sf", str(SCENARIOS / "uac_flood.xml"), "-inf", str(inject), "-s", did,
-         "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port()),
+         "-i", "127.0.0.1", "-p", str(sip), "-mp", str(media),
          "-m", str(calls), "-r", "100", "-l", str(calls), "-nostdin", "-timeout", f"{timeout:.0f}s",
          "-timeout_error", f"127.0.0.1:{s.ports.sip}"],
         capture_output=True, text=True, timeout=timeout + 15, cwd=s.state_dir)

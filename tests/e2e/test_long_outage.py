@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.e2e.conftest import LiveStack, poll
-from tests.e2e.sipp import SCENARIOS, free_udp_port
+from tests.e2e.sipp import SCENARIOS, sipp_ports
 from tests.e2e.test_faults import ROUTED, events
 from tests.e2e.test_reconcile import assert_reconciled, reconcile
 
@@ -89,11 +89,11 @@ def test_ten_minutes_without_postgresql_under_35_calls_a_second_keep_the_loop_on
     since = datetime.now(UTC)
     warm_s, after_s = 15.0, 15.0
     calls = int(RATE * (warm_s + OUTAGE_S + after_s))
-    port = free_udp_port()
+    port, media = sipp_ports()
     # -l: enough calls at once for 35/s of a few seconds each; -timeout: sipp always ends.
     sipp = subprocess.Popen(
         ["sipp", "-sf", str(SCENARIOS / "uac_answered.xml"), "-s", ROUTED, "-key", "caller", "+31612345678",
-         "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_udp_port()), "-m", str(calls), "-r", str(RATE),
+         "-i", "127.0.0.1", "-p", str(port), "-mp", str(media), "-m", str(calls), "-r", str(RATE),
          "-l", str(RATE * 20), "-nostdin", "-timeout", f"{calls / RATE + 120:.0f}s", "-timeout_error",
          "-trace_stat", "-fd", "60", f"127.0.0.1:{s.ports.sip}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=s.state_dir)

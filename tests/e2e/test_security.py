@@ -23,7 +23,7 @@ from ari_app.ami.session import AmiSession
 from ari_app.errors import AmiRefused
 from ari_app.settings import ami_from_arguments
 from tests.e2e.conftest import SCENARIOS, LiveStack, poll, stackmod
-from tests.e2e.sipp import free_udp_port, place_calls
+from tests.e2e.sipp import place_calls, sipp_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -122,9 +122,10 @@ def test_asterisk_fairline_and_postgresql_listen_on_loopback_only_even_during_a_
     s = live.stack
     assert s.asterisk is not None and s.fairline is not None
     before = {k for k in sockets_of(s.asterisk.pid) if k.listening and not is_loopback(k.address)}
+    sip, media = sipp_ports()
     call = subprocess.Popen(["sipp", "-sf", str(SCENARIOS / "uac_answered.xml"), "-s", ROUTED, "-key", "caller",
-                             "+31612345678", "-i", "127.0.0.1", "-p", str(free_udp_port("127.0.0.1")),
-                             "-mp", str(free_udp_port("127.0.0.1")), "-m", "1", "-nostdin", "-timeout", "20s",
+                             "+31612345678", "-i", "127.0.0.1", "-p", str(sip),
+                             "-mp", str(media), "-m", "1", "-nostdin", "-timeout", "20s",
                              f"127.0.0.1:{s.ports.sip}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=s.state_dir)
     try:
