@@ -17,8 +17,8 @@ customer ids (letters, digits, '.', '_', '-'), so nothing can break out of a dia
 from __future__ import annotations
 
 from ari_app.core.limits import NumberLimits, number_limits
-from ari_app.core.model import Config, Route, Target
-from ari_app.core.flow import TRUNK
+from ari_app.core.model import Config, Route, Target, TargetKind
+from ari_app.core.flow import CONFIRM, CONFIRM_SECONDS, TRUNK
 
 CONTEXT = "fairline-fallback"
 LIMITS_CONTEXT = "fairline-limits"
@@ -35,7 +35,8 @@ HEADER = f"""\
 ; number rings the first target of its daytime route (opening hours, the other
 ; targets and no-answer handling need fairline); a number whose route is a queue
 ; rings the queue's first agent; an announcement-only number plays its
-; announcement.
+; announcement. A phone that must confirm (decision 0031) is rung through
+; fairline-confirm here too.
 ;
 ; [{LIMITS_CONTEXT}] gives each number's concurrent-call limits (its own, its customer's,
 ; per caller) to from-carrier's [fairline-limit]; a number not configured gets the defaults.
@@ -59,19 +60,26 @@ def fallback_dialplan(config: Config) -> str:
         number = config.numbers[e164]
         if number.route is not None and number.route.targets:
             first = number.route.targets[0]
-            lines += [f"exten => {e164},1,Dial(PJSIP/{first.e164}@{TRUNK},{first.ring_seconds})",
-                      " same => n,Hangup()"]
+            lines += [f"exten => {e164},1,Dial({_dial(first, config.confirms(first))})", " same => n,Hangup()"]
         elif number.route is not None and (queue := config.queues.get(number.route.queue_only or "")) is not None:
             # Its first agent, as a route's first target: ringing them all at once would turn every
             # call shed under overload (decision 0016) into as many outbound calls as the queue has agents.
             agent = queue.spec.agents[0]
-            lines += [f"exten => {e164},1,Dial(PJSIP/{agent}@{TRUNK},{queue.spec.ring_seconds})",
-                      " same => n,Hangup()"]
+            as_target = Target(agent, TargetKind.MOBILE, queue.spec.ring_seconds)  # its kind is not read below
+            dial = _dial(as_target, config.agent_confirms(queue.spec.name, agent))
+            lines += [f"exten => {e164},1,Dial({dial})", " same => n,Hangup()"]
         elif number.announcement is not None:
             lines += [f"exten => {e164},1,Answer()",
                       f" same => n,Playback({number.announcement})",
                       " same => n,Hangup()"]
     return "\n".join(lines) + "\n"
+
+
+def _dial(phone: Target, confirms: bool) -> str:
+    """Dial()'s arguments for ringing `phone`: through fairline-confirm when it must press 1 (decision 0031)."""
+    if confirms:
+        return f"Local/{phone.e164}-{phone.ring_seconds}@{CONFIRM}/n,{phone.ring_seconds + CONFIRM_SECONDS}"
+    return f"PJSIP/{phone.e164}@{TRUNK},{phone.ring_seconds}"
 
 
 def _limits_line(extension: str, did: str, limits: NumberLimits) -> str:

@@ -235,8 +235,11 @@ class Queues:
         self._spawn(self._originate(leg, ring_seconds), f"queue-ring-{leg.channel_id}")
 
     async def _originate(self, leg: Leg, ring_seconds: int) -> None:
-        params = {"endpoint": f"PJSIP/{leg.agent}@{flow.TRUNK}", "app": self.ari.app, "appArgs": AGENT_LEG,
-                  "channelId": leg.channel_id, "timeout": str(ring_seconds), "originator": leg.call_id}
+        endpoint, timeout = f"PJSIP/{leg.agent}@{flow.TRUNK}", ring_seconds
+        if self.config.agent_confirms(leg.queue, leg.agent):  # the leg comes up once the agent pressed 1
+            endpoint, timeout = f"Local/{leg.agent}-{ring_seconds}@{flow.CONFIRM}/n", ring_seconds + flow.CONFIRM_SECONDS
+        params = {"endpoint": endpoint, "app": self.ari.app, "appArgs": AGENT_LEG,
+                  "channelId": leg.channel_id, "timeout": str(timeout), "originator": leg.call_id}
         caller = self.caller_of(leg.call_id)
         if caller is not None:
             params["callerId"] = caller

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import unicodedata
 from datetime import datetime, timezone
 from typing import Any
@@ -29,6 +30,7 @@ from ari_app.core.events import (
     RecorderUp,
     RecordingEnded,
     TargetAnswered,
+    TargetConfirmed,
     TargetDialed,
 )
 from ari_app.errors import FairlineError
@@ -45,6 +47,7 @@ SNOOP_LEG = "recording"  # the Stasis argument of the snoop channels that record
 # Caller ids and DIDs are the carrier's (that is, anybody's) text and end up in logs, in the CDR and on
 # invoices: longer than this is no phone number, and is cut here.
 MAX_NUMBER_CHARS = 64
+_CONFIRMATIONS = ("FAIRLINE_CONFIRMED", "FAIRLINE_UNCONFIRMED")  # set by dialplan/extensions.conf (decision 0031)
 
 # Unicode categories dropped from caller ids and DIDs: control characters (a NUL makes PostgreSQL refuse
 # the CDR, a newline forges log lines), line and paragraph separators (line breaks too), format characters
@@ -177,7 +180,13 @@ def parse(message: str | bytes) -> AriEvent:
         caller, at, peer = _str(data, "caller", "id"), parse_time(data.get("timestamp"), "timestamp"), _str(data, "peer", "id")
         if status == "ANSWER":
             return TargetAnswered(caller, at, peer)
-        return TargetDialed(caller, at, peer, _str(data, "dialstring").split("@", 1)[0])
+        return TargetDialed(caller, at, peer, _str(data, "dialstring").split("@", 1)[0].split("-", 1)[0])
+    if kind == "ChannelVarset" and data.get("variable") in _CONFIRMATIONS and isinstance(data.get("channel"), dict):
+        target = _str(data, "value")
+        if not re.fullmatch(r"\+[0-9]{1,15}", target):
+            raise BadEvent(f"value: expected the E.164 number of the phone that answered, got {target[:20]!r}")
+        return TargetConfirmed(_str(data, "channel", "id"), parse_time(data.get("timestamp"), "timestamp"), target,
+                               confirmed=data["variable"] == "FAIRLINE_CONFIRMED")
     if kind == "ChannelDestroyed":
         return CallDestroyed(
             channel_id=_str(data, "channel", "id"),

@@ -35,6 +35,7 @@ from ari_app.core.model import (
     MAX_RING_SECONDS,
     NOBODY_AVAILABLE,
     Announce,
+    AnswerConfirmation,
     Config,
     Customer,
     ForwardTo,
@@ -166,12 +167,14 @@ def _check(text: str, path: Path | str) -> Checked:
         problems.add(root, "(top level)", "expected a mapping with 'customers' and 'numbers' lists")
         raise ConfigError(problems.items)
     top = _mapping(root, problems, "(top level)", allowed={"customers", "numbers", "queues", "tariff", "recording",
-                                                                     "limits"})
+                                                                     "limits", "answer_confirmation"})
     customers = _customers(top.get("customers"), root, problems)
     queue_entries = _queues(top["queues"], problems, customers) if "queues" in top else []
     rates = _tariff(top["tariff"], problems) if "tariff" in top else DEFAULT_RATES
     recording = _recording(top["recording"], problems) if "recording" in top else Recording(shipped_law())
     limits = _limits(top["limits"], problems) if "limits" in top else CallLimits()
+    confirmation = (_confirmation(top["answer_confirmation"], problems) if "answer_confirmation" in top
+                    else AnswerConfirmation())
     numbers_node = top.get("numbers")
     entries: list[_Entry] = []
     if numbers_node is None:
@@ -185,7 +188,7 @@ def _check(text: str, path: Path | str) -> Checked:
         raise ConfigError(problems.items)
     config = Config(customers=MappingProxyType(customers), numbers=MappingProxyType(numbers),
                     queues=MappingProxyType(queues), rates=rates, text=text, recording=recording,
-                    limits=limits)
+                    limits=limits, confirmation=confirmation)
     layout = number_items.split(text)
     if layout is None or not _cut_as_composed(layout.first_lines, numbers_node, len(text.split("\n"))):
         return Checked(config, None, {}, customers, tuple(queue_entries))
@@ -505,6 +508,16 @@ def _limits(node: yaml.Node, problems: _Problems) -> CallLimits:
     return CallLimits(**{name: value for name, value in given.items() if value is not None})
 
 
+def _confirmation(node: yaml.Node, problems: _Problems) -> AnswerConfirmation:
+    """`answer_confirmation:`, which kinds of phone must press 1 unless a route, target or queue says."""
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, "answer_confirmation", "expected a mapping with mobiles and landlines (true or false)")
+        return AnswerConfirmation()
+    fields = _mapping(node, problems, "answer_confirmation", allowed={"mobiles", "landlines"})
+    given = {key: _flag(value, f"answer_confirmation.{key}", problems) for key, value in fields.items()}
+    return AnswerConfirmation(**given)
+
+
 def _number_type(node: yaml.Node | None, parent: yaml.Node, problems: _Problems, where: str,
                  e164: str | None) -> NumberType | None:
     expected = ", ".join(t.value for t in NumberType)
@@ -529,7 +542,7 @@ def _number_type(node: yaml.Node | None, parent: yaml.Node, problems: _Problems,
 # ---- routes
 
 
-_ROUTE_KEYS = {"strategy", "ring_seconds", "targets", "no_answer", "queue"}
+_ROUTE_KEYS = {"strategy", "ring_seconds", "targets", "no_answer", "queue", "confirm"}
 _ROUTE_SHAPE = ("expected a mapping with targets, and optionally strategy, ring_seconds and no_answer; "
                 "or {queue: NAME} alone")
 _E164_TARGET = "expected an E.164 number in quotes, like \"+31612345678\""
@@ -560,7 +573,9 @@ def _route(node: yaml.Node, where: str, owner: Owner, entry: _Entry, problems: _
     ring = DEFAULT_RING_SECONDS
     if "ring_seconds" in fields:
         ring = _ring_seconds(fields["ring_seconds"], f"{where}.ring_seconds", problems) or ring
-    targets = _targets(fields.get("targets"), node, f"{where}.targets", strategy, ring, owner, entry, problems)
+    confirm = _flag(fields["confirm"], f"{where}.confirm", problems) if "confirm" in fields else None
+    targets = _targets(fields.get("targets"), node, f"{where}.targets", strategy, ring, owner, entry, problems,
+                       confirm)
     no_answer = _no_answer(fields.get("no_answer"), f"{where}.no_answer", entry, problems)
     if problems.count != before or not targets or no_answer is None:
         return None
@@ -576,7 +591,7 @@ def _ring_seconds(node: yaml.Node, key: str, problems: _Problems) -> int | None:
 
 
 def _targets(node: yaml.Node | None, parent: yaml.Node, where: str, strategy: Strategy, ring: int, owner: Owner,
-             entry: _Entry, problems: _Problems) -> tuple[Target, ...]:
+             entry: _Entry, problems: _Problems, confirm: bool | None) -> tuple[Target, ...]:
     if node is None:
         problems.add(parent, where, "missing; expected a list of E.164 numbers to ring")
         return ()
@@ -586,11 +601,13 @@ def _targets(node: yaml.Node | None, parent: yaml.Node, where: str, strategy: St
     targets: list[Target] = []
     seen: dict[str, int] = {}
     for j, item in enumerate(node.value):
-        key, own_ring = f"{where}[{j}]", ring
+        key, own_ring, own_confirm = f"{where}[{j}]", ring, confirm
         number_node: yaml.Node | None = item
         if isinstance(item, yaml.MappingNode):
             before = problems.count
-            fields = _mapping(item, problems, key, allowed={"number", "ring_seconds"})
+            fields = _mapping(item, problems, key, allowed={"number", "ring_seconds", "confirm"})
+            if "confirm" in fields:
+                own_confirm = _flag(fields["confirm"], f"{key}.confirm", problems)
             number_node = fields.get("number")
             if number_node is None and problems.count == before:  # a misspelt key says so already
                 problems.add(item, f"{key}.number", f"missing; {_E164_TARGET}")
@@ -603,7 +620,7 @@ def _targets(node: yaml.Node | None, parent: yaml.Node, where: str, strategy: St
                 else:
                     own_ring = _ring_seconds(fields["ring_seconds"], f"{where}[{j}].ring_seconds", problems) or ring
         elif not isinstance(item, yaml.ScalarNode):
-            problems.add(item, key, f"{_E164_TARGET}, or a mapping with number and ring_seconds")
+            problems.add(item, key, f"{_E164_TARGET}, or a mapping with number, ring_seconds and confirm")
             continue
         if number_node is None:
             continue
@@ -616,7 +633,7 @@ def _targets(node: yaml.Node | None, parent: yaml.Node, where: str, strategy: St
             continue
         seen[target.e164] = j
         entry.targets.append(_Mention(number_node, key, target.e164))
-        targets.append(target)
+        targets.append(dataclasses.replace(target, confirm=own_confirm))
     return tuple(targets)
 
 
@@ -816,7 +833,7 @@ def _law(node: yaml.Node, where: str, law: consent.Jurisdictions, problems: _Pro
 
 
 _QUEUE_KEYS = {"name", "customer", "agents", "strategy", "ring_seconds", "wrapup_seconds", "max_wait_seconds",
-               "position_every_seconds", "overflow"}
+               "position_every_seconds", "overflow", "confirm"}
 _OVERFLOW_SHAPE = ("expected exactly one of {announcement: SOUND}, {number: \"+31...\"} (one of the queue's "
                    "customer's numbers) or {target: \"+316...\"} (a landline or mobile phone to ring)")
 # (key, default, lowest, highest); max_wait_seconds has no highest here: the queue core holds the policy.
@@ -909,8 +926,9 @@ def _queue(node: yaml.Node, where: str, problems: _Problems, customers: Mapping[
         elif problems.count == before:
             problems.add(node, where, str(exc))
         return entry
+    confirm = _flag(fields["confirm"], f"{where}.confirm", problems) if "confirm" in fields else None
     if problems.count == before and name is not None and customer is not None and overflow is not None:
-        entry.queue = Queue(customer, spec, overflow)
+        entry.queue = Queue(customer, spec, overflow, confirm)
     return entry
 
 

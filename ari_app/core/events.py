@@ -57,6 +57,7 @@ class TargetDialed:
     at: datetime
     peer_id: str  # the outbound channel
     target: str  # the dialled number, e.g. "+31612345678" from the dialstring "+31612345678@carrier-out"
+    # (or "+31612345678-20@fairline-confirm/n", a phone that must press 1)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,6 +68,17 @@ class TargetAnswered:
     channel_id: str  # the caller's (inbound) channel
     at: datetime
     peer_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TargetConfirmed:
+    """ChannelVarset of FAIRLINE_CONFIRMED or FAIRLINE_UNCONFIRMED on the caller's channel: the dialplan's
+    answer confirmation (decision 0031) says a phone that answered pressed 1, or did not."""
+
+    channel_id: str  # the caller's (inbound) channel
+    at: datetime
+    target: str  # the phone's number
+    confirmed: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,6 +158,6 @@ class Ignored:
 
 
 # Each is about one channel: the inbound leg of a call, or (AgentLegUp) an agent leg of a queue.
-CallEvent = Union[CallStarted, DialReturned, AgentLegUp, CallAnswered, TargetDialed, TargetAnswered, PlaybackDone,
-                  DtmfReceived, RecorderUp, RecordingEnded, HangupRequested, CallLeft, CallDestroyed]
+CallEvent = Union[CallStarted, DialReturned, AgentLegUp, CallAnswered, TargetDialed, TargetAnswered, TargetConfirmed,
+                  PlaybackDone, DtmfReceived, RecorderUp, RecordingEnded, HangupRequested, CallLeft, CallDestroyed]
 AriEvent = Union[CallEvent, Ignored]

@@ -56,6 +56,7 @@ from ari_app.core.events import (
     HangupRequested,
     PlaybackDone,
     TargetAnswered,
+    TargetConfirmed,
     TargetDialed,
 )
 from ari_app.core import recording_rules
@@ -68,9 +69,15 @@ SORRY = "all-circuits-busy-now"  # when fairline or Asterisk cannot serve the ca
 OVERFLOWING = "pls-hold-while-try"  # the wait cap is reached and the caller is sent on: "please hold while I try..."
 MAX_HOPS = 5  # forwards from number to number within one call; a loop the config missed ends here
 TRUNK = "carrier-out"  # the PJSIP endpoint that reaches landline and mobile targets
-# A dial of phones on the trunk, the only kind fairline makes; dialplan/extensions.conf's [fairline-dial]
-# dials such an extension as it is. Asterisk truncates extensions past 79 characters (AST_MAX_EXTENSION).
-_TRUNK_DIAL = re.compile(rf"PJSIP/\+[0-9]+@{TRUNK}(?:&PJSIP/\+[0-9]+@{TRUNK})*,[0-9]+")
+CONFIRM = "fairline-confirm"  # the dialplan context that rings a phone which must press 1 (decision 0031)
+# How much longer than its ring time a leg through CONFIRM may take: the answering phone hears the
+# prompt (about 9 s with the number read out) and has 5 s to press 1, twice (dialplan/extensions.conf).
+CONFIRM_SECONDS = 30
+# A dial of phones on the trunk, straight or through CONFIRM, the only kind fairline makes;
+# dialplan/extensions.conf's [fairline-dial] dials such an extension as it is. Asterisk truncates
+# extensions past 79 characters (AST_MAX_EXTENSION).
+_LEG = rf"(?:PJSIP/\+[0-9]+@{TRUNK}|Local/\+[0-9]+-[0-9]+@{CONFIRM}/n)"
+_TRUNK_DIAL = re.compile(rf"{_LEG}(?:&{_LEG})*,[0-9]+")
 MAX_EXTENSION = 79
 
 # Q.850 causes fairline releases calls with.
@@ -354,6 +361,8 @@ class CallData:
     hops: int = 0  # forwards so far
     outcome: str | None = None  # DIALSTATUS of the last unanswered step
     answered_target: Target | None = None
+    answer_confirmed: bool | None = None  # the phone that took the call pressed 1 first; None: not asked
+    unconfirmed: int = 0  # phones (or their voicemail) that answered and did not press 1
     visits: tuple[QueueVisit, ...] = ()  # queues waited in, each with how it ended
     bridged: bool = False  # in a bridge of fairline's, to remove when the call ends
     terms: Terms = Terms()
@@ -378,6 +387,7 @@ class Dialing:
     no_answer: NoAnswer | None = None
     in_dialplan: bool = False  # the channel left the app for Dial(): its StasisEnd was the hand-over
     dialed: tuple[tuple[str, str], ...] = ()  # (outbound channel id, target E.164) of this step
+    confirming: frozenset[str] = frozenset()  # the targets of this step that must press 1 (E.164)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -696,7 +706,7 @@ def _enter(call: Call, e164: str, at: datetime, config: Config) -> Step:
                          name="announcement" if hops == 0 else f"{hops}-announcement")
     if (queue := route.queue_only) is not None:  # in line at once
         return _join_queue(call, queue, at, config)
-    return _dial(call, Dialing(e164, _steps(route), no_answer=route.no_answer))
+    return _dial(call, Dialing(e164, _steps(route), no_answer=route.no_answer), config)
 
 
 def _steps(route: Route) -> tuple[tuple[Target, ...], ...]:
@@ -705,12 +715,18 @@ def _steps(route: Route) -> tuple[tuple[Target, ...], ...]:
     return tuple((t,) for t in route.targets)
 
 
-def _dial(call: Call, dialing: Dialing) -> Step:
-    """Ring the step `dialing` is at: the channel goes to the dialplan, subscribed to first if it is not yet."""
+def _dial(call: Call, dialing: Dialing, config: Config) -> Step:
+    """Ring the step `dialing` is at: the channel goes to the dialplan, subscribed to first if it is not yet.
+
+    A phone that must confirm is rung through the CONFIRM context: its leg answers only once the
+    person pressed 1, so Dial() waits longer for it than its ring time."""
     targets = dialing.steps[dialing.step_index]
     ring = max(t.ring_seconds for t in targets)
-    dial = "&".join(f"PJSIP/{t.e164}@{TRUNK}" for t in targets) + f",{ring}"
-    ringing = dataclasses.replace(dialing, dialed=(), in_dialplan=False)
+    confirming = frozenset(t.e164 for t in targets if config.confirms(t))
+    legs = (f"Local/{t.e164}-{ring}@{CONFIRM}/n" if t.e164 in confirming else f"PJSIP/{t.e164}@{TRUNK}"
+            for t in targets)
+    dial = "&".join(legs) + f",{ring + CONFIRM_SECONDS if confirming else ring}"
+    ringing = dataclasses.replace(dialing, dialed=(), in_dialplan=False, confirming=confirming)
     return _with(call, ringing, followed=True), [Dial(dial, follow=not call.data.followed)]
 
 
@@ -721,8 +737,14 @@ def _target_dialed(call: Call, state: Dialing, event: TargetDialed, _: Config) -
 def _target_answered(call: Call, state: Dialing, event: TargetAnswered, config: Config) -> Step:
     number = dict(state.dialed).get(event.peer_id)
     targets = state.steps[state.step_index] if state.steps else ()
-    answered = _with(call, answered_target=next((t for t in targets if t.e164 == number), None))
+    answered = _with(call, answered_target=next((t for t in targets if t.e164 == number), None),
+                     answer_confirmed=True if number in state.confirming else None)
     return _record_if_allowed(answered, number, config)
+
+
+def _target_confirmed(call: Call, _: State, event: TargetConfirmed, __: Config) -> Step:
+    """The dialplan says an answering phone pressed 1, or did not (its voicemail, say)."""
+    return (call, []) if event.confirmed else (_with(call, unconfirmed=call.data.unconfirmed + 1), [])
 
 
 def _dial_returned(call: Call, state: Dialing, event: DialReturned, config: Config) -> Step:
@@ -733,7 +755,7 @@ def _dial_returned(call: Call, state: Dialing, event: DialReturned, config: Conf
     call = _with(call, outcome=event.status)
     reason = _OUTCOMES[event.status][0]
     if state.step_index + 1 < len(state.steps):
-        return _dial(call, dataclasses.replace(state, step_index=state.step_index + 1))
+        return _dial(call, dataclasses.replace(state, step_index=state.step_index + 1), config)
     hops = call.data.hops
     if isinstance(state.no_answer, ForwardTo):
         if hops + 1 > MAX_HOPS:
@@ -760,7 +782,8 @@ def _join_queue(call: Call, name: str, at: datetime, config: Config) -> Step:
 def _queue_connected(call: Call, state: Queued, event: QueueConnected, config: Config) -> Step:
     kind = target_kind(event.agent)
     connected = _with(_close_visit(call, state, event.at, QueueOutcome.ANSWERED), Connected(event.agent_channel),
-                      bridged=True, answered_target=Target(event.agent, kind, 0) if kind else None)
+                      bridged=True, answered_target=Target(event.agent, kind, 0) if kind else None,
+                      answer_confirmed=True if config.agent_confirms(state.queue, event.agent) else None)
     connected, record = _record_if_allowed(connected, event.agent, config)
     return connected, [*_stop(state), StopMoh(), Bridge(event.agent_channel), *record]
 
@@ -842,7 +865,7 @@ def _announcement_done(call: Call, state: Announcing, event: PlaybackDone, confi
     if state.then_number is not None:
         return _enter(call, state.then_number, event.at, config)
     if state.then_target is not None:  # ring the overflow's phone; unanswered, the default announcement
-        return _dial(call, Dialing("", ((state.then_target,),)))
+        return _dial(call, Dialing("", ((state.then_target,),)), config)
     return _release(call, state.reason)
 
 
@@ -910,6 +933,8 @@ def record(call: Call, ended_at: datetime) -> CallRecord:
         recording_evidence=terms.evidence or None,
         recording=terms.file,
         end_estimated=data.end_estimated,
+        answer_confirmed=data.answer_confirmed if target else None,
+        unconfirmed_answers=data.unconfirmed,
     )
 
 
@@ -932,7 +957,7 @@ _LIVE: Mapping[type[Any], Handler] = {
 TRANSITIONS: Mapping[Phase, Mapping[type[Any], Handler]] = {
     Phase.NEW: {**_LIVE, CallStarted: _start, Adopted: _adopt_found, DialReturned: _adopt},
     Phase.DIALING: {**_LIVE, DialReturned: _dial_returned, TargetDialed: _target_dialed,
-                    TargetAnswered: _target_answered},
+                    TargetAnswered: _target_answered, TargetConfirmed: _target_confirmed},
     Phase.NOTICE: {**_LIVE, PlaybackDone: _notice_done},
     Phase.CONSENT: {**_LIVE, PlaybackDone: _consent_prompt_done, DtmfReceived: _consent_digit,
                     DigitTimeout: _consent_timeout},

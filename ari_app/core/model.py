@@ -51,6 +51,24 @@ class Target:
     e164: str
     kind: TargetKind
     ring_seconds: int
+    confirm: bool | None = None  # must press 1 to take a call (decision 0031); None: as its kind's default
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AnswerConfirmation:
+    """Which answering phones must press 1 before a call is theirs (decision 0031).
+
+    A mobile's own voicemail answers after some 20 seconds; without this it would take the call,
+    end the route and be billed as answered. Landlines rarely have one, so they need not confirm.
+    """
+
+    mobiles: bool = True
+    landlines: bool = False
+
+    def applies(self, target: Target) -> bool:
+        if target.confirm is not None:
+            return target.confirm
+        return self.mobiles if target.kind is TargetKind.MOBILE else self.landlines
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -172,6 +190,7 @@ class Queue:
     customer_id: str
     spec: QueueSpec
     overflow: Announce | ForwardTo | Target = Announce(NOBODY_AVAILABLE)  # a Target: ring that phone
+    confirm: bool | None = None  # its agents must press 1 to take a caller; None: as their kind's default
 
 
 DEFAULT_NOTICE = ("conf-now-recording",)  # Asterisk's core sounds have no better stand-in; record your own
@@ -203,6 +222,17 @@ class Config:
     text: str = ""  # the file as loaded (UTF-8, newlines untouched): configuration versions hash it
     recording: Recording = dataclasses.field(default_factory=Recording)
     limits: CallLimits = CallLimits()  # concurrent calls, applied by the dialplan (decision 0026)
+    confirmation: AnswerConfirmation = AnswerConfirmation()
+
+    def confirms(self, target: Target) -> bool:
+        """Whether `target` must press 1 before a call is connected to it (decision 0031)."""
+        return self.confirmation.applies(target)
+
+    def agent_confirms(self, queue: str, agent: str) -> bool:
+        """Whether queue `queue`'s agent `agent` (E.164) must press 1 before a caller is connected."""
+        kind = target_kind(agent)
+        found = self.queues.get(queue)
+        return kind is not None and self.confirms(Target(agent, kind, 0, found.confirm if found else None))
 
     def limits_of(self, number: Number) -> NumberLimits:
         """The concurrent-call limits the dialplan holds `number`'s calls to."""

@@ -23,7 +23,8 @@ BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
 
 EVENTS_USED = ("StasisStart", "StasisEnd", "ChannelStateChange", "ChannelHangupRequest", "ChannelDestroyed",
-               "PlaybackFinished", "Dial", "ChannelDtmfReceived", "RecordingFinished", "RecordingFailed")
+               "PlaybackFinished", "Dial", "ChannelDtmfReceived", "RecordingFinished", "RecordingFailed",
+               "ChannelVarset")  # only FAIRLINE_CONFIRMED and FAIRLINE_UNCONFIRMED are read (decision 0031)
 
 
 def backoff_delays(first: float = BACKOFF_FIRST_S, cap: float = BACKOFF_MAX_S) -> "list[float]":

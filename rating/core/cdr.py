@@ -152,6 +152,10 @@ class CallRecord:
     # The call ended while fairline was away from Asterisk and Asterisk's own CDR had no end for it:
     # ended_at is when fairline lost the connection, the earliest it may have ended (issue 17).
     end_estimated: bool = False
+    # Answer confirmation (decision 0031): the phone that took the call pressed 1 first (None: it was not
+    # asked to), and how many phones (a mobile's voicemail, say) answered without pressing 1.
+    answer_confirmed: bool | None = None
+    unconfirmed_answers: int = 0
 
     def __post_init__(self) -> None:
         for name in ("started_at", "answered_at", "ended_at"):
@@ -226,6 +230,7 @@ class RatedCdr:
             "fair_use_eligible": p.fair_use_eligible, "billing_month": self.billing_month.isoformat(),
             "rating_error": self.rating_error, "source": self.source,
             "tariff": p.tariff, "rating_zone": self.rating_zone, "end_estimated": c.end_estimated,
+            "answer_confirmed": c.answer_confirmed, "unconfirmed_answers": c.unconfirmed_answers,
         }
 
     @classmethod
@@ -242,6 +247,8 @@ class RatedCdr:
             recording_mode=d.get("recording_mode"), recording_evidence=d.get("recording_evidence"),
             recording=RecordingFile.from_json(d["recording"]) if d.get("recording") else None,
             end_estimated=bool(d.get("end_estimated", False)),  # spool lines from before issue 17 have none
+            # Nor those from before issue 18 the answer confirmation.
+            answer_confirmed=d.get("answer_confirmed"), unconfirmed_answers=int(d.get("unconfirmed_answers", 0)),
         )
         price = RatedPrice(
             d["billable_seconds"], d["peak_seconds"], d["offpeak_seconds"], Decimal(d["setup_eur"]),

@@ -17,7 +17,8 @@ HEADER = """\
 ; number rings the first target of its daytime route (opening hours, the other
 ; targets and no-answer handling need fairline); a number whose route is a queue
 ; rings the queue's first agent; an announcement-only number plays its
-; announcement.
+; announcement. A phone that must confirm (decision 0031) is rung through
+; fairline-confirm here too.
 ;
 ; [fairline-limits] gives each number's concurrent-call limits (its own, its customer's,
 ; per caller) to from-carrier's [fairline-limit]; a number not configured gets the defaults.
@@ -69,7 +70,8 @@ class TestFallbackDialplan:
     """One extension per number, sorted: a routed number dials its first target, an announcement plays."""
 
     def test_small_config_gives_exactly_this_dialplan(self, tmp_path: Path) -> None:
-        """The daytime route's first target, for its own ring time; the hours and outside route are not used."""
+        """The daytime route's first target, for its own ring time; the hours and outside route are not used.
+        A mobile must press 1 (decision 0031): it is rung through fairline-confirm, with time for the prompt."""
         assert fallback_dialplan(load_text(tmp_path, CONFIG)) == HEADER + (
             "exten => +31201234567,1,Gosub(fairline-limit,s,1(+31201234567,20,acme,50,10))\n"
             " same => n,Return(${GOSUB_RETVAL})\n"
@@ -86,7 +88,7 @@ class TestFallbackDialplan:
             "exten => +31612345679,1,NoOp(a configured target)\n"
             "\n"
             "[fairline-fallback]\n"
-            "exten => +31201234567,1,Dial(PJSIP/+31612345679@carrier-out,30)\n"
+            "exten => +31201234567,1,Dial(Local/+31612345679-30@fairline-confirm/n,60)\n"
             " same => n,Hangup()\n"
             "exten => +31201234568,1,Dial(PJSIP/+31201234599@carrier-out,15)\n"
             " same => n,Hangup()\n"
@@ -121,7 +123,8 @@ class TestFallbackDialplan:
     def test_demo_configuration_rings_the_demo_numbers_first_target(self) -> None:
         cfg = load(Path(__file__).resolve().parents[2] / "dialplan" / "fairline.yaml")
 
-        assert "exten => +31201234567,1,Dial(PJSIP/+31612345673@carrier-out,20)\n" in fallback_dialplan(cfg)
+        assert ("exten => +31201234567,1,Dial(Local/+31612345673-20@fairline-confirm/n,50)\n"
+                in fallback_dialplan(cfg))
 
     def test_queue_only_number_rings_the_queues_first_agent_for_its_ring_time(self, tmp_path: Path) -> None:
         """Without fairline nobody holds the caller in line: the first agent rings, as a route's first target.
@@ -137,8 +140,11 @@ queues:
     agents: ["+31612345671", "+31201234597"]
     ring_seconds: 12
 """
-        assert ("exten => +31201234569,1,Dial(PJSIP/+31612345671@carrier-out,12)\n"
+        assert ("exten => +31201234569,1,Dial(Local/+31612345671-12@fairline-confirm/n,42)\n"
                 " same => n,Hangup()\n") in fallback_dialplan(load_text(tmp_path, text))
+        # A queue whose agents need not confirm: the agent's phone straight.
+        assert ("exten => +31201234569,1,Dial(PJSIP/+31612345671@carrier-out,12)\n"
+                in fallback_dialplan(load_text(tmp_path, text + "    confirm: false\n")))
 
 
 LIMITED = """\

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from ari_app.config import yaml_loader
 from ari_app.core.model import (
+    AnswerConfirmation,
     Announce,
     Config,
     Customer,
@@ -581,6 +582,7 @@ ROUTES = Config(
         routed(OFFICE, Route(SIMULTANEOUS, (DESK,)), hours=WEEKDAYS_EIGHT_TO_SIX,
                outside_hours=Route(SIMULTANEOUS, (SPARE,))),
     ]},
+    confirmation=AnswerConfirmation(mobiles=False),  # routing alone; answer confirmation: test_answer_confirmation.py
 )
 
 def followed(dial: Dial) -> Dial:

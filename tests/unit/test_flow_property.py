@@ -58,6 +58,7 @@ from ari_app.core.events import (
     HangupRequested,
     PlaybackDone,
     TargetAnswered,
+    TargetConfirmed,
     TargetDialed,
 )
 from tests.unit.test_flow import (
@@ -209,9 +210,12 @@ class Asterisk:
     def dial_outcome(self, dial: str) -> list[FlowEvent]:
         """What comes back from Dial() after the hand-over: the legs' Dial events, then the channel itself."""
         status = self.draw.draw(st.sampled_from(DIALSTATUS), label="DIALSTATUS")
-        phone = re.match(r"PJSIP/(\+[0-9]+)@", dial)
+        phone = re.match(r"(PJSIP|Local)/(\+[0-9]+)[@-]", dial)
         assert phone is not None
-        events: list[FlowEvent] = [TargetDialed(ID, self.at(), "leg-1", phone.group(1))]
+        events: list[FlowEvent] = [TargetDialed(ID, self.at(), "leg-1", phone.group(2))]
+        if phone.group(1) == "Local" and (status == "ANSWER" or self.draw.draw(st.booleans(), label="unconfirmed")):
+            # A phone that must confirm: it pressed 1 before its leg answered, or answered and did not.
+            events.append(TargetConfirmed(ID, self.at(), phone.group(2), confirmed=status == "ANSWER"))
         if status == "ANSWER":
             events += [TargetAnswered(ID, self.at(), "leg-1"), CallAnswered(ID, self.at())]
         return [*events, DialReturned(ID, self.at(), status)]
@@ -221,7 +225,7 @@ class Asterisk:
         follows (for a subscribed channel always, else it may get lost). Whatever was still to come from Dial() does not come any more."""
         in_app = self.where == "app"
         self.where = "gone"
-        kept = ([e for e in seq if not isinstance(e, (DialReturned, TargetDialed, TargetAnswered))]
+        kept = ([e for e in seq if not isinstance(e, (DialReturned, TargetDialed, TargetAnswered, TargetConfirmed))]
                 for seq in self.pending)
         self.pending = [seq for seq in kept if seq]
         self.bye = HangupRequested(ID, self.at(), 16)

@@ -88,7 +88,8 @@ QUEUES = Config(
 )
 
 RING_DESK = Dial("PJSIP/+31301234567@carrier-out,15", follow=False)
-RING_MOBILE = Dial("PJSIP/+31612345601@carrier-out,20", follow=False)
+# A mobile must press 1 before it takes the call (decision 0031): rung through fairline-confirm, for 30 s more.
+RING_MOBILE = Dial("Local/+31612345601-20@fairline-confirm/n,50", follow=False)
 JOINED = 20.0  # the desk rang out at 20 s: the caller joins the queue then
 
 
@@ -293,7 +294,7 @@ def test_an_overflow_to_a_phone_rings_it_then_plays_the_default_announcement() -
                        returned("NOANSWER", 102)], cfg)
 
     assert asked[-4:] == [Play("sound:pls-hold-while-try", f"{CALL_ID}-0-overflow"),
-                          Dial("PJSIP/+31612345699@carrier-out,20", follow=False), Progress(),
+                          Dial("Local/+31612345699-20@fairline-confirm/n,50", follow=False), Progress(),
                           Play("sound:vm-nobodyavail", f"{CALL_ID}-1-noanswer")]
     assert call.data.visits[-1].outcome is QueueOutcome.OVERFLOWED
 

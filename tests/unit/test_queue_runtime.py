@@ -8,6 +8,7 @@ talking when its caller is gone.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from ari_app.core import flow
-from ari_app.core.model import Config, Customer, ForwardTo, Queue
+from ari_app.core.model import AnswerConfirmation, Config, Customer, ForwardTo, Queue
 from ari_app.errors import AriError, ChannelGone
 from ari_app.queue_runtime import Queues
 from ari_app.core.queueing import QueueSpec, RingStrategy, Timer
@@ -73,7 +74,7 @@ def config(strategy: RingStrategy = RingStrategy.RINGALL, agents: tuple[str, ...
     support = Queue("acme", QueueSpec("support", agents, strategy, ring_seconds=15, wrapup_seconds=5),
                     ForwardTo("+31201234568"))
     return Config(customers={"acme": Customer("acme", "Acme BV")}, numbers={},
-                  queues={"support": support, **queues})
+                  queues={"support": support, **queues}, confirmation=AnswerConfirmation(mobiles=False))
 
 
 class Harness:
@@ -116,6 +117,17 @@ async def test_joining_rings_every_free_agent_into_the_app_with_the_callers_id()
          "channelId": h.leg(agent), "timeout": "15", "originator": "c1", "callerId": CALLER}
         for agent in (ANNA, BOB)]
     assert h.timers.running(Timer.MAX_WAIT, "c1")[0].seconds == 60
+
+
+async def test_an_agent_who_must_confirm_is_rung_through_fairline_confirm_with_time_for_the_prompt() -> None:
+    """Decision 0031: the agent's leg comes up (and into the app) only once the agent pressed 1."""
+    h = Harness(dataclasses.replace(config(), confirmation=AnswerConfirmation()))
+
+    h.queues.join("c1", "support")
+    await h.settle()
+
+    assert [(o["endpoint"], o["timeout"]) for o in h.originated()] == [
+        (f"Local/{agent}-15@fairline-confirm/n", "45") for agent in (ANNA, BOB)]
 
 
 async def test_first_agent_to_answer_is_connected_and_the_others_stop_ringing() -> None:

@@ -21,7 +21,8 @@ from structlog.testing import capture_logs
 
 from ari_app.runtime import session as runtime_session
 from ari_app.ari.client import AriClient
-from ari_app.core.model import Config, Customer, ForwardTo, Number, Route, Strategy, Target, TargetKind
+from ari_app.core.model import (AnswerConfirmation, Config, Customer, ForwardTo, Number, Route, Strategy, Target,
+                                 TargetKind)
 from ari_app.errors import AriError, AriUnauthorized, ChannelGone
 from ari_app.ari.version import UnsupportedAsterisk, asterisk_major
 from ari_app.runtime.app import App
@@ -42,6 +43,7 @@ ROUTED_CONFIG = Config(
     customers={"acme": Customer("acme", "Acme BV")},
     numbers={"+31201234567": Number("+31201234567", "acme", NumberType.LOCAL, route=Route(
         Strategy.SIMULTANEOUS, (Target("+31612345601", TargetKind.MOBILE, 20),)))},
+    confirmation=AnswerConfirmation(mobiles=False),  # routing alone; answer confirmation: test_answer_confirmation.py
 )
 # Three phones at once: a dial too long for an extension of fairline-dial.
 THREE_PHONES = ("+31612345601", "+31612345602", "+31612345603")
@@ -49,6 +51,7 @@ THREE_PHONES_CONFIG = Config(
     customers={"acme": Customer("acme", "Acme BV")},
     numbers={"+31201234567": Number("+31201234567", "acme", NumberType.LOCAL, route=Route(
         Strategy.SIMULTANEOUS, tuple(Target(p, TargetKind.MOBILE, 20) for p in THREE_PHONES)))},
+    confirmation=AnswerConfirmation(mobiles=False),  # routing alone; answer confirmation: test_answer_confirmation.py
 )
 
 Request = tuple[str, str, "dict[str, str] | None"]
@@ -333,7 +336,8 @@ class TestReplayRoutedCall:
                 "+31201234567": Number("+31201234567", "acme", NumberType.LOCAL, route=Route(
                     Strategy.SIMULTANEOUS, (Target("+31612345601", TargetKind.MOBILE, 20),), ForwardTo("+31201234568"))),
                 "+31201234568": Number("+31201234568", "acme", NumberType.LOCAL, route=Route(
-                    Strategy.SIMULTANEOUS, (Target(second_phone, TargetKind.MOBILE, 20),)))})
+                    Strategy.SIMULTANEOUS, (Target(second_phone, TargetKind.MOBILE, 20),)))},
+                confirmation=AnswerConfirmation(mobiles=False))
         ari = FakeAri()
         app, _ = app_with(ari, config=forwarding("+31612345602"))
 
@@ -678,8 +682,8 @@ class TestRun:
         body = ari.bodies[EVENT_FILTER[:2]]
         assert sorted(t["type"] for t in body["allowed"]) == sorted([
             "StasisStart", "StasisEnd", "ChannelStateChange", "ChannelHangupRequest", "ChannelDestroyed",
-            "PlaybackFinished", "Dial", "ChannelDtmfReceived", "RecordingFinished", "RecordingFailed"])
-        assert (len(body["allowed"]), body["disallowed"]) == (10, [])
+            "PlaybackFinished", "Dial", "ChannelDtmfReceived", "RecordingFinished", "RecordingFailed", "ChannelVarset"])
+        assert (len(body["allowed"]), body["disallowed"]) == (11, [])
 
     async def test_refused_event_filter_is_logged_and_calls_are_still_handled(self) -> None:
         """The filter only spares Asterisk work: without it fairline ignores the extra events."""
