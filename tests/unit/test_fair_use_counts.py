@@ -19,7 +19,8 @@ from rating.core.handled import handled
 from rating.core.tariff import DEFAULT_RATES, NumberType
 from tests.unit import test_flow_queues as queues
 from tests.unit import test_flow_recording as recording
-from tests.unit.test_flow import answered, at, returned, target_answered, target_dialed
+from tests.unit.test_flow import (CALL_ID, answered, at, destroyed, returned, run, target_answered, target_dialed,
+                                  the_cdr)
 
 START = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)  # Tuesday 10:00 in Amsterdam
 NUMBER = "+31201234567"
@@ -99,29 +100,29 @@ class TestWhatTheFlowWrites:
     """The flow's own CDRs, from recorded event sequences (tests/unit/test_flow_*.py), counted by the rule."""
 
     def test_a_caller_who_gave_up_waiting_in_a_queue_was_answered_but_not_handled(self) -> None:
-        _, asked = queues.after_queued([queues.destroyed(16, 47.25)])
-        record = queues.the_cdr(asked)
+        _, asked = queues.after_queued([destroyed(16, 47.25)])
+        record = the_cdr(asked)
         assert record.answered_at is not None and handled(record, "live") is False
 
     def test_a_caller_connected_to_a_queue_agent_was_handled(self) -> None:
-        _, asked = queues.after_queued([queues.connected(31.5), queues.destroyed(16, 90)])
-        assert handled(queues.the_cdr(asked), "live") is True
+        _, asked = queues.after_queued([queues.connected(31.5), destroyed(16, 90)])
+        assert handled(the_cdr(asked), "live") is True
 
     def test_a_caller_answered_for_the_consent_prompt_whom_nobody_then_answered_was_not_handled(self) -> None:
-        consenting, _ = recording.run([*recording.call_from(recording.GERMAN), answered(0.5),
-                                       recording.done(f"{recording.CALL_ID}-consent", 6)], recording.CONFIG)
-        _, asked = recording.run([recording.digit("2", 7), returned("NOANSWER", 22),
-                                  CallDestroyed(recording.CALL_ID, at(25), 16)], recording.CONFIG, consenting)
-        record = recording.the_cdr(asked)
+        consenting, _ = run([*recording.call_from(recording.GERMAN), answered(0.5),
+                                       recording.done(f"{CALL_ID}-consent", 6)], recording.CONFIG)
+        _, asked = run([recording.digit("2", 7), returned("NOANSWER", 22),
+                                  CallDestroyed(CALL_ID, at(25), 16)], recording.CONFIG, consenting)
+        record = the_cdr(asked)
         assert (record.disposition, record.answered_target) == (Disposition.ANSWERED, None)
         assert handled(record, "live") is False
 
     def test_a_caller_answered_for_the_consent_prompt_then_by_the_desk_was_handled(self) -> None:
-        consenting, _ = recording.run([*recording.call_from(recording.GERMAN), answered(0.5),
-                                       recording.done(f"{recording.CALL_ID}-consent", 6)], recording.CONFIG)
-        _, asked = recording.run([recording.digit("2", 7), *recording.answered_and_ended()], recording.CONFIG,
+        consenting, _ = run([*recording.call_from(recording.GERMAN), answered(0.5),
+                                       recording.done(f"{CALL_ID}-consent", 6)], recording.CONFIG)
+        _, asked = run([recording.digit("2", 7), *recording.answered_and_ended()], recording.CONFIG,
                                  consenting)
-        assert handled(recording.the_cdr(asked), "live") is True
+        assert handled(the_cdr(asked), "live") is True
 
 
 class TestAnsweredAbroad:
@@ -162,9 +163,9 @@ class TestAnsweredAbroad:
         answers (tests/unit/test_flow_recording.py's configuration)."""
         events = [*recording.call_from(recording.DUTCH, recording.FORWARDS_ABROAD), returned("NOANSWER", 15),
                   target_dialed(recording.BRUSSELS, 16), target_answered(recording.BRUSSELS, 20), answered(20),
-                  CallDestroyed(recording.CALL_ID, at(60), 16)]
-        _, asked = recording.run(events, recording.CONFIG)
-        record = recording.the_cdr(asked)
+                  CallDestroyed(CALL_ID, at(60), 16)]
+        _, asked = run(events, recording.CONFIG)
+        record = the_cdr(asked)
         assert record.answered_target == recording.BRUSSELS.e164
         rated = rate_record(record, "acme", NumberType.LOCAL, DEFAULT_RATES)
         assert rated.price.fair_use_eligible is False and handled(record, "live") is True
