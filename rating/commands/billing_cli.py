@@ -103,8 +103,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
         description="Show the month's platform average and allowance, and per customer with an active number: "
                     "answered calls, handled calls (a person of the customer's took them: what fair use counts), "
                     "eligible handled calls, minutes, status (ok, above, contact), months above of the last 6, "
-                    "and what their answered calls cost at traffic rates. Stores the result in fair_use_results, replacing the "
-                    "month's earlier result.")
+                    "and what their answered calls cost at traffic rates. Stores the result in fair_use_results, "
+                    "replacing the month's earlier result.")
     _month_option(report)
     report.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     report.set_defaults(fn=_cmd_fair_use_report)
