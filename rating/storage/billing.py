@@ -170,7 +170,8 @@ async def fair_use_report(conn: asyncpg.Connection, month: Month) -> FairUseRepo
             CustomerMonth(
                 customer_id=r["customer_id"], name=r["name"], answered_calls=r["answered_calls"],
                 handled_calls=r["handled_calls"], eligible_calls=r["eligible_calls"],
-                billable_seconds=r["billable_seconds"], list_price_eur=r["list_price_eur"], charged_eur=r["charged_eur"], heavy_user=r["heavy_user"],
+                billable_seconds=r["billable_seconds"], list_price_eur=r["list_price_eur"],
+                charged_eur=r["charged_eur"], heavy_user=r["heavy_user"],
             )
             for r in rows
             if r["month"] == first_day(month)
