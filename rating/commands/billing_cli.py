@@ -101,9 +101,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
     report = fair_use_sub.add_parser(
         "report", parents=[db], help="assess fair use in a month and store the result",
         description="Show the month's platform average and allowance, and per customer with an active number: "
-                    "answered calls, minutes, status (ok, above, contact), months above of the last 6, and what "
-                    "their calls cost at traffic rates. Stores the result in fair_use_results, replacing the "
-                    "month's earlier result.")
+                    "answered calls, handled calls (a person of the customer's took them: what fair use counts), "
+                    "eligible handled calls, minutes, status (ok, above, contact), months above of the last 6, "
+                    "and what their answered calls cost at traffic rates. Stores the result in fair_use_results, "
+                    "replacing the month's earlier result.")
     _month_option(report)
     report.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     report.set_defaults(fn=_cmd_fair_use_report)
@@ -463,22 +464,23 @@ def _import_line(line: bytes, rates: RateTable) -> RatedCdr:
 
 def write_fair_use_table(out: TextIO, report: billing.FairUseReport) -> None:
     out.write(f"Fair use {report.month}: {report.active_customers} active customers, "
-              f"{report.answered_calls} answered calls\n")
-    out.write(f"platform average {_four(report.platform_average)} calls, floor (20 calls a week) "
+              f"{report.answered_calls} answered calls, {report.handled_calls} handled\n")
+    out.write(f"platform average {_four(report.platform_average)} handled calls, floor (20 calls a week) "
               f"{_four(report.floor)}, allowance {_four(report.allowance)}\n")
     if not report.lines:
         out.write(f"no customer had an active number in {report.month}\n")
         return
     out.write("\n")
     rows = [
-        [line.usage.customer_id, line.usage.name, str(line.usage.answered_calls), str(line.usage.eligible_calls),
+        [line.usage.customer_id, line.usage.name, str(line.usage.answered_calls), str(line.usage.handled_calls),
+         str(line.usage.eligible_calls),
          _minutes(line.usage.billable_seconds), line.result.status.value,
          f"{line.result.months_above_of_last_6}/6", "yes" if line.usage.heavy_user else "no",
          _four(line.usage.list_price_eur), _four(line.usage.charged_eur)]
         for line in report.lines
     ]
-    _table(out, ["customer", "name", "calls", "eligible", "minutes", "status", "above", "heavy",
-                 "traffic EUR", "charged EUR"], rows, right={2, 3, 4, 6, 8, 9})
+    _table(out, ["customer", "name", "answered", "handled", "eligible", "minutes", "status", "above", "heavy",
+                 "traffic EUR", "charged EUR"], rows, right={2, 3, 4, 5, 7, 9, 10})
 
 
 def write_fair_use_json(out: TextIO, report: billing.FairUseReport) -> None:
@@ -486,6 +488,7 @@ def write_fair_use_json(out: TextIO, report: billing.FairUseReport) -> None:
         "month": str(report.month),
         "active_customers": report.active_customers,
         "answered_calls": report.answered_calls,
+        "handled_calls": report.handled_calls,
         # Strings, not JSON numbers: readers would turn those into floats.
         "platform_average": _four(report.platform_average),
         "floor": _four(report.floor),
@@ -495,6 +498,7 @@ def write_fair_use_json(out: TextIO, report: billing.FairUseReport) -> None:
                 "customer_id": line.usage.customer_id,
                 "name": line.usage.name,
                 "answered_calls": line.usage.answered_calls,
+                "handled_calls": line.usage.handled_calls,
                 "eligible_calls": line.usage.eligible_calls,
                 "billable_seconds": line.usage.billable_seconds,
                 "minutes": _minutes(line.usage.billable_seconds),

@@ -291,8 +291,9 @@ def rate_record(call: CallRecord, customer_id: str | None, number_type: NumberTy
             CallTimes(call.call_id, call.did, number_type, call.started_at, call.answered_at, call.ended_at), rates
         )
     except InvalidCall as exc:
+        eligible = number_type.fair_use_eligible and not _forwarded_abroad(call)
         return RatedCdr(call, customer_id, number_type, dataclasses.replace(
-            _NO_PRICE, fair_use_eligible=number_type.fair_use_eligible), month, rating_error=exc.reason, source=source,
+            _NO_PRICE, fair_use_eligible=eligible), month, rating_error=exc.reason, source=source,
             rating_zone=zone_name)
     if price.fair_use_eligible and _forwarded_abroad(call):
         price = dataclasses.replace(price, fair_use_eligible=False)

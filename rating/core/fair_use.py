@@ -1,9 +1,10 @@
-"""Fair use: which customers made more answered calls in a calendar month than the platform allows.
+"""Fair use: which customers had more calls handled in a calendar month than the platform allows.
 
-Calls on local and national numbers are free within fair use. A customer whose
-eligible answered calls exceed the month's allowance is above it; one above it
-again and again is contacted by their account manager, who may mark them a heavy
-user: a heavy user pays traffic rates for all calls of that month.
+Calls on local and national numbers are free within fair use. Fair use counts the
+calls a person of the customer's took (rating/core/handled.py, decision 0028), not every answered
+line. A customer whose eligible handled calls exceed the month's allowance is above
+it; one above it again and again is contacted by their account manager, who may mark
+them a heavy user: a heavy user pays traffic rates for all answered calls of that month.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class FairUseStatus(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MonthlyUsage:
-    """One customer's answered inbound calls in one month.
+    """One customer's handled inbound calls in one month.
 
     Give one per customer with an active number that month, zero calls included:
     they count towards the platform average.
@@ -93,14 +94,14 @@ class MonthlyUsage:
 
     customer_id: str
     month: Month
-    answered_calls: int  # on all their numbers: the platform average counts every answered call
-    eligible_answered_calls: int  # on local and national numbers: what fair use limits
+    handled_calls: int  # on all their numbers: the platform average counts every handled call
+    eligible_handled_calls: int  # on local and national numbers, not answered abroad: what fair use limits
 
     def __post_init__(self) -> None:
-        if not 0 <= self.eligible_answered_calls <= self.answered_calls:
+        if not 0 <= self.eligible_handled_calls <= self.handled_calls:
             raise InvalidUsage(
-                f"customer {self.customer_id} in {self.month}: expected 0 <= eligible_answered_calls "
-                f"<= answered_calls, got {self.eligible_answered_calls} and {self.answered_calls}"
+                f"customer {self.customer_id} in {self.month}: expected 0 <= eligible_handled_calls "
+                f"<= handled_calls, got {self.eligible_handled_calls} and {self.handled_calls}"
             )
 
 
@@ -110,22 +111,22 @@ class FairUseResult:
 
     customer_id: str
     month: Month
-    calls: int  # eligible answered calls in the month
+    calls: int  # eligible handled calls in the month
     allowance: Decimal
     above: bool
     months_above_of_last_6: int  # the month itself included
     status: FairUseStatus
 
 
-def allowance(month: Month, answered_calls: int, customers: int) -> Decimal:
-    """Calls a customer may make in a month: the platform average, but at least 20 a week.
+def allowance(month: Month, handled_calls: int, customers: int) -> Decimal:
+    """Calls a customer may have handled in a month: the platform average, but at least 20 a week.
 
-    The average is all answered_calls of the month over the customers with an active
+    The average is all handled_calls of the month over the customers with an active
     number in it, those without calls included.
     """
     with localcontext(_EXACT):
         floor = Decimal(_FLOOR_CALLS_PER_WEEK * month.days) / 7
-        average = Decimal(answered_calls) / customers if customers else Decimal(0)
+        average = Decimal(handled_calls) / customers if customers else Decimal(0)
         return max(average, floor)
 
 
@@ -150,13 +151,13 @@ def assess(month: Month, usage: Iterable[MonthlyUsage]) -> tuple[FairUseResult, 
             raise InvalidUsage(f"customer {row.customer_id} appears twice in {row.month}; expected one row per month")
         of_month[row.customer_id] = row
     allowances = {
-        m: allowance(m, sum(r.answered_calls for r in of_month.values()), len(of_month)) for m, of_month in rows.items()
+        m: allowance(m, sum(r.handled_calls for r in of_month.values()), len(of_month)) for m, of_month in rows.items()
     }
 
     def is_above(customer_id: str, m: Month) -> bool:
         row = rows[m].get(customer_id)
         # Exact: rounding at the 28th digit moves an allowance far less than its distance to any whole number.
-        return row is not None and row.eligible_answered_calls > allowances[m]
+        return row is not None and row.eligible_handled_calls > allowances[m]
 
     results = []
     for customer_id, row in sorted(rows[month].items()):
@@ -170,7 +171,7 @@ def assess(month: Month, usage: Iterable[MonthlyUsage]) -> tuple[FairUseResult, 
             status = FairUseStatus.ABOVE
         results.append(
             FairUseResult(
-                customer_id, month, row.eligible_answered_calls, allowances[month], above, months_above, status
+                customer_id, month, row.eligible_handled_calls, allowances[month], above, months_above, status
             )
         )
     return tuple(results)

@@ -49,8 +49,9 @@ class CustomerMonth:
 
     customer_id: str
     name: str
-    answered_calls: int
-    eligible_calls: int  # on local and national numbers
+    answered_calls: int  # what billing prices: the seconds and amounts below are theirs
+    handled_calls: int  # of them, those a person of the customer's took (cdrs.handled): what fair use counts
+    eligible_calls: int  # of the handled calls, those fair use limits (cdrs.fair_use_eligible)
     billable_seconds: int
     list_price_eur: Decimal  # what the answered calls cost at traffic rates
     charged_eur: Decimal  # what the customer is charged for them now
@@ -72,7 +73,8 @@ class FairUseReport:
     month: Month
     active_customers: int
     answered_calls: int  # of all active customers, on every number type
-    platform_average: Decimal  # answered_calls / active_customers, exact
+    handled_calls: int  # of those, the handled ones (decision 0028)
+    platform_average: Decimal  # handled_calls / active_customers, exact
     floor: Decimal  # 20 calls a week over the month's days
     allowance: Decimal  # max(platform_average, floor)
     lines: tuple[FairUseLine, ...]
@@ -81,13 +83,16 @@ class FairUseReport:
 # Per month of the window: every customer with a number active in some day of the
 # month (active_until inclusive), plus every customer with answered calls that month
 # (the numbers table keeps one period per number, so history can be missing there).
+# Fair use counts handled calls only (cdrs.handled, written from rating/core/fair_use.py
+# handled(), decision 0028); seconds and amounts are those of every answered call.
 _USAGE = """
 WITH months AS (
     SELECT m::date AS month FROM generate_series($1::date, $2::date, interval '1 month') AS m
 ), calls AS (
     SELECT billing_month AS month, customer_id,
            count(*)::int AS answered_calls,
-           (count(*) FILTER (WHERE fair_use_eligible))::int AS eligible_calls,
+           (count(*) FILTER (WHERE handled))::int AS handled_calls,
+           (count(*) FILTER (WHERE handled AND fair_use_eligible))::int AS eligible_calls,
            sum(billable_seconds)::bigint AS billable_seconds,
            sum(list_price_eur) AS list_price_eur,
            sum(charged_eur) AS charged_eur
@@ -103,7 +108,8 @@ WITH months AS (
     SELECT month, customer_id FROM calls
 )
 SELECT a.month, a.customer_id, cu.name,
-       coalesce(c.answered_calls, 0) AS answered_calls, coalesce(c.eligible_calls, 0) AS eligible_calls,
+       coalesce(c.answered_calls, 0) AS answered_calls, coalesce(c.handled_calls, 0) AS handled_calls,
+       coalesce(c.eligible_calls, 0) AS eligible_calls,
        coalesce(c.billable_seconds, 0) AS billable_seconds,
        coalesce(c.list_price_eur, 0) AS list_price_eur, coalesce(c.charged_eur, 0) AS charged_eur,
        coalesce(h.heavy, false) AS heavy_user
@@ -136,16 +142,17 @@ def build_report(month: Month, usage: Sequence[MonthlyUsage], details: Sequence[
     """Assess month from the usage of its six-month window; details are the month's own rows, one per customer."""
     by_customer = {d.customer_id: d for d in details}
     results = assess(month, usage)
-    answered = sum(d.answered_calls for d in details)
+    handled = sum(d.handled_calls for d in details)
     with localcontext(_EXACT):
-        average = Decimal(answered) / len(details) if details else Decimal(0)
+        average = Decimal(handled) / len(details) if details else Decimal(0)
     return FairUseReport(
         month=month,
         active_customers=len(details),
-        answered_calls=answered,
+        answered_calls=sum(d.answered_calls for d in details),
+        handled_calls=handled,
         platform_average=average,
         floor=allowance(month, 0, 0),
-        allowance=allowance(month, answered, len(details)),
+        allowance=allowance(month, handled, len(details)),
         lines=tuple(FairUseLine(by_customer[r.customer_id], r) for r in results),
     )
 
@@ -156,14 +163,15 @@ async def fair_use_report(conn: asyncpg.Connection, month: Month) -> FairUseRepo
     async with conn.transaction():
         rows = await conn.fetch(_USAGE, first_day(window[0]), first_day(month))
         usage = [
-            MonthlyUsage(r["customer_id"], _month_of(r["month"]), r["answered_calls"], r["eligible_calls"])
+            MonthlyUsage(r["customer_id"], _month_of(r["month"]), r["handled_calls"], r["eligible_calls"])
             for r in rows
         ]
         details = [
             CustomerMonth(
                 customer_id=r["customer_id"], name=r["name"], answered_calls=r["answered_calls"],
-                eligible_calls=r["eligible_calls"], billable_seconds=r["billable_seconds"],
-                list_price_eur=r["list_price_eur"], charged_eur=r["charged_eur"], heavy_user=r["heavy_user"],
+                handled_calls=r["handled_calls"], eligible_calls=r["eligible_calls"],
+                billable_seconds=r["billable_seconds"], list_price_eur=r["list_price_eur"],
+                charged_eur=r["charged_eur"], heavy_user=r["heavy_user"],
             )
             for r in rows
             if r["month"] == first_day(month)

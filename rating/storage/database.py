@@ -19,6 +19,7 @@ import structlog
 
 from rating.core.cdr import RatedCdr
 from rating.core.charge import charge_sql
+from rating.core.handled import handled
 from rating.errors import RatingError
 
 log = structlog.get_logger(__name__)
@@ -106,7 +107,7 @@ _STAGING_COLUMNS: tuple[tuple[str, str], ...] = (
     ("answered_target", "text"), ("target_kind", "text"), ("queue_name", "text"), ("queue_wait_seconds", "numeric"),
     ("queue_overflows", "smallint"), ("queue_disposition", "text"), ("queue_visits", "jsonb"), ("recorded", "bool"),
     ("recording_mode", "text"), ("recording_evidence", "text"), ("tariff", "text"), ("rating_zone", "text"),
-    ("end_estimated", "bool"), ("answer_confirmed", "bool"), ("unconfirmed_answers", "smallint"),
+    ("end_estimated", "bool"), ("answer_confirmed", "bool"), ("unconfirmed_answers", "smallint"), ("handled", "bool"),
 )
 _STAGING = "fairline_cdr_batch"
 _STAGING_NAMES = [name for name, _ in _STAGING_COLUMNS]
@@ -274,7 +275,7 @@ def _copy_rows(cdrs: Sequence[RatedCdr]) -> tuple[list[tuple[Any, ...]], list[li
                      p.list_price_eur, p.fair_use_eligible, r.billing_month, r.rating_error, r.source,
                      c.answered_target, c.target_kind, *queue, c.recording is not None, c.recording_mode,
                      c.recording_evidence, p.tariff, r.rating_zone, c.end_estimated, c.answer_confirmed,
-                     c.unconfirmed_answers))
+                     c.unconfirmed_answers, handled(c, r.source)))
         if (f := c.recording) is not None:
             fields: tuple[Any, ...] = (c.call_id, f.path, f.started_at, f.ended_at, f.duration_seconds, f.sha256)
             for column, field in zip(recordings, fields, strict=True):

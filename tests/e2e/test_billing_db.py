@@ -354,15 +354,15 @@ class TestFairUseReport:
 
         assert (status, err) == (0, "")
         lines = out.splitlines()
-        assert lines[0] == "Fair use 2026-11: 3 active customers, 280 answered calls"
-        assert lines[1] == ("platform average 93.3333 calls, floor (20 calls a week) 85.7143, "
+        assert lines[0] == "Fair use 2026-11: 3 active customers, 280 answered calls, 280 handled"
+        assert lines[1] == ("platform average 93.3333 handled calls, floor (20 calls a week) 85.7143, "
                             "allowance 93.3333")
-        assert lines[3].split() == ["customer", "name", "calls", "eligible", "minutes", "status", "above", "heavy",
-                                    "traffic", "EUR", "charged", "EUR"]
+        assert lines[3].split() == ["customer", "name", "answered", "handled", "eligible", "minutes", "status",
+                                    "above", "heavy", "traffic", "EUR", "charged", "EUR"]
         assert [line.split() for line in lines[4:]] == [
-            ["acme", "Acme", "150", "150", "150.0", "contact", "3/6", "no", "13.5000", "0.0000"],
-            ["bakery", "Bakery", "130", "120", "130.0", "above", "1/6", "no", "11.7000", "0.9000"],
-            ["coop", "Coop", "0", "0", "0.0", "ok", "0/6", "no", "0.0000", "0.0000"],
+            ["acme", "Acme", "150", "150", "150", "150.0", "contact", "3/6", "no", "13.5000", "0.0000"],
+            ["bakery", "Bakery", "130", "130", "120", "130.0", "above", "1/6", "no", "11.7000", "0.9000"],
+            ["coop", "Coop", "0", "0", "0", "0.0", "ok", "0/6", "no", "0.0000", "0.0000"],
         ]
         assert db.rows("SELECT customer_id, eligible_calls, platform_average::text, allowance::text, above, "
                        "months_above_of_last_6, status, heavy_user FROM fair_use_monthly "
@@ -387,12 +387,13 @@ class TestFairUseReport:
         assert (status, err) == (0, "")
         report = json.loads(out)
         assert {k: v for k, v in report.items() if k != "customers"} == {
-            "month": "2026-11", "active_customers": 3, "answered_calls": 280,
+            "month": "2026-11", "active_customers": 3, "answered_calls": 280, "handled_calls": 280,
             "platform_average": "93.3333", "floor": "85.7143", "allowance": "93.3333",
         }
         acme, bakery, coop = report["customers"]
         assert acme == {
-            "customer_id": "acme", "name": "Acme", "answered_calls": 150, "eligible_calls": 150,
+            "customer_id": "acme", "name": "Acme", "answered_calls": 150, "handled_calls": 150,
+            "eligible_calls": 150,
             "billable_seconds": 9000, "minutes": "150.0", "above": True, "months_above_of_last_6": 3,
             "status": "contact", "heavy_user": False, "list_price_eur": "13.5000", "charged_eur": "0.0000",
         }

@@ -229,33 +229,34 @@ class TestImportLines:
         ]
 
 
-def month_row(customer_id: str, answered: int, eligible: int, seconds: int = 0, list_eur: str = "0",
+def month_row(customer_id: str, answered: int, handled: int, eligible: int, seconds: int = 0, list_eur: str = "0",
               charged_eur: str = "0", heavy: bool = False) -> CustomerMonth:
-    return CustomerMonth(customer_id, customer_id.title(), answered, eligible, seconds, Decimal(list_eur),
+    return CustomerMonth(customer_id, customer_id.title(), answered, handled, eligible, seconds, Decimal(list_eur),
                          Decimal(charged_eur), heavy)
 
 
 def november_report() -> billing.FairUseReport:
-    """3 customers, 280 answered calls: average 93.3333 over the 85.7143 floor.
+    """3 customers, 280 handled calls of 300 answered: average 93.3333 over the 85.7143 floor.
 
     acme was above in August and September too (100 calls over floors of 88.57 and 85.71).
+    The 20 answered calls nobody took (queue waits given up) are priced but not counted.
     """
     details = [
-        month_row("acme", 150, 150, 9000, "13.5000", "13.5000", heavy=True),
-        month_row("bakery", 130, 120, 7830, "11.7000", "0.9000"),
-        month_row("coop", 0, 0),
+        month_row("acme", 160, 150, 150, 9000, "13.5000", "13.5000", heavy=True),
+        month_row("bakery", 140, 130, 120, 7830, "11.7000", "0.9000"),
+        month_row("coop", 0, 0, 0),
     ]
     earlier = [MonthlyUsage(customer_id, m, calls, calls)
                for m in (Month(2026, 8), Month(2026, 9))
                for customer_id, calls in (("acme", 100), ("bakery", 0), ("coop", 0))]
-    usage = earlier + [MonthlyUsage(d.customer_id, NOVEMBER, d.answered_calls, d.eligible_calls) for d in details]
+    usage = earlier + [MonthlyUsage(d.customer_id, NOVEMBER, d.handled_calls, d.eligible_calls) for d in details]
     return billing.build_report(NOVEMBER, usage, details)
 
 
 class TestFairUseOutput:
     def test_the_report_holds_the_platform_figures(self) -> None:
         report = november_report()
-        assert (report.active_customers, report.answered_calls) == (3, 280)
+        assert (report.active_customers, report.answered_calls, report.handled_calls) == (3, 300, 280)
         assert report.platform_average == Decimal(280) / 3
         assert report.floor == Decimal(20 * 30) / 7
         assert report.allowance == report.platform_average
@@ -270,13 +271,13 @@ class TestFairUseOutput:
         out = io.StringIO()
         billing_cli.write_fair_use_table(out, november_report())
         assert out.getvalue() == (
-            "Fair use 2026-11: 3 active customers, 280 answered calls\n"
-            "platform average 93.3333 calls, floor (20 calls a week) 85.7143, allowance 93.3333\n"
+            "Fair use 2026-11: 3 active customers, 300 answered calls, 280 handled\n"
+            "platform average 93.3333 handled calls, floor (20 calls a week) 85.7143, allowance 93.3333\n"
             "\n"
-            "customer  name    calls  eligible  minutes  status   above  heavy  traffic EUR  charged EUR\n"
-            "acme      Acme      150       150    150.0  contact    3/6  yes        13.5000      13.5000\n"
-            "bakery    Bakery    130       120    130.5  above      1/6  no         11.7000       0.9000\n"
-            "coop      Coop        0         0      0.0  ok         0/6  no          0.0000       0.0000\n"
+            "customer  name    answered  handled  eligible  minutes  status   above  heavy  traffic EUR  charged EUR\n"
+            "acme      Acme         160      150       150    150.0  contact    3/6  yes        13.5000      13.5000\n"
+            "bakery    Bakery       140      130       120    130.5  above      1/6  no         11.7000       0.9000\n"
+            "coop      Coop           0        0         0      0.0  ok         0/6  no          0.0000       0.0000\n"
         )
 
     def test_an_empty_month_says_so(self) -> None:
@@ -289,11 +290,12 @@ class TestFairUseOutput:
         billing_cli.write_fair_use_json(out, november_report())
         doc = json.loads(out.getvalue())
         assert {k: v for k, v in doc.items() if k != "customers"} == {
-            "month": "2026-11", "active_customers": 3, "answered_calls": 280,
+            "month": "2026-11", "active_customers": 3, "answered_calls": 300, "handled_calls": 280,
             "platform_average": "93.3333", "floor": "85.7143", "allowance": "93.3333",
         }
         assert doc["customers"][1] == {
-            "customer_id": "bakery", "name": "Bakery", "answered_calls": 130, "eligible_calls": 120,
+            "customer_id": "bakery", "name": "Bakery", "answered_calls": 140, "handled_calls": 130,
+            "eligible_calls": 120,
             "billable_seconds": 7830, "minutes": "130.5", "above": True, "months_above_of_last_6": 1,
             "status": "above", "heavy_user": False, "list_price_eur": "11.7000", "charged_eur": "0.9000",
         }

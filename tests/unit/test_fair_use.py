@@ -25,9 +25,9 @@ NOVEMBER = Month(2026, 11)
 QUIET_CUSTOMERS = 9
 
 
-def row(customer_id: str, month: Month, eligible: int, answered: int | None = None) -> MonthlyUsage:
-    """A month's usage where, unless said otherwise, all answered calls were on eligible numbers."""
-    return MonthlyUsage(customer_id, month, eligible if answered is None else answered, eligible)
+def row(customer_id: str, month: Month, eligible: int, handled: int | None = None) -> MonthlyUsage:
+    """A month's usage where, unless said otherwise, all handled calls were on eligible numbers."""
+    return MonthlyUsage(customer_id, month, eligible if handled is None else handled, eligible)
 
 
 def platform_month(month: Month, heavy_calls: int) -> list[MonthlyUsage]:
@@ -119,15 +119,15 @@ class TestAllowance:
     )
     def test_quiet_platform_gets_twenty_calls_a_week(self, month: Month, floor: Decimal, shown: str) -> None:
         """20 x days / 7, unrounded."""
-        assert allowance(month, answered_calls=100, customers=10) == floor
+        assert allowance(month, handled_calls=100, customers=10) == floor
         assert str(floor).startswith(shown)
 
     def test_busy_platform_gets_its_average(self) -> None:
         """2000 calls over 10 customers allow 200 each."""
-        assert allowance(NOVEMBER, answered_calls=2000, customers=10) == Decimal(200)
+        assert allowance(NOVEMBER, handled_calls=2000, customers=10) == Decimal(200)
 
     def test_platform_without_customers_gets_the_floor(self) -> None:
-        assert allowance(NOVEMBER, answered_calls=0, customers=0) == Decimal(600) / 7
+        assert allowance(NOVEMBER, handled_calls=0, customers=0) == Decimal(600) / 7
 
 
 class TestAssess:
@@ -201,12 +201,12 @@ class TestAssess:
 
     def test_only_eligible_calls_count_against_the_allowance(self) -> None:
         """Calls on toll-free, premium and international numbers never make a customer above."""
-        usage = [row("premium-line", NOVEMBER, eligible=10, answered=500), *platform_month(NOVEMBER, 0)]
+        usage = [row("premium-line", NOVEMBER, eligible=10, handled=500), *platform_month(NOVEMBER, 0)]
         assert result_for("premium-line", assess(NOVEMBER, usage)).status is FairUseStatus.OK
 
-    def test_all_answered_calls_make_up_the_platform_average(self) -> None:
-        """The average counts every answered call, so busy premium lines raise everyone's allowance."""
-        usage = [row("premium-line", NOVEMBER, eligible=0, answered=2000), row("heavy", NOVEMBER, 150)]
+    def test_all_handled_calls_make_up_the_platform_average(self) -> None:
+        """The average counts every handled call, so busy premium lines raise everyone's allowance."""
+        usage = [row("premium-line", NOVEMBER, eligible=0, handled=2000), row("heavy", NOVEMBER, 150)]
         heavy = result_for("heavy", assess(NOVEMBER, usage))
         assert (heavy.allowance, heavy.above) == (Decimal(1075), False)
 
@@ -220,11 +220,11 @@ class TestAssess:
         with pytest.raises(InvalidUsage, match="customer amy appears twice in 2026-11"):
             assess(NOVEMBER, [row("amy", NOVEMBER, 1), row("amy", NOVEMBER, 2)])
 
-    @pytest.mark.parametrize(("eligible", "answered"), [(5, 4), (-1, 0), (0, -1)])
-    def test_impossible_counts_are_refused(self, eligible: int, answered: int) -> None:
-        """Eligible calls are some of the answered calls, never more, never negative."""
-        with pytest.raises(InvalidUsage, match="expected 0 <= eligible_answered_calls <= answered_calls"):
-            MonthlyUsage("amy", NOVEMBER, answered, eligible)
+    @pytest.mark.parametrize(("eligible", "handled"), [(5, 4), (-1, 0), (0, -1)])
+    def test_impossible_counts_are_refused(self, eligible: int, handled: int) -> None:
+        """Eligible calls are some of the handled calls, never more, never negative."""
+        with pytest.raises(InvalidUsage, match="expected 0 <= eligible_handled_calls <= handled_calls"):
+            MonthlyUsage("amy", NOVEMBER, handled, eligible)
 
 
 class TestChargedAmount:
