@@ -88,6 +88,8 @@ def dialable(config: Config) -> set[str]:
     routes: list[Route | None] = []
     for number in config.numbers.values():
         routes += [number.route, number.outside_hours]
+        if number.closed is not None:
+            routes.append(number.closed.route)
     phones.update(t.e164 for route in routes if route is not None for t in route.targets)
     for queue in config.queues.values():
         phones.update(queue.spec.agents)

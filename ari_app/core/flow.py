@@ -692,7 +692,7 @@ def _enter(call: Call, e164: str, at: datetime, config: Config) -> Step:
     route = number.route_at(at)
     if route is None:
         hops = call.data.hops
-        return _announce(call, number.announcement or NO_ROUTE_LEFT, ReleaseReason.NORMAL, answer=True,
+        return _announce(call, number.announcement_at(at) or NO_ROUTE_LEFT, ReleaseReason.NORMAL, answer=True,
                          name="announcement" if hops == 0 else f"{hops}-announcement")
     if (queue := route.queue_only) is not None:  # in line at once
         return _join_queue(call, queue, at, config)

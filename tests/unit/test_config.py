@@ -154,7 +154,7 @@ def _number_problem_cases() -> list[Any]:
         pytest.param(with_acme("numbers: []\ncolour: red\n"), 2, "(top level).colour", "unknown key",
                      id="unknown-top-level-key"),
         pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    anouncement: beep\n' + OWNED), 3,
-                     "numbers[0].anouncement", "unknown key; expected one of announcement, customer, hours, "
+                     "numbers[0].anouncement", "unknown key; expected one of announcement, closed, customer, hours, "
                      "international_forwarding, max_calls, number, outside_hours, recording, route, type",
                      id="unknown-key-in-a-number"),
         pytest.param(with_acme("numbers:\n  - number: 31201234567\n" + OWNED), 2, "numbers[0].number", "in quotes",
