@@ -23,7 +23,7 @@ import yaml
 from ari_app.config import number_items
 from ari_app.config.jurisdictions import shipped_law
 from ari_app.config.number_items import NumberItems
-from ari_app.core import consent
+from ari_app.core import blocking, consent
 from ari_app.core.closures import MAX_CLOSED_DATES, Closures, DateRange, Holidays
 from ari_app.core.limits import EXPECTED as EXPECTED_LIMIT, CallLimits, check_limit
 from ari_app.core.model import (
@@ -63,6 +63,9 @@ from rating.core.tariff import DEFAULT_RATES, NumberType, RateTable, TrafficRate
 # and '/' between sub-directory names (no absolute paths, no '..').
 _SOUND = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
+
+# Blocked callers, on a customer or a number (decision 0030).
+_BLOCK_KEYS = {"blocked_callers", "blocked_with"}
 
 # A customer's id is used in billing tables and on invoices: keep it plain.
 _CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -311,7 +314,7 @@ def _customers(node: yaml.Node | None, root: yaml.Node, problems: _Problems) -> 
         if not isinstance(item, yaml.MappingNode):
             problems.add(item, where, "expected a mapping with 'id' and 'name'")
             continue
-        fields = _mapping(item, problems, where, allowed={"id", "name", "recording", "max_calls"})
+        fields = _mapping(item, problems, where, allowed={"id", "name", "recording", "max_calls", *_BLOCK_KEYS})
         cid, name = _scalar(fields.get("id")), _scalar(fields.get("name"))
         if cid is None or not _CUSTOMER_ID.fullmatch(cid):
             problems.add(fields.get("id", item), f"{where}.id",
@@ -325,7 +328,8 @@ def _customers(node: yaml.Node | None, root: yaml.Node, problems: _Problems) -> 
             continue
         recording = _flag(fields["recording"], f"{where}.recording", problems) if "recording" in fields else False
         max_calls = _limit(fields["max_calls"], f"{where}.max_calls", problems) if "max_calls" in fields else None
-        customers[cid] = Customer(cid, name.strip(), recording, max_calls)
+        blocked, blocked_with = _blocking(fields, where, problems)
+        customers[cid] = Customer(cid, name.strip(), recording, max_calls, blocked, blocked_with)
     return customers
 
 
@@ -366,7 +370,7 @@ def _mapping(node: yaml.Node, problems: _Problems, where: str, allowed: set[str]
 
 
 _NUMBER_KEYS = {"number", "customer", "type", "announcement", "route", "hours", "outside_hours",
-                "international_forwarding", "recording", "max_calls", "closed"}
+                "international_forwarding", "recording", "max_calls", "closed", *_BLOCK_KEYS}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -439,6 +443,7 @@ def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping
     hours = None
     if "hours" in fields:
         hours = _hours(fields["hours"], f"{where}.hours", number_zone(e164) if e164 else None, problems)
+    blocked, blocked_with = _blocking(fields, where, problems)
     closed = None
     if "closed" in fields:
         closed = _closed(fields["closed"], f"{where}.closed", owner, entry, "hours" in fields, problems)
@@ -447,7 +452,8 @@ def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping
     if problems.count == before and e164 is not None and customer is not None and number_type is not None:
         entry.number = Number(e164=e164, customer_id=customer, number_type=number_type, announcement=announcement,
                               route=route, hours=hours, outside_hours=outside, international_forwarding=international,
-                              recording=recording, max_calls=max_calls, closed=closed)
+                              recording=recording, max_calls=max_calls, closed=closed, blocked=blocked,
+                              blocked_with=blocked_with)
     return entry
 
 
@@ -1176,3 +1182,59 @@ def _closed_dates(node: yaml.Node, key: str, problems: _Problems) -> tuple[DateR
             reason = str(exc) if match is not None and "ends before" in str(exc) else _DATE_EXPECTED
             problems.add(item, f"{key}[{k}]", f"{raw!r}: {reason}" if raw is not None else reason)
     return tuple(ranges)
+
+
+# ---- blocked callers (decision 0030)
+
+
+_BLOCKED_WITH = "expected busy, or {announcement: SOUND} (played as early media, then busy)"
+
+
+def _blocking(fields: Mapping[str, yaml.Node], where: str,
+              problems: _Problems) -> tuple[blocking.Blocklist | None, blocking.Refusal | None]:
+    """`blocked_callers` and `blocked_with` of a customer or a number."""
+    blocked = _blocked_callers(fields["blocked_callers"], f"{where}.blocked_callers",
+                               problems) if "blocked_callers" in fields else None
+    refusal = _blocked_with(fields["blocked_with"], f"{where}.blocked_with",
+                            problems) if "blocked_with" in fields else None
+    return blocked, refusal
+
+
+def _blocked_callers(node: yaml.Node, key: str, problems: _Problems) -> blocking.Blocklist | None:
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        problems.add(node, key, f"expected a list of callers; each {blocking.EXPECTED}")
+        return None
+    if len(node.value) > blocking.MAX_BLOCKED:
+        problems.add(node, key, f"{len(node.value)} callers; expected at most {blocking.MAX_BLOCKED} "
+                                "(a prefix blocks a whole range)")
+        return None
+    before = problems.count
+    seen: dict[str, int] = {}
+    for k, item in enumerate(node.value):
+        raw = _scalar(item)
+        try:
+            entry = blocking.check_entry(raw if raw is not None else "")
+        except ValueError:
+            problems.add(item, f"{key}[{k}]", f"{raw!r}: {blocking.EXPECTED}" if raw is not None else blocking.EXPECTED)
+            continue
+        if entry in seen:
+            problems.add(item, f"{key}[{k}]", f"{entry} is already {key}[{seen[entry]}]; expected each caller once")
+            continue
+        seen[entry] = k
+    return blocking.Blocklist.of(tuple(seen)) if problems.count == before else None
+
+
+def _blocked_with(node: yaml.Node, key: str, problems: _Problems) -> blocking.Refusal | None:
+    if _scalar(node) == "busy":
+        return blocking.BUSY
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, key, _BLOCKED_WITH)
+        return None
+    before = problems.count
+    fields = _mapping(node, problems, key, allowed={"announcement"})
+    if "announcement" not in fields:
+        if problems.count == before:
+            problems.add(node, key, _BLOCKED_WITH)
+        return None
+    sound = _sound(fields["announcement"], f"{key}.announcement", problems)
+    return blocking.Refusal(sound) if sound is not None else None

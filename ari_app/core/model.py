@@ -17,6 +17,7 @@ from typing import Final, Mapping
 from zoneinfo import ZoneInfo
 
 from ari_app.core import consent
+from ari_app.core.blocking import Blocklist, Refusal
 from ari_app.core.closures import Closures
 from ari_app.core.limits import CallLimits, NumberLimits, number_limits
 from ari_app.core.queueing import QueueSpec
@@ -134,6 +135,8 @@ class Customer:
     name: str
     recording: bool = False  # record the calls of its numbers (a number may say otherwise)
     max_calls: int | None = None  # calls at once to all its numbers; None: the configuration's default
+    blocked: Blocklist | None = None  # callers refused on every one of its numbers (decision 0030)
+    blocked_with: Refusal | None = None  # how; a number may say otherwise; None: busy
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -151,6 +154,8 @@ class Number:
     recording: bool | None = None  # None: as its customer says
     max_calls: int | None = None  # calls at once to this number; None: the configuration's default
     closed: Closures | None = None  # whole days closed (public holidays, listed dates), with what callers get
+    blocked: Blocklist | None = None  # callers refused, besides its customer's (decision 0030)
+    blocked_with: Refusal | None = None  # how blocked callers are refused; None: as its customer says
 
     def __post_init__(self) -> None:
         if (self.route is None) == (self.announcement is None):
