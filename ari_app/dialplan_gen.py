@@ -8,7 +8,9 @@ includes it. Three contexts (decision 0026 for the first two):
 - `[fairline-targets]`: the phones the configuration may ring, one extension each; `[fairline-dial]`
   calls no other (each leg is checked before its INVITE leaves);
 - `[fairline-fallback]`: what `from-carrier` jumps to when `Stasis()` fails. It is deliberately
-  plain: no opening hours, no sequence, no no-answer handling; those need fairline.
+  plain: no opening hours, no sequence, no no-answer handling; those need fairline. Blocked callers
+  and closed days it does honour (decision 0030), with two more contexts
+  when the configuration has any: `[fairline-blocked-callers]` and `[fairline-holidays]`.
 
 The configuration's checks keep every value that lands in a line to digits, '+', sound names and
 customer ids (letters, digits, '.', '_', '-'), so nothing can break out of a dialplan line.
@@ -16,8 +18,10 @@ customer ids (letters, digits, '.', '_', '-'), so nothing can break out of a dia
 
 from __future__ import annotations
 
+from ari_app.core.blocking import WITHHELD, Blocklist
+from ari_app.core.closures import Holidays
 from ari_app.core.limits import NumberLimits, number_limits
-from ari_app.core.model import Config, Route, Target, TargetKind
+from ari_app.core.model import Config, Number, Route, Target, TargetKind
 from ari_app.core.flow import CONFIRM, CONFIRM_SECONDS, TRUNK
 
 CONTEXT = "fairline-fallback"
@@ -55,24 +59,36 @@ def fallback_dialplan(config: Config) -> str:
     lines += [_limits_line(e164, e164, config.limits_of(config.numbers[e164])) for e164 in sorted(config.numbers)]
     lines += ["", f"[{TARGETS_CONTEXT}]"]
     lines += [f"exten => {phone},1,NoOp(a configured target)" for phone in sorted(dialable(config))]
+    lines += calendar_contexts(config)
     lines += ["", f"[{CONTEXT}]"]
+    customer_keys = _customer_keys(config)
     for e164 in sorted(config.numbers):
         number = config.numbers[e164]
-        if number.route is not None and number.route.targets:
-            first = number.route.targets[0]
-            lines += [f"exten => {e164},1,Dial({_dial(first, config.confirms(first))})", " same => n,Hangup()"]
-        elif number.route is not None and (queue := config.queues.get(number.route.queue_only or "")) is not None:
-            # Its first agent, as a route's first target: ringing them all at once would turn every
-            # call shed under overload (decision 0016) into as many outbound calls as the queue has agents.
-            agent = queue.spec.agents[0]
-            as_target = Target(agent, TargetKind.MOBILE, queue.spec.ring_seconds)  # its kind is not read below
-            dial = _dial(as_target, config.agent_confirms(queue.spec.name, agent))
-            lines += [f"exten => {e164},1,Dial({dial})", " same => n,Hangup()"]
-        elif number.announcement is not None:
-            lines += [f"exten => {e164},1,Answer()",
-                      f" same => n,Playback({number.announcement})",
-                      " same => n,Hangup()"]
+        lines += (_guarded(config, number, customer_keys.get(number.customer_id, ""))
+                  or _extension(e164, serving(config, number.route, number.announcement)))
     return "\n".join(lines) + "\n"
+
+
+def serving(config: Config, route: Route | None, announcement: str | None) -> list[str]:
+    """The dialplan applications that serve a call by `route` (its first phone) or `announcement`; [] if neither can."""
+    if route is not None and route.targets:
+        first = route.targets[0]
+        return [f"Dial({_dial(first, config.confirms(first))})", "Hangup()"]
+    if route is not None and (queue := config.queues.get(route.queue_only or "")) is not None:
+        # Its first agent, as a route's first target: ringing them all at once would turn every
+        # call shed under overload (decision 0016) into as many outbound calls as the queue has agents.
+        agent = queue.spec.agents[0]
+        as_target = Target(agent, TargetKind.MOBILE, queue.spec.ring_seconds)  # its kind is not read below
+        return [f"Dial({_dial(as_target, config.agent_confirms(queue.spec.name, agent))})", "Hangup()"]
+    if announcement is not None:
+        return ["Answer()", f"Playback({announcement})", "Hangup()"]
+    return []
+
+
+def _extension(e164: str, applications: list[str]) -> list[str]:
+    """The lines of extension `e164` running `applications` in order ("(label),app" gives a priority a label)."""
+    return [f"exten => {e164},1,{app}" if i == 0 else f" same => n{'' if app.startswith('(') else ','}{app}"
+            for i, app in enumerate(applications)]
 
 
 def _dial(phone: Target, confirms: bool) -> str:
@@ -96,9 +112,97 @@ def dialable(config: Config) -> set[str]:
     routes: list[Route | None] = []
     for number in config.numbers.values():
         routes += [number.route, number.outside_hours]
+        if number.closed is not None:
+            routes.append(number.closed.route)
     phones.update(t.e164 for route in routes if route is not None for t in route.targets)
     for queue in config.queues.values():
         phones.update(queue.spec.agents)
         if isinstance(queue.overflow, Target):
             phones.add(queue.overflow.e164)
     return phones
+
+
+# ---- blocked callers and closed days in the fallback (decision 0030)
+
+BLOCKED_CALLERS_CONTEXT = "fairline-blocked-callers"
+HOLIDAYS_CONTEXT = "fairline-holidays"
+# The years whose public holidays the fallback knows. Fixed, not taken from the clock: the file is a pure
+# function of the configuration, republished only when that changes. tests/unit/test_dialplan_gen.py
+# fails five years before the last one, to move it on in time.
+HOLIDAY_YEARS = range(2025, 2046)
+
+
+def calendar_contexts(config: Config) -> list[str]:
+    """`[fairline-blocked-callers]` and `[fairline-holidays]`, each only when some number needs it."""
+    lines: list[str] = []
+    blocked = sorted(f"exten => {_blocked_key(key, entry)},1,NoOp(blocked)"
+                     for key, blocklist in _blocklists(config) for entry in blocklist.entries)
+    if blocked:
+        lines += ["", f"[{BLOCKED_CALLERS_CONTEXT}]",
+                  "; <list><caller>: a number's own list under the number, a customer's under C and its place among",
+                  "; the customers with one; <caller> is a prefix (with !: it and any digits after) or withheld.",
+                  *blocked]
+    calendars = sorted({closed.holidays for n in config.numbers.values() if (closed := n.closed) is not None
+                        and closed.holidays is not None}, key=lambda h: (h.country, h.subdivision or ""))
+    if calendars:
+        lines += ["", f"[{HOLIDAYS_CONTEXT}]", "; <calendar><YYYYMMDD>: the public holidays of the years "
+                  f"{HOLIDAY_YEARS.start} to {HOLIDAY_YEARS.stop - 1} in each calendar a number closes on"]
+        for calendar in calendars:
+            lines += [f"exten => {_calendar_key(calendar)}{day:%Y%m%d},1,NoOp(public holiday)"
+                      for year in HOLIDAY_YEARS for day in sorted(calendar.dates(year))]
+    return lines
+
+
+def _blocklists(config: Config) -> list[tuple[str, Blocklist]]:
+    """Every blocked list under its key: a number's own under the number, a customer's under its C key."""
+    found = [(e164, n.blocked) for e164, n in sorted(config.numbers.items()) if n.blocked is not None]
+    keys = _customer_keys(config)
+    return found + [(keys[cid], c.blocked) for cid, c in sorted(config.customers.items()) if c.blocked is not None]
+
+
+def _customer_keys(config: Config) -> dict[str, str]:
+    """C1, C2... for the customers with a blocked list, in the order of their ids: a customer's id may hold
+    letters that an extension pattern reads as wildcards (N, X, Z)."""
+    listed = sorted(cid for cid, customer in config.customers.items() if customer.blocked is not None)
+    return {cid: f"C{i}" for i, cid in enumerate(listed, start=1)}
+
+
+def _blocked_key(key: str, entry: str) -> str:
+    return f"{key}{entry}" if entry == WITHHELD else f"_{key}{entry}!"
+
+
+def _calendar_key(calendar: Holidays) -> str:
+    return calendar.country + "".join(c for c in calendar.subdivision or "" if c.isascii() and c.isalnum())
+
+
+_BLOCKED = 'GotoIf($["${GOSUB_RETVAL}" != ""]?fairline-blocked,s,1)'
+
+
+def _guarded(config: Config, number: Number, customer_key: str) -> list[str]:
+    """The fallback extension of a number with blocked callers or closed days; [] for any other number.
+
+    `customer_key`: its customer's blocked list's key ('' when the customer has none)."""
+    customer = config.customers.get(number.customer_id)
+    apps: list[str] = []
+    if number.blocked is not None or customer_key:
+        refusal = number.blocked_with or (customer.blocked_with if customer is not None else None)
+        if refusal is not None and refusal.announcement is not None:
+            apps.append(f"Set(FAIRLINE_BLOCKED_WITH={refusal.announcement})")
+        own = number.e164 if number.blocked is not None else ""
+        apps += [f"Gosub(fairline-block,check,1({own},{customer_key}))", _BLOCKED]
+    closed = number.closed
+    if closed is not None:
+        apps.append(f"Set(FAIRLINE_TODAY=${{STRFTIME(${{EPOCH}},{closed.zone.key},%Y%m%d)}})")
+        if closed.holidays is not None:
+            apps.append(f"GotoIf(${{DIALPLAN_EXISTS({HOLIDAYS_CONTEXT},{_calendar_key(closed.holidays)}"
+                        "${FAIRLINE_TODAY},1)}?closed)")
+        apps += [f"GotoIf($[${{FAIRLINE_TODAY}} >= {r.first:%Y%m%d} & ${{FAIRLINE_TODAY}} <= {r.last:%Y%m%d}]?closed)"
+                 for r in closed.dates]
+    if not apps:
+        return []
+    daytime = serving(config, number.route, number.announcement) or ["Hangup()"]
+    if closed is None:
+        return _extension(number.e164, apps + daytime)
+    on_closed = serving(config, None if closed.announcement else closed.route or number.outside_hours,
+                        closed.announcement) or ["Hangup()"]
+    return _extension(number.e164, apps + daytime + [f"(closed),{on_closed[0]}", *on_closed[1:]])

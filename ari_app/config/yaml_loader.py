@@ -23,7 +23,8 @@ import yaml
 from ari_app.config import number_items
 from ari_app.config.jurisdictions import shipped_law
 from ari_app.config.number_items import NumberItems
-from ari_app.core import consent
+from ari_app.core import blocking, consent
+from ari_app.core.closures import MAX_CLOSED_DATES, Closures, DateRange, Holidays
 from ari_app.core.limits import EXPECTED as EXPECTED_LIMIT, CallLimits, check_limit
 from ari_app.core.model import (
     ANY_OWNER,
@@ -63,6 +64,9 @@ from rating.core.tariff import DEFAULT_RATES, NumberType, RateTable, TrafficRate
 # and '/' between sub-directory names (no absolute paths, no '..').
 _SOUND = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
+
+# Blocked callers, on a customer or a number (decision 0030).
+_BLOCK_KEYS = {"blocked_callers", "blocked_with"}
 
 # A customer's id is used in billing tables and on invoices: keep it plain.
 _CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -313,7 +317,7 @@ def _customers(node: yaml.Node | None, root: yaml.Node, problems: _Problems) -> 
         if not isinstance(item, yaml.MappingNode):
             problems.add(item, where, "expected a mapping with 'id' and 'name'")
             continue
-        fields = _mapping(item, problems, where, allowed={"id", "name", "recording", "max_calls"})
+        fields = _mapping(item, problems, where, allowed={"id", "name", "recording", "max_calls", *_BLOCK_KEYS})
         cid, name = _scalar(fields.get("id")), _scalar(fields.get("name"))
         if cid is None or not _CUSTOMER_ID.fullmatch(cid):
             problems.add(fields.get("id", item), f"{where}.id",
@@ -327,7 +331,8 @@ def _customers(node: yaml.Node | None, root: yaml.Node, problems: _Problems) -> 
             continue
         recording = _flag(fields["recording"], f"{where}.recording", problems) if "recording" in fields else False
         max_calls = _limit(fields["max_calls"], f"{where}.max_calls", problems) if "max_calls" in fields else None
-        customers[cid] = Customer(cid, name.strip(), recording, max_calls)
+        blocked, blocked_with = _blocking(fields, where, problems)
+        customers[cid] = Customer(cid, name.strip(), recording, max_calls, blocked, blocked_with)
     return customers
 
 
@@ -368,7 +373,7 @@ def _mapping(node: yaml.Node, problems: _Problems, where: str, allowed: set[str]
 
 
 _NUMBER_KEYS = {"number", "customer", "type", "announcement", "route", "hours", "outside_hours",
-                "international_forwarding", "recording", "max_calls"}
+                "international_forwarding", "recording", "max_calls", "closed", *_BLOCK_KEYS}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -441,12 +446,17 @@ def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping
     hours = None
     if "hours" in fields:
         hours = _hours(fields["hours"], f"{where}.hours", number_zone(e164) if e164 else None, problems)
+    blocked, blocked_with = _blocking(fields, where, problems)
+    closed = None
+    if "closed" in fields:
+        closed = _closed(fields["closed"], f"{where}.closed", owner, entry, "hours" in fields, problems)
     _what_calls_get(fields, node, where, problems)
 
     if problems.count == before and e164 is not None and customer is not None and number_type is not None:
         entry.number = Number(e164=e164, customer_id=customer, number_type=number_type, announcement=announcement,
                               route=route, hours=hours, outside_hours=outside, international_forwarding=international,
-                              recording=recording, max_calls=max_calls)
+                              recording=recording, max_calls=max_calls, closed=closed, blocked=blocked,
+                              blocked_with=blocked_with)
     return entry
 
 
@@ -1112,3 +1122,137 @@ def _loops(forwards: dict[str, list[_Mention]], order: Callable[[str], int], pro
                 on_path[mention.e164] = len(path)
                 path.append(mention.e164)
                 stack.append(iter(forwards.get(mention.e164, ())))
+
+
+# ---- closed days (decision 0030)
+
+
+_CLOSED_KEYS = {"public_holidays", "dates", "route", "announcement"}
+_CLOSED_SHAPE = ("expected a mapping with public_holidays (true, or a subdivision such as BY) and/or dates, "
+                 "and optionally route or announcement for those days")
+_DATE_RANGE = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})(?:/([0-9]{4}-[0-9]{2}-[0-9]{2}))?$")
+_DATE_EXPECTED = "expected a date like 2026-12-24, or a range like 2026-12-24/2026-12-31 (both days closed)"
+
+
+def _closed(node: yaml.Node, where: str, owner: Owner, entry: _Entry, has_hours: bool,
+            problems: _Problems) -> Closures | None:
+    """`closed:` of a number: the whole days it is closed, on its own clock, and what callers get then."""
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, where, _CLOSED_SHAPE)
+        return None
+    before = problems.count
+    fields = _mapping(node, problems, where, allowed=_CLOSED_KEYS)
+    if not has_hours:
+        problems.add(node, where, "closed days are part of opening hours; expected hours and outside_hours beside it")
+    calendar = None
+    if "public_holidays" in fields:
+        calendar = _public_holidays(fields["public_holidays"], f"{where}.public_holidays", owner.region, problems)
+    dates = _closed_dates(fields["dates"], f"{where}.dates", problems) if "dates" in fields else ()
+    if "public_holidays" not in fields and "dates" not in fields:
+        problems.add(node, where, f"missing public_holidays or dates; {_CLOSED_SHAPE}")
+    route = announcement = None
+    if "route" in fields and "announcement" in fields:
+        problems.add(fields["announcement"], f"{where}.announcement",
+                     "on closed days callers get a route or an announcement, not both; remove one")
+    if "route" in fields:
+        route = _route(fields["route"], f"{where}.route", owner, entry, problems)
+    if "announcement" in fields:
+        announcement = _sound(fields["announcement"], f"{where}.announcement", problems)
+    if problems.count != before or owner.e164 is None or (calendar is None and not dates):
+        return None
+    return Closures(number_zone(owner.e164), calendar, dates, route, announcement)
+
+
+def _public_holidays(node: yaml.Node, key: str, country: str | None, problems: _Problems) -> Holidays | None:
+    """true: the country's national holidays; a subdivision code: those and the subdivision's; false: none."""
+    raw = _scalar(node)
+    if raw is not None and raw.lower() == "false":
+        return None
+    if raw is None or not raw.strip():
+        problems.add(node, key, "expected true, false, or a subdivision of the number's country such as BY")
+        return None
+    if country is None:  # the number itself is wrong, and says so
+        return None
+    try:
+        return Holidays(country, None if raw.lower() == "true" else raw)
+    except ValueError as exc:
+        problems.add(node, key, str(exc))
+        return None
+
+
+def _closed_dates(node: yaml.Node, key: str, problems: _Problems) -> tuple[DateRange, ...]:
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        problems.add(node, key, f"expected a list of dates; each {_DATE_EXPECTED}")
+        return ()
+    if len(node.value) > MAX_CLOSED_DATES:
+        problems.add(node, key, f"{len(node.value)} dates; expected at most {MAX_CLOSED_DATES} (use ranges)")
+        return ()
+    ranges: list[DateRange] = []
+    for k, item in enumerate(node.value):
+        raw = _scalar(item)
+        match = _DATE_RANGE.fullmatch(raw.strip()) if raw is not None else None
+        try:
+            if match is None:
+                raise ValueError(_DATE_EXPECTED)
+            first = date.fromisoformat(match[1])
+            ranges.append(DateRange(first, date.fromisoformat(match[2]) if match[2] else first))
+        except ValueError as exc:
+            reason = str(exc) if match is not None and "ends before" in str(exc) else _DATE_EXPECTED
+            problems.add(item, f"{key}[{k}]", f"{raw!r}: {reason}" if raw is not None else reason)
+    return tuple(ranges)
+
+
+# ---- blocked callers (decision 0030)
+
+
+_BLOCKED_WITH = "expected busy, or {announcement: SOUND} (played as early media, then busy)"
+
+
+def _blocking(fields: Mapping[str, yaml.Node], where: str,
+              problems: _Problems) -> tuple[blocking.Blocklist | None, blocking.Refusal | None]:
+    """`blocked_callers` and `blocked_with` of a customer or a number."""
+    blocked = _blocked_callers(fields["blocked_callers"], f"{where}.blocked_callers",
+                               problems) if "blocked_callers" in fields else None
+    refusal = _blocked_with(fields["blocked_with"], f"{where}.blocked_with",
+                            problems) if "blocked_with" in fields else None
+    return blocked, refusal
+
+
+def _blocked_callers(node: yaml.Node, key: str, problems: _Problems) -> blocking.Blocklist | None:
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        problems.add(node, key, f"expected a list of callers; each {blocking.EXPECTED}")
+        return None
+    if len(node.value) > blocking.MAX_BLOCKED:
+        problems.add(node, key, f"{len(node.value)} callers; expected at most {blocking.MAX_BLOCKED} "
+                                "(a prefix blocks a whole range)")
+        return None
+    before = problems.count
+    seen: dict[str, int] = {}
+    for k, item in enumerate(node.value):
+        raw = _scalar(item)
+        try:
+            entry = blocking.check_entry(raw if raw is not None else "")
+        except ValueError:
+            problems.add(item, f"{key}[{k}]", f"{raw!r}: {blocking.EXPECTED}" if raw is not None else blocking.EXPECTED)
+            continue
+        if entry in seen:
+            problems.add(item, f"{key}[{k}]", f"{entry} is already {key}[{seen[entry]}]; expected each caller once")
+            continue
+        seen[entry] = k
+    return blocking.Blocklist.of(tuple(seen)) if problems.count == before else None
+
+
+def _blocked_with(node: yaml.Node, key: str, problems: _Problems) -> blocking.Refusal | None:
+    if _scalar(node) == "busy":
+        return blocking.BUSY
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, key, _BLOCKED_WITH)
+        return None
+    before = problems.count
+    fields = _mapping(node, problems, key, allowed={"announcement"})
+    if "announcement" not in fields:
+        if problems.count == before:
+            problems.add(node, key, _BLOCKED_WITH)
+        return None
+    sound = _sound(fields["announcement"], f"{key}.announcement", problems)
+    return blocking.Refusal(sound) if sound is not None else None

@@ -59,7 +59,7 @@ from ari_app.core.events import (
     TargetConfirmed,
     TargetDialed,
 )
-from ari_app.core import recording_rules
+from ari_app.core import blocking, recording_rules
 from ari_app.core.consent import Mode
 from rating.core.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit, RecordingFile
 
@@ -369,6 +369,7 @@ class CallData:
     release_cause: int | None = None  # what we released with
     hangup_cause: int | None = None  # what Asterisk reported
     end_estimated: bool = False  # the channel ended unseen, at a time fairline could only estimate
+    blocked: bool = False  # the caller is on the number's or its customer's list: refused before anything rang
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -565,9 +566,19 @@ def _start(call: Call, _: New, event: CallStarted, config: Config) -> Step:
                     started_at=event.started_at, in_service=number is not None)
     if number is None:
         return _announce(started, NOT_IN_SERVICE, ReleaseReason.UNALLOCATED, answer=False, name="noservice")
+    refusal = blocking.refusal_for(number, config.customers.get(number.customer_id), event.caller)
+    if refusal is not None:  # before anything else: no notice, no prompt, nothing rings
+        return _refuse(_with(started, blocked=True), refusal)
     if number.route is not None and config.records(number):
         return _recording_first(started, number, event.at, config)
     return _enter(started, number.e164, event.at, config)
+
+
+def _refuse(call: Call, refusal: blocking.Refusal) -> Step:
+    """A blocked caller: busy at once, or the announcement as early media and then busy; never answered."""
+    if refusal.announcement is None:
+        return _release(call, ReleaseReason.BUSY)
+    return _announce(call, refusal.announcement, ReleaseReason.BUSY, answer=False, name="blocked")
 
 
 def _adopt(call: Call, _: New, event: DialReturned, config: Config) -> Step:
@@ -702,7 +713,7 @@ def _enter(call: Call, e164: str, at: datetime, config: Config) -> Step:
     route = number.route_at(at)
     if route is None:
         hops = call.data.hops
-        return _announce(call, number.announcement or NO_ROUTE_LEFT, ReleaseReason.NORMAL, answer=True,
+        return _announce(call, number.announcement_at(at) or NO_ROUTE_LEFT, ReleaseReason.NORMAL, answer=True,
                          name="announcement" if hops == 0 else f"{hops}-announcement")
     if (queue := route.queue_only) is not None:  # in line at once
         return _join_queue(call, queue, at, config)
@@ -907,6 +918,8 @@ def record(call: Call, ended_at: datetime) -> CallRecord:
     data = call.data
     if data.answered_at is not None:
         disposition = Disposition.ANSWERED
+    elif data.blocked:  # whatever happened next (the caller hung up during the announcement, it failed)
+        disposition = Disposition.BLOCKED
     elif data.release_cause == CAUSE_FAILURE:
         disposition = Disposition.FAILED
     elif not data.in_service and data.started_at is not None:

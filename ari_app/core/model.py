@@ -17,6 +17,8 @@ from typing import Final, Mapping
 from zoneinfo import ZoneInfo
 
 from ari_app.core import consent
+from ari_app.core.blocking import Blocklist, Refusal
+from ari_app.core.closures import Closures
 from ari_app.core.limits import CallLimits, NumberLimits, number_limits
 from ari_app.core.queueing import QueueSpec
 from rating.core import numbering
@@ -151,6 +153,8 @@ class Customer:
     name: str
     recording: bool = False  # record the calls of its numbers (a number may say otherwise)
     max_calls: int | None = None  # calls at once to all its numbers; None: the configuration's default
+    blocked: Blocklist | None = None  # callers refused on every one of its numbers (decision 0030)
+    blocked_with: Refusal | None = None  # how; a number may say otherwise; None: busy
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -167,6 +171,9 @@ class Number:
     international_forwarding: bool = False  # targets may be abroad (such calls are never fair-use eligible)
     recording: bool | None = None  # None: as its customer says
     max_calls: int | None = None  # calls at once to this number; None: the configuration's default
+    closed: Closures | None = None  # whole days closed (public holidays, listed dates), with what callers get
+    blocked: Blocklist | None = None  # callers refused, besides its customer's (decision 0030)
+    blocked_with: Refusal | None = None  # how blocked callers are refused; None: as its customer says
 
     def __post_init__(self) -> None:
         if (self.route is None) == (self.announcement is None):
@@ -175,12 +182,26 @@ class Number:
             raise ValueError(f"{self.e164}: opening hours and the outside-hours route go together")
         if self.hours is not None and self.route is None:
             raise ValueError(f"{self.e164}: opening hours choose between two routes; an announcement has none")
+        if self.closed is not None and self.hours is None:
+            raise ValueError(f"{self.e164}: closed days are part of opening hours; a number without hours is never closed")
 
     def route_at(self, instant: datetime) -> Route | None:
-        """The route in force at `instant` (aware), or None for an announcement-only number."""
+        """The route in force at `instant` (aware), or None where callers hear an announcement.
+
+        On a closed day (its local date), the closure's route, else the outside-hours route, all day.
+        """
+        if self.closed is not None and self.closed.closed_at(instant):
+            return None if self.closed.announcement is not None else self.closed.route or self.outside_hours
         if self.hours is None or self.hours.is_open(instant):
             return self.route
         return self.outside_hours
+
+    def announcement_at(self, instant: datetime) -> str | None:
+        """What callers hear at `instant` where `route_at` gives no route: the closure's announcement on a
+        closed day, else the number's own."""
+        if self.closed is not None and self.closed.announcement is not None and self.closed.closed_at(instant):
+            return self.closed.announcement
+        return self.announcement
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -260,6 +260,8 @@ def write_table(out: TextIO, found: Reconciliation, imported: Sequence[RatedCdr]
               f"fairline {found.fairline_cdrs}, in both {found.matched}\n")
     if found.limited:
         out.write(f"{found.limited} refused by the dialplan over a concurrent-call limit (busy; never fairline's)\n")
+    if found.blocked:
+        out.write(f"{found.blocked} blocked callers refused by the dialplan fallback (no CDR by design)\n")
     if found.lost_with_asterisk:
         out.write(f"{found.lost_with_asterisk} ended when Asterisk stopped, before it wrote a record of them "
                   "(fairline's CDRs say end_estimated)\n")
@@ -299,6 +301,7 @@ def write_json(out: TextIO, found: Reconciliation, imported: Sequence[RatedCdr] 
         "unsettled": list(found.unsettled),
         "not_for_fairline": found.not_for_fairline,
         "limited": found.limited,
+        "blocked": found.blocked,
         "lost_with_asterisk": found.lost_with_asterisk,
         "missing_in_fairline": [
             {"call_id": m.call.call_id, "linkedid": m.call.linkedid, "channel": m.call.channel, "did": m.call.did,

@@ -27,6 +27,7 @@ class Disposition(str, enum.Enum):
     UNALLOCATED = "unallocated"  # the number is not in service
     ABANDONED = "abandoned"  # the caller hung up before anyone answered
     FAILED = "failed"  # fairline or Asterisk could not serve the call
+    BLOCKED = "blocked"  # the caller is on the number's or customer's blocked list: refused, nothing rang
 
 
 class QueueOutcome(str, enum.Enum):

@@ -42,6 +42,7 @@ INBOUND_CONTEXT = "from-carrier"
 FALLBACK_CONTEXT = "fairline-fallback"  # generated; serves calls while fairline is not connected
 DIAL_CONTEXT = "fairline-dial"  # entered only by fairline (ARI continue)
 LIMITED_CONTEXT = "fairline-limited"  # a call over a concurrent-call limit, refused before fairline (decision 0026)
+BLOCKED_CONTEXT = "fairline-blocked"  # a blocked caller the fallback refused (decision 0030)
 # from-carrier's pattern _[+0-9].: what the carrier sends there is a DID, anything else is refused.
 _DID = re.compile(r"[+0-9].+", re.DOTALL)
 
@@ -160,6 +161,7 @@ class CallPath(str, enum.Enum):
     FALLBACK = "fallback"  # fairline was not connected; fairline-fallback rang a target or announced
     REFUSED = "refused"  # fairline was not connected and the dialplan released it (announcement, 503)
     LIMITED = "limited"  # over a concurrent-call limit: the dialplan refused it (busy) before fairline
+    BLOCKED = "blocked"  # a blocked caller the fallback refused, while fairline was not connected or shed the call
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -182,7 +184,8 @@ class AsteriskCall:
     def for_fairline(self) -> bool:
         """A call fairline serves (or would have): not one the dialplan refused for a DID that is none,
         nor one over a concurrent-call limit (fairline never sees those, by design)."""
-        return self.path is not CallPath.LIMITED and (self.path is not CallPath.REFUSED or self.did is not None)
+        return (self.path not in (CallPath.LIMITED, CallPath.BLOCKED)
+                and (self.path is not CallPath.REFUSED or self.did is not None))
 
 
 def inbound_calls(records: Iterable[AsteriskRecord]) -> dict[str, AsteriskCall]:
@@ -204,6 +207,8 @@ def _call(records: list[AsteriskRecord]) -> AsteriskCall:
     contexts = {r.dcontext for r in records}
     if LIMITED_CONTEXT in contexts:
         path = CallPath.LIMITED
+    elif BLOCKED_CONTEXT in contexts:
+        path = CallPath.BLOCKED
     elif FALLBACK_CONTEXT in contexts:
         path = CallPath.FALLBACK
     elif DIAL_CONTEXT in contexts or any(r.lastapp == "Stasis" for r in records):
@@ -295,6 +300,7 @@ class Reconciliation:
     unsettled: tuple[str, ...]  # call ids, sorted
     not_for_fairline: int  # inbound channels the dialplan refused before fairline (no DID)
     limited: int = 0  # calls the dialplan refused before fairline: over a concurrent-call limit
+    blocked: int = 0  # blocked callers the fallback refused (fairline's own refusals have their CDR, disposition blocked)
     lost_with_asterisk: int = 0  # fairline's CDRs of calls Asterisk died with, before writing its record
 
     @property
@@ -327,7 +333,7 @@ def reconcile(asterisk: Iterable[AsteriskCall], fairline: Iterable[FairlineCdr],
     on_asterisk = {c.call_id: c for c in asterisk}
     on_fairline = {c.call_id: c for c in fairline}
     file_begins = min((c.started_at for c in on_asterisk.values()), default=None)
-    matched = asterisk_calls = fairline_cdrs = not_for_fairline = limited = lost_with_asterisk = 0
+    matched = asterisk_calls = fairline_cdrs = not_for_fairline = limited = blocked = lost_with_asterisk = 0
     missing_f: list[MissingInFairline] = []
     missing_a: list[MissingInAsterisk] = []
     unsettled: list[str] = []
@@ -344,6 +350,8 @@ def reconcile(asterisk: Iterable[AsteriskCall], fairline: Iterable[FairlineCdr],
         elif a is not None:
             if a.path is CallPath.LIMITED:
                 limited += 1
+            elif a.path is CallPath.BLOCKED:
+                blocked += 1
             elif not a.for_fairline:
                 not_for_fairline += 1
             elif a.ended_at > settled_before:
@@ -362,7 +370,7 @@ def reconcile(asterisk: Iterable[AsteriskCall], fairline: Iterable[FairlineCdr],
         matched=matched,
         missing_in_fairline=tuple(sorted(missing_f, key=lambda m: (m.call.started_at, m.call.call_id))),
         missing_in_asterisk=tuple(sorted(missing_a, key=lambda m: (m.cdr.started_at, m.cdr.call_id))),
-        unsettled=tuple(sorted(unsettled)), not_for_fairline=not_for_fairline, limited=limited,
+        unsettled=tuple(sorted(unsettled)), not_for_fairline=not_for_fairline, limited=limited, blocked=blocked,
         lost_with_asterisk=lost_with_asterisk,
     )
 

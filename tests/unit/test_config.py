@@ -154,7 +154,7 @@ def _number_problem_cases() -> list[Any]:
         pytest.param(with_acme("numbers: []\ncolour: red\n"), 2, "(top level).colour", "unknown key",
                      id="unknown-top-level-key"),
         pytest.param(with_acme('numbers:\n  - number: "+31201234567"\n    anouncement: beep\n' + OWNED), 3,
-                     "numbers[0].anouncement", "unknown key; expected one of announcement, customer, hours, "
+                     "numbers[0].anouncement", "unknown key; expected one of announcement, blocked_callers, blocked_with, closed, customer, hours, "
                      "international_forwarding, max_calls, number, outside_hours, recording, route, type",
                      id="unknown-key-in-a-number"),
         pytest.param(with_acme("numbers:\n  - number: 31201234567\n" + OWNED), 2, "numbers[0].number", "in quotes",
@@ -236,7 +236,7 @@ def _customer_problem_cases() -> list[Any]:
         pytest.param("customers:\n  - acme\nnumbers: []\n", 2, "customers[0]",
                      "expected a mapping with 'id' and 'name'", id="customer-not-a-mapping"),
         pytest.param("customers:\n  - id: acme\n    name: Acme BV\n    vat: NL0001\nnumbers: []\n", 4,
-                     "customers[0].vat", "unknown key; expected one of id, max_calls, name", id="unknown-key-in-a-customer"),
+                     "customers[0].vat", "unknown key; expected one of blocked_callers, blocked_with, id, max_calls, name", id="unknown-key-in-a-customer"),
         pytest.param("customers:\n  - id: acme\n    name: Acme BV\n    name: Acme NV\nnumbers: []\n", 4,
                      "customers[0].name", "given twice", id="key-given-twice-in-a-customer"),
         pytest.param("customers:\n  - name: Acme BV\nnumbers: []\n", 2, "customers[0].id", bad_id, id="id-missing"),
