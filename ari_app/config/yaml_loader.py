@@ -823,7 +823,8 @@ _OVERFLOW_SHAPE = ("expected exactly one of {announcement: SOUND}, {number: \"+3
                    "customer's numbers) or {target: \"+316...\"} (a landline or mobile phone to ring)")
 # (key, default, lowest, highest); max_wait_seconds has no highest here: the queue core holds the policy.
 _QUEUE_SECONDS = (("ring_seconds", 15, 1, 60), ("wrapup_seconds", 5, 0, 600),
-                  ("max_wait_seconds", 60, 1, None), ("position_every_seconds", 20, 1, 600))
+                  # A position with the expected wait takes about 10 s to say; 60: never (no caller waits that long).
+                  ("max_wait_seconds", 60, 1, None), ("position_every_seconds", 20, 10, 60))
 
 
 @dataclasses.dataclass(slots=True)

@@ -84,3 +84,17 @@ class TestConfigCheck:
         assert done.returncode == 2, done.stderr
         assert f"{path}:24: queues[1].max_wait_seconds: a caller of +31201230601 can wait in queues for 73 s" in (
             done.stderr)
+
+
+class TestPositionInterval:
+    @pytest.mark.parametrize("seconds", ["9", "61", "0"])
+    def test_an_interval_out_of_bounds_names_the_key_and_the_bounds(self, tmp_path: Path, seconds: str) -> None:
+        path = write(tmp_path, TWO_MINUTES.replace("max_wait_seconds: 30", "max_wait_seconds: 17\n"
+                                                   f"    position_every_seconds: {seconds}"))
+        assert problems(path) == [f"{path}:25: queues[1].position_every_seconds: expected whole seconds from 10 to 60"]
+
+    @pytest.mark.parametrize("seconds", [10, 60])
+    def test_the_bounds_themselves_are_accepted(self, tmp_path: Path, seconds: int) -> None:
+        config = load(write(tmp_path, TWO_MINUTES.replace("max_wait_seconds: 30", "max_wait_seconds: 17\n"
+                                                          f"    position_every_seconds: {seconds}")))
+        assert config.queues["second"].spec.position_every_seconds == seconds
