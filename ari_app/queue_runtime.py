@@ -38,6 +38,11 @@ from ari_app.ari.event_parser import AGENT_LEG
 from plumbing.clock import utc_now
 from plumbing.tasks import spawn
 
+# Q.850 causes of an agent's leg that say the phone could not be reached at all, as opposed to a person who was
+# busy (17), did not answer (18, 19) or declined (21): no route or number (1, 3, 28), absent or out of order
+# (20, 27), the network failing or congested (34: SIP 503, 38, 41, 42, 47). Only these send a caller on at once
+# when no other agent can answer (decision 0029).
+UNREACHABLE_CAUSES = frozenset({1, 3, 20, 27, 28, 34, 38, 41, 42, 47})
 STATUS_EVERY_S = 1.0  # the status file is rewritten at most this often (600 agents: about 2 ms each time)
 AGENT_LEG_MARK = "-agent-"  # in the id of every channel that rings an agent: <call id>-agent-<n>
 
@@ -89,10 +94,12 @@ class Queues:
 
     # ---- what the app tells the queues
 
-    def join(self, call_id: str, queue: str) -> None:
+    def join(self, call_id: str, queue: str, within: float | None = None) -> None:
+        """Put the caller in line; `within`: what is left of their minute after earlier queues (decision 0029)."""
         self.where[call_id] = queue
-        self.log.info("queue.joined", call_id=call_id, queue=queue)
-        self._step(queue, queueing.CallerJoined(call_id, self.clock()))
+        self.log.info("queue.joined", call_id=call_id, queue=queue,
+                      **({"left_of_minute_s": round(within, 3)} if within is not None else {}))
+        self._step(queue, queueing.CallerJoined(call_id, self.clock(), within))
 
     def caller_gone(self, call_id: str, at: datetime) -> None:
         """The caller left the queue's hands: hung up, sent on, or released; end what is left of it here."""
@@ -155,8 +162,9 @@ class Queues:
             self._step(leg.queue, queueing.CallEnded(leg.call_id, leg.agent, at))
             self.feed(flow.AgentHungUp(leg.call_id, at))
         else:
-            log.info("queue.agent_not_answered", cause=cause)
-            self._step(leg.queue, queueing.AgentNoAnswer(leg.call_id, leg.agent, at))
+            unreachable = cause in UNREACHABLE_CAUSES
+            log.info("queue.agent_not_answered", cause=cause, unreachable=unreachable)
+            self._step(leg.queue, queueing.AgentNoAnswer(leg.call_id, leg.agent, at, unreachable))
 
     def close(self) -> None:
         for handle in self._timers.values():
@@ -208,10 +216,12 @@ class Queues:
                 if handle is not None:
                     handle.cancel()
             case queueing.AnnouncePosition():
-                self.feed(flow.PositionDue(action.call_id, self.clock(), action.position))
+                self.feed(flow.PositionDue(action.call_id, self.clock(), action.position, action.expected_seconds))
             case queueing.Overflow():
-                self.log.info("queue.wait_cap_reached", call_id=action.call_id, queue=queue,
-                              waited_s=round(action.waited_seconds, 3))
+                configured = self.config.queues.get(queue)
+                self.log.info("queue.no_agent_can_answer" if action.no_agent else "queue.wait_cap_reached",
+                              call_id=action.call_id, queue=queue, waited_s=round(action.waited_seconds, 3),
+                              customer=configured.customer_id if configured is not None else None)
                 self.where.pop(action.call_id, None)
                 self.feed(flow.QueueOverflowed(action.call_id, self.clock()))
             case queueing.Abandoned():
@@ -250,8 +260,8 @@ class Queues:
         except AriError as exc:
             self.log.warning("queue.ring_failed", call_id=leg.call_id, queue=leg.queue, agent=leg.agent,
                              error=str(exc))
-            if self.legs.pop(leg.channel_id, None) is not None:
-                self._step(leg.queue, queueing.AgentNoAnswer(leg.call_id, leg.agent, self.clock()))
+            if self.legs.pop(leg.channel_id, None) is not None:  # Asterisk would not ring it: as good as unreachable
+                self._step(leg.queue, queueing.AgentNoAnswer(leg.call_id, leg.agent, self.clock(), unreachable=True))
 
     def _hang_up(self, leg: Leg, reason: str) -> None:
         self._spawn(self._delete(leg.channel_id, reason), f"queue-hangup-{leg.channel_id}")

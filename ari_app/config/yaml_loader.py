@@ -56,6 +56,8 @@ from ari_app.core.model import (
 )
 from ari_app.errors import ConfigError
 from ari_app.core.queueing import MAX_WAIT_POLICY_SECONDS, QueueSpec, RingStrategy
+from ari_app.core import wait_budget
+from ari_app.core.flow import MAX_HOPS
 from rating.core import numbering
 from rating.errors import InvalidTariff
 from rating.core.tariff import DEFAULT_RATES, NumberType, RateTable, TrafficRates, number_zone
@@ -848,7 +850,8 @@ _OVERFLOW_SHAPE = ("expected exactly one of {announcement: SOUND}, {number: \"+3
                    "customer's numbers) or {target: \"+316...\"} (a landline or mobile phone to ring)")
 # (key, default, lowest, highest); max_wait_seconds has no highest here: the queue core holds the policy.
 _QUEUE_SECONDS = (("ring_seconds", 15, 1, 60), ("wrapup_seconds", 5, 0, 600),
-                  ("max_wait_seconds", 60, 1, None), ("position_every_seconds", 20, 1, 600))
+                  # A position with the expected wait takes about 10 s to say; 60: never (no caller waits that long).
+                  ("max_wait_seconds", 60, 1, None), ("position_every_seconds", 20, 10, 60))
 
 
 @dataclasses.dataclass(slots=True)
@@ -1066,7 +1069,27 @@ def _across_numbers(entries: list[_Entry], queue_entries: list[_QueueEntry],
     order = {e164: entry.index for e164, entry in first.items()}
     _loops(forwards, lambda node: order.get(node, len(order)), problems)
     numbers = {e164: entry.number for e164, entry in first.items() if entry.number is not None}
-    return numbers, {name: q.queue for name, q in queues.items() if q.queue is not None}
+    built = {name: q.queue for name, q in queues.items() if q.queue is not None}
+    if not problems.count:  # a loop, or a number or queue left out for its own problem, would only add noise
+        _minute_per_caller(numbers, built, queues, problems)
+    return numbers, built
+
+
+def _minute_per_caller(numbers: Mapping[str, Number], built: Mapping[str, Queue],
+                       entries: Mapping[str, _QueueEntry], problems: _Problems) -> None:
+    """Refuse every path on which a caller could wait in queues for more than the minute (decision 0029),
+    at the max_wait_seconds of the queue where it passes."""
+    for overrun in wait_budget.overruns(numbers, built, max_hops=MAX_HOPS):
+        entry = entries[overrun.queue]
+        node = next((v for k, v in entry.node.value if _scalar(k) == "max_wait_seconds"), entry.node)
+        cap = built[overrun.queue].spec.max_wait_seconds
+        fix = (f"lower this queue's max_wait_seconds to {cap - overrun.over}, or shorten the way to it"
+               if cap > overrun.over else "shorten the way to this queue (caps of the queues before it, the ringing "
+                                          "between them, or an overflow that does not lead here)")
+        problems.add(node, f"{entry.where}.max_wait_seconds",
+                     f"a caller of {overrun.path[0].what} can wait in queues for {overrun.seconds} s on "
+                     f"{overrun}; expected at most {wait_budget.TOTAL_WAIT_SECONDS} s in total from the first "
+                     f"queue on (one minute per caller, ringing before the first queue not counted): {fix}")
 
 
 def _queue_node(name: str) -> str:

@@ -59,7 +59,7 @@ from ari_app.core.events import (
     TargetConfirmed,
     TargetDialed,
 )
-from ari_app.core import blocking, recording_rules
+from ari_app.core import blocking, recording_rules, wait_budget
 from ari_app.core.consent import Mode
 from rating.core.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit, RecordingFile
 
@@ -203,6 +203,7 @@ class JoinQueue:
     """Put the caller in line in the queue `name` (the runtime's queues take it from there)."""
 
     name: str
+    within: float | None = None  # what is left of the caller's minute after earlier queues (decision 0029)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -266,11 +267,12 @@ class QueueConnected:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PositionDue:
-    """Time to tell the waiting caller their place in line (1: next)."""
+    """Time to tell the waiting caller their place in line (1: next), and the wait ahead when it is known."""
 
     channel_id: str
     at: datetime
     position: int
+    expected_seconds: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -787,7 +789,9 @@ def _join_queue(call: Call, name: str, at: datetime, config: Config) -> Step:
         return _announce(call, NO_ROUTE_LEFT, _OUTCOMES[call.data.outcome or "NOANSWER"][0], answer=False,
                          name=f"{call.data.hops}-noanswer")
     answer: list[Action] = [] if call.data.answered_at is not None else [Answer()]
-    return _with(call, Queued(name, at)), [JoinQueue(name), *answer, StartMoh()]  # in line first: the wait starts now
+    # One minute per caller, in total: a caller who waited in a queue before brings what is left of it.
+    within = wait_budget.remaining(call.data.visits, at) if call.data.visits else None
+    return _with(call, Queued(name, at)), [JoinQueue(name, within), *answer, StartMoh()]  # in line first
 
 
 def _queue_connected(call: Call, state: Queued, event: QueueConnected, config: Config) -> Step:
@@ -804,7 +808,7 @@ def _position_due(call: Call, state: Queued, event: PositionDue, _: Config) -> S
         return call, []
     playback_id = f"{call.call_id}-position-{len(call.data.visits)}-{event.at.timestamp():.0f}"
     return (_with(call, dataclasses.replace(state, playing=playback_id)),
-            [StopMoh(), Play(_position_media(event.position), playback_id)])
+            [StopMoh(), Play(_position_media(event.position) + _expected_media(event.expected_seconds), playback_id)])
 
 
 def _position_told(call: Call, state: Queued, event: PlaybackDone, _: Config) -> Step:
@@ -833,6 +837,11 @@ def _position_media(position: int) -> str:
         return "sound:queue-youarenext"
     # "You are currently caller number" N "waiting to speak to a representative" (Asterisk's Queue() prompts)
     return f"sound:queue-thereare,number:{position},sound:queue-callswaiting"
+
+
+def _expected_media(seconds: int | None) -> str:
+    """ "The estimated hold time is currently" N "seconds" (Asterisk's Queue() prompts); nothing when not known."""
+    return "" if seconds is None else f",sound:queue-holdtime,number:{seconds},sound:queue-seconds"
 
 
 def _stop(state: Queued) -> list[Action]:

@@ -6,7 +6,11 @@ executes (ring agents, connect, start timers, overflow...). Every time comes fro
 The promise kept here (issue 5): a caller waits at most `max_wait_seconds` (never more than 60) from
 entering the queue, ringing included; then the call overflows. The cap is a timer the flow asks for on
 entry; when it fires, the flow re-checks that the caller is still waiting (a timer can fire late, or for a
-caller an agent answered meanwhile) before acting.
+caller an agent answered meanwhile) before acting. A caller who comes from another queue brings what is
+left of their minute (`CallerJoined.within`, decision 0029) and gets no more than that.
+
+A caller no agent can answer before their cap (every agent unreachable, or resting or wrapping up past
+the cap) is sent on at once (`Overflow(no_agent=True)`) instead of hearing music for nothing.
 
 Runtime contract for the actions:
 
@@ -25,11 +29,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from datetime import datetime, timedelta
 from typing import TypeAlias, assert_never
 
 MAX_WAIT_POLICY_SECONDS = 60  # the policy's promise to callers; configuration may ask for less, never more
 RETRY_SECONDS = 5  # an agent who did not answer is not offered again for this long (Asterisk's `retry` default)
+EXPECTED_WAIT_STEP_SECONDS = 10  # an expected wait is told rounded up to this: callers hear "30 seconds", not "27"
 
 
 class RingStrategy(enum.StrEnum):
@@ -114,6 +120,7 @@ class Resting:
     """Did not answer; not offered to anyone for RETRY_SECONDS, so an unreachable phone is not rung in a loop."""
 
     until: datetime
+    unreachable: bool = False  # the phone could not be reached (not a person who did not or could not answer)
 
 
 AgentStatus: TypeAlias = Free | Ringing | Busy | WrapUp | Resting
@@ -131,6 +138,11 @@ class Agent:
 class Caller:
     call_id: str
     entered_at: datetime
+    cap_seconds: float = MAX_WAIT_POLICY_SECONDS  # this caller's wait cap here: the queue's, or less (decision 0029)
+
+    @property
+    def deadline(self) -> datetime:
+        return self.entered_at + timedelta(seconds=self.cap_seconds)
 
     def waited(self, at: datetime) -> float:
         """Seconds in this queue at `at`."""
@@ -149,6 +161,7 @@ class QueueState:
     waiting: tuple[Caller, ...] = ()  # in arrival order: the first is served first
     agents: tuple[Agent, ...] = ()
     last_rung: str | None = None  # round robin resumes after this agent
+    answered_wait: float | None = None  # moving average of the waits that ended with an agent's answer (seconds)
 
     def agent(self, e164: str) -> Agent:
         return next((a for a in self.agents if a.e164 == e164), Agent(e164))
@@ -167,6 +180,7 @@ class QueueState:
 class CallerJoined:
     call_id: str
     at: datetime
+    within: float | None = None  # what is left of the caller's minute (decision 0029); None: the queue's own cap
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -186,11 +200,12 @@ class AgentAnswered:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AgentNoAnswer:
-    """The agent's leg was busy, unreachable or rang out."""
+    """The agent's leg was busy, unreachable or rang out; `unreachable`: the phone could not be reached at all."""
 
     call_id: str
     agent: str
     at: datetime
+    unreachable: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -246,7 +261,7 @@ class Connect:
 class StartTimer:
     name: Timer
     key: str
-    seconds: int
+    seconds: float
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -259,14 +274,17 @@ class CancelTimer:
 class AnnouncePosition:
     call_id: str
     position: int  # 1: next in line
+    expected_seconds: int | None = None  # the expected wait still ahead, rounded up to 10 s; None: not known
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Overflow:
-    """The cap is reached: send the caller to the queue's overflow, or announce and end if there is none."""
+    """The cap is reached, or no agent can answer before it (`no_agent`): send the caller to the queue's
+    overflow, or announce and end if there is none."""
 
     call_id: str
     waited_seconds: float
+    no_agent: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -290,30 +308,34 @@ def step(spec: QueueSpec, state: QueueState, event: Event) -> Step:
     """
     match event:
         case CallerJoined():
-            return _join(spec, state, event)
+            state, actions = _join(spec, state, event)
         case CallerLeft():
-            return _leave(spec, state, event)
+            state, actions = _leave(spec, state, event)
         case AgentAnswered():
-            return _answer(spec, state, event)
+            state, actions = _answer(spec, state, event)
         case AgentNoAnswer():
-            return _no_answer(spec, state, event)
+            state, actions = _no_answer(spec, state, event)
         case CallEnded():
-            return _call_ended(spec, state, event)
+            state, actions = _call_ended(spec, state, event)
         case TimerFired():
-            return _timer(spec, state, event)
+            state, actions = _timer(spec, state, event)
         case Reloaded():
-            return _offer(spec, state, [])
+            state, actions = _offer(spec, state, [])
         case _:
             assert_never(event)
+    return _send_on_hopeless(spec, state, actions, event.at)
 
 
 def _join(spec: QueueSpec, state: QueueState, event: CallerJoined) -> Step:
     if state.caller(event.call_id) or any(a.status == Busy(event.call_id) for a in state.agents):
         return state, []
-    actions: list[Action] = [StartTimer(Timer.MAX_WAIT, event.call_id, spec.max_wait_seconds)]
-    if spec.position_every_seconds < spec.max_wait_seconds:  # else the cap comes first: nothing to announce
+    cap = float(spec.max_wait_seconds) if event.within is None else min(float(spec.max_wait_seconds), event.within)
+    if cap <= 0:  # nothing left of the caller's minute: on to the overflow at once, nobody rung
+        return state, [Overflow(event.call_id, 0.0)]
+    actions: list[Action] = [StartTimer(Timer.MAX_WAIT, event.call_id, cap)]
+    if spec.position_every_seconds < cap:  # else the cap comes first: nothing to announce
         actions.append(StartTimer(Timer.POSITION, event.call_id, spec.position_every_seconds))
-    joined = dataclasses.replace(state, waiting=(*state.waiting, Caller(event.call_id, event.at)))
+    joined = dataclasses.replace(state, waiting=(*state.waiting, Caller(event.call_id, event.at, cap)))
     return _offer(spec, joined, actions)
 
 
@@ -335,7 +357,10 @@ def _answer(spec: QueueSpec, state: QueueState, event: AgentAnswered) -> Step:
     # Past the cap but before its timer was handled: the caller is talking to a person now, and
     # connecting serves them better than sending them on; the cap is about waiting, not talking.
     state = _set(state, dataclasses.replace(agent, status=Busy(event.call_id)))
-    state, actions = _withdraw(state, caller)
+    # Asterisk's own estimate (app_queue's holdtime): three parts the old average, one part the new wait.
+    waited = caller.waited(event.at)
+    average = waited if state.answered_wait is None else (3 * state.answered_wait + waited) / 4
+    state, actions = _withdraw(dataclasses.replace(state, answered_wait=average), caller)
     actions = [Connect(event.call_id, event.agent), *actions,
                CancelTimer(Timer.MAX_WAIT, event.call_id), CancelTimer(Timer.POSITION, event.call_id)]
     return _offer(spec, state, actions)
@@ -348,7 +373,7 @@ def _no_answer(spec: QueueSpec, state: QueueState, event: AgentNoAnswer) -> Step
     # The agent rests instead of being free at once: an unreachable phone fails in milliseconds
     # and would otherwise be rung again and again; meanwhile the caller hunts on (hunt strategies).
     until = event.at + timedelta(seconds=RETRY_SECONDS)
-    state = _set(state, dataclasses.replace(agent, status=Resting(until)))
+    state = _set(state, dataclasses.replace(agent, status=Resting(until, event.unreachable)))
     return _offer(spec, state, [StartTimer(Timer.RETRY, event.agent, RETRY_SECONDS)])
 
 
@@ -376,14 +401,53 @@ def _timer(spec: QueueSpec, state: QueueState, event: TimerFired) -> Step:
         return state, []
     if event.name is Timer.POSITION:
         position = state.waiting.index(caller) + 1
-        actions: list[Action] = [AnnouncePosition(caller.call_id, position)]
-        deadline = caller.entered_at + timedelta(seconds=spec.max_wait_seconds)
-        if event.at + timedelta(seconds=spec.position_every_seconds) < deadline:
+        actions: list[Action] = [AnnouncePosition(caller.call_id, position, _expected(state, caller, event.at))]
+        if event.at + timedelta(seconds=spec.position_every_seconds) < caller.deadline:
             actions.append(StartTimer(Timer.POSITION, caller.call_id, spec.position_every_seconds))
         return state, actions
     state, actions = _withdraw(state, caller)
     actions += [CancelTimer(Timer.POSITION, caller.call_id), Overflow(caller.call_id, caller.waited(event.at))]
     return _offer(spec, state, actions)
+
+
+def _expected(state: QueueState, caller: Caller, at: datetime) -> int | None:
+    """The wait still ahead of `caller`, as callers are told it: the queue's average answered wait less what the
+    caller waited already, rounded up; None when nobody was answered yet, when the caller waited past the average,
+    or when it would pass the caller's cap (they are sent on before that: no wait is promised they will not get)."""
+    if state.answered_wait is None:
+        return None
+    ahead = state.answered_wait - caller.waited(at)
+    if ahead <= 0 or at + timedelta(seconds=ahead) > caller.deadline:
+        return None
+    return math.ceil(ahead / EXPECTED_WAIT_STEP_SECONDS) * EXPECTED_WAIT_STEP_SECONDS
+
+
+def _may_answer(agent: Agent, caller: Caller) -> bool:
+    """Whether `agent` may still answer `caller` before the caller's cap (decision 0029).
+
+    A busy agent may hang up any second, a ringing one may answer: both may. An agent in wrap-up or
+    resting after a ring nobody answered may only if that ends before the cap; an unreachable phone may not.
+    """
+    match agent.status:
+        case Free() | Ringing() | Busy():
+            return True
+        case WrapUp(until=until):
+            return until < caller.deadline
+        case Resting(until=until, unreachable=unreachable):
+            return not unreachable and until < caller.deadline
+        case _:
+            assert_never(agent.status)
+
+
+def _send_on_hopeless(spec: QueueSpec, state: QueueState, actions: list[Action], at: datetime) -> Step:
+    """Send on at once every waiting caller whom no agent of the queue may answer before their cap."""
+    for caller in state.waiting:
+        if any(_may_answer(state.agent(a), caller) for a in spec.agents):
+            continue
+        state, withdrawn = _withdraw(state, caller)
+        actions += [*withdrawn, CancelTimer(Timer.MAX_WAIT, caller.call_id), CancelTimer(Timer.POSITION, caller.call_id),
+                    Overflow(caller.call_id, caller.waited(at), no_agent=True)]
+    return state, actions
 
 
 def _withdraw(state: QueueState, caller: Caller) -> Step:

@@ -73,11 +73,11 @@ class Executor:
                 log.info("call.playing", media=media)
             case flow.Dial():
                 await self._dial(call_id, action, log)
-            case flow.JoinQueue(name=name):
+            case flow.JoinQueue(name=name, within=within):
                 # Not for a call that ended (or left the queue) while earlier actions ran: the queue
                 # would hold a caller who is gone, for good.
                 if self.is_queued(call_id):
-                    self.queues.join(call_id, name)
+                    self.queues.join(call_id, name, within)
             case flow.StartMoh():
                 await self.ari.request("POST", path + "/moh")
             case flow.StopMoh():

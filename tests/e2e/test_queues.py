@@ -101,13 +101,15 @@ def test_busy_agent_caller_overflows_at_sixty_seconds_and_a_caller_without_overf
             and "queue-" in e.get("media", "")]
     assert len(told) == 2, told
 
-    assert 60 <= timed_out["queue_wait_seconds"] < 61
+    # The busy (486) agent is tried again every 5 s; once its next try would come after the cap, nobody can
+    # answer in time and the caller is sent on then (decision 0029): in the last 5 s before the cap.
+    assert 55 <= timed_out["queue_wait_seconds"] < 61
     assert (timed_out["queue_disposition"], timed_out["queue_overflows"], timed_out["hangup_cause"]) == (
         "queue_timeout", 0, 16)
-    # A clear message, then the call ends cleanly: a few seconds after the cap, not more.
+    # A clear message, then the call ends cleanly: a few seconds after, not more.
     [visit] = timed_out["queue_visits"]
     ended_after = (at(timed_out, "ended_at") - datetime.fromisoformat(visit["entered_at"])).total_seconds()
-    assert 61 <= ended_after < 70
+    assert timed_out["queue_wait_seconds"] + 1 <= ended_after < timed_out["queue_wait_seconds"] + 10
 
 
 def test_a_caller_who_hangs_up_while_queued_is_recorded_as_abandoned(live: LiveStack) -> None:

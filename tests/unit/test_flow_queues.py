@@ -254,17 +254,19 @@ class TestCapReached:
                               Play("sound:pls-hold-while-try", f"{CALL_ID}-0-overflow")]
 
     def test_overflow_into_another_queue_adds_up_the_waits(self) -> None:
+        # sales from 20 s to 80 s, "please hold", the backup's desk rings 15 s: the minute ran out at 80 s, so the
+        # second queue is joined with nothing left (-17 s) and its runtime sends the caller on at once.
         events: list[Any] = [overflowed(80), playback_done(s=82, playback_id=f"{CALL_ID}-0-overflow"),
-                             returned("NOANSWER", 97), overflowed(157),
-                             playback_done(s=159, playback_id=f"{CALL_ID}-1-overflow"),
-                             returned("NOANSWER", 179), destroyed(16, 190)]
+                             returned("NOANSWER", 97), overflowed(97.01),
+                             playback_done(s=99, playback_id=f"{CALL_ID}-1-overflow"),
+                             returned("NOANSWER", 119), destroyed(16, 130)]
         call, asked = after_queued(events, did=TO_SALES)
 
         record = the_cdr(asked)
         assert [(v.queue, v.outcome) for v in record.queue_visits] == [
             ("sales", QueueOutcome.OVERFLOWED), ("support", QueueOutcome.OVERFLOWED)]
-        assert (record.queue, record.queue_overflows, record.queue_wait_seconds) == ("sales", 2, Decimal("120.000"))
-        assert JoinQueue("support") in asked and StartMoh() in asked
+        assert (record.queue, record.queue_overflows, record.queue_wait_seconds) == ("sales", 2, Decimal("60.010"))
+        assert JoinQueue("support", -17.0) in asked and StartMoh() in asked
         assert Answer() not in asked  # answered once, when first queued
 
     def test_no_overflow_beyond_the_hop_limit(self) -> None:

@@ -360,6 +360,111 @@ class TestSpec:
             queue(max_wait=seconds)
 
 
+# ---- one minute per caller, in total (decision 0029)
+
+
+def unreachable(call: str, agent: str, t: float) -> AgentNoAnswer:
+    return AgentNoAnswer(call, agent, at(t), unreachable=True)
+
+
+def sent_on(call: str, waited: float) -> list[Action]:
+    return [CancelTimer(MW, call), CancelTimer(POS, call), Overflow(call, waited, no_agent=True)]
+
+
+class TestWhatIsLeftOfTheMinute:
+    def test_a_caller_from_another_queue_waits_only_what_is_left(self) -> None:
+        """The cap timer is set to the remainder, and position announcements only fit within it."""
+        _, actions = step(RINGALL, QueueState(), CallerJoined("c1", at(0), within=22.5))
+        assert actions == [StartTimer(MW, "c1", 22.5), StartTimer(POS, "c1", 20), RingAgents("c1", (A, B, C), 15)]
+
+    def test_the_queue_s_own_cap_holds_when_more_is_left(self) -> None:
+        _, actions = step(queue(max_wait=30), QueueState(), CallerJoined("c1", at(0), within=50))
+        assert actions[0] == StartTimer(MW, "c1", 30)
+
+    @pytest.mark.parametrize("left", [0, -0.2])
+    def test_nothing_left_goes_on_at_once_ringing_nobody(self, left: float) -> None:
+        state, actions = step(RINGALL, QueueState(), CallerJoined("c1", at(0), within=left))
+        assert (state, actions) == (QueueState(), [Overflow("c1", 0.0)])
+
+    def test_the_remainder_ends_the_wait_like_the_cap(self) -> None:
+        state, actions = run(ONE, [CallerJoined("c1", at(0), within=12), fired(MW, "c1", 12)])
+        assert actions[-1] == Overflow("c1", 12.0) and state.waiting == ()
+
+
+class TestNoAgentCanAnswer:
+    def test_all_agents_unreachable_sends_the_caller_on_at_the_last_failure(self) -> None:
+        state, actions = run(RINGALL, [join("c1", 0), unreachable("c1", A, 0.1), unreachable("c1", B, 0.2)])
+        assert not any(isinstance(a, Overflow) for a in actions)  # C still rings
+        state, actions = step(RINGALL, state, unreachable("c1", C, 0.3))
+        assert actions == [StartTimer(RETRY, C, RETRY_SECONDS), *sent_on("c1", 0.3)]
+        assert state.waiting == ()
+
+    def test_hunting_tries_every_agent_before_sending_on(self) -> None:
+        _, actions = run(ROUNDROBIN, [join("c1", 0), unreachable("c1", A, 0.1), unreachable("c1", B, 0.2)])
+        assert RingAgents("c1", (C,), 15) in actions and not any(isinstance(a, Overflow) for a in actions)
+
+    def test_a_caller_joining_while_every_agent_is_unreachable_goes_on_at_join(self) -> None:
+        state, _ = run(ONE, [join("c1", 0), unreachable("c1", A, 0.1)])
+        _, actions = step(ONE, state, join("c2", 1))
+        assert actions == [*timers("c2"), *sent_on("c2", 0.0)]
+
+    def test_an_agent_who_did_not_answer_is_waited_for_if_the_rest_ends_before_the_cap(self) -> None:
+        _, actions = run(ONE, [join("c1", 0), no_answer("c1", A, 15)])
+        assert not any(isinstance(a, Overflow) for a in actions)
+
+    def test_an_agent_resting_past_the_cap_is_not_waited_for(self) -> None:
+        _, actions = run(ONE, [join("c1", 0), no_answer("c1", A, 56)])
+        assert actions[-3:] == sent_on("c1", 56.0)
+
+    @pytest.mark.parametrize(("ends", "waits"), [(50, True), (62, True), (63, False), (64, False)])
+    def test_an_agent_in_wrap_up_is_waited_for_only_if_it_ends_before_the_cap(self, ends: int, waits: bool) -> None:
+        """The wrap-up ends `ends` s after T0; the second caller joins at 3 s, so their cap is at 63 s."""
+        spec = queue(agents=(A,), wrapup=ends - 2)
+        state, _ = run(spec, [join("c1", 0), answered("c1", A, 1), ended("c1", A, 2)])
+        _, actions = step(spec, state, join("c2", 3))
+        assert (actions == timers("c2")) is waits
+        assert (actions == [*timers("c2"), *sent_on("c2", 0.0)]) is not waits
+
+    def test_a_busy_agent_is_waited_for(self) -> None:
+        state, _ = run(ONE, [join("c1", 0), answered("c1", A, 1)])
+        _, actions = step(ONE, state, join("c2", 3))
+        assert actions == timers("c2")
+
+    def test_an_agent_that_is_reachable_again_is_rung_for_the_next_caller(self) -> None:
+        state, _ = run(ONE, [join("c1", 0), unreachable("c1", A, 0.1), fired(RETRY, A, 5.1)])
+        _, actions = step(ONE, state, join("c2", 6))
+        assert actions == [*timers("c2"), RingAgents("c2", (A,), 15)]
+
+
+class TestExpectedWait:
+    def test_nothing_is_said_of_the_wait_before_anyone_was_answered(self) -> None:
+        _, actions = run(ONE, [join("c1", 0), fired(POS, "c1", 20)])
+        assert AnnouncePosition("c1", 1, None) in actions
+
+    def test_the_wait_ahead_is_the_average_answered_wait_less_what_the_caller_waited(self) -> None:
+        # Answered after 44 s: the average. A caller who waited 20 s has about 24 s ahead: "30 seconds".
+        state, _ = run(ONE_NO_WRAPUP, [join("c0", 0), answered("c0", A, 44), join("c1", 45)])
+        _, actions = step(ONE_NO_WRAPUP, state, fired(POS, "c1", 65))
+        assert AnnouncePosition("c1", 1, 30) in actions
+
+    def test_the_average_moves_a_quarter_toward_each_new_answered_wait(self) -> None:
+        state, _ = run(ONE_NO_WRAPUP, [join("c0", 0), answered("c0", A, 40), ended("c0", A, 41),
+                                       join("c1", 50), answered("c1", A, 54)])
+        assert state.answered_wait == 31.0
+
+    def test_no_wait_is_promised_past_the_cap(self) -> None:
+        # Average 50 s; c2 has 25 s of their minute left and hears their place after 20 s: 30 s ahead, past it.
+        state, _ = run(ONE_NO_WRAPUP, [join("c0", 0), answered("c0", A, 50), join("c1", 51),
+                                       CallerJoined("c2", at(52), within=25)])
+        _, actions = step(ONE_NO_WRAPUP, state, fired(POS, "c2", 72))
+        assert AnnouncePosition("c2", 2, None) in actions
+
+    def test_a_caller_past_the_average_hears_no_wait(self) -> None:
+        state, _ = run(ONE_NO_WRAPUP, [join("c0", 0), answered("c0", A, 10), join("c1", 11)])
+        _, actions = step(ONE_NO_WRAPUP, state, fired(POS, "c1", 31))
+        assert AnnouncePosition("c1", 1, None) in actions
+
+
 # ---- properties over any history: a fake runtime executes the actions and fires timers on time
 
 
@@ -385,6 +490,16 @@ def fits(spec: QueueSpec, state: QueueState, event: Event) -> bool:
     raise AssertionError(event)
 
 
+def may_answer(agent: Agent, deadline: datetime) -> bool:
+    """Whether an agent can still take a call before `deadline`: stated here apart from the implementation."""
+    status = agent.status
+    if isinstance(status, Resting):
+        return not status.unreachable and status.until < deadline
+    if isinstance(status, WrapUp):
+        return status.until < deadline
+    return True
+
+
 class Runtime:
     """A fake runtime: executes the queue's actions, keeps its timers and ringing legs, fires them on time.
 
@@ -399,6 +514,7 @@ class Runtime:
         self.rings: dict[str, tuple[str, datetime]] = {}  # agent -> (caller, rings out at)
         self.talking: dict[str, str] = {}  # agent -> caller
         self.joined: dict[str, datetime] = {}
+        self.caps: dict[str, float] = {}  # each caller's cap: the queue's, or what was left of their minute
         self.ends: defaultdict[str, list[Action]] = defaultdict(list)  # caller -> Connect / Overflow / Abandoned
         self.served: list[str] = []
 
@@ -423,11 +539,18 @@ class Runtime:
                 case Connect():
                     assert self.rings.pop(action.agent)[0] == action.call_id
                     self.talking[action.agent] = action.call_id
-                    assert self.now - self.joined[action.call_id] < timedelta(seconds=self.spec.max_wait_seconds)
+                    assert self.now - self.joined[action.call_id] < timedelta(seconds=self.caps[action.call_id])
                     self.ends[action.call_id].append(action)
                     self.served.append(action.call_id)
                 case Overflow():
-                    assert action.waited_seconds == self.spec.max_wait_seconds  # timers are punctual here
+                    waited = (self.now - self.joined[action.call_id]).total_seconds()
+                    assert action.waited_seconds == waited
+                    if action.no_agent:  # sent on before the cap: no agent of the queue could answer by then
+                        deadline = self.joined[action.call_id] + timedelta(seconds=self.caps[action.call_id])
+                        assert waited <= self.caps[action.call_id] + 1e-6
+                        assert not any(may_answer(self.state.agent(a), deadline) for a in self.spec.agents)
+                    else:  # timers are punctual here; nothing left of the minute: at once
+                        assert waited == pytest.approx(max(0.0, self.caps[action.call_id]), abs=1e-6)
                     self.ends[action.call_id].append(action)
                 case Abandoned():
                     assert action.waited_seconds == (self.now - self.joined[action.call_id]).total_seconds()
@@ -450,15 +573,18 @@ class Runtime:
         # No free agent idles while a caller could ring it.
         if any(isinstance(state.agent(a).status, Free) for a in spec.agents):
             assert all(state.ringing_for(c) for c in ids) if hunting else not ids
-        # Nobody waits past the cap; every caller ends at most once.
-        cap = timedelta(seconds=spec.max_wait_seconds)
-        assert all(c.entered_at + cap >= self.now for c in state.waiting)
+        # Nobody waits past their cap, nor for an agent who cannot answer by then; every caller ends at most once.
+        for caller in state.waiting:
+            deadline = caller.entered_at + timedelta(seconds=self.caps[caller.call_id])
+            assert deadline >= self.now
+            assert any(may_answer(state.agent(a), deadline) for a in spec.agents), "held for nobody"
         assert all(len(e) == 1 for e in self.ends.values())
 
-    def join(self) -> None:
+    def join(self, within: float | None = None) -> None:
         call = f"c{len(self.joined)}"
         self.joined[call] = self.now
-        self.feed(CallerJoined(call, self.now))
+        self.caps[call] = self.spec.max_wait_seconds if within is None else min(self.spec.max_wait_seconds, within)
+        self.feed(CallerJoined(call, self.now, within))
 
     def advance(self, seconds: float) -> None:
         """Let time pass, firing timers and ring-outs at their due time, earliest first."""
@@ -476,8 +602,8 @@ class Runtime:
                 call, _ = self.rings.pop(key)
                 self.feed(AgentNoAnswer(call, key, self.now))
         self.now = target
-        cap = timedelta(seconds=self.spec.max_wait_seconds)
-        assert all(c.entered_at + cap > self.now for c in self.state.waiting), "a caller waited past the cap"
+        assert all(c.entered_at + timedelta(seconds=self.caps[c.call_id]) > self.now
+                   for c in self.state.waiting), "a caller waited past the cap"
 
     def junk(self) -> None:
         """Every event that could arrive now; each one the queue should ignore must change nothing, ask nothing."""
@@ -499,8 +625,8 @@ SPECS = st.builds(
     max_wait_seconds=st.integers(1, 60), position_every_seconds=st.integers(1, 60),
 )
 # joins and answers weigh double, so that histories reach connected calls and wrap-ups often
-OPS = st.lists(st.tuples(st.sampled_from(["join", "join", "leave", "answer", "answer", "reject", "hang_up", "wait",
-                                          "junk"]),
+OPS = st.lists(st.tuples(st.sampled_from(["join", "join", "join_late", "leave", "answer", "answer", "reject",
+                                          "unreachable", "hang_up", "wait", "junk"]),
                          st.integers(0, 10**6)), max_size=60)
 
 
@@ -512,15 +638,17 @@ def play(spec: QueueSpec, ops: list[tuple[str, int]]) -> Runtime:
         ringing, talking = sorted(rt.rings), sorted(rt.talking)
         if op == "join":
             rt.join()
+        elif op == "join_late":  # from another queue, with what is left of the minute (none, at worst)
+            rt.join(n % 61_000 / 1000 - 0.5)
         elif op == "leave" and waiting:
             rt.feed(CallerLeft(waiting[n % len(waiting)], rt.now))
         elif op == "answer" and ringing:
             agent = ringing[n % len(ringing)]
             rt.feed(AgentAnswered(rt.rings[agent][0], agent, rt.now))
-        elif op == "reject" and ringing:  # busy or unreachable before the ring time is up
+        elif op in ("reject", "unreachable") and ringing:  # busy, or unreachable, before the ring time is up
             agent = ringing[n % len(ringing)]
             call, _ = rt.rings.pop(agent)
-            rt.feed(AgentNoAnswer(call, agent, rt.now))
+            rt.feed(AgentNoAnswer(call, agent, rt.now, unreachable=op == "unreachable"))
         elif op == "hang_up" and talking:
             agent = talking[n % len(talking)]
             rt.feed(CallEnded(rt.talking.pop(agent), agent, rt.now))
@@ -577,6 +705,7 @@ class TestWhateverHappens:
     @given(SPECS, OPS)
     def test_a_caller_nobody_answers_overflows_exactly_at_the_cap(self, spec: QueueSpec,
                                                                    ops: list[tuple[str, int]]) -> None:
+        """...unless no agent can answer before the cap: then at once (the fake runtime checks that it is so)."""
         rt = play(spec, ops)
         rt.join()
         call = f"c{len(rt.joined) - 1}"
@@ -584,8 +713,12 @@ class TestWhateverHappens:
         waited_to_the_last_millisecond = rt.state.caller(call) is not None
         rt.advance(0.001)
 
-        assert waited_to_the_last_millisecond
-        assert rt.ends[call] == [Overflow(call, float(spec.max_wait_seconds))]
+        [end] = rt.ends[call]
+        if isinstance(end, Overflow) and end.no_agent:
+            assert not waited_to_the_last_millisecond and end.waited_seconds < spec.max_wait_seconds
+        else:
+            assert waited_to_the_last_millisecond
+            assert end == Overflow(call, float(spec.max_wait_seconds))
 
 
 class TestPurity:
