@@ -23,7 +23,8 @@ import yaml
 from ari_app.config import number_items
 from ari_app.config.jurisdictions import shipped_law
 from ari_app.config.number_items import NumberItems
-from ari_app.core import consent
+from ari_app.config.greeting_file import check_greeting_file
+from ari_app.core import consent, voicemail
 from ari_app.core.limits import EXPECTED as EXPECTED_LIMIT, CallLimits, check_limit
 from ari_app.core.model import (
     ANY_OWNER,
@@ -48,6 +49,7 @@ from ari_app.core.model import (
     Strategy,
     Target,
     ToQueue,
+    ToVoicemail,
     Window,
     check_number_type,
     check_target,
@@ -310,7 +312,7 @@ def _customers(node: yaml.Node | None, root: yaml.Node, problems: _Problems) -> 
         if not isinstance(item, yaml.MappingNode):
             problems.add(item, where, "expected a mapping with 'id' and 'name'")
             continue
-        fields = _mapping(item, problems, where, allowed={"id", "name", "recording", "max_calls"})
+        fields = _mapping(item, problems, where, allowed={"id", "name", "recording", "max_calls", "voicemail"})
         cid, name = _scalar(fields.get("id")), _scalar(fields.get("name"))
         if cid is None or not _CUSTOMER_ID.fullmatch(cid):
             problems.add(fields.get("id", item), f"{where}.id",
@@ -324,8 +326,58 @@ def _customers(node: yaml.Node | None, root: yaml.Node, problems: _Problems) -> 
             continue
         recording = _flag(fields["recording"], f"{where}.recording", problems) if "recording" in fields else False
         max_calls = _limit(fields["max_calls"], f"{where}.max_calls", problems) if "max_calls" in fields else None
-        customers[cid] = Customer(cid, name.strip(), recording, max_calls)
+        box = _voicemail_box(fields["voicemail"], f"{where}.voicemail", problems) if "voicemail" in fields else None
+        customers[cid] = Customer(cid, name.strip(), recording, max_calls, box)
     return customers
+
+
+_BOX_SHAPE = ("expected a mapping with email (an address or a list of them), and optionally greeting (an Asterisk "
+              "sound) or greeting_file (a WAV file), and max_seconds")
+
+
+def _voicemail_box(node: yaml.Node, where: str, problems: _Problems) -> voicemail.Box | None:
+    """A customer's `voicemail:` box; the greeting file, if any, must be there and playable (it is read)."""
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, where, _BOX_SHAPE)
+        return None
+    before = problems.count
+    fields = _mapping(node, problems, where, allowed={"email", "greeting", "greeting_file", "max_seconds"})
+    email: list[str] = []
+    raw_email = fields.get("email")
+    items = raw_email.value if isinstance(raw_email, yaml.SequenceNode) else [raw_email] if raw_email else []
+    if not items:
+        problems.add(raw_email or node, f"{where}.email", "missing; expected the e-mail address(es) messages go to, "
+                                                          "like office@example.com or a list of them")
+    for k, item in enumerate(items):
+        address = _scalar(item)
+        key = f"{where}.email" if raw_email is item else f"{where}.email[{k}]"
+        if address is None or not voicemail.is_email(address):
+            problems.add(item, key, "expected an e-mail address like office@example.com")
+        else:
+            email.append(address)
+    greeting: voicemail.Greeting = voicemail.DEFAULT_GREETING
+    if "greeting" in fields and "greeting_file" in fields:
+        problems.add(fields["greeting_file"], f"{where}.greeting_file",
+                     "a box has greeting (an Asterisk sound) or greeting_file (its own recording), not both")
+    elif "greeting" in fields:
+        greeting = _sound(fields["greeting"], f"{where}.greeting", problems) or greeting
+    elif "greeting_file" in fields:
+        raw = _scalar(fields["greeting_file"])
+        try:
+            greeting = check_greeting_file(raw or "")
+        except ValueError as exc:
+            problems.add(fields["greeting_file"], f"{where}.greeting_file", str(exc))
+    max_seconds = voicemail.DEFAULT_MAX_SECONDS
+    if "max_seconds" in fields:
+        raw = _scalar(fields["max_seconds"])
+        if raw is None or not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= voicemail.MAX_SECONDS:
+            problems.add(fields["max_seconds"], f"{where}.max_seconds",
+                         f"expected whole seconds from 1 to {voicemail.MAX_SECONDS}")
+        else:
+            max_seconds = int(raw)
+    if problems.count != before:
+        return None
+    return voicemail.Box(tuple(email), greeting, max_seconds)
 
 
 def _customer(fields: Mapping[str, yaml.Node], node: yaml.Node, where: str, customers: Mapping[str, Customer],
@@ -390,6 +442,7 @@ class _Entry:
     targets: list[_Mention] = dataclasses.field(default_factory=list)
     forwards: list[_Mention] = dataclasses.field(default_factory=list)
     queues: list[_Mention] = dataclasses.field(default_factory=list)  # `e164` holds the queue's name
+    voicemails: list[_Mention] = dataclasses.field(default_factory=list)  # `{voicemail: true}`: the box must exist
 
 
 def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping[str, Customer]) -> _Entry:
@@ -439,6 +492,9 @@ def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping
     if "hours" in fields:
         hours = _hours(fields["hours"], f"{where}.hours", number_zone(e164) if e164 else None, problems)
     _what_calls_get(fields, node, where, problems)
+    if customer is not None:
+        for mention in entry.voicemails:
+            _has_box(customers[customer], mention.node, mention.key, problems)
 
     if problems.count == before and e164 is not None and customer is not None and number_type is not None:
         entry.number = Number(e164=e164, customer_id=customer, number_type=number_type, announcement=announcement,
@@ -529,9 +585,9 @@ def _number_type(node: yaml.Node | None, parent: yaml.Node, problems: _Problems,
 # ---- routes
 
 
-_ROUTE_KEYS = {"strategy", "ring_seconds", "targets", "no_answer", "queue"}
+_ROUTE_KEYS = {"strategy", "ring_seconds", "targets", "no_answer", "queue", "voicemail"}
 _ROUTE_SHAPE = ("expected a mapping with targets, and optionally strategy, ring_seconds and no_answer; "
-                "or {queue: NAME} alone")
+                "or {queue: NAME} or {voicemail: true} alone")
 _E164_TARGET = "expected an E.164 number in quotes, like \"+31612345678\""
 
 
@@ -549,6 +605,14 @@ def _route(node: yaml.Node, where: str, owner: Owner, entry: _Entry, problems: _
         if problems.count != before or queue is None:
             return None
         return Route(Strategy.SIMULTANEOUS, (), queue)
+    if "voicemail" in fields:  # straight to voicemail: nothing rings
+        for key in sorted(fields.keys() - {"voicemail"}):
+            problems.add(fields[key], f"{where}.{key}", f"a route with voicemail takes every caller's message at "
+                                                        f"once; expected no {key} beside it")
+        voicemail = _voicemail(fields["voicemail"], f"{where}.voicemail", entry, problems)
+        if problems.count != before or voicemail is None:
+            return None
+        return Route(Strategy.SIMULTANEOUS, (), voicemail)
     strategy = Strategy.SIMULTANEOUS
     if "strategy" in fields:
         raw = _scalar(fields["strategy"])
@@ -642,7 +706,7 @@ def _queue_name(node: yaml.Node, key: str, entry: _Entry, problems: _Problems) -
 
 
 _NO_ANSWER_SHAPE = ("expected exactly one of {announcement: SOUND}, {number: \"+31...\"} (another of the "
-                    "customer's numbers) or {queue: NAME}")
+                    "customer's numbers), {queue: NAME} or {voicemail: true}")
 
 
 def _no_answer(node: yaml.Node | None, where: str, entry: _Entry, problems: _Problems) -> NoAnswer | None:
@@ -652,7 +716,7 @@ def _no_answer(node: yaml.Node | None, where: str, entry: _Entry, problems: _Pro
         problems.add(node, where, _NO_ANSWER_SHAPE)
         return None
     before = problems.count
-    fields = _mapping(node, problems, where, allowed={"announcement", "number", "queue"})
+    fields = _mapping(node, problems, where, allowed={"announcement", "number", "queue", "voicemail"})
     if len(fields) != 1:
         if problems.count == before or fields:  # an unknown key alone is reported already
             problems.add(node, where, _NO_ANSWER_SHAPE)
@@ -661,6 +725,8 @@ def _no_answer(node: yaml.Node | None, where: str, entry: _Entry, problems: _Pro
     if key == "announcement":
         sound = _sound(value, f"{where}.announcement", problems)
         return Announce(sound) if sound is not None else None
+    if key == "voicemail":
+        return _voicemail(value, f"{where}.voicemail", entry, problems)
     if key == "queue":
         return _queue_name(value, f"{where}.queue", entry, problems)
     e164 = _forward_number(value, f"{where}.number", problems)
@@ -668,6 +734,22 @@ def _no_answer(node: yaml.Node | None, where: str, entry: _Entry, problems: _Pro
         return None
     entry.forwards.append(_Mention(value, f"{where}.number", e164))
     return ForwardTo(e164)
+
+
+def _voicemail(node: yaml.Node, key: str, entry: _Entry | None, problems: _Problems) -> ToVoicemail | None:
+    """`voicemail: true`; whether the customer has a box is checked once the item's customer is known."""
+    if (_scalar(node) or "").lower() != "true":
+        problems.add(node, key, "expected true (the caller leaves a message in the customer's voicemail box)")
+        return None
+    if entry is not None:
+        entry.voicemails.append(_Mention(node, key, ""))
+    return ToVoicemail()
+
+
+def _has_box(customer: Customer, node: yaml.Node, key: str, problems: _Problems) -> None:
+    if customer.voicemail is None:
+        problems.add(node, key, f"customer {customer.customer_id} has no voicemail box; expected "
+                                "customers[].voicemail with the e-mail address(es) messages go to")
 
 
 def _forward_number(node: yaml.Node, key: str, problems: _Problems) -> str | None:
@@ -818,7 +900,8 @@ def _law(node: yaml.Node, where: str, law: consent.Jurisdictions, problems: _Pro
 _QUEUE_KEYS = {"name", "customer", "agents", "strategy", "ring_seconds", "wrapup_seconds", "max_wait_seconds",
                "position_every_seconds", "overflow"}
 _OVERFLOW_SHAPE = ("expected exactly one of {announcement: SOUND}, {number: \"+31...\"} (one of the queue's "
-                   "customer's numbers) or {target: \"+316...\"} (a landline or mobile phone to ring)")
+                   "customer's numbers), {target: \"+316...\"} (a landline or mobile phone to ring) "
+                   "or {voicemail: true}")
 # (key, default, lowest, highest); max_wait_seconds has no highest here: the queue core holds the policy.
 _QUEUE_SECONDS = (("ring_seconds", 15, 1, 60), ("wrapup_seconds", 5, 0, 600),
                   ("max_wait_seconds", 60, 1, None), ("position_every_seconds", 20, 1, 600))
@@ -893,10 +976,12 @@ def _queue(node: yaml.Node, where: str, problems: _Problems, customers: Mapping[
                                                             f"{f' to {highest}' if highest is not None else ''}")
             else:
                 seconds[key] = int(raw)
-    overflow: Announce | ForwardTo | Target | None = Announce(NOBODY_AVAILABLE)
+    overflow: Announce | ForwardTo | Target | ToVoicemail | None = Announce(NOBODY_AVAILABLE)
     mention = target_mention = None
     if "overflow" in fields:
         overflow, mention, target_mention = _overflow(fields["overflow"], f"{where}.overflow", problems)
+        if isinstance(overflow, ToVoicemail) and customer is not None:
+            _has_box(customers[customer], fields["overflow"], f"{where}.overflow.voicemail", problems)
 
     entry = _QueueEntry(where, node, fields.get("name"), name, customer, agents, mention, None, target_mention)
     try:
@@ -937,18 +1022,20 @@ def _agents(node: yaml.Node | None, parent: yaml.Node, where: str, problems: _Pr
 
 
 def _overflow(node: yaml.Node, where: str, problems: _Problems) -> tuple[
-        Announce | ForwardTo | Target | None, _Mention | None, _Mention | None]:
+        Announce | ForwardTo | Target | ToVoicemail | None, _Mention | None, _Mention | None]:
     """The overflow, and where it names a number (checked across numbers) or a phone (checked like agents)."""
     if not isinstance(node, yaml.MappingNode):
         problems.add(node, where, _OVERFLOW_SHAPE)
         return None, None, None
     before = problems.count
-    fields = _mapping(node, problems, where, allowed={"announcement", "number", "target"})
+    fields = _mapping(node, problems, where, allowed={"announcement", "number", "target", "voicemail"})
     if len(fields) != 1:
         if problems.count == before or fields:  # an unknown key alone is reported already
             problems.add(node, where, _OVERFLOW_SHAPE)
         return None, None, None
     [(key, value)] = fields.items()
+    if key == "voicemail":
+        return _voicemail(value, f"{where}.voicemail", None, problems), None, None
     if key == "announcement":
         sound = _sound(value, f"{where}.announcement", problems)
         return (Announce(sound) if sound is not None else None), None, None

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from ari_app.core import consent
 from ari_app.core.limits import CallLimits, NumberLimits, number_limits
 from ari_app.core.queueing import QueueSpec
+from ari_app.core.voicemail import Box
 from rating.core import numbering
 from rating.core.numbering import PhoneNumberType
 from rating.core.tariff import DEFAULT_RATES, NumberType, RateTable
@@ -74,7 +75,12 @@ class ToQueue:
     name: str
 
 
-NoAnswer = Announce | ForwardTo | ToQueue
+@dataclasses.dataclass(frozen=True, slots=True)
+class ToVoicemail:
+    """Nobody answered: the caller leaves a message in the voicemail box of the number's (or queue's) customer."""
+
+
+NoAnswer = Announce | ForwardTo | ToQueue | ToVoicemail
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,13 +92,19 @@ class Route:
     no_answer: NoAnswer = Announce(NOBODY_AVAILABLE)
 
     def __post_init__(self) -> None:
-        if not self.targets and not isinstance(self.no_answer, ToQueue):
-            raise ValueError("a route rings at least one target, or sends its callers straight to a queue")
+        if not self.targets and not isinstance(self.no_answer, (ToQueue, ToVoicemail)):
+            raise ValueError("a route rings at least one target, or sends its callers straight to a queue "
+                             "or to voicemail")
 
     @property
     def queue_only(self) -> str | None:
         """The queue a route sends every caller straight to (`route: {queue: NAME}`), or None."""
         return self.no_answer.name if not self.targets and isinstance(self.no_answer, ToQueue) else None
+
+    @property
+    def voicemail_only(self) -> bool:
+        """Whether the route takes every caller straight to voicemail (`route: {voicemail: true}`)."""
+        return not self.targets and isinstance(self.no_answer, ToVoicemail)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -133,6 +145,7 @@ class Customer:
     name: str
     recording: bool = False  # record the calls of its numbers (a number may say otherwise)
     max_calls: int | None = None  # calls at once to all its numbers; None: the configuration's default
+    voicemail: Box | None = None  # where its callers leave messages (issue 18); None: it has no voicemail
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -171,7 +184,7 @@ class Queue:
 
     customer_id: str
     spec: QueueSpec
-    overflow: Announce | ForwardTo | Target = Announce(NOBODY_AVAILABLE)  # a Target: ring that phone
+    overflow: Announce | ForwardTo | Target | ToVoicemail = Announce(NOBODY_AVAILABLE)  # a Target: ring that phone
 
 
 DEFAULT_NOTICE = ("conf-now-recording",)  # Asterisk's core sounds have no better stand-in; record your own

@@ -152,6 +152,8 @@ class CallRecord:
     # The call ended while fairline was away from Asterisk and Asterisk's own CDR had no end for it:
     # ended_at is when fairline lost the connection, the earliest it may have ended (issue 17).
     end_estimated: bool = False
+    # The voicemail message the caller left (issue 18): stored beside the recordings, mailed from `voicemails`.
+    voicemail: RecordingFile | None = None
 
     def __post_init__(self) -> None:
         for name in ("started_at", "answered_at", "ended_at"):
@@ -226,6 +228,7 @@ class RatedCdr:
             "fair_use_eligible": p.fair_use_eligible, "billing_month": self.billing_month.isoformat(),
             "rating_error": self.rating_error, "source": self.source,
             "tariff": p.tariff, "rating_zone": self.rating_zone, "end_estimated": c.end_estimated,
+            "voicemail": c.voicemail.to_json() if c.voicemail else None,
         }
 
     @classmethod
@@ -242,6 +245,7 @@ class RatedCdr:
             recording_mode=d.get("recording_mode"), recording_evidence=d.get("recording_evidence"),
             recording=RecordingFile.from_json(d["recording"]) if d.get("recording") else None,
             end_estimated=bool(d.get("end_estimated", False)),  # spool lines from before issue 17 have none
+            voicemail=RecordingFile.from_json(d["voicemail"]) if d.get("voicemail") else None,  # nor before issue 18
         )
         price = RatedPrice(
             d["billable_seconds"], d["peak_seconds"], d["offpeak_seconds"], Decimal(d["setup_eur"]),
