@@ -83,6 +83,7 @@ class _Problems:
         self.path = path
         self.last_line = len(_LINE_BREAK.split(text))
         self._found: list[tuple[int, str]] = []
+        self.broken_boxes: set[str] = set()  # customers whose voicemail box has a problem of its own (said once)
 
     def add(self, node: yaml.Node | None, key: str, expected: str) -> None:
         # A mark at the very end of the stream (an empty document after a byte order mark, say) can be
@@ -327,6 +328,8 @@ def _customers(node: yaml.Node | None, root: yaml.Node, problems: _Problems) -> 
         recording = _flag(fields["recording"], f"{where}.recording", problems) if "recording" in fields else False
         max_calls = _limit(fields["max_calls"], f"{where}.max_calls", problems) if "max_calls" in fields else None
         box = _voicemail_box(fields["voicemail"], f"{where}.voicemail", problems) if "voicemail" in fields else None
+        if "voicemail" in fields and box is None:
+            problems.broken_boxes.add(cid)
         customers[cid] = Customer(cid, name.strip(), recording, max_calls, box)
     return customers
 
@@ -747,7 +750,7 @@ def _voicemail(node: yaml.Node, key: str, entry: _Entry | None, problems: _Probl
 
 
 def _has_box(customer: Customer, node: yaml.Node, key: str, problems: _Problems) -> None:
-    if customer.voicemail is None:
+    if customer.voicemail is None and customer.customer_id not in problems.broken_boxes:
         problems.add(node, key, f"customer {customer.customer_id} has no voicemail box; expected "
                                 "customers[].voicemail with the e-mail address(es) messages go to")
 
