@@ -190,6 +190,9 @@ def write_purge(out: TextIO, done: recordings.Purge, *, dry_run: bool) -> None:
 
 
 def write_voicemail_purge(out: TextIO, done: voicemails.Purge, *, dry_run: bool) -> None:
+    """What purge did to voicemail messages; nothing when no message was old enough."""
+    if not (done.purged or done.unsent or done.failed):
+        return
     verb = "would purge" if dry_run else "purged"
     gone = {v.call_id for v in done.already_gone}
     for v in done.purged:

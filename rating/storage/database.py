@@ -283,7 +283,7 @@ def _copy_rows(cdrs: Sequence[RatedCdr]) -> tuple[list[tuple[Any, ...]], list[li
                      c.recording_evidence, p.tariff, r.rating_zone, c.end_estimated, c.voicemail is not None))
         if (f := c.recording) is not None:
             fields: tuple[Any, ...] = (c.call_id, f.path, f.started_at, f.ended_at, f.duration_seconds, f.sha256)
-            for column, field in zip(recordings, fields, strict=True):
+            for column, field in zip(recordings[:6], fields, strict=True):
                 column.append(field)
         if (m := c.voicemail) is not None:
             message: tuple[Any, ...] = (c.call_id, m.path, m.started_at, m.ended_at, m.duration_seconds, m.sha256)

@@ -182,7 +182,9 @@ def test_a_message_ends_at_its_length_and_the_caller_hears_it_saved(live: LiveSt
         row = wait_row(live, lambda r: r["email_status"] == "sent")
     finally:
         server.stop()
-    assert 2.5 <= float(row["duration_seconds"]) <= 3.5
+    # Ended by the box's 3 s, not by the caller, who would talk on: Asterisk counts the length on its own
+    # clock, so frames it had buffered on a loaded machine can add a little.
+    assert 2.5 <= float(row["duration_seconds"]) < 6.0
     played = [e.get("media") for e in live.logs() if e.get("event") == "call.playing"]
     assert "sound:vm-msgsaved" in played
 
