@@ -147,6 +147,22 @@ class TestFlow:
         _, actions = run([started(NO_BOX)], CONFIG)
         assert Play("sound:vm-nobodyavail", f"{CALL_ID}-0-noanswer") in actions
 
+    def test_a_queue_overflowing_to_voicemail_stops_the_music_and_takes_a_message(self) -> None:
+        from ari_app.core.flow import QueueOverflowed, StopMoh
+        from ari_app.core.model import Queue, ToQueue
+        from ari_app.core.queueing import QueueSpec, RingStrategy
+        from rating.core.cdr import QueueOutcome
+
+        queued = "+31201230404"
+        config = dataclasses.replace(CONFIG, numbers={**CONFIG.numbers, queued: Number(
+            queued, "acme", NumberType.LOCAL, route=Route(Strategy.SIMULTANEOUS, (), ToQueue("desk")))},
+            queues={"desk": Queue("acme", QueueSpec("desk", ("+31612345601",), RingStrategy.RINGALL, 15, 5),
+                                  ToVoicemail())})
+        call, actions = run([started(queued), CallAnswered(CALL_ID, at(0.1)), QueueOverflowed(CALL_ID, at(60))],
+                            config)
+        assert call.phase is Phase.VOICEMAIL and call.data.visits[-1].outcome is QueueOutcome.OVERFLOWED
+        assert actions[-2:] == [StopMoh(), PlayGreeting(voicemail.DEFAULT_GREETING, GREETING_ID)]
+
     def test_the_cdr_and_its_spool_line_keep_the_message(self) -> None:
         events = [*greeted(), HangupRequested(CALL_ID, at(20), 16), MessageStored(CALL_ID, at(20.05), MESSAGE),
                   CallDestroyed(CALL_ID, at(20.1), 16)]
