@@ -17,7 +17,7 @@ from ari_app.commands import config_history_cli, config_store_cli, queues_cli
 from ari_app.errors import AriUnauthorized, ConfigError
 from plumbing.redaction import redact
 from ari_app.commands.queues_cli import QUEUE_STATUS_FILE
-from rating.commands import billing_cli, reconcile_cli, recordings_cli
+from rating.commands import billing_cli, reconcile_cli, recordings_cli, voicemail_cli
 
 # Only what building the parser needs is imported here: `fairline --help` and a mistyped
 # option answer at once. Each command imports its own heavy modules (the YAML loader, the
@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--asterisk-fallback",
                      help="the fallback file extensions.conf includes, as seen from fairline; default "
                           f"$FAIRLINE_ASTERISK_FALLBACK or {settings_mod.DEFAULT_ASTERISK_FALLBACK}")
+    run.add_argument("--smtp-host", help="the SMTP server voicemail messages are mailed through; default "
+                                         "$FAIRLINE_SMTP_HOST (none: messages are kept, listed by `fairline "
+                                         "voicemail list`, and mailed once it is set)")
+    run.add_argument("--smtp-port", help="default $FAIRLINE_SMTP_PORT or 25 (587 is the usual port with STARTTLS)")
+    run.add_argument("--smtp-from", help="the From address of voicemail e-mails; default $FAIRLINE_SMTP_FROM")
+    run.add_argument("--smtp-starttls", choices=["yes", "no"],
+                     help="STARTTLS before anything else (and before the login: SMTP_USER and SMTP_PASSWORD of "
+                          "--secrets); default $FAIRLINE_SMTP_STARTTLS or no")
     run.add_argument("--log-level", choices=["debug", "info", "warning"], default="info",
                      help="debug adds one line per ARI event fairline acts on")
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
@@ -154,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile_cli.register(sub, load_rates=_configured_rates)
     queues_cli.register(sub)
     recordings_cli.register(sub, default_recordings_dir=settings_mod.DEFAULT_RECORDINGS_DIR)
+    voicemail_cli.register(sub)
 
     cfg = sub.add_parser("config", help="work with the numbers configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
@@ -261,6 +270,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         cfg = config_mod.load(st.config_path)
         status_port = health.status_port(args.status_port, {})
+        smtp = settings_mod.smtp_from_arguments(smtp_host=args.smtp_host, smtp_port=args.smtp_port,
+                                                smtp_from=args.smtp_from, smtp_starttls=args.smtp_starttls,
+                                                secrets=args.secrets)
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("config.invalid", problem=problem)
@@ -287,7 +299,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         _import_call_path()
         gc.freeze()
         cdr_file = Path(args.asterisk_cdr) if args.asterisk_cdr else None
-        return asyncio.run(_run(st, cfg, args.author or default_author(), dirs, status_port, shed, ami, cdr_file))
+        return asyncio.run(_run(st, cfg, args.author or default_author(), dirs, status_port, shed, ami, cdr_file,
+                                smtp))
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -383,7 +396,7 @@ def _import_call_path() -> None:
 
 async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_dirs: RecordingDirs,
                status_port: int | None, shed_after_s: float | None, ami: settings_mod.AmiSettings | None,
-               asterisk_cdr: Path | None) -> int:
+               asterisk_cdr: Path | None, smtp: settings_mod.SmtpSettings | None = None) -> int:
     import asyncio
 
     import asyncpg
@@ -443,6 +456,15 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
             _spawn(load_us_states(cfg), log)
             _spawn(prime_checker(cfg), log)  # the next version is checked against this one: config_parse.py
             _spawn(watch.run(stop), log)
+            if smtp is not None:
+                from ari_app.runtime.voicemail_outbox import Outbox
+
+                log.info("voicemail.mail_on", smtp=f"{smtp.host}:{smtp.port}", starttls=smtp.starttls,
+                         login=smtp.user is not None)
+                _spawn(Outbox(pool, smtp, lambda: app.config, log).run(stop), log)
+            elif any(c.voicemail is not None for c in cfg.customers.values()):
+                log.warning("voicemail.mail_off", hint="no --smtp-host / FAIRLINE_SMTP_HOST: messages are kept "
+                                                       "and listed by `fairline voicemail list`, not mailed")
             loop.add_signal_handler(signal.SIGHUP, watch.wake)  # look for a newer version now
             async with LoopWatch(log) as loop_watch, \
                     health.StatusServer(app, writer, port=status_port, loop=loop_watch):

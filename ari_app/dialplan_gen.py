@@ -21,8 +21,8 @@ from __future__ import annotations
 from ari_app.core.blocking import WITHHELD, Blocklist
 from ari_app.core.closures import Holidays
 from ari_app.core.limits import NumberLimits, number_limits
-from ari_app.core.model import Config, Number, Route, Target, TargetKind
-from ari_app.core.flow import CONFIRM, CONFIRM_SECONDS, TRUNK
+from ari_app.core.model import CONFIRM_SECONDS, Config, Number, Route, Target, TargetKind
+from ari_app.core.flow import CONFIRM, TRUNK
 
 CONTEXT = "fairline-fallback"
 LIMITS_CONTEXT = "fairline-limits"

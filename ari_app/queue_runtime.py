@@ -32,7 +32,7 @@ import structlog
 from ari_app.core import flow
 from ari_app.core import queueing
 from ari_app.ari.client import AriClient
-from ari_app.core.model import Config
+from ari_app.core.model import CONFIRM_SECONDS, Config
 from ari_app.errors import AriError, ChannelGone
 from ari_app.ari.event_parser import AGENT_LEG
 from plumbing.clock import utc_now
@@ -247,7 +247,7 @@ class Queues:
     async def _originate(self, leg: Leg, ring_seconds: int) -> None:
         endpoint, timeout = f"PJSIP/{leg.agent}@{flow.TRUNK}", ring_seconds
         if self.config.agent_confirms(leg.queue, leg.agent):  # the leg comes up once the agent pressed 1
-            endpoint, timeout = f"Local/{leg.agent}-{ring_seconds}@{flow.CONFIRM}/n", ring_seconds + flow.CONFIRM_SECONDS
+            endpoint, timeout = f"Local/{leg.agent}-{ring_seconds}@{flow.CONFIRM}/n", ring_seconds + CONFIRM_SECONDS
         params = {"endpoint": endpoint, "app": self.ari.app, "appArgs": AGENT_LEG,
                   "channelId": leg.channel_id, "timeout": str(timeout), "originator": leg.call_id}
         caller = self.caller_of(leg.call_id)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ari_app.core.voicemail import is_email
 from ari_app.errors import ConfigError
 
 
@@ -27,6 +28,7 @@ DEFAULT_SHED_AFTER_MS = 150
 DEFAULT_STATUS_PORT = 8090  # of /healthz and /metrics (ari_app/health.py)
 DEFAULT_AMI_HOST = "127.0.0.1"
 DEFAULT_AMI_PORT = 5038
+DEFAULT_SMTP_PORT = 25
 # The file extensions.conf includes (`#tryinclude "fallback/fairline-fallback.conf"`), as seen from
 # fairline: a directory of its own, so fairline needs write access to nothing else of Asterisk's.
 DEFAULT_ASTERISK_FALLBACK = Path("/etc/asterisk/fallback/fairline-fallback.conf")
@@ -47,6 +49,10 @@ OPTION_VARIABLES: Mapping[str, str] = {
     "ami_host": "FAIRLINE_AMI_HOST",
     "ami_port": "FAIRLINE_AMI_PORT",
     "asterisk_fallback": "FAIRLINE_ASTERISK_FALLBACK",
+    "smtp_host": "FAIRLINE_SMTP_HOST",
+    "smtp_port": "FAIRLINE_SMTP_PORT",
+    "smtp_from": "FAIRLINE_SMTP_FROM",
+    "smtp_starttls": "FAIRLINE_SMTP_STARTTLS",
 }
 
 
@@ -253,3 +259,50 @@ def ami_from_arguments(*, ami_host: str | None, ami_port: str | None, secrets: s
     return AmiSettings(host=host, port=port, user=user, secret=secret,
                        fallback_file=Path(asterisk_fallback or DEFAULT_ASTERISK_FALLBACK),
                        secrets_file=Path(secrets) if secrets else None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    """The SMTP server voicemail messages are mailed through (ari_app/mail.py)."""
+
+    host: str
+    port: int
+    sender: str  # the From address
+    starttls: bool = False  # upgrade the connection with STARTTLS before anything else (and before a login)
+    user: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+
+
+def smtp_from_arguments(*, smtp_host: str | None, smtp_port: str | None, smtp_from: str | None,
+                        smtp_starttls: str | None, secrets: str | None) -> SmtpSettings | None:
+    """Where voicemail is mailed from (the environment already filled in); None when no SMTP host is given.
+
+    A login is SMTP_USER and SMTP_PASSWORD of the secrets file, both or neither, as ARI's credentials are.
+    """
+    if not smtp_host:
+        return None
+    problems: list[str] = []
+    raw_port = smtp_port or str(DEFAULT_SMTP_PORT)
+    port = int(raw_port) if raw_port.isascii() and raw_port.isdigit() else 0
+    if not 0 < port < 65536:
+        problems.append(f"--smtp-port / FAIRLINE_SMTP_PORT: {raw_port!r}: expected a port number 1-65535")
+    sender = smtp_from or ""
+    if not is_email(sender):
+        problems.append(f"--smtp-from / FAIRLINE_SMTP_FROM: {sender!r}: expected the From address of voicemail "
+                        "e-mails, like voicemail@example.com")
+    starttls = (smtp_starttls or "no").lower()
+    if starttls not in ("yes", "no"):
+        problems.append(f"--smtp-starttls / FAIRLINE_SMTP_STARTTLS: {smtp_starttls!r}: expected yes or no")
+    user = password = None
+    if secrets:
+        try:
+            values = read_secrets(Path(secrets))
+        except ConfigError as exc:
+            values = {}
+            problems.extend(exc.problems)
+        user, password = values.get("SMTP_USER") or None, values.get("SMTP_PASSWORD") or None
+        if (user is None) != (password is None):
+            problems.append(f"{secrets}: SMTP_USER and SMTP_PASSWORD: expected both (an SMTP login) or neither")
+    if problems:
+        raise ConfigError(problems)
+    return SmtpSettings(smtp_host, port, sender, starttls == "yes", user, password)

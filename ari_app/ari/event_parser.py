@@ -26,6 +26,7 @@ from ari_app.core.events import (
     DtmfReceived,
     HangupRequested,
     Ignored,
+    MessageEnded,
     PlaybackDone,
     RecorderUp,
     RecordingEnded,
@@ -33,6 +34,7 @@ from ari_app.core.events import (
     TargetConfirmed,
     TargetDialed,
 )
+from ari_app.core import voicemail
 from ari_app.errors import FairlineError
 from rating.core.numbering import is_withheld
 
@@ -203,6 +205,9 @@ def parse(message: str | bytes) -> AriEvent:
         failed = None
         if kind == "RecordingFailed":
             failed = str(data["recording"].get("cause") or "Asterisk reported the recording failed")
+        if name.endswith(voicemail.SUFFIX):
+            return MessageEnded(name.removesuffix(voicemail.SUFFIX), parse_time(data.get("timestamp"), "timestamp"),
+                                failed)
         return RecordingEnded(name, parse_time(data.get("timestamp"), "timestamp"), failed)
     if kind == "StasisEnd":
         return CallLeft(_str(data, "channel", "id"), parse_time(data.get("timestamp"), "timestamp"))

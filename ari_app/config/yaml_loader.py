@@ -23,7 +23,8 @@ import yaml
 from ari_app.config import number_items
 from ari_app.config.jurisdictions import shipped_law
 from ari_app.config.number_items import NumberItems
-from ari_app.core import blocking, consent
+from ari_app.config.greeting_file import check_greeting_file
+from ari_app.core import blocking, consent, voicemail
 from ari_app.core.closures import MAX_CLOSED_DATES, Closures, DateRange, Holidays
 from ari_app.core.limits import EXPECTED as EXPECTED_LIMIT, CallLimits, check_limit
 from ari_app.core.model import (
@@ -50,6 +51,7 @@ from ari_app.core.model import (
     Strategy,
     Target,
     ToQueue,
+    ToVoicemail,
     Window,
     check_number_type,
     check_target,
@@ -88,6 +90,7 @@ class _Problems:
         self.path = path
         self.last_line = len(_LINE_BREAK.split(text))
         self._found: list[tuple[int, str]] = []
+        self.broken_boxes: set[str] = set()  # customers whose voicemail box has a problem of its own (said once)
 
     def add(self, node: yaml.Node | None, key: str, expected: str) -> None:
         # A mark at the very end of the stream (an empty document after a byte order mark, say) can be
@@ -189,7 +192,7 @@ def _check(text: str, path: Path | str) -> Checked:
         problems.add(numbers_node, "numbers", "expected a list of numbers")
     else:
         entries = [_number(item, problems, i, customers) for i, item in enumerate(numbers_node.value)]
-    numbers, queues = _across_numbers(entries, queue_entries, problems)
+    numbers, queues = _across_numbers(entries, queue_entries, problems, confirmation)
     if problems.count:
         raise ConfigError(problems.items)
     config = Config(customers=MappingProxyType(customers), numbers=MappingProxyType(numbers),
@@ -235,7 +238,7 @@ def _recheck(text: str, path: Path | str, previous: Checked) -> Checked | None:
         for i, node in zip(fresh, sequence.value):
             entries[i] = _number(node, problems, i, previous.customers)
     read = [entry for entry in entries if entry is not None]
-    numbers, queues = _across_numbers(read, list(previous.queue_entries), problems)
+    numbers, queues = _across_numbers(read, list(previous.queue_entries), problems, previous.config.confirmation)
     if problems.count:
         return None
     config = dataclasses.replace(previous.config, numbers=MappingProxyType(numbers), queues=MappingProxyType(queues),
@@ -319,7 +322,8 @@ def _customers(node: yaml.Node | None, root: yaml.Node, problems: _Problems) -> 
         if not isinstance(item, yaml.MappingNode):
             problems.add(item, where, "expected a mapping with 'id' and 'name'")
             continue
-        fields = _mapping(item, problems, where, allowed={"id", "name", "recording", "max_calls", *_BLOCK_KEYS})
+        fields = _mapping(item, problems, where, allowed={"id", "name", "recording", "max_calls", "voicemail",
+                                                          *_BLOCK_KEYS})
         cid, name = _scalar(fields.get("id")), _scalar(fields.get("name"))
         if cid is None or not _CUSTOMER_ID.fullmatch(cid):
             problems.add(fields.get("id", item), f"{where}.id",
@@ -334,8 +338,60 @@ def _customers(node: yaml.Node | None, root: yaml.Node, problems: _Problems) -> 
         recording = _flag(fields["recording"], f"{where}.recording", problems) if "recording" in fields else False
         max_calls = _limit(fields["max_calls"], f"{where}.max_calls", problems) if "max_calls" in fields else None
         blocked, blocked_with = _blocking(fields, where, problems)
-        customers[cid] = Customer(cid, name.strip(), recording, max_calls, blocked, blocked_with)
+        box = _voicemail_box(fields["voicemail"], f"{where}.voicemail", problems) if "voicemail" in fields else None
+        if "voicemail" in fields and box is None:
+            problems.broken_boxes.add(cid)
+        customers[cid] = Customer(cid, name.strip(), recording, max_calls, blocked, blocked_with, box)
     return customers
+
+
+_BOX_SHAPE = ("expected a mapping with email (an address or a list of them), and optionally greeting (an Asterisk "
+              "sound) or greeting_file (a WAV file), and max_seconds")
+
+
+def _voicemail_box(node: yaml.Node, where: str, problems: _Problems) -> voicemail.Box | None:
+    """A customer's `voicemail:` box; the greeting file, if any, must be there and playable (it is read)."""
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, where, _BOX_SHAPE)
+        return None
+    before = problems.count
+    fields = _mapping(node, problems, where, allowed={"email", "greeting", "greeting_file", "max_seconds"})
+    email: list[str] = []
+    raw_email = fields.get("email")
+    items = raw_email.value if isinstance(raw_email, yaml.SequenceNode) else [raw_email] if raw_email else []
+    if not items:
+        problems.add(raw_email or node, f"{where}.email", "missing; expected the e-mail address(es) messages go to, "
+                                                          "like office@example.com or a list of them")
+    for k, item in enumerate(items):
+        address = _scalar(item)
+        key = f"{where}.email" if raw_email is item else f"{where}.email[{k}]"
+        if address is None or not voicemail.is_email(address):
+            problems.add(item, key, "expected an e-mail address like office@example.com")
+        else:
+            email.append(address)
+    greeting: voicemail.Greeting = voicemail.DEFAULT_GREETING
+    if "greeting" in fields and "greeting_file" in fields:
+        problems.add(fields["greeting_file"], f"{where}.greeting_file",
+                     "a box has greeting (an Asterisk sound) or greeting_file (its own recording), not both")
+    elif "greeting" in fields:
+        greeting = _sound(fields["greeting"], f"{where}.greeting", problems) or greeting
+    elif "greeting_file" in fields:
+        raw = _scalar(fields["greeting_file"])
+        try:
+            greeting = check_greeting_file(raw or "")
+        except ValueError as exc:
+            problems.add(fields["greeting_file"], f"{where}.greeting_file", str(exc))
+    max_seconds = voicemail.DEFAULT_MAX_SECONDS
+    if "max_seconds" in fields:
+        raw = _scalar(fields["max_seconds"])
+        if raw is None or not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= voicemail.MAX_SECONDS:
+            problems.add(fields["max_seconds"], f"{where}.max_seconds",
+                         f"expected whole seconds from 1 to {voicemail.MAX_SECONDS}")
+        else:
+            max_seconds = int(raw)
+    if problems.count != before:
+        return None
+    return voicemail.Box(tuple(email), greeting, max_seconds)
 
 
 def _customer(fields: Mapping[str, yaml.Node], node: yaml.Node, where: str, customers: Mapping[str, Customer],
@@ -400,6 +456,7 @@ class _Entry:
     targets: list[_Mention] = dataclasses.field(default_factory=list)
     forwards: list[_Mention] = dataclasses.field(default_factory=list)
     queues: list[_Mention] = dataclasses.field(default_factory=list)  # `e164` holds the queue's name
+    voicemails: list[_Mention] = dataclasses.field(default_factory=list)  # `{voicemail: true}`: the box must exist
 
 
 def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping[str, Customer]) -> _Entry:
@@ -453,6 +510,9 @@ def _number(node: yaml.Node, problems: _Problems, index: int, customers: Mapping
     if "closed" in fields:
         closed = _closed(fields["closed"], f"{where}.closed", owner, entry, "hours" in fields, problems)
     _what_calls_get(fields, node, where, problems)
+    if customer is not None:
+        for mention in entry.voicemails:
+            _has_box(customers[customer], mention.node, mention.key, problems)
 
     if problems.count == before and e164 is not None and customer is not None and number_type is not None:
         entry.number = Number(e164=e164, customer_id=customer, number_type=number_type, announcement=announcement,
@@ -554,9 +614,9 @@ def _number_type(node: yaml.Node | None, parent: yaml.Node, problems: _Problems,
 # ---- routes
 
 
-_ROUTE_KEYS = {"strategy", "ring_seconds", "targets", "no_answer", "queue", "confirm"}
+_ROUTE_KEYS = {"strategy", "ring_seconds", "targets", "no_answer", "queue", "confirm", "voicemail"}
 _ROUTE_SHAPE = ("expected a mapping with targets, and optionally strategy, ring_seconds and no_answer; "
-                "or {queue: NAME} alone")
+                "or {queue: NAME} or {voicemail: true} alone")
 _E164_TARGET = "expected an E.164 number in quotes, like \"+31612345678\""
 
 
@@ -574,6 +634,14 @@ def _route(node: yaml.Node, where: str, owner: Owner, entry: _Entry, problems: _
         if problems.count != before or queue is None:
             return None
         return Route(Strategy.SIMULTANEOUS, (), queue)
+    if "voicemail" in fields:  # straight to voicemail: nothing rings
+        for key in sorted(fields.keys() - {"voicemail"}):
+            problems.add(fields[key], f"{where}.{key}", f"a route with voicemail takes every caller's message at "
+                                                        f"once; expected no {key} beside it")
+        voicemail = _voicemail(fields["voicemail"], f"{where}.voicemail", entry, problems)
+        if problems.count != before or voicemail is None:
+            return None
+        return Route(Strategy.SIMULTANEOUS, (), voicemail)
     strategy = Strategy.SIMULTANEOUS
     if "strategy" in fields:
         raw = _scalar(fields["strategy"])
@@ -671,7 +739,7 @@ def _queue_name(node: yaml.Node, key: str, entry: _Entry, problems: _Problems) -
 
 
 _NO_ANSWER_SHAPE = ("expected exactly one of {announcement: SOUND}, {number: \"+31...\"} (another of the "
-                    "customer's numbers) or {queue: NAME}")
+                    "customer's numbers), {queue: NAME} or {voicemail: true}")
 
 
 def _no_answer(node: yaml.Node | None, where: str, entry: _Entry, problems: _Problems) -> NoAnswer | None:
@@ -681,7 +749,7 @@ def _no_answer(node: yaml.Node | None, where: str, entry: _Entry, problems: _Pro
         problems.add(node, where, _NO_ANSWER_SHAPE)
         return None
     before = problems.count
-    fields = _mapping(node, problems, where, allowed={"announcement", "number", "queue"})
+    fields = _mapping(node, problems, where, allowed={"announcement", "number", "queue", "voicemail"})
     if len(fields) != 1:
         if problems.count == before or fields:  # an unknown key alone is reported already
             problems.add(node, where, _NO_ANSWER_SHAPE)
@@ -690,6 +758,8 @@ def _no_answer(node: yaml.Node | None, where: str, entry: _Entry, problems: _Pro
     if key == "announcement":
         sound = _sound(value, f"{where}.announcement", problems)
         return Announce(sound) if sound is not None else None
+    if key == "voicemail":
+        return _voicemail(value, f"{where}.voicemail", entry, problems)
     if key == "queue":
         return _queue_name(value, f"{where}.queue", entry, problems)
     e164 = _forward_number(value, f"{where}.number", problems)
@@ -697,6 +767,22 @@ def _no_answer(node: yaml.Node | None, where: str, entry: _Entry, problems: _Pro
         return None
     entry.forwards.append(_Mention(value, f"{where}.number", e164))
     return ForwardTo(e164)
+
+
+def _voicemail(node: yaml.Node, key: str, entry: _Entry | None, problems: _Problems) -> ToVoicemail | None:
+    """`voicemail: true`; whether the customer has a box is checked once the item's customer is known."""
+    if (_scalar(node) or "").lower() != "true":
+        problems.add(node, key, "expected true (the caller leaves a message in the customer's voicemail box)")
+        return None
+    if entry is not None:
+        entry.voicemails.append(_Mention(node, key, ""))
+    return ToVoicemail()
+
+
+def _has_box(customer: Customer, node: yaml.Node, key: str, problems: _Problems) -> None:
+    if customer.voicemail is None and customer.customer_id not in problems.broken_boxes:
+        problems.add(node, key, f"customer {customer.customer_id} has no voicemail box; expected "
+                                "customers[].voicemail with the e-mail address(es) messages go to")
 
 
 def _forward_number(node: yaml.Node, key: str, problems: _Problems) -> str | None:
@@ -847,7 +933,8 @@ def _law(node: yaml.Node, where: str, law: consent.Jurisdictions, problems: _Pro
 _QUEUE_KEYS = {"name", "customer", "agents", "strategy", "ring_seconds", "wrapup_seconds", "max_wait_seconds",
                "position_every_seconds", "overflow", "confirm"}
 _OVERFLOW_SHAPE = ("expected exactly one of {announcement: SOUND}, {number: \"+31...\"} (one of the queue's "
-                   "customer's numbers) or {target: \"+316...\"} (a landline or mobile phone to ring)")
+                   "customer's numbers), {target: \"+316...\"} (a landline or mobile phone to ring) "
+                   "or {voicemail: true}")
 # (key, default, lowest, highest); max_wait_seconds has no highest here: the queue core holds the policy.
 _QUEUE_SECONDS = (("ring_seconds", 15, 1, 60), ("wrapup_seconds", 5, 0, 600),
                   # A position with the expected wait takes about 10 s to say; 60: never (no caller waits that long).
@@ -923,10 +1010,12 @@ def _queue(node: yaml.Node, where: str, problems: _Problems, customers: Mapping[
                                                             f"{f' to {highest}' if highest is not None else ''}")
             else:
                 seconds[key] = int(raw)
-    overflow: Announce | ForwardTo | Target | None = Announce(NOBODY_AVAILABLE)
+    overflow: Announce | ForwardTo | Target | ToVoicemail | None = Announce(NOBODY_AVAILABLE)
     mention = target_mention = None
     if "overflow" in fields:
         overflow, mention, target_mention = _overflow(fields["overflow"], f"{where}.overflow", problems)
+        if isinstance(overflow, ToVoicemail) and customer is not None:
+            _has_box(customers[customer], fields["overflow"], f"{where}.overflow.voicemail", problems)
 
     entry = _QueueEntry(where, node, fields.get("name"), name, customer, agents, mention, None, target_mention)
     try:
@@ -968,18 +1057,20 @@ def _agents(node: yaml.Node | None, parent: yaml.Node, where: str, problems: _Pr
 
 
 def _overflow(node: yaml.Node, where: str, problems: _Problems) -> tuple[
-        Announce | ForwardTo | Target | None, _Mention | None, _Mention | None]:
+        Announce | ForwardTo | Target | ToVoicemail | None, _Mention | None, _Mention | None]:
     """The overflow, and where it names a number (checked across numbers) or a phone (checked like agents)."""
     if not isinstance(node, yaml.MappingNode):
         problems.add(node, where, _OVERFLOW_SHAPE)
         return None, None, None
     before = problems.count
-    fields = _mapping(node, problems, where, allowed={"announcement", "number", "target"})
+    fields = _mapping(node, problems, where, allowed={"announcement", "number", "target", "voicemail"})
     if len(fields) != 1:
         if problems.count == before or fields:  # an unknown key alone is reported already
             problems.add(node, where, _OVERFLOW_SHAPE)
         return None, None, None
     [(key, value)] = fields.items()
+    if key == "voicemail":
+        return _voicemail(value, f"{where}.voicemail", None, problems), None, None
     if key == "announcement":
         sound = _sound(value, f"{where}.announcement", problems)
         return (Announce(sound) if sound is not None else None), None, None
@@ -997,8 +1088,8 @@ def _overflow(node: yaml.Node, where: str, problems: _Problems) -> tuple[
 # ---- across numbers
 
 
-def _across_numbers(entries: list[_Entry], queue_entries: list[_QueueEntry],
-                    problems: _Problems) -> tuple[dict[str, Number], dict[str, Queue]]:
+def _across_numbers(entries: list[_Entry], queue_entries: list[_QueueEntry], problems: _Problems,
+                    confirmation: AnswerConfirmation) -> tuple[dict[str, Number], dict[str, Queue]]:
     """Numbers by E.164 and queues by name, after the checks that need all of them: duplicates, forwards,
     targets, queues and their agents and overflows, loops."""
     first: dict[str, _Entry] = {}
@@ -1071,15 +1162,16 @@ def _across_numbers(entries: list[_Entry], queue_entries: list[_QueueEntry],
     numbers = {e164: entry.number for e164, entry in first.items() if entry.number is not None}
     built = {name: q.queue for name, q in queues.items() if q.queue is not None}
     if not problems.count:  # a loop, or a number or queue left out for its own problem, would only add noise
-        _minute_per_caller(numbers, built, queues, problems)
+        _minute_per_caller(numbers, built, queues, problems, confirmation)
     return numbers, built
 
 
 def _minute_per_caller(numbers: Mapping[str, Number], built: Mapping[str, Queue],
-                       entries: Mapping[str, _QueueEntry], problems: _Problems) -> None:
+                       entries: Mapping[str, _QueueEntry], problems: _Problems,
+                       confirmation: AnswerConfirmation) -> None:
     """Refuse every path on which a caller could wait in queues for more than the minute (decision 0029),
     at the max_wait_seconds of the queue where it passes."""
-    for overrun in wait_budget.overruns(numbers, built, max_hops=MAX_HOPS):
+    for overrun in wait_budget.overruns(numbers, built, max_hops=MAX_HOPS, confirmation=confirmation):
         entry = entries[overrun.queue]
         node = next((v for k, v in entry.node.value if _scalar(k) == "max_wait_seconds"), entry.node)
         cap = built[overrun.queue].spec.max_wait_seconds

@@ -136,6 +136,15 @@ class RecordingEnded:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class MessageEnded:
+    """RecordingFinished or RecordingFailed of the voicemail message a caller left (named X-voicemail for call X)."""
+
+    channel_id: str  # the caller's
+    at: datetime
+    failed: str | None  # why, when it failed
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class HangupRequested:
     """ChannelHangupRequest: somebody hangs the channel up, with a Q.850 cause when known."""
 
@@ -159,5 +168,6 @@ class Ignored:
 
 # Each is about one channel: the inbound leg of a call, or (AgentLegUp) an agent leg of a queue.
 CallEvent = Union[CallStarted, DialReturned, AgentLegUp, CallAnswered, TargetDialed, TargetAnswered, TargetConfirmed,
-                  PlaybackDone, DtmfReceived, RecorderUp, RecordingEnded, HangupRequested, CallLeft, CallDestroyed]
+                  PlaybackDone, DtmfReceived, RecorderUp, RecordingEnded, HangupRequested, CallLeft, CallDestroyed,
+                  MessageEnded]
 AriEvent = Union[CallEvent, Ignored]

@@ -34,6 +34,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Union, assert_never
 
 from ari_app.core.model import (
+    CONFIRM_SECONDS,
     Announce,
     Config,
     ForwardTo,
@@ -43,6 +44,7 @@ from ari_app.core.model import (
     Strategy,
     Target,
     ToQueue,
+    ToVoicemail,
     target_kind,
 )
 from ari_app.core.events import (
@@ -59,7 +61,7 @@ from ari_app.core.events import (
     TargetConfirmed,
     TargetDialed,
 )
-from ari_app.core import blocking, recording_rules, wait_budget
+from ari_app.core import blocking, recording_rules, voicemail, wait_budget
 from ari_app.core.consent import Mode
 from rating.core.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit, RecordingFile
 
@@ -70,9 +72,6 @@ OVERFLOWING = "pls-hold-while-try"  # the wait cap is reached and the caller is 
 MAX_HOPS = 5  # forwards from number to number within one call; a loop the config missed ends here
 TRUNK = "carrier-out"  # the PJSIP endpoint that reaches landline and mobile targets
 CONFIRM = "fairline-confirm"  # the dialplan context that rings a phone which must press 1 (decision 0031)
-# How much longer than its ring time a leg through CONFIRM may take: the answering phone hears the
-# prompt (about 9 s with the number read out) and has 5 s to press 1, twice (dialplan/extensions.conf).
-CONFIRM_SECONDS = 30
 # A dial of phones on the trunk, straight or through CONFIRM, the only kind fairline makes;
 # dialplan/extensions.conf's [fairline-dial] dials such an extension as it is. Asterisk truncates
 # extensions past 79 characters (AST_MAX_EXTENSION).
@@ -135,6 +134,7 @@ class Phase(enum.Enum):
     CONNECTED = "connected"  # bridged by fairline with the queue agent who answered
     ANNOUNCING = "announcing"  # playing an announcement (answered or as early media)
     RELEASING = "releasing"  # hang-up sent, waiting for the channel to go
+    VOICEMAIL = "voicemail"  # answered: the greeting plays, then the caller's message is recorded (after a beep)
     FINISHING = "finishing"  # the call is over; its recording is being stored before the CDR is written
     ENDED = "ended"
 
@@ -236,12 +236,34 @@ class AwaitRecording:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class PlayGreeting:
+    """Play a voicemail box's greeting (the customer's own file is first put where Asterisk plays it from)."""
+
+    greeting: voicemail.Greeting
+    playback_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordMessage:
+    """Record the caller's message after a beep, until they hang up, press # or speak `max_seconds`;
+    the stored file is reported as MessageStored (or MessageLost)."""
+
+    max_seconds: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AwaitMessage:
+    """The call ended while its message was recorded: report MessageLost if MessageStored does not come soon."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class WriteCdr:
     record: CallRecord
 
 
 Action = Union[Answer, Progress, Play, Hangup, Dial, StopPlayback, StartMoh, StopMoh, JoinQueue, Bridge,
-               DestroyBridge, AwaitDigit, StartRecording, AwaitRecording, WriteCdr]
+               DestroyBridge, AwaitDigit, StartRecording, AwaitRecording, PlayGreeting, RecordMessage, AwaitMessage,
+               WriteCdr]
 
 
 # ---- the flow's own events (from the runtime, its queues and timers)
@@ -314,6 +336,24 @@ class RecordingLost:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class MessageStored:
+    """The caller's voicemail message is in the recordings directory."""
+
+    channel_id: str
+    at: datetime
+    file: RecordingFile
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MessageLost:
+    """The message could not be recorded or stored (Asterisk refused, the file is missing, disk full...)."""
+
+    channel_id: str
+    at: datetime
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Adopted:
     """A restarted fairline found this call still in Asterisk (decision 0015), `where` it is;
     `agent_channel` when bridged."""
@@ -330,7 +370,7 @@ class Adopted:
 
 
 QueueEvent = Union[QueueConnected, PositionDue, QueueOverflowed, AgentHungUp]
-RecordingEvent = Union[DigitTimeout, RecordingStored, RecordingLost]
+RecordingEvent = Union[DigitTimeout, RecordingStored, RecordingLost, MessageStored, MessageLost]
 FlowEvent = Union[AriEvent, ActionFailed, QueueEvent, RecordingEvent, Adopted]
 
 
@@ -347,6 +387,19 @@ class Terms:
     asked: bool = False  # StartRecording was sent: the CDR waits for the file
     file: RecordingFile | None = None
     lost: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    """The voicemail message the caller leaves, if any."""
+
+    asked: bool = False  # RecordMessage was sent: the CDR waits for the stored message
+    file: RecordingFile | None = None
+    lost: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.asked and self.file is None and self.lost is None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -372,6 +425,7 @@ class CallData:
     hangup_cause: int | None = None  # what Asterisk reported
     end_estimated: bool = False  # the channel ended unseen, at a time fairline could only estimate
     blocked: bool = False  # the caller is on the number's or its customer's list: refused before anything rang
+    message: Message = Message()  # voicemail
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -431,6 +485,15 @@ class Announcing:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Voicemail:
+    """The greeting plays (`playing`), then the message is recorded (`playing` None), for at most `max_seconds`."""
+
+    phase: ClassVar[Phase] = Phase.VOICEMAIL
+    playing: str | None
+    max_seconds: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Releasing:
     phase: ClassVar[Phase] = Phase.RELEASING
 
@@ -446,7 +509,7 @@ class Ended:
     phase: ClassVar[Phase] = Phase.ENDED
 
 
-State = Union[New, Dialing, Notice, Consent, Queued, Connected, Announcing, Releasing, Finishing, Ended]
+State = Union[New, Dialing, Notice, Consent, Queued, Connected, Announcing, Voicemail, Releasing, Finishing, Ended]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -719,6 +782,8 @@ def _enter(call: Call, e164: str, at: datetime, config: Config) -> Step:
                          name="announcement" if hops == 0 else f"{hops}-announcement")
     if (queue := route.queue_only) is not None:  # in line at once
         return _join_queue(call, queue, at, config)
+    if route.voicemail_only:
+        return _voicemail(call, config)
     return _dial(call, Dialing(e164, _steps(route), no_answer=route.no_answer), config)
 
 
@@ -776,6 +841,8 @@ def _dial_returned(call: Call, state: Dialing, event: DialReturned, config: Conf
         return _enter(_with(call, hops=hops + 1), state.no_answer.number, event.at, config)
     if isinstance(state.no_answer, ToQueue):
         return _join_queue(call, state.no_answer.name, event.at, config)
+    if isinstance(state.no_answer, ToVoicemail):
+        return _voicemail(call, config)
     sound = state.no_answer.sound if isinstance(state.no_answer, Announce) else NO_ROUTE_LEFT
     return _announce(call, sound, reason, answer=False, name=f"{hops}-noanswer")
 
@@ -827,6 +894,9 @@ def _queue_overflowed(call: Call, state: Queued, event: QueueOverflowed, config:
         return _queue_announce(sent_on, state, OVERFLOWING, name=f"{hops}-overflow",
                                then_number=overflow.number if isinstance(overflow, ForwardTo) else None,
                                then_target=overflow if isinstance(overflow, Target) else None)
+    if isinstance(overflow, ToVoicemail):
+        taken, actions = _voicemail(_close_visit(call, state, event.at, QueueOutcome.OVERFLOWED), config)
+        return taken, [*_stop(state), StopMoh(), *actions]
     sound = overflow.sound if isinstance(overflow, Announce) else NO_ROUTE_LEFT
     timed_out = _close_visit(call, state, event.at, QueueOutcome.QUEUE_TIMEOUT)
     return _queue_announce(timed_out, state, sound, name=f"{hops}-queue-timeout")
@@ -866,6 +936,52 @@ def _agent_hung_up(call: Call, _: Connected, __: AgentHungUp, ___: Config) -> St
     return _release(call, ReleaseReason.NORMAL)
 
 
+# ---- voicemail: the greeting, a beep, the message
+
+
+def _voicemail(call: Call, config: Config) -> Step:
+    """Take the caller's message for the box of the dialled number's customer (forwards and queues stay within
+    one customer); answered first, as the greeting and the recording need."""
+    number = config.number(call.data.did)
+    customer = config.customers.get(number.customer_id) if number is not None else None
+    box = customer.voicemail if customer is not None else None
+    hops = call.data.hops
+    if box is None:  # a reload removed the box
+        return _announce(_with(call, outcome=call.data.outcome or "NOANSWER"), NO_ROUTE_LEFT, ReleaseReason.NO_ANSWER,
+                         answer=False, name=f"{hops}-noanswer")
+    playback_id = f"{call.call_id}-{hops}-greeting"
+    answer: list[Action] = [] if call.data.answered_at is not None else [Answer()]
+    return _with(call, Voicemail(playback_id, box.max_seconds)), [*answer, PlayGreeting(box.greeting, playback_id)]
+
+
+def _greeting_done(call: Call, state: Voicemail, event: PlaybackDone, _: Config) -> Step:
+    """The greeting ended (or could not be played: the beep still tells the caller to speak): record."""
+    if event.playback_id != state.playing:
+        return call, []
+    recording = _with(call, dataclasses.replace(state, playing=None), message=Message(asked=True))
+    return recording, [RecordMessage(state.max_seconds)]
+
+
+def _message_done(call: Call, state: Voicemail, event: MessageStored | MessageLost, _: Config) -> Step:
+    """The message ended with # or its length, the caller still on the line: say it is saved (or sorry), release."""
+    if state.playing is not None:  # no message is being recorded
+        return call, []
+    kept = _with(call, message=_kept(call.data.message, event))
+    sound = voicemail.SAVED if isinstance(event, MessageStored) else SORRY
+    playback_id = f"{call.call_id}-{call.data.hops}-message-{'saved' if sound == voicemail.SAVED else 'lost'}"
+    return _with(kept, Announcing(playback_id, ReleaseReason.NORMAL)), [Play(f"sound:{sound}", playback_id)]
+
+
+def _message_result(call: Call, _: State, event: MessageStored | MessageLost, __: Config) -> Step:
+    return _with(call, message=_kept(call.data.message, event)), []
+
+
+def _kept(message: Message, event: MessageStored | MessageLost) -> Message:
+    if isinstance(event, MessageStored):
+        return dataclasses.replace(message, file=event.file)
+    return dataclasses.replace(message, lost=event.reason)
+
+
 # ---- announcements and the end
 
 
@@ -900,15 +1016,29 @@ def _end(call: Call, at: datetime) -> Step:
     # the CDR (or the timer it waits on) must not be among them.
     bridge: list[Action] = [DestroyBridge()] if call.data.bridged else []
     terms = call.data.terms
-    if terms.asked and terms.file is None and terms.lost is None:
-        # Asterisk closes the file as the call goes: its CDR waits for the stored recording.
-        return _with(call, Finishing(at)), [AwaitRecording(), *bridge]
+    # Asterisk closes the files as the call goes: its CDR waits for the stored recording and message.
+    waits: list[Action] = [*([AwaitRecording()] if terms.asked and terms.file is None and terms.lost is None else []),
+                           *([AwaitMessage()] if call.data.message.pending else [])]
+    if waits:
+        return _with(call, Finishing(at)), [*waits, *bridge]
     return _with(call, Ended()), [WriteCdr(record(call, at)), *bridge]
 
 
 def _finish(call: Call, state: Finishing, event: RecordingStored | RecordingLost, _: Config) -> Step:
     """The call is over; its recording is stored (or lost). Then, and only then, the CDR."""
-    ended = _with(call, Ended(), terms=_recorded(call.data.terms, event))
+    return _finished(_with(call, terms=_recorded(call.data.terms, event)), state)
+
+
+def _finish_message(call: Call, state: Finishing, event: MessageStored | MessageLost, _: Config) -> Step:
+    """The call is over; its message is stored (or lost): the CDR, unless a recording is still awaited."""
+    return _finished(_with(call, message=_kept(call.data.message, event)), state)
+
+
+def _finished(call: Call, state: Finishing) -> Step:
+    terms = call.data.terms
+    if call.data.message.pending or (terms.asked and terms.file is None and terms.lost is None):
+        return call, []
+    ended = _with(call, Ended())
     return ended, [WriteCdr(record(ended, state.ended_at))]
 
 
@@ -957,6 +1087,7 @@ def record(call: Call, ended_at: datetime) -> CallRecord:
         end_estimated=data.end_estimated,
         answer_confirmed=data.answer_confirmed if target else None,
         unconfirmed_answers=data.unconfirmed,
+        voicemail=data.message.file,
     )
 
 
@@ -974,6 +1105,8 @@ _LIVE: Mapping[type[Any], Handler] = {
     ActionFailed: _failed,
     RecordingStored: _recording_result,
     RecordingLost: _recording_result,
+    MessageStored: _message_result,
+    MessageLost: _message_result,
 }
 
 TRANSITIONS: Mapping[Phase, Mapping[type[Any], Handler]] = {
@@ -987,9 +1120,11 @@ TRANSITIONS: Mapping[Phase, Mapping[type[Any], Handler]] = {
                    PlaybackDone: _position_told, QueueOverflowed: _queue_overflowed},
     Phase.CONNECTED: {**_LIVE, AgentHungUp: _agent_hung_up},
     Phase.ANNOUNCING: {**_LIVE, PlaybackDone: _announcement_done},
+    Phase.VOICEMAIL: {**_LIVE, PlaybackDone: _greeting_done, MessageStored: _message_done, MessageLost: _message_done},
     # The release is under way: a failure has nothing left to undo, the channel's end ends the call.
     Phase.RELEASING: {k: h for k, h in _LIVE.items() if k is not ActionFailed},
-    Phase.FINISHING: {RecordingStored: _finish, RecordingLost: _finish},
+    Phase.FINISHING: {RecordingStored: _finish, RecordingLost: _finish, MessageStored: _finish_message,
+                      MessageLost: _finish_message},
     Phase.ENDED: {},
 }
 
@@ -1006,4 +1141,6 @@ _CALLER_GONE: Mapping[type[Any], Handler] = {
     ActionFailed: _ended_by,
     RecordingStored: _recording_result,
     RecordingLost: _recording_result,
+    MessageStored: _message_result,
+    MessageLost: _message_result,
 }

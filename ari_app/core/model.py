@@ -21,6 +21,7 @@ from ari_app.core.blocking import Blocklist, Refusal
 from ari_app.core.closures import Closures
 from ari_app.core.limits import CallLimits, NumberLimits, number_limits
 from ari_app.core.queueing import QueueSpec
+from ari_app.core.voicemail import Box
 from rating.core import numbering
 from rating.core.numbering import PhoneNumberType
 from rating.core.tariff import DEFAULT_RATES, NumberType, RateTable
@@ -54,6 +55,11 @@ class Target:
     kind: TargetKind
     ring_seconds: int
     confirm: bool | None = None  # must press 1 to take a call (decision 0031); None: as its kind's default
+
+
+# How much longer than its ring time a phone that must confirm may take: it hears the prompt (about 9 s
+# with the number read out) and has 5 s to press 1 (dialplan/extensions.conf, decision 0031).
+CONFIRM_SECONDS = 30
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -94,7 +100,12 @@ class ToQueue:
     name: str
 
 
-NoAnswer = Announce | ForwardTo | ToQueue
+@dataclasses.dataclass(frozen=True, slots=True)
+class ToVoicemail:
+    """Nobody answered: the caller leaves a message in the voicemail box of the number's (or queue's) customer."""
+
+
+NoAnswer = Announce | ForwardTo | ToQueue | ToVoicemail
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -106,13 +117,19 @@ class Route:
     no_answer: NoAnswer = Announce(NOBODY_AVAILABLE)
 
     def __post_init__(self) -> None:
-        if not self.targets and not isinstance(self.no_answer, ToQueue):
-            raise ValueError("a route rings at least one target, or sends its callers straight to a queue")
+        if not self.targets and not isinstance(self.no_answer, (ToQueue, ToVoicemail)):
+            raise ValueError("a route rings at least one target, or sends its callers straight to a queue "
+                             "or to voicemail")
 
     @property
     def queue_only(self) -> str | None:
         """The queue a route sends every caller straight to (`route: {queue: NAME}`), or None."""
         return self.no_answer.name if not self.targets and isinstance(self.no_answer, ToQueue) else None
+
+    @property
+    def voicemail_only(self) -> bool:
+        """Whether the route takes every caller straight to voicemail (`route: {voicemail: true}`)."""
+        return not self.targets and isinstance(self.no_answer, ToVoicemail)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -155,6 +172,7 @@ class Customer:
     max_calls: int | None = None  # calls at once to all its numbers; None: the configuration's default
     blocked: Blocklist | None = None  # callers refused on every one of its numbers (decision 0030)
     blocked_with: Refusal | None = None  # how; a number may say otherwise; None: busy
+    voicemail: Box | None = None  # where its callers leave messages (issue 18); None: it has no voicemail
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -210,7 +228,7 @@ class Queue:
 
     customer_id: str
     spec: QueueSpec
-    overflow: Announce | ForwardTo | Target = Announce(NOBODY_AVAILABLE)  # a Target: ring that phone
+    overflow: Announce | ForwardTo | Target | ToVoicemail = Announce(NOBODY_AVAILABLE)  # a Target: ring that phone
     confirm: bool | None = None  # its agents must press 1 to take a caller; None: as their kind's default
 
 

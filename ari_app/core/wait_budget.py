@@ -17,7 +17,8 @@ import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 
-from ari_app.core.model import Announce, ForwardTo, Number, Queue, Route, Strategy, Target, ToQueue
+from ari_app.core.model import (CONFIRM_SECONDS, Announce, AnswerConfirmation, ForwardTo, Number, Queue, Route,
+                                 Strategy, Target, ToQueue)
 from rating.core.cdr import QueueVisit
 
 TOTAL_WAIT_SECONDS = 60  # the policy: no caller waits in queues for more than one minute, in total
@@ -68,16 +69,19 @@ class Overrun:
         return f"{' -> '.join(map(str, self.path))}: {counted} = {self.seconds} s"
 
 
-def ring_seconds(route: Route) -> int:
-    """The longest a route rings before its no-answer: one Dial() for simultaneous, one after the other else."""
+def ring_seconds(route: Route, confirmation: AnswerConfirmation = AnswerConfirmation()) -> int:
+    """The longest a route rings before its no-answer: one Dial() for simultaneous, one after the other else.
+    A phone that must confirm may take CONFIRM_SECONDS more, the caller still hearing ringing (decision 0031)."""
     if not route.targets:
         return 0
+    rings = [t.ring_seconds + (CONFIRM_SECONDS if confirmation.applies(t) else 0) for t in route.targets]
     if route.strategy is Strategy.SIMULTANEOUS:
-        return max(t.ring_seconds for t in route.targets)
-    return sum(t.ring_seconds for t in route.targets)
+        return max(rings)
+    return sum(rings)
 
 
-def overruns(numbers: Mapping[str, Number], queues: Mapping[str, Queue], *, max_hops: int) -> list[Overrun]:
+def overruns(numbers: Mapping[str, Number], queues: Mapping[str, Queue], *, max_hops: int,
+             confirmation: AnswerConfirmation = AnswerConfirmation()) -> list[Overrun]:
     """Every path, from any number, on which a caller could wait in queues for more than the minute.
 
     Walks what the call flow does: each route a number may have in force (opening hours or not), its
@@ -88,34 +92,42 @@ def overruns(numbers: Mapping[str, Number], queues: Mapping[str, Queue], *, max_
     """
     found: dict[tuple[str, tuple[Leg, ...]], Overrun] = {}
     for e164 in numbers:
-        for overrun in _number(numbers, queues, max_hops, e164, 0, None, ()):
+        for overrun in _number(_Walk(numbers, queues, max_hops, confirmation), e164, 0, None, ()):
             first = next(i for i, leg in enumerate(overrun.path) if leg.what.startswith("queue "))
             found.setdefault((overrun.queue, overrun.path[first:]), overrun)
     return list(found.values())
 
 
-def _number(numbers: Mapping[str, Number], queues: Mapping[str, Queue], max_hops: int, e164: str, hops: int,
-            clock: int | None, path: tuple[Leg, ...]) -> Iterator[Overrun]:
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Walk:
+    """What stays the same along every path."""
+
+    numbers: Mapping[str, Number]
+    queues: Mapping[str, Queue]
+    max_hops: int
+    confirmation: AnswerConfirmation
+
+
+def _number(walk: _Walk, e164: str, hops: int, clock: int | None, path: tuple[Leg, ...]) -> Iterator[Overrun]:
     """`clock`: the caller's minute so far, None before the first queue."""
-    number = numbers.get(e164)
+    number = walk.numbers.get(e164)
     if number is None:
         return
     for route in dict.fromkeys(r for r in (number.route, number.outside_hours) if r is not None):
-        rings = ring_seconds(route)
+        rings = ring_seconds(route, walk.confirmation)
         here = (*path, Leg(e164, rings, clock is not None))
         after = clock + rings if clock is not None else None
         match route.no_answer:
             case ToQueue(name=name):
-                yield from _queue(numbers, queues, max_hops, name, hops, after, here)
-            case ForwardTo(number=forward) if hops + 1 <= max_hops:
-                yield from _number(numbers, queues, max_hops, forward, hops + 1, after, here)
+                yield from _queue(walk, name, hops, after, here)
+            case ForwardTo(number=forward) if hops + 1 <= walk.max_hops:
+                yield from _number(walk, forward, hops + 1, after, here)
             case ForwardTo() | Announce():
                 pass
 
 
-def _queue(numbers: Mapping[str, Number], queues: Mapping[str, Queue], max_hops: int, name: str, hops: int,
-           clock: int | None, path: tuple[Leg, ...]) -> Iterator[Overrun]:
-    queue = queues.get(name)
+def _queue(walk: _Walk, name: str, hops: int, clock: int | None, path: tuple[Leg, ...]) -> Iterator[Overrun]:
+    queue = walk.queues.get(name)
     if queue is None:
         return
     cap = queue.spec.max_wait_seconds
@@ -125,9 +137,8 @@ def _queue(numbers: Mapping[str, Number], queues: Mapping[str, Queue], max_hops:
         yield Overrun(name, here, leaves)
         return  # further queues on this path pass it too: the first is the one to fix
     match queue.overflow:
-        case ForwardTo(number=forward) if hops + 1 <= max_hops:
+        case ForwardTo(number=forward) if hops + 1 <= walk.max_hops:
             notice = Leg("please hold", OVERFLOW_NOTICE_SECONDS, True)
-            yield from _number(numbers, queues, max_hops, forward, hops + 1, leaves + OVERFLOW_NOTICE_SECONDS,
-                               (*here, notice))
+            yield from _number(walk, forward, hops + 1, leaves + OVERFLOW_NOTICE_SECONDS, (*here, notice))
         case ForwardTo() | Announce() | Target():
             pass

@@ -30,6 +30,7 @@ from ari_app.queue_runtime import Queues
 from ari_app.runtime.adoption import Adoption
 from ari_app.runtime.config_watch import ConfigOrigin
 from ari_app.runtime.executor import Executor
+from ari_app.runtime.messages import Messages
 from ari_app.runtime.recorder import Recorder, RecordingDirs
 from ari_app.runtime.resync import Resync
 from ari_app.runtime.session import Session
@@ -82,10 +83,12 @@ class App:
         self.session = Session(ari, self.log, handle=self.handle, on_connect=self._on_connect)
         self.shedding = Shedding(ari, self.log, shed_after_s=shed_after_s, calls=self.calls, route=self.feed)
         self.recorder = Recorder(ari, self.log, recording_dirs, call_of=self._call_of, feed=self.feed)
+        self.messages = Messages(ari, self.log, recording_dirs, feed=self.feed)
         self.adoption = Adoption(ari, self.log, queues=self.queues, known=self.calls.__contains__, feed=self.feed)
         self.resync = Resync(ari, self.log, queues=self.queues, calls=lambda: [s.call for s in self.calls.values()],
                              feed=self.feed, asterisk_cdr=asterisk_cdr)
-        self.executor = Executor(ari, queues=self.queues, recorder=self.recorder, shedding=self.shedding,
+        self.executor = Executor(ari, queues=self.queues, recorder=self.recorder, messages=self.messages,
+                                 shedding=self.shedding,
                                  feed=self.feed, is_live=self.calls.__contains__, is_queued=self._is_queued,
                                  config=lambda: self.config,
                                  rates=lambda: self.rates, submit_cdr=submit_cdr)
@@ -179,6 +182,8 @@ class App:
                 self._spawn(self.recorder.record(event.channel_id), f"record-{event.channel_id}")
             elif isinstance(event, events.RecordingEnded):
                 self._spawn(self.recorder.store(event), f"store-recording-{event.channel_id}")
+            elif isinstance(event, events.MessageEnded):
+                self._spawn(self.messages.store(event), f"store-message-{event.channel_id}")
             elif self.queues.is_leg(event.channel_id) and event.channel_id not in self.calls:
                 # (A caller's channel whose id looks like a leg's, "X-agent-1", is still a call: Asterisk
                 # refuses a second channel of that id, so the leg never came to be.)

@@ -19,6 +19,7 @@ from ari_app.core.model import Config
 from ari_app.errors import AriError, ChannelGone
 from ari_app.queue_runtime import Queues
 from ari_app.runtime.names import DIAL_CONTEXT, bridge_id
+from ari_app.runtime.messages import Messages
 from ari_app.runtime.recorder import Recorder
 from ari_app.runtime.shedding import Shedding
 from plumbing.clock import utc_now
@@ -42,13 +43,14 @@ async def forgiving(ari: AriClient, method: str, path: str, also: tuple[int, ...
 class Executor:
     """Executes one call's actions; raises what ARI raises (the call's worker decides what a failure means)."""
 
-    def __init__(self, ari: AriClient, *, queues: Queues, recorder: Recorder, shedding: Shedding,
+    def __init__(self, ari: AriClient, *, queues: Queues, recorder: Recorder, messages: Messages, shedding: Shedding,
                  feed: Callable[[flow.RecordingEvent], None], is_live: Callable[[str], bool],
                  is_queued: Callable[[str], bool],
                  config: Callable[[], Config], rates: Callable[[], RateTable], submit_cdr: Callable[[RatedCdr], None]) -> None:
         self.ari = ari
         self.queues = queues
         self.recorder = recorder
+        self.messages = messages
         self.shedding = shedding
         self.feed = feed
         self.is_live = is_live  # the call is still handled (not ended)
@@ -99,6 +101,13 @@ class Executor:
                     await self.recorder.start(call_id, log)
             case flow.AwaitRecording():
                 self._later(RECORDING_GRACE_S, lambda: flow.RecordingLost(
+                    call_id, utc_now(), f"not stored within {RECORDING_GRACE_S:.0f} s of the call's end"))
+            case flow.PlayGreeting():
+                await self.messages.greet(call_id, action, log)
+            case flow.RecordMessage():
+                await self.messages.record(call_id, action, log)
+            case flow.AwaitMessage():
+                self._later(RECORDING_GRACE_S, lambda: flow.MessageLost(
                     call_id, utc_now(), f"not stored within {RECORDING_GRACE_S:.0f} s of the call's end"))
             case flow.Hangup(reason=reason):
                 await self._release(call_id, reason, log)

@@ -27,7 +27,7 @@ from plumbing.clock import utc_now
 if TYPE_CHECKING:  # imported by the commands, not by `fairline --help`
     import asyncpg
 
-    from rating.storage import recordings
+    from rating.storage import recordings, voicemails
 
 EXIT_PROBLEMS = 1
 MAX_DAYS = 36500  # a hundred years: more is a typo, and would not fit a timestamp
@@ -119,7 +119,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_purge(args: argparse.Namespace) -> int:
-    from rating.storage import recordings
+    from rating.storage import recordings, voicemails
 
     directory = Path(args.recordings_dir or args.default_recordings_dir)
     if not directory.is_dir():
@@ -132,7 +132,11 @@ def _cmd_purge(args: argparse.Namespace) -> int:
         done = await recordings.purge(conn, ended_before=now - timedelta(days=args.older_than), now=now,
                                       recordings_dir=directory, dry_run=args.dry_run)
         write_purge(sys.stdout, done, dry_run=args.dry_run)
-        return EXIT_PROBLEMS if done.failed else EXIT_OK
+        # Voicemail messages are kept beside the recordings and follow the same retention (issue 18).
+        messages = await voicemails.purge(conn, ended_before=done.ended_before, now=now, recordings_dir=directory,
+                                          dry_run=args.dry_run)
+        write_voicemail_purge(sys.stdout, messages, dry_run=args.dry_run)
+        return EXIT_PROBLEMS if done.failed or messages.failed else EXIT_OK
 
     return with_database(args, work)
 
@@ -183,6 +187,22 @@ def write_purge(out: TextIO, done: recordings.Purge, *, dry_run: bool) -> None:
     if done.failed:
         out.write(f"{len(done.failed)} " + ("would not be deleted\n" if dry_run
                                              else "could not be deleted: kept and not marked purged\n"))
+
+
+def write_voicemail_purge(out: TextIO, done: voicemails.Purge, *, dry_run: bool) -> None:
+    """What purge did to voicemail messages; nothing when no message was old enough."""
+    if not (done.purged or done.unsent or done.failed):
+        return
+    verb = "would purge" if dry_run else "purged"
+    gone = {v.call_id for v in done.already_gone}
+    for v in done.purged:
+        note = " (the file is already gone)" if v.call_id in gone else ""
+        out.write(f"{verb} voicemail {v.call_id} (ended {_utc(v.ended_at)} UTC): {v.file}{note}\n")
+    for v in done.unsent:
+        out.write(f"kept voicemail {v.call_id}: not mailed yet ({v.email_status}, {v.email_attempts} attempt(s))\n")
+    for v, problem in done.failed:
+        out.write(f"cannot purge voicemail {v.call_id}: {v.file}: {problem}\n")
+    out.write(f"{verb} {len(done.purged)} voicemail messages; {len(done.unsent)} kept until mailed\n")
 
 
 def _json(r: recordings.Recording) -> dict[str, Any]:

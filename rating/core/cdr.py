@@ -157,6 +157,8 @@ class CallRecord:
     # asked to), and how many phones (a mobile's voicemail, say) answered without pressing 1.
     answer_confirmed: bool | None = None
     unconfirmed_answers: int = 0
+    # The voicemail message the caller left (issue 18): stored beside the recordings, mailed from `voicemails`.
+    voicemail: RecordingFile | None = None
 
     def __post_init__(self) -> None:
         for name in ("started_at", "answered_at", "ended_at"):
@@ -232,6 +234,7 @@ class RatedCdr:
             "rating_error": self.rating_error, "source": self.source,
             "tariff": p.tariff, "rating_zone": self.rating_zone, "end_estimated": c.end_estimated,
             "answer_confirmed": c.answer_confirmed, "unconfirmed_answers": c.unconfirmed_answers,
+            "voicemail": c.voicemail.to_json() if c.voicemail else None,
         }
 
     @classmethod
@@ -250,6 +253,7 @@ class RatedCdr:
             end_estimated=bool(d.get("end_estimated", False)),  # spool lines from before issue 17 have none
             # Nor those from before issue 18 the answer confirmation.
             answer_confirmed=d.get("answer_confirmed"), unconfirmed_answers=int(d.get("unconfirmed_answers", 0)),
+            voicemail=RecordingFile.from_json(d["voicemail"]) if d.get("voicemail") else None,  # nor before issue 18
         )
         price = RatedPrice(
             d["billable_seconds"], d["peak_seconds"], d["offpeak_seconds"], Decimal(d["setup_eur"]),

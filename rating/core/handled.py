@@ -13,7 +13,7 @@ from rating.core.cdr import CallRecord, QueueOutcome
 def handled(call: CallRecord, source: str) -> bool:
     """Whether fair use counts the call: a person of the customer's took it (decision 0028).
 
-    Taken: a target phone or a queue agent was connected. Not taken, though the line may
+    Taken: a target phone or a queue agent was connected, or the caller left a voicemail message. Not taken, though the line may
     have been answered: fairline answered only to queue the caller, ask for consent or
     play an announcement, and nobody of the customer's came on. Never answered calls
     (no answer, busy, unreachable, abandoned, not in service, failed) are not handled.
@@ -25,5 +25,7 @@ def handled(call: CallRecord, source: str) -> bool:
     if call.answered_at is None:
         return False
     if source != "live":
+        return True
+    if call.voicemail is not None:  # a message left: the caller's request reached the customer
         return True
     return call.answered_target is not None or call.queue_disposition is QueueOutcome.ANSWERED

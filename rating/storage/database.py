@@ -108,6 +108,7 @@ _STAGING_COLUMNS: tuple[tuple[str, str], ...] = (
     ("queue_overflows", "smallint"), ("queue_disposition", "text"), ("queue_visits", "jsonb"), ("recorded", "bool"),
     ("recording_mode", "text"), ("recording_evidence", "text"), ("tariff", "text"), ("rating_zone", "text"),
     ("end_estimated", "bool"), ("answer_confirmed", "bool"), ("unconfirmed_answers", "smallint"), ("handled", "bool"),
+    ("voicemail", "bool"),
 )
 _STAGING = "fairline_cdr_batch"
 _STAGING_NAMES = [name for name, _ in _STAGING_COLUMNS]
@@ -147,10 +148,17 @@ WITH r AS (
          AS f(call_id, file, started_at, ended_at, duration_seconds, sha256)
     JOIN ins USING (call_id)
     ON CONFLICT (call_id) DO NOTHING
+), vm AS (
+    INSERT INTO voicemails (call_id, file, started_at, ended_at, duration_seconds, sha256)
+    SELECT f.call_id, f.file, f.started_at, f.ended_at, f.duration_seconds, f.sha256
+    FROM unnest($7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::numeric[], $12::text[])
+         AS f(call_id, file, started_at, ended_at, duration_seconds, sha256)
+    JOIN ins USING (call_id)
+    ON CONFLICT (call_id) DO NOTHING
 )
 SELECT call_id FROM ins
 """
-_RECORDING_COLUMNS = 6
+_RECORDING_COLUMNS = 12  # the recordings' six columns, then the voicemails' six
 _NO_QUEUE = (None, None, 0, None, "[]")  # queue_name ... queue_visits of a call that never queued
 
 
@@ -275,10 +283,14 @@ def _copy_rows(cdrs: Sequence[RatedCdr]) -> tuple[list[tuple[Any, ...]], list[li
                      p.list_price_eur, p.fair_use_eligible, r.billing_month, r.rating_error, r.source,
                      c.answered_target, c.target_kind, *queue, c.recording is not None, c.recording_mode,
                      c.recording_evidence, p.tariff, r.rating_zone, c.end_estimated, c.answer_confirmed,
-                     c.unconfirmed_answers, handled(c, r.source)))
+                     c.unconfirmed_answers, handled(c, r.source), c.voicemail is not None))
         if (f := c.recording) is not None:
             fields: tuple[Any, ...] = (c.call_id, f.path, f.started_at, f.ended_at, f.duration_seconds, f.sha256)
-            for column, field in zip(recordings, fields, strict=True):
+            for column, field in zip(recordings[:6], fields, strict=True):
+                column.append(field)
+        if (m := c.voicemail) is not None:
+            message: tuple[Any, ...] = (c.call_id, m.path, m.started_at, m.ended_at, m.duration_seconds, m.sha256)
+            for column, field in zip(recordings[6:], message, strict=True):
                 column.append(field)
     return rows, recordings
 

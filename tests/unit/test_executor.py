@@ -54,6 +54,14 @@ REQUESTS: list[Any] = [
     pytest.param(flow.DestroyBridge(), [("DELETE", "/bridges/c1-bridge", None)], id="destroy-bridge"),
     pytest.param(flow.AwaitDigit(5), [], id="await-digit-is-a-timer"),
     pytest.param(flow.AwaitRecording(), [], id="await-recording-is-a-timer"),
+    pytest.param(flow.PlayGreeting("vm-intro", "c1-0-greeting"),
+                 [("POST", "/channels/c1/play", {"media": "sound:vm-intro", "playbackId": "c1-0-greeting"})],
+                 id="play-greeting-of-a-sound"),
+    pytest.param(flow.RecordMessage(90),
+                 [("POST", "/channels/c1/record", {"name": "c1-voicemail", "format": "wav", "maxDurationSeconds": "90",
+                                                   "maxSilenceSeconds": "0", "ifExists": "overwrite", "beep": "true",
+                                                   "terminateOn": "#"})], id="record-message-after-a-beep"),
+    pytest.param(flow.AwaitMessage(), [], id="await-message-is-a-timer"),
 ]
 
 

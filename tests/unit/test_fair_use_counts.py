@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from ari_app.core.events import CallDestroyed
-from rating.core.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit, rate_record
+from rating.core.cdr import CallRecord, Disposition, QueueOutcome, QueueVisit, RecordingFile, rate_record
 from rating.core.handled import handled
 from rating.core.tariff import DEFAULT_RATES, NumberType
 from tests.unit import test_flow_queues as queues
@@ -80,6 +80,13 @@ class TestHandled:
         """An imported line or Asterisk's own record carries no target and no queue: answered is all it tells."""
         assert handled(cdr(), source) is True
         assert handled(cdr(Disposition.ABANDONED), source) is False
+
+    def test_a_voicemail_message_left_counts_hearing_the_greeting_and_hanging_up_does_not(self) -> None:
+        """Decision 0028: the caller's request reached the customer. A message is a stored file on the CDR."""
+        message = RecordingFile("/recordings/c1-voicemail.wav", "0" * 64, START + timedelta(seconds=8),
+                                START + timedelta(seconds=20), Decimal("12.000"))
+        assert handled(dataclasses.replace(cdr(), voicemail=message), "live") is True
+        assert handled(cdr(), "live") is False  # answered for the greeting only: no message
 
     def test_every_combination_follows_the_rule(self) -> None:
         """Exhaustive over disposition x answering phone x queue history x source."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ari_app.core.model import (
+    CONFIRM_SECONDS,
     Announce,
     ForwardTo,
     Number,
@@ -53,7 +55,8 @@ class TestRemaining:
 
 
 def phone(e164: str, ring: int = 20) -> Target:
-    return Target(e164, TargetKind.MOBILE, ring)
+    """A phone that need not confirm: rings exactly its ring time (a confirming one: test below)."""
+    return Target(e164, TargetKind.MOBILE, ring, confirm=False)
 
 
 def number(e164: str, route: Route, outside: Route | None = None) -> Number:
@@ -99,6 +102,14 @@ class TestPaths:
         over = [queue("a", 30, ForwardTo(N2)), queue("b", 13)]
         [found] = check([number(N1, straight("a")), number(N2, rings(15, then=ToQueue("b")))], over)
         assert found.seconds == 61 and f"{N2} (rings 15 s)" in str(found)
+
+    def test_a_phone_that_must_confirm_counts_its_confirmation_time_too(self) -> None:
+        """Decision 0031: the caller hears ringing while the phone's person hears the prompt and presses 1."""
+        confirming = Route(Strategy.SEQUENTIAL, (dataclasses.replace(phone("+31612345600", 10), confirm=None),),
+                           ToQueue("b"))
+        [found] = check([number(N1, straight("a")), number(N2, confirming)], [queue("a", 10, ForwardTo(N2)),
+                                                                            queue("b", 10)])
+        assert found.seconds == 10 + OVERFLOW_NOTICE_SECONDS + 10 + CONFIRM_SECONDS + 10
 
     @pytest.mark.parametrize(("strategy", "rung"), [(Strategy.SEQUENTIAL, 25), (Strategy.SIMULTANEOUS, 15)])
     def test_a_route_rings_its_targets_one_after_the_other_or_together(self, strategy: Strategy, rung: int) -> None:
