@@ -1045,11 +1045,11 @@ def _finished(call: Call, state: Finishing) -> Step:
 def _cause(call: Call, reported: int | None) -> int | None:
     """The Q.850 cause of a hang-up fairline did not ask for.
 
-    Once fairline answered the caller itself (a queue), the caller's BYE ends an answered
-    call: normal clearing. Asterisk would report the cause of the last failed Dial() instead,
-    which it keeps on the channel.
+    Once fairline answered the caller itself (a queue, voicemail), the caller's BYE ends an
+    answered call: normal clearing. Asterisk would report the cause of the last failed Dial()
+    instead, which it keeps on the channel (or none: 0).
     """
-    return CAUSE_NORMAL if call.phase in (Phase.QUEUED, Phase.CONNECTED) else reported
+    return CAUSE_NORMAL if call.phase in (Phase.QUEUED, Phase.CONNECTED, Phase.VOICEMAIL) else reported
 
 
 def record(call: Call, ended_at: datetime) -> CallRecord:
