@@ -25,10 +25,11 @@ from ari_app.config.jurisdictions import shipped_law
 from ari_app.config.number_items import NumberItems
 from ari_app.config.greeting_file import check_greeting_file
 from ari_app.core import blocking, consent, voicemail
-from ari_app.core.closures import MAX_CLOSED_DATES, Closures, DateRange, Holidays
+from ari_app.core.closures import MAX_CLOSED_DATES, DateRange, Holidays
 from ari_app.core.limits import EXPECTED as EXPECTED_LIMIT, CallLimits, check_limit
 from ari_app.core.model import (
     ANY_OWNER,
+    Closures,
     DAYS,
     DEFAULT_CONSENT_PROMPT,
     DEFAULT_CONSENT_SECONDS,

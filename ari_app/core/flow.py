@@ -631,7 +631,7 @@ def _start(call: Call, _: New, event: CallStarted, config: Config) -> Step:
                     started_at=event.started_at, in_service=number is not None)
     if number is None:
         return _announce(started, NOT_IN_SERVICE, ReleaseReason.UNALLOCATED, answer=False, name="noservice")
-    refusal = blocking.refusal_for(number, config.customers.get(number.customer_id), event.caller)
+    refusal = config.refusal(number, event.caller)
     if refusal is not None:  # before anything else: no notice, no prompt, nothing rings
         return _refuse(_with(started, blocked=True), refusal)
     if number.route is not None and config.records(number):
