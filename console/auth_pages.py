@@ -40,7 +40,7 @@ async def login(request: Request, visit: Visit) -> Response:
     by_account, by_address = await storage.failures(conn, email=email, address=address, since=visit.now - policy.window)
     lock = throttle.lock(account_failures=by_account, address_failures=by_address, now=visit.now, policy=policy)
     if lock is not None:
-        await storage.audit(conn, "login_refused", email=email, address=address, detail=f"locked by {lock.why}")
+        await storage.audit(conn, at=visit.now, event="login_refused", email=email, address=address, detail=f"locked by {lock.why}")
         return page(request, visit, "login.html", status=429, email=email,
                     error=f"Too many failed sign-ins. Try again after {lock.until:%H:%M} UTC.", notice=None)
     found = await storage.account(conn, email)
@@ -56,7 +56,7 @@ async def login(request: Request, visit: Visit) -> Response:
         return await _start(request, visit, found, "totp", "/login/totp")
     if found.role == "staff":  # TOTP is mandatory for staff: enrol before anything else
         return await _start(request, visit, found, "enrol", "/account/totp", pending=totp.new_secret())
-    await storage.audit(conn, "login", email=email, user_id=found.user_id, address=address, detail="password")
+    await storage.audit(conn, at=visit.now, event="login", email=email, user_id=found.user_id, address=address, detail="password")
     return await _start(request, visit, found, "full", home_of(found))
 
 
@@ -67,10 +67,10 @@ def home_of(account: storage.Account) -> str:
 async def _failed(request: Request, visit: Visit, email: str, found: storage.Account | None, what: str,
                   failures: int) -> Response:
     address = _address(request)
-    await storage.audit(visit.conn, "login_failed", email=email, user_id=found.user_id if found else None,
+    await storage.audit(visit.conn, at=visit.now, event="login_failed", email=email, user_id=found.user_id if found else None,
                         address=address, detail=what)
     if throttle.locks_now(failures, visit.settings.throttle):
-        await storage.audit(visit.conn, "lockout", email=email, user_id=found.user_id if found else None,
+        await storage.audit(visit.conn, at=visit.now, event="lockout", email=email, user_id=found.user_id if found else None,
                             address=address, detail=f"{failures} failed sign-ins")
         log.warning("console.lockout", email=email, address=address)
     if visit.session is not None:  # a wrong code: the half sign-in ends, the password is asked again
@@ -105,7 +105,7 @@ async def totp_check(request: Request, visit: Visit) -> Response:
         by_account, _ = await storage.failures(visit.conn, email=account.email, address="",
                                                since=visit.now - visit.settings.throttle.window)
         return await _failed(request, visit, account.email, account, "totp", len(by_account) + 1)
-    await storage.audit(visit.conn, "login", email=account.email, user_id=account.user_id,
+    await storage.audit(visit.conn, at=visit.now, event="login", email=account.email, user_id=account.user_id,
                         address=_address(request), detail="password+totp")
     return await _start(request, visit, account, "full", home_of(account))
 
@@ -137,10 +137,10 @@ async def enrol(request: Request, visit: Visit) -> Response:
         return _enrol_page(request, visit, s.pending_totp, WRONG_CODE)
     account = visit.account
     await storage.enrol_totp(visit.conn, account.user_id, s.pending_totp, step)
-    await storage.audit(visit.conn, "totp_enrolled", email=account.email, user_id=account.user_id,
+    await storage.audit(visit.conn, at=visit.now, event="totp_enrolled", email=account.email, user_id=account.user_id,
                         address=_address(request))
     if s.stage == "enrol":
-        await storage.audit(visit.conn, "login", email=account.email, user_id=account.user_id,
+        await storage.audit(visit.conn, at=visit.now, event="login", email=account.email, user_id=account.user_id,
                             address=_address(request), detail="password+totp enrolment")
     return await _start(request, visit, account, "full", home_of(account))
 
@@ -166,7 +166,7 @@ async def change_password(request: Request, visit: Visit) -> Response:
         return page(request, visit, "password.html", status=400, errors=errors)
     hashed = await anyio.to_thread.run_sync(passwords.hash_password, new)
     await storage.set_password(visit.conn, account.user_id, hashed, visit.now)  # ends every session of the account
-    await storage.audit(visit.conn, "password_changed", email=account.email, user_id=account.user_id,
+    await storage.audit(visit.conn, at=visit.now, event="password_changed", email=account.email, user_id=account.user_id,
                         address=_address(request), detail="console")
     response = RedirectResponse("/login?notice=password-changed", status_code=303)
     return with_session_cookie(response, visit.settings, None)
@@ -176,6 +176,6 @@ async def logout(request: Request, visit: Visit) -> Response:
     s = visit.session
     assert s is not None
     await storage.end_session(visit.conn, s.token_sha256)
-    await storage.audit(visit.conn, "logout", email=s.account.email, user_id=s.account.user_id,
+    await storage.audit(visit.conn, at=visit.now, event="logout", email=s.account.email, user_id=s.account.user_id,
                         address=_address(request))
     return with_session_cookie(RedirectResponse("/login?notice=signed-out", status_code=303), visit.settings, None)

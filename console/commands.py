@@ -145,7 +145,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         made = await storage.add_account(conn, email=email, name=args.name, role="staff" if args.staff else "customer",
                                          customer_id=args.customer, password_hash=passwords.hash_password(password),
                                          now=utc_now())
-        await storage.audit(conn, "user_added", email=email, user_id=made.user_id,
+        await storage.audit(conn, at=utc_now(), event="user_added", email=email, user_id=made.user_id,
                             detail=f"{made.role}" + (f" of {made.customer_id}" if made.customer_id else ""))
         _show_password(email, password)
         return EXIT_OK
@@ -173,7 +173,7 @@ def cmd_users_reset(args: argparse.Namespace) -> int:
         password = passwords.generate()
         await storage.set_password(conn, found.user_id, passwords.hash_password(password), utc_now(),
                                    clear_totp=args.totp)
-        await storage.audit(conn, "user_reset", email=found.email, user_id=found.user_id,
+        await storage.audit(conn, at=utc_now(), event="user_reset", email=found.email, user_id=found.user_id,
                             detail="password and TOTP" if args.totp else "password")
         _show_password(found.email, password)
         return EXIT_OK
@@ -191,7 +191,7 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
             error(f"{args.email}: no such account (fairline users list)")
             return EXIT_BAD_INPUT
         await storage.disable(conn, found.user_id, utc_now())
-        await storage.audit(conn, "user_disabled", email=found.email, user_id=found.user_id)
+        await storage.audit(conn, at=utc_now(), event="user_disabled", email=found.email, user_id=found.user_id)
         print(f"{found.email}: disabled; its sessions ended")
         return EXIT_OK
 

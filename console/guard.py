@@ -119,8 +119,9 @@ async def _guard(request: Request, endpoint: Endpoint, who: Who, settings: Conso
     if not _allowed(who, s):
         if s is not None and s.stage == "full":
             return not_found()  # signed in, but not this kind of page: as if it did not exist
-        if request.method == "GET":
-            return RedirectResponse("/login", status_code=303)
+        if request.method == "GET":  # to the sign-in step still due
+            step = {"totp": "/login/totp", "enrol": "/account/totp"}.get(s.stage, "/login") if s else "/login"
+            return RedirectResponse(step, status_code=303)
         return PlainTextResponse(FORBIDDEN, status_code=403)
     if s is not None:
         await storage.touch(conn, s.token_sha256, now)

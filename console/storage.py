@@ -181,11 +181,12 @@ async def purge_sessions(conn: asyncpg.Connection, older_than: datetime) -> int:
 
 # ---------------------------------------------------------------- audit and throttling
 
-async def audit(conn: asyncpg.Connection, event: Event, *, email: str, user_id: int | None = None,
+async def audit(conn: asyncpg.Connection, event: Event, *, at: datetime, email: str, user_id: int | None = None,
                 address: str = "", detail: str = "") -> None:
+    """One event, at the console's clock (throttling compares it with that clock)."""
     await conn.execute(
-        "INSERT INTO console_audit (event, email, user_id, address, detail) VALUES ($1, $2, $3, $4, $5)",
-        event, email, user_id, address, detail)
+        "INSERT INTO console_audit (at, event, email, user_id, address, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+        at, event, email, user_id, address, detail)
 
 
 async def failures(conn: asyncpg.Connection, *, email: str, address: str,
