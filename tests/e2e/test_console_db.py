@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -398,3 +401,59 @@ class TestAuthorization:
         token = csrf_of(c, "/login")  # a real pre-login token: still no session
         r = c.post(path, data={"csrf_token": token, "code": "123456"})
         assert r.status_code == 403
+
+
+def fairline(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`fairline ARGV` as an operator types it, with the scratch database in $DATABASE_URL."""
+    return subprocess.run([sys.executable, "-m", "ari_app.cli", *argv], env={**os.environ, "DATABASE_URL": url},
+                          capture_output=True, text=True, timeout=60)
+
+
+def shown_password(out: str) -> str:
+    found = re.search(r": password (\S+)\n", out)
+    assert found, out
+    return found.group(1)
+
+
+class TestUsersCommands:
+    def test_add_reset_and_disable_as_an_operator_uses_them(self, console: Console) -> None:
+        def now() -> None:  # the commands audit at the real time: the console's clock follows it here
+            console.clock.now = datetime.now(timezone.utc)
+
+        added = fairline(console.url, "users", "add", "Carol@Acme.example", "--name", "Carol Acme", "--customer", "acme")
+        assert added.returncode == 0, added.stderr
+        first = shown_password(added.stdout)
+        assert "Shown this once" in added.stdout and passwords.problems(first, passwords.Holder("Carol Acme", "")) == []
+        stored = console.sql("SELECT password_hash, role, customer_id FROM console_users WHERE email = 'carol@acme.example'")
+        assert stored[0]["password_hash"].startswith("$argon2id$") and first not in stored[0]["password_hash"]
+        assert (stored[0]["role"], stored[0]["customer_id"]) == ("customer", "acme")
+        now()
+        c = console.sign_in("carol@acme.example", first)
+        assert ACME_NUMBERS[0] in c.get("/numbers").text
+
+        for _ in range(5):  # locked out...
+            now()
+            post_form(console.client(), "/login", {"email": "carol@acme.example", "password": "wrong-wrong-wrong"})
+        reset = fairline(console.url, "users", "reset", "carol@acme.example")
+        assert reset.returncode == 0, reset.stderr
+        second = shown_password(reset.stdout)
+        now()
+        assert c.get("/numbers").headers["location"] == "/login"  # a reset ends the sessions
+        assert post_form(console.client(), "/login", {"email": "carol@acme.example", "password": first}).status_code == 401
+        console.sign_in("carol@acme.example", second)  # ...and a reset lifts the lock
+
+        disabled = fairline(console.url, "users", "disable", "carol@acme.example")
+        assert (disabled.returncode, disabled.stdout) == (0, "carol@acme.example: disabled; its sessions ended\n")
+        assert post_form(console.client(), "/login", {"email": "carol@acme.example", "password": second}).status_code == 401
+        listed = fairline(console.url, "users", "list").stdout
+        assert "carol@acme.example\tcustomer\tacme\tdisabled\t" in listed
+        assert console.audit("carol@acme.example")[:2] == ["user_added", "login"]
+        assert {"user_reset", "user_disabled", "lockout"} <= set(console.audit("carol@acme.example"))
+
+    def test_a_customer_not_in_the_configuration_or_an_account_twice_is_refused(self, console: Console) -> None:
+        unknown = fairline(console.url, "users", "add", "dan@x.example", "--name", "Dan", "--customer", "nosuch")
+        assert unknown.returncode == 2
+        assert "--customer nosuch: no such customer in the newest configuration version" in unknown.stderr
+        twice = fairline(console.url, "users", "add", "ann@acme.example", "--name", "Ann", "--staff")
+        assert twice.returncode == 2 and "ann@acme.example has an account already" in twice.stderr
+        assert fairline(console.url, "users", "reset", "nobody@x.example").returncode == 2
