@@ -81,7 +81,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: ConsoleSettings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=10)
+        # No connection at start: pages answer 503 while the database is away and recover without a restart.
+        pool = await asyncpg.create_pool(settings.database_url, min_size=0, max_size=10)
         app.state.pool = pool
         try:
             yield

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Literal
 
 import asyncpg
+import structlog
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -23,10 +24,14 @@ from console import storage
 from console.core import csrf, passwords, sessions
 from console.settings import ConsoleSettings
 
+log = structlog.get_logger(__name__)
+
 Who = Literal["anyone", "second_factor", "enrolling", "signed_in", "customer", "staff"]
 Endpoint = Callable[[Request, "Visit"], Awaitable[Response]]
 
 NOT_FOUND = "Not found"
+UNAVAILABLE = "The console cannot reach its database just now. Try again in a minute."
+DATABASE_TIMEOUT_S = 5.0
 FORBIDDEN = "Forbidden: this form is out of date or was not sent by this console. Reload the page and try again."
 
 
@@ -97,8 +102,13 @@ class Page(Route):
         async def guarded(request: Request) -> Response:
             settings: ConsoleSettings = request.app.state.settings
             pool: asyncpg.Pool = request.app.state.pool
-            async with pool.acquire() as conn:
-                return await _guard(request, endpoint, who, settings, conn, pool)
+            try:
+                async with pool.acquire(timeout=DATABASE_TIMEOUT_S) as conn:
+                    return await _guard(request, endpoint, who, settings, conn, pool)
+            except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                    asyncpg.CannotConnectNowError) as down:
+                log.error("console.database_unavailable", path=request.url.path, error=str(down) or type(down).__name__)
+                return PlainTextResponse(UNAVAILABLE, status_code=503)
 
         guarded.__name__ = getattr(endpoint, "__name__", path)
         super().__init__(path, guarded, methods=list(methods))

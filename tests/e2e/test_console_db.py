@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -457,3 +458,14 @@ class TestUsersCommands:
         twice = fairline(console.url, "users", "add", "ann@acme.example", "--name", "Ann", "--staff")
         assert twice.returncode == 2 and "ann@acme.example has an account already" in twice.stderr
         assert fairline(console.url, "users", "reset", "nobody@x.example").returncode == 2
+
+
+def test_without_its_database_the_console_answers_503_saying_so() -> None:
+    """No stack needed: a database port where nothing listens."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: connections are refused
+        app = create_app(ConsoleSettings(f"postgresql://fairline:x@127.0.0.1:{port}/fairline"))
+        with TestClient(app, base_url="https://testserver") as c:
+            r = c.get("/login")
+    assert (r.status_code, r.text) == (503, "The console cannot reach its database just now. Try again in a minute.")
