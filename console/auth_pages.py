@@ -22,6 +22,12 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+async def _audit(request: Request, visit: Visit, event: storage.Event, email: str, user_id: int | None = None,
+                 detail: str = "") -> None:
+    await storage.audit(visit.conn, event, at=visit.now, email=email, user_id=user_id, address=_address(request),
+                        detail=detail)
+
+
 async def root(request: Request, visit: Visit) -> Response:
     if visit.session is None or visit.session.stage != "full":
         return RedirectResponse("/login", status_code=303)
@@ -37,10 +43,11 @@ async def login_form(request: Request, visit: Visit) -> Response:
 async def login(request: Request, visit: Visit) -> Response:
     email, password = visit.field("email").strip().lower(), visit.field("password")
     address, conn, policy = _address(request), visit.conn, visit.settings.throttle
-    by_account, by_address = await storage.failures(conn, email=email, address=address, since=visit.now - policy.window)
+    by_account, by_address = await storage.failures(conn, email=email, address=address,
+                                                    since=visit.now - policy.window)
     lock = throttle.lock(account_failures=by_account, address_failures=by_address, now=visit.now, policy=policy)
     if lock is not None:
-        await storage.audit(conn, at=visit.now, event="login_refused", email=email, address=address, detail=f"locked by {lock.why}")
+        await _audit(request, visit, "login_refused", email, detail=f"locked by {lock.why}")
         return page(request, visit, "login.html", status=429, email=email,
                     error=f"Too many failed sign-ins. Try again after {lock.until:%H:%M} UTC.", notice=None)
     found = await storage.account(conn, email)
@@ -56,7 +63,7 @@ async def login(request: Request, visit: Visit) -> Response:
         return await _start(request, visit, found, "totp", "/login/totp")
     if found.role == "staff":  # TOTP is mandatory for staff: enrol before anything else
         return await _start(request, visit, found, "enrol", "/account/totp", pending=totp.new_secret())
-    await storage.audit(conn, at=visit.now, event="login", email=email, user_id=found.user_id, address=address, detail="password")
+    await _audit(request, visit, "login", email, found.user_id, "password")
     return await _start(request, visit, found, "full", home_of(found))
 
 
@@ -66,13 +73,11 @@ def home_of(account: storage.Account) -> str:
 
 async def _failed(request: Request, visit: Visit, email: str, found: storage.Account | None, what: str,
                   failures: int) -> Response:
-    address = _address(request)
-    await storage.audit(visit.conn, at=visit.now, event="login_failed", email=email, user_id=found.user_id if found else None,
-                        address=address, detail=what)
+    user_id = found.user_id if found else None
+    await _audit(request, visit, "login_failed", email, user_id, what)
     if throttle.locks_now(failures, visit.settings.throttle):
-        await storage.audit(visit.conn, at=visit.now, event="lockout", email=email, user_id=found.user_id if found else None,
-                            address=address, detail=f"{failures} failed sign-ins")
-        log.warning("console.lockout", email=email, address=address)
+        await _audit(request, visit, "lockout", email, user_id, f"{failures} failed sign-ins")
+        log.warning("console.lockout", email=email, address=_address(request))
     if visit.session is not None:  # a wrong code: the half sign-in ends, the password is asked again
         await storage.end_session(visit.conn, visit.session.token_sha256)
     response = page(request, visit, "login.html", status=401, email=email,
@@ -105,8 +110,7 @@ async def totp_check(request: Request, visit: Visit) -> Response:
         by_account, _ = await storage.failures(visit.conn, email=account.email, address="",
                                                since=visit.now - visit.settings.throttle.window)
         return await _failed(request, visit, account.email, account, "totp", len(by_account) + 1)
-    await storage.audit(visit.conn, at=visit.now, event="login", email=account.email, user_id=account.user_id,
-                        address=_address(request), detail="password+totp")
+    await _audit(request, visit, "login", account.email, account.user_id, "password+totp")
     return await _start(request, visit, account, "full", home_of(account))
 
 
@@ -132,16 +136,19 @@ async def enrol(request: Request, visit: Visit) -> Response:
     assert s is not None
     if s.pending_totp is None:
         return RedirectResponse("/account/totp", status_code=303)
+    account = visit.account
+    # Moving TOTP to another app takes the password too: a session left open must not be enough to
+    # take the second factor over.
+    if account.totp_secret is not None and not await anyio.to_thread.run_sync(
+            passwords.verify, account.password_hash, visit.field("password")):
+        return _enrol_page(request, visit, s.pending_totp, "The password is wrong.")
     step = totp.accepted_step(s.pending_totp, visit.field("code"), now=visit.now, last_step=None)
     if step is None:
         return _enrol_page(request, visit, s.pending_totp, WRONG_CODE)
-    account = visit.account
     await storage.enrol_totp(visit.conn, account.user_id, s.pending_totp, step)
-    await storage.audit(visit.conn, at=visit.now, event="totp_enrolled", email=account.email, user_id=account.user_id,
-                        address=_address(request))
+    await _audit(request, visit, "totp_enrolled", account.email, account.user_id)
     if s.stage == "enrol":
-        await storage.audit(visit.conn, at=visit.now, event="login", email=account.email, user_id=account.user_id,
-                            address=_address(request), detail="password+totp enrolment")
+        await _audit(request, visit, "login", account.email, account.user_id, "password+totp enrolment")
     return await _start(request, visit, account, "full", home_of(account))
 
 
@@ -166,8 +173,7 @@ async def change_password(request: Request, visit: Visit) -> Response:
         return page(request, visit, "password.html", status=400, errors=errors)
     hashed = await anyio.to_thread.run_sync(passwords.hash_password, new)
     await storage.set_password(visit.conn, account.user_id, hashed, visit.now)  # ends every session of the account
-    await storage.audit(visit.conn, at=visit.now, event="password_changed", email=account.email, user_id=account.user_id,
-                        address=_address(request), detail="console")
+    await _audit(request, visit, "password_changed", account.email, account.user_id, "console")
     response = RedirectResponse("/login?notice=password-changed", status_code=303)
     return with_session_cookie(response, visit.settings, None)
 
@@ -176,6 +182,5 @@ async def logout(request: Request, visit: Visit) -> Response:
     s = visit.session
     assert s is not None
     await storage.end_session(visit.conn, s.token_sha256)
-    await storage.audit(visit.conn, at=visit.now, event="logout", email=s.account.email, user_id=s.account.user_id,
-                        address=_address(request))
+    await _audit(request, visit, "logout", s.account.email, s.account.user_id)
     return with_session_cookie(RedirectResponse("/login?notice=signed-out", status_code=303), visit.settings, None)

@@ -220,7 +220,15 @@ class TestSignIn:
 
     def test_a_customer_may_turn_totp_on_and_then_needs_a_code(self, console: Console) -> None:
         c = console.sign_in("ann@acme.example")
-        enrol(console, c, "ann@acme.example")
+        key = enrol(console, c, "ann@acme.example")
+        # Moving it to another app needs the password as well as the new code: an open session is not enough.
+        page = c.get("/account/totp")
+        other = re.search(r'class="secret">([A-Z2-7 ]+)<', page.text)
+        assert other and 'name="password"' in page.text
+        code = pyotp.TOTP(other.group(1).replace(" ", "")).at(console.clock.now)
+        taken = c.post("/account/totp", data={"code": code, "csrf_token": csrf_of(c, "/numbers")})
+        assert taken.status_code == 400 and "The password is wrong." in taken.text
+        assert console.sql("SELECT totp_secret FROM console_users WHERE email = 'ann@acme.example'")[0][0] == key
         console.clock.now += timedelta(minutes=1)
         fresh = console.client()
         assert post_form(fresh, "/login", {"email": "ann@acme.example", "password": PASSWORD}).headers[
