@@ -90,6 +90,8 @@ async def _start(request: Request, visit: Visit, account: storage.Account, stage
     """A new session (a new token at each step: one seen before sign-in never becomes a signed-in one)."""
     if visit.session is not None:
         await storage.end_session(visit.conn, visit.session.token_sha256)
+    # Sessions nobody comes back to are refused when presented; here they are forgotten.
+    await storage.purge_sessions(visit.conn, visit.now - visit.settings.sessions.absolute)
     token = sessions.new_token()
     await storage.create_session(visit.conn, token_sha256=sessions.digest(token), user_id=account.user_id,
                                  stage=stage, csrf_token=csrf.new_token(), address=_address(request), now=visit.now,

@@ -9,7 +9,7 @@ kind (a customer on a staff page) -> the same 404 as a page that does not exist.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -47,7 +47,6 @@ class Visit:
     csrf_token: str  # to put in this page's forms
     form: FormData | None = None  # a POST's fields, read once here
     new_csrf_cookie: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def account(self) -> storage.Account:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, get_args
+from typing import Literal
 
 import asyncpg
 
@@ -14,7 +14,6 @@ from console.core.call_filter import CallFilter, Cursor
 from rating.storage.database import StorageError
 
 Role = Literal["customer", "staff"]
-ROLES: tuple[Role, ...] = get_args(Role)
 Stage = Literal["totp", "enrol", "full"]
 Event = Literal["login", "login_failed", "lockout", "login_refused", "logout", "password_changed", "totp_enrolled",
                 "user_added", "user_reset", "user_disabled"]

@@ -273,6 +273,13 @@ class TestSessions:
             console.clock.now += timedelta(minutes=20)
         assert c.get("/numbers").headers["location"] == "/login"
 
+    def test_sessions_nobody_returns_to_are_forgotten_at_a_later_sign_in(self, console: Console) -> None:
+        console.sign_in("ann@acme.example")
+        console.clock.now += timedelta(hours=12, seconds=1)
+        console.sign_in("bob@bolt.example")
+        owners = console.sql("SELECT u.email FROM console_sessions JOIN console_users u USING (user_id)")
+        assert [r["email"] for r in owners] == ["bob@bolt.example"]
+
     def test_a_disabled_account_loses_its_session_and_cannot_sign_in(self, console: Console) -> None:
         c = console.sign_in("ann@acme.example")
         console.sql("UPDATE console_users SET disabled_at = now() WHERE email = 'ann@acme.example'")
