@@ -18,6 +18,7 @@ from ari_app.errors import AriUnauthorized, ConfigError
 from plumbing.redaction import redact
 from ari_app.commands.queues_cli import QUEUE_STATUS_FILE
 from rating.commands import billing_cli, reconcile_cli, recordings_cli, voicemail_cli
+from console import commands as console_commands
 
 # Only what building the parser needs is imported here: `fairline --help` and a mistyped
 # option answer at once. Each command imports its own heavy modules (the YAML loader, the
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     queues_cli.register(sub)
     recordings_cli.register(sub, default_recordings_dir=settings_mod.DEFAULT_RECORDINGS_DIR)
     voicemail_cli.register(sub)
+    console_commands.register(sub)  # `fairline console` and `fairline users` (decision 0032)
 
     cfg = sub.add_parser("config", help="work with the numbers configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")

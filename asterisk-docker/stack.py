@@ -59,6 +59,9 @@ SYSTEM_PACKAGES = {
     "pg_ctl": "postgresql",
     "sox": "sox",  # the recording tests measure the audio fairline recorded
     "iptables": "iptables",  # the fault tests drop ARI's packets to show a silent disconnect is noticed
+    # The console's browser test drives Debian's Chromium (browsers cannot be downloaded here; decision 0032).
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
 }
 
 
