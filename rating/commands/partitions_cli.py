@@ -15,9 +15,9 @@ from datetime import UTC, date
 from typing import TYPE_CHECKING, TextIO
 
 from plumbing.clock import utc_now
-from rating.commands.database_command import EXIT_OK, add_database_url, with_database
+from rating.commands.database_command import EXIT_BAD_INPUT, EXIT_OK, add_database_url, error, with_database
 from rating.core.fair_use import Month
-from rating.core.partitions import MONTHS_AHEAD, Partition, months_to_ensure
+from rating.core.partitions import MONTHS_AHEAD, Partition, detach_refusal, months_to_ensure
 from rating.errors import InvalidMonth
 
 if TYPE_CHECKING:
@@ -94,6 +94,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_detach(args: argparse.Namespace) -> int:
     from rating.storage.partitions import detach_partitions
+
+    refused = detach_refusal(args.before, utc_now().astimezone(UTC).date())
+    if refused is not None:
+        error(refused)
+        return EXIT_BAD_INPUT
 
     async def work(conn: asyncpg.Connection) -> int:
         done = await detach_partitions(conn, args.before)

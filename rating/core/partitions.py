@@ -19,8 +19,8 @@ MONTHS_AHEAD = 3  # made at `fairline run` start, daily while it runs, and by `f
 # since - 1 day and until + 1 day.
 _CLOCKS_SPAN = timedelta(days=1)
 
-_NAME = re.compile(r"cdrs_(\d{4})_(\d{2})")
-_RANGE = re.compile(r"FOR VALUES FROM \('(\d{4}-\d{2}-\d{2})'\) TO \('(\d{4}-\d{2}-\d{2})'\)")
+_NAME = re.compile(r"cdrs_([0-9]{4})_([0-9]{2})")  # not \d: it takes any script's digits
+_RANGE = re.compile(r"FOR VALUES FROM \('([0-9]{4}-[0-9]{2}-[0-9]{2})'\) TO \('([0-9]{4}-[0-9]{2}-[0-9]{2})'\)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +77,14 @@ def bounds(partition_bound: str) -> tuple[date, date] | None:
     if m is None:
         raise ValueError(f"not a partition fairline makes: {partition_bound!r}")
     return date.fromisoformat(m[1]), date.fromisoformat(m[2])
+
+
+def detach_refusal(before: date, today: date) -> str | None:
+    """Why `detach --before` must not run, or None: this month and later stay (CDRs are written to them)."""
+    if before > first_of_month(today):
+        return (f"refusing to detach {first_of_month(today):%Y-%m} or later: fairline writes this month's CDRs "
+                f"(--before {first_of_month(today):%Y-%m} at most)")
+    return None
 
 
 def to_detach(partitions: list[Partition], before: date) -> list[Partition]:

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rating.commands import partitions_cli
-from rating.core.partitions import (Partition, add_months, billing_months_around, bounds, month_of_name,
-                                    months_to_ensure, partition_name, to_detach)
+from rating.core.partitions import (Partition, add_months, billing_months_around, bounds, detach_refusal,
+                                    month_of_name, months_to_ensure, partition_name, to_detach)
 
 
 class TestMonths:
@@ -67,6 +67,19 @@ class TestToDetach:
                  _p("cdrs_2026_08")]
         assert [p.name for p in to_detach(found, date(2026, 11, 1))] == ["cdrs_2026_08", "cdrs_2026_10"]
         assert to_detach(found, date(2026, 8, 1)) == []
+
+
+class TestDetachRefusal:
+    def test_up_to_this_month_exclusive_is_allowed_never_this_month_or_later(self) -> None:
+        today = date(2026, 12, 7)
+        assert detach_refusal(date(2026, 12, 1), today) is None
+        assert detach_refusal(date(2025, 1, 1), today) is None
+        assert "2026-12 or later" in (detach_refusal(date(2027, 1, 1), today) or "")
+
+    def test_the_command_refuses_before_touching_the_database(self, capsys: pytest.CaptureFixture[str]) -> None:
+        args = TestCommand()._parse("detach", "--before", "2999-01")
+        assert args.fn(args) == 2
+        assert "refusing to detach" in capsys.readouterr().err
 
 
 class TestBillingMonthsAround:
