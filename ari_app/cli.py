@@ -338,7 +338,9 @@ async def _prepare_database(pool: asyncpg.Pool, current: Callable[[], Config], s
     import asyncpg
     import structlog
 
+    from plumbing.clock import utc_now
     from rating.storage.database import StorageError, migrate
+    from rating.storage.partitions import keep_partitions_ahead
 
     log = structlog.get_logger("fairline")
     database = redact(st.database_url)
@@ -349,6 +351,8 @@ async def _prepare_database(pool: asyncpg.Pool, current: Callable[[], Config], s
                 applied = await migrate(conn)
                 await _sync_directory(conn, current())
             log.info("db.ready", database=database, migrations_applied=applied)
+            # cdrs' partitions for this month and the next ones, now and daily (decision 0033).
+            _spawn(keep_partitions_ahead(pool, stop, today=lambda: utc_now().date()), log)
             return
         except StorageError as exc:
             log.error("startup.refused", error=str(exc))
