@@ -98,7 +98,7 @@ async def test_migration_0020_keeps_every_row_recording_view_and_index(scratch_d
         indexes_before = {r["indexname"] for r in await conn.fetch(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'cdrs'")}
 
-        assert await migrate(conn) == ["0020_cdrs_by_month"]
+        assert await migrate(conn, [m for m in bundled_migrations() if m.version < "0021"]) == ["0020_cdrs_by_month"]
 
         assert tuple(await conn.fetchrow(_CHECKSUM)) == before
         assert before[0] == 60
