@@ -160,6 +160,7 @@ class Ports:
     rtp_end: int
     targets: int  # where the carrier-out trunk sends calls to targets (sipp plays the phones)
     status: int  # fairline's /healthz and /metrics
+    console: int  # the management console (`fairline console`, plain HTTP on loopback)
 
     @classmethod
     def defaults(cls) -> "Ports":
@@ -179,24 +180,25 @@ class Ports:
             rtp_end=rtp + 999,
             targets=env("FAIRLINE_TARGETS_PORT", 5070),
             status=env("FAIRLINE_STATUS_PORT", 8090),
+            console=env("FAIRLINE_CONSOLE_PORT", 8091),
         )
 
     @classmethod
     def free(cls) -> "Ports":
         """Ports nobody uses now (for tests, which must not collide with `make up`)."""
         picked: set[int] = set()
-        while len(picked) < 6:
+        while len(picked) < 7:
             port = free_port()
             if port_is_free(port, socket.SOCK_DGRAM):
                 picked.add(port)
-        sip, http, ami, pg, targets, status = sorted(picked)
+        sip, http, ami, pg, targets, status, console = sorted(picked)
         # A window of 1,000 RTP ports per test process, between `make up`'s 10000-10999 and the
         # kernel's ephemeral ports: a socket bound to port 0 (PJSIP's DNS resolver opens two at
         # start, sipp its own) must never take an RTP port or sit in the RTP range.
         windows = max(1, (ephemeral_low() - RTP_WINDOWS_FROM) // 1000)
         rtp = RTP_WINDOWS_FROM + (os.getpid() % windows) * 1000
         return cls(sip=sip, http=http, ami=ami, pg=pg, rtp_start=rtp, rtp_end=rtp + 999, targets=targets,
-                   status=status)
+                   status=status, console=console)
 
 
 RTP_WINDOWS_FROM = 11000  # the test stacks' RTP windows start here, above `make up`'s default range
@@ -317,6 +319,7 @@ class Stack:
     asterisk: subprocess.Popen[bytes] | None = None
     fairline: subprocess.Popen[bytes] | None = None
     targets: subprocess.Popen[bytes] | None = None
+    console: subprocess.Popen[bytes] | None = None
     _pg_started: bool = False
 
     @classmethod
@@ -404,6 +407,8 @@ class Stack:
             raise
 
     def stop(self) -> None:
+        stop_process(self.console, "console")
+        self.console = None
         stop_process(self.targets, "sipp targets")
         self.targets = None
         stop_process(self.fairline, "fairline")
@@ -625,6 +630,39 @@ class Stack:
         )
         wait_for("fairline (connected to ARI)", self.fairline_connected, timeout=30, log=self.log("fairline"))
 
+    def start_console(self) -> str:
+        """`fairline console` on loopback, plain HTTP (a quick look on this machine); returns its URL."""
+        check_ports_free([("the console", self.ports.console, socket.SOCK_STREAM, "FAIRLINE_CONSOLE_PORT")])
+        exe = Path(sys.executable).parent / "fairline"
+        url = f"http://127.0.0.1:{self.ports.console}/"
+        log = open(self.log("console"), "ab")
+        self.console = subprocess.Popen(
+            [str(exe), "console", "--plain-http", "--listen", f"127.0.0.1:{self.ports.console}"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.fairline_env(),
+            start_new_session=True)
+
+        def answers() -> bool:
+            if self.console is not None and self.console.poll() is not None:
+                raise StackError(f"the console exited at start (status {self.console.returncode}); "
+                                 f"see {self.log('console')}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.ports.console), timeout=1):
+                    return True
+            except OSError:
+                return False
+        wait_for("the console", answers, timeout=30, log=self.log("console"))
+        return url
+
+    def add_user(self, email: str, name: str, *role: str) -> str:
+        """`fairline users add`; returns what it printed (the generated password, shown once)."""
+        exe = Path(sys.executable).parent / "fairline"
+        done = subprocess.run([str(exe), "users", "add", email, "--name", name, *role], capture_output=True, text=True,
+                              timeout=60, env=self.fairline_env())
+        if done.returncode != 0:
+            raise StackError(f"fairline users add {email} failed (status {done.returncode}): "
+                             f"{(done.stderr or done.stdout).strip()}")
+        return done.stdout.strip()
+
     def apply_config(self) -> None:
         """`fairline config apply` of the stack's configuration file, by author "stack"."""
         exe = Path(sys.executable).parent / "fairline"
@@ -815,6 +853,12 @@ def cmd_demo(_: argparse.Namespace) -> int:
                                  since[:10]], capture_output=True, text=True, env=stack.fairline_env(), timeout=60)
         print(listed.stdout or listed.stderr)
         say(f"the e-mail with the message attached is in the maildir {mail_dir / 'new'}")
+        url = stack.start_console()
+        print("\nThe management console (docs/console.md), with two accounts made for this demo; each password is "
+              "shown once:")
+        print(stack.add_user(f"demo-{int(time.time())}@acme.example", "Acme's demo user", "--customer", "acme"))
+        print(stack.add_user(f"staff-{int(time.time())}@fairline.example", "Demo staff", "--staff"))
+        say(f"the console answered at {url}; `make up` keeps it running (the demo stops it now)")
     finally:
         stack.stop()
         smtp.terminate()
@@ -834,10 +878,12 @@ def cmd_up(_: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     stack.start()
     try:
+        console = stack.start_console()
         say("up. Point a SIP client on this machine at the carrier side:")
         say(f"  call sip:+31201234567@127.0.0.1:{stack.ports.sip}  (a configured number; see {stack.app_config})")
         say(f"  ARI {stack.ari_url} (user/password in {stack.secrets_file})")
         say(f"  database {redact(stack.database_url)}")
+        say(f"  the management console {console} (accounts: `.venv/bin/fairline users add`, docs/console.md)")
         say(f"  logs in {stack.state_dir}; Ctrl-C stops everything")
         while not stopping:
             if stack.fairline is not None and stack.fairline.poll() is not None:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -30,6 +31,8 @@ def test_up_serves_calls_until_ctrl_c_and_then_leaves_no_process_or_port_behind(
         FAIRLINE_PG_PORT=str(ports.pg),
         FAIRLINE_RTP_START=str(ports.rtp_start),
         FAIRLINE_TARGETS_PORT=str(ports.targets),
+        FAIRLINE_STATUS_PORT=str(ports.status),
+        FAIRLINE_CONSOLE_PORT=str(ports.console),
     )
     env.pop("DATABASE_URL", None)
     # This test owns the instance: start from an empty database, as a new user would.
@@ -44,6 +47,9 @@ def test_up_serves_calls_until_ctrl_c_and_then_leaves_no_process_or_port_behind(
             if "Ctrl-C stops everything" in line:
                 break
         assert up.poll() is None, "".join(output)
+        assert f"the management console http://127.0.0.1:{ports.console}/" in "".join(output)
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports.console}/login", timeout=10) as page:
+            assert page.status == 200
         stack = stackmod.Stack.create(instance, ports)
         call = place_calls(stack, "+31201234567", SCENARIOS / "uac_talk.xml")
         assert call.returncode == 0, call.stderr
@@ -54,7 +60,8 @@ def test_up_serves_calls_until_ctrl_c_and_then_leaves_no_process_or_port_behind(
     leftovers = subprocess.run(["pgrep", "-af", f"srv/fairline/{instance}|pg/{instance}"], capture_output=True, text=True)
     assert leftovers.stdout == ""
     for port, kind in ((ports.sip, socket.SOCK_DGRAM), (ports.targets, socket.SOCK_DGRAM), (ports.http, socket.SOCK_STREAM),
-                       (ports.ami, socket.SOCK_STREAM), (ports.pg, socket.SOCK_STREAM)):
+                       (ports.ami, socket.SOCK_STREAM), (ports.pg, socket.SOCK_STREAM),
+                       (ports.console, socket.SOCK_STREAM)):
         assert stackmod.port_is_free(port, kind), port
     assert not (stack.asterisk_dir / "run" / "asterisk.pid").exists() or not _alive(stack.asterisk_dir / "run" / "asterisk.pid")
 
