@@ -38,6 +38,7 @@ ROUTES = [
     Page("/numbers/{e164}", data_pages.my_number, who="customer"),
     Page("/calls", data_pages.my_calls, who="customer"),
     Page("/calls.csv", data_pages.my_calls_csv, who="customer"),
+    Page("/fair-use", data_pages.my_fair_use, who="customer"),
     Page("/staff/customers", data_pages.staff_customers, who="staff"),
     Page("/staff/customers/{customer_id}", data_pages.staff_customer, who="staff"),
     Page("/staff/audit", data_pages.staff_audit, who="staff"),

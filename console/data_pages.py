@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 
 from console import storage
 from console.config_cache import ConfigCache
-from console.core import call_filter
+from console.core import call_filter, fair_use_chart
 from console.core.numbers_view import customers, numbers_of
 from console.guard import Visit, not_found
 from console.render import page
@@ -126,3 +126,11 @@ async def staff_customer(request: Request, visit: Visit) -> Response:
 
 async def staff_audit(request: Request, visit: Visit) -> Response:
     return page(request, visit, "audit.html", rows=await storage.audit_trail(visit.conn, limit=200))
+
+
+async def my_fair_use(request: Request, visit: Visit) -> Response:
+    """The last six months against the fair-use standard, as last computed (the page says when)."""
+    months = await storage.fair_use(visit.conn, visit.customer_id, fair_use_chart.MONTHS)
+    computed = max((m.computed_at for m in months), default=None)
+    return page(request, visit, "fair_use.html", months=months, chart=fair_use_chart.svg(months), computed=computed,
+                floor=fair_use_chart.FLOOR_CALLS_PER_WEEK)

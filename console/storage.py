@@ -11,6 +11,7 @@ from typing import Literal
 import asyncpg
 
 from console.core.call_filter import CallFilter, Cursor
+from console.core.fair_use_chart import Standing
 from rating.storage.database import StorageError
 
 Role = Literal["customer", "staff"]
@@ -257,3 +258,12 @@ async def calls(conn: asyncpg.Connection, customer_id: str, f: CallFilter, *, li
         f"SELECT {_CALL_COLUMNS} FROM cdrs WHERE {' AND '.join(where)} "
         f"ORDER BY started_at DESC, call_id DESC LIMIT ${len(args)}", *args)
     return [CallRow(*r) for r in rows]
+
+
+async def fair_use(conn: asyncpg.Connection, customer_id: str, months: int) -> list[Standing]:
+    """The customer's last `months` months as `fairline fair-use report` stored them, oldest first."""
+    rows = await conn.fetch(
+        "SELECT month, eligible_calls, platform_average, allowance, status, computed_at FROM fair_use_results "
+        "WHERE customer_id = $1 ORDER BY month DESC LIMIT $2", customer_id, months)
+    return [Standing(r["month"], r["eligible_calls"], r["platform_average"], r["allowance"], r["status"],
+                     r["computed_at"]) for r in reversed(rows)]

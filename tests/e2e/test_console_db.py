@@ -16,7 +16,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import asyncpg
 import httpx2
@@ -141,6 +142,17 @@ async def _prepare(url: str) -> None:
                VALUES ($1, $2, $3, $4::timestamptz, CASE WHEN $5 = 'answered' THEN $4::timestamptz + interval '5 s' END,
                        $4::timestamptz + interval '65 s',
                        $5, $6, date_trunc('month', $4::timestamptz AT TIME ZONE 'UTC')::date)""", rows)
+        # Fair use as `fairline fair-use report` stored it: acme's last seven months, bolt's one (999 calls).
+        await conn.executemany("INSERT INTO customers (customer_id, name) VALUES ($1, $2)",
+                               [("acme", "Acme BV"), ("bolt", "Bolt Secret")])
+        months = [date(2026, m, 1) for m in range(5, 12)]
+        standing = [(m, "acme", 30 + 10 * i, Decimal("41.5"), Decimal("88.5714"), i >= 4, min(i, 6),
+                     "contact" if i == 6 else "above" if i >= 4 else "ok") for i, m in enumerate(months)]
+        standing.append((date(2026, 11, 1), "bolt", 999, Decimal("41.5"), Decimal("88.5714"), True, 6, "contact"))
+        await conn.executemany(
+            """INSERT INTO fair_use_results (month, customer_id, eligible_calls, platform_average, allowance, above,
+                                             months_above_of_last_6, status, computed_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '2026-12-01 06:00+00')""", standing)
     finally:
         await conn.close()
 
@@ -363,6 +375,33 @@ class TestCalls:
         assert len(rows) == 120 and {row["number"] for row in rows} == set(ACME_NUMBERS)
 
 
+class TestFairUse:
+    def test_the_customer_sees_the_last_six_months_against_the_standard_and_what_they_mean(
+            self, console: Console) -> None:
+        c = console.sign_in("ann@acme.example")
+        r = c.get("/fair-use")
+        assert r.status_code == 200
+        assert "<svg" in r.text and "As computed 2026-12-01 06:00 UTC" in r.text
+        shown = [m for m in ("May 2026", "June 2026", "July 2026", "August 2026", "September 2026", "October 2026",
+                             "November 2026") if m in r.text]
+        assert shown == ["June 2026", "July 2026", "August 2026", "September 2026", "October 2026", "November 2026"]
+        assert "we will call you" in r.text and "EUR 0.04 per call set-up" in r.text  # November: contact
+        assert "999" not in r.text  # bolt's month
+
+    def test_before_any_report_the_page_says_so(self, console: Console) -> None:
+        asyncio.run(_sql(console.url, "DELETE FROM fair_use_results"))
+        r = console.sign_in("ann@acme.example").get("/fair-use")
+        assert r.status_code == 200 and "No month has been worked out for you yet" in r.text and "<svg" not in r.text
+
+
+async def _sql(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 class TestAuthorization:
     """A customer's session against another customer's data and staff pages; staff against customer pages."""
 
@@ -383,8 +422,8 @@ class TestAuthorization:
 
     def test_a_customer_s_lists_hold_nothing_of_another_customer(self, console: Console) -> None:
         c = console.sign_in("ann@acme.example")
-        for path in ("/numbers", "/calls?from=2026-11-01", "/calls.csv?from=2026-11-01", "/account/password",
-                     "/account/totp"):
+        for path in ("/numbers", "/calls?from=2026-11-01", "/calls.csv?from=2026-11-01", "/fair-use",
+                     "/account/password", "/account/totp"):
             r = c.get(path)
             assert r.status_code == 200, path
             leaked = [s for s in BOLT_SECRETS if s.lower() in r.text.lower()]
@@ -397,7 +436,7 @@ class TestAuthorization:
         r = c.get("/calls", params={"after": after})
         assert r.status_code == 200 and "bolt-call" not in r.text and BOLT_NUMBER not in r.text
 
-    @pytest.mark.parametrize("path", ["/numbers", f"/numbers/{ACME_NUMBERS[0]}", "/calls", "/calls.csv"])
+    @pytest.mark.parametrize("path", ["/numbers", f"/numbers/{ACME_NUMBERS[0]}", "/calls", "/calls.csv", "/fair-use"])
     def test_staff_pages_are_not_customer_pages(self, console: Console, path: str) -> None:
         c = console.client()
         post_form(c, "/login", {"email": "sam@fairline.example", "password": PASSWORD})
