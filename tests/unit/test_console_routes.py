@@ -25,6 +25,7 @@ EXPECTED = {
     ("GET", "/numbers/{e164}"): "customer",
     ("GET", "/calls"): "customer",
     ("GET", "/calls.csv"): "customer",
+    ("GET", "/fair-use"): "customer",
     ("GET", "/staff/customers"): "staff",
     ("GET", "/staff/customers/{customer_id}"): "staff",
     ("GET", "/staff/audit"): "staff",
