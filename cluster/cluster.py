@@ -10,8 +10,10 @@ this script creates (decision 0034, docs/scale-out.md), joined by a bridge in th
 No address is added outside these namespaces. The nodes are asterisk-docker/stack.py's stacks, each
 with its own namespace, address and systemname; they share the edge's PostgreSQL.
 
-    cluster.py up       start everything in the foreground until Ctrl-C, then stop it all
-    cluster.py down     stop what an `up` that died left behind (processes, namespaces)
+    cluster.py up              start everything in the foreground until Ctrl-C, then stop it all
+    cluster.py down            stop what an `up` that died left behind (processes, namespaces)
+    cluster.py publish FILE    a new configuration for a running cluster: stored once for every node, and
+                               Kamailio's allow-list of phones reloaded from it
 """
 
 from __future__ import annotations
@@ -207,8 +209,13 @@ class Cluster:
             os.chmod(tmp, 0o644)
             tmp.replace(lists / name)
 
-    def publish_lists(self) -> None:
-        """Write the lists again and have the running Kamailio reload them."""
+    def publish(self, app_config: Path) -> None:
+        """A new configuration for the whole cluster: stored once (every node's fairline applies it from the
+        store), and Kamailio's lists written from it and reloaded (`kamcmd htable.reload`)."""
+        self.app_config = app_config
+        for node in self.nodes:
+            node.app_config = app_config
+        self.nodes[0].apply_config()
         self.write_lists()
         for table in ("dialable", "carrier"):
             self.kamcmd("htable.reload", table)
@@ -342,11 +349,24 @@ def cmd_down(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    cluster = Cluster.create(cluster_name())
+    cluster.db.external_database_url = None
+    for node in cluster.nodes:
+        node.external_database_url = cluster.database_url
+    cluster.publish(Path(args.file).resolve())
+    say(f"published {args.file}: stored for every node; Kamailio's allow-list reloaded")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start the cluster in the foreground until Ctrl-C").set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop what an earlier `up` left behind").set_defaults(fn=cmd_down)
+    publish = sub.add_parser("publish", help="store a configuration for every node; reload Kamailio's allow-list")
+    publish.add_argument("file", help="the configuration (YAML)")
+    publish.set_defaults(fn=cmd_publish)
     args = parser.parse_args(argv)
     try:
         return int(args.fn(args))

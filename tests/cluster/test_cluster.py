@@ -206,3 +206,24 @@ def test_a_node_killed_under_load_loses_only_its_calls_in_progress(live: LiveClu
     assert live.call(theirs[0]).returncode == 0
     assert poll(lambda: any(r["did"] == theirs[0] and r["started_at"] >= back_since.isoformat() and r["node"] == victim
                             for r in live.cdrs()), timeout=20)
+
+
+def test_a_phone_a_new_configuration_adds_can_be_called_once_it_is_published(live: LiveCluster) -> None:
+    """Kamailio's allow-list follows the configuration: published once, the new phone goes out; the nodes
+    take the new number from the store."""
+    new_phone = "+31612391231"
+    config = live.cluster.state_dir / "fairline-new.yaml"
+    config.write_text((Path(__file__).resolve().parent / "fairline.yaml").read_text() + (
+        '  - number: "+31201239123"\n    customer: acme\n    type: local\n'
+        f'    route:\n      targets: ["{new_phone}"]\n'))
+    offset = len(live.kamailio_log())
+    assert originate(live, "n2", new_phone) == 200
+    assert poll(lambda: f"edge.refused_target target={new_phone} " in live.kamailio_log()[offset:], timeout=15)
+
+    live.cluster.publish(config)
+    try:
+        offset = len(live.kamailio_log())
+        assert originate(live, "n2", new_phone) == 200
+        assert poll(lambda: f"edge.outbound target={new_phone} " in live.kamailio_log()[offset:], timeout=15)
+    finally:
+        live.cluster.publish(Path(__file__).resolve().parent / "fairline.yaml")
