@@ -314,7 +314,7 @@ def cmd_up(_: argparse.Namespace) -> int:
             f"{CARRIER_ADDRESS} in {cluster.topo.carrier}, e.g.")
         # A caller that follows Record-Route (sipp's built-in uac does not: its ACK would reach no node).
         say(f"  ip netns exec {cluster.topo.carrier} sipp -sf {ROOT / 'tests/cluster/scenarios/uac_talk_routed.xml'} "
-            f"-d 2000 -s +31201234567 -i {CARRIER_ADDRESS} -m 1 {EDGE_ADDRESS}:{KAMAILIO_PORT}")
+            f"-d 2000 -s +31201234567 -key caller +31612345678 -i {CARRIER_ADDRESS} -m 1 {EDGE_ADDRESS}:{KAMAILIO_PORT}")
         for node in cluster.nodes:
             say(f"  node {node.system_name}: {node.sip_address}:{node.ports.sip} in {node.netns}, logs in {node.state_dir}")
         say(f"  Kamailio's log {cluster.log('kamailio')}; Ctrl-C stops everything")
