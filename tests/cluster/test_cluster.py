@@ -158,6 +158,7 @@ def test_a_node_killed_under_load_loses_only_its_calls_in_progress(live: LiveClu
     # A call ringing on the node when it dies hears nothing more (Kamailio would end it after its
     # fr_inv_timer): sipp gives up on any call after 10 s without a message, and holds up to 200 calls
     # at once, so those calls never slow the others down.
+    cpu_before, started = live.kamailio_cpu_seconds(), time.monotonic()
     loads = {name: live.sipp(path, calls=calls_each, rate=rate_each, talk_ms=1000, timeout=120,
                              extra=("-l", "200", "-recv_timeout", "10000"))
              for name, path in files.items()}
@@ -170,6 +171,8 @@ def test_a_node_killed_under_load_loses_only_its_calls_in_progress(live: LiveClu
     assert node.asterisk is not None
     os.killpg(node.asterisk.pid, signal.SIGKILL)
     outputs = {name: proc.communicate(timeout=180)[0] for name, proc in loads.items()}
+    kamailio_ms = (live.kamailio_cpu_seconds() - cpu_before) * 1000
+    load_seconds = time.monotonic() - started
     for name, text in outputs.items():  # sipp's last screen, for a look when this fails
         (live.cluster.state_dir / f"load_{name}.out").write_text(text)
 
@@ -195,7 +198,9 @@ def test_a_node_killed_under_load_loses_only_its_calls_in_progress(live: LiveClu
           f"{(first - killed_at).total_seconds():.2f} s later (1 s of it ringing); {failed_theirs} of its "
           f"{calls_each} calls failed, {ok_others}/{calls_each} of the other numbers' answered; imported "
           f"(shed to the fallback): { {n: len(r.get('imported', [])) for n, r in imported.items()} }; "
-          f"lost with Asterisk: {imported[victim]['lost_with_asterisk']}")
+          f"lost with Asterisk: {imported[victim]['lost_with_asterisk']}; Kamailio used {kamailio_ms:.0f} ms of CPU "
+          f"for {2 * calls_each} calls in {load_seconds:.0f} s ({kamailio_ms / (2 * calls_each):.2f} ms a call, "
+          "OPTIONS probes included)")
 
     node.asterisk = None
     node.start_asterisk()
