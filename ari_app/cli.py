@@ -18,6 +18,7 @@ from ari_app.errors import AriUnauthorized, ConfigError
 from plumbing.redaction import redact
 from ari_app.commands.queues_cli import QUEUE_STATUS_FILE
 from rating.commands import billing_cli, reconcile_cli, recordings_cli, voicemail_cli
+from console import commands as console_commands
 
 # Only what building the parser needs is imported here: `fairline --help` and a mistyped
 # option answer at once. Each command imports its own heavy modules (the YAML loader, the
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     queues_cli.register(sub)
     recordings_cli.register(sub, default_recordings_dir=settings_mod.DEFAULT_RECORDINGS_DIR)
     voicemail_cli.register(sub)
+    console_commands.register(sub)  # `fairline console` and `fairline users` (decision 0032)
 
     cfg = sub.add_parser("config", help="work with the numbers configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
@@ -356,7 +358,9 @@ async def _prepare_database(pool: asyncpg.Pool, current: Callable[[], Config], s
     import asyncpg
     import structlog
 
+    from plumbing.clock import utc_now
     from rating.storage.database import StorageError, migrate
+    from rating.storage.partitions import keep_partitions_ahead
 
     log = structlog.get_logger("fairline")
     database = redact(st.database_url)
@@ -367,6 +371,8 @@ async def _prepare_database(pool: asyncpg.Pool, current: Callable[[], Config], s
                 applied = await migrate(conn)
                 await _sync_directory(conn, current())
             log.info("db.ready", database=database, migrations_applied=applied)
+            # cdrs' partitions for this month and the next ones, now and daily (decision 0033).
+            _spawn(keep_partitions_ahead(pool, stop, today=lambda: utc_now().date()), log)
             return
         except StorageError as exc:
             log.error("startup.refused", error=str(exc))

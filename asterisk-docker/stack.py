@@ -59,6 +59,9 @@ SYSTEM_PACKAGES = {
     "pg_ctl": "postgresql",
     "sox": "sox",  # the recording tests measure the audio fairline recorded
     "iptables": "iptables",  # the fault tests drop ARI's packets to show a silent disconnect is noticed
+    # The console's browser test drives Debian's Chromium (browsers cannot be downloaded here; decision 0032).
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
     "kamailio": "kamailio",  # the SIP edge in front of the cluster's nodes (cluster/, decision 0034)
     "kamcmd": "kamailio",
 }
@@ -743,11 +746,14 @@ def split_password(url: str) -> tuple[str, str | None]:
 
 DEMO_CALLS = [
     ("+31201234567", "uac_talk.xml", "rings a mobile and a landline at once; the landline answers, 2 s of talk"),
-    ("+31201234568", "uac_answered.xml", "sequential: the first phone is busy, the second answers"),
+    ("+31201234568", "uac_talk.xml", "sequential: the first phone is busy, the second's voicemail answers but "
+                                      "does not press 1, the third answers and presses 1 (a confirmed forward)"),
     ("+31201234569", "uac_unanswered.xml", "nobody answers in 4 s: an announcement, released as no answer (480)"),
+    ("+31201234571", "uac_voicemail.xml", "nobody answers in 4 s: the caller leaves a voicemail, mailed with its WAV"),
     ("+318001234567", "uac_answered.xml", "a toll-free number: answered, always charged at traffic rates"),
     ("+31209999999", "uac_rejected.xml", "an unknown number: 'not in service', released as unallocated (404)"),
-    ("+31201234570", "uac_talk.xml", "the reception is unreachable: the helpdesk queue; an agent answers after 1 s"),
+    ("+31201234570", "uac_talk_8.xml", "the reception is unreachable: the helpdesk queue; an agent answers after "
+                                        "1 s and presses 1, the caller talks and hangs up 8 s after joining"),
 ]
 
 
@@ -772,7 +778,8 @@ def print_cdrs(stack: Stack, since: str) -> None:
         "to_char(ended_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS end_utc, disposition, hangup_cause AS cause, "
         "answered_target AS target, target_kind AS kind, billable_seconds AS secs, peak_seconds AS peak, offpeak_seconds AS offpeak, "
         "list_price_eur AS list_eur, fair_use_eligible AS fair_use, charged_eur, "
-        "queue_name AS queue, queue_wait_seconds AS queue_wait, queue_disposition AS queue_end "
+        "queue_name AS queue, queue_wait_seconds AS queue_wait, queue_disposition AS queue_end, "
+        "answer_confirmed AS confirmed, unconfirmed_answers AS unconfirmed, voicemail, handled "
         "FROM cdrs WHERE started_at >= :'since' ORDER BY started_at",
         "-P", "format=aligned", "-P", "tuples_only=off", "-P", "border=2",
         params={"since": since},
@@ -782,6 +789,13 @@ def print_cdrs(stack: Stack, since: str) -> None:
 
 def cmd_demo(_: argparse.Namespace) -> int:
     stack = Stack.create(os.environ.get("FAIRLINE_INSTANCE", "demo"), Ports.defaults())
+    # Voicemail e-mails go to an SMTP server on loopback that keeps them in a maildir (aiosmtpd).
+    mail_dir, smtp_port = stack.state_dir / "demo-mail", free_port()
+    os.environ.update(FAIRLINE_SMTP_HOST="127.0.0.1", FAIRLINE_SMTP_PORT=str(smtp_port),
+                      FAIRLINE_SMTP_FROM="voicemail@fairline.example")
+    smtp = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{smtp_port}",
+                             "-c", "aiosmtpd.handlers.Mailbox", str(mail_dir)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stack.start()
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     try:
@@ -791,6 +805,14 @@ def cmd_demo(_: argparse.Namespace) -> int:
             if scenario == "uac_unanswered.xml":  # the caller expects 480 No Answer
                 path = stack.state_dir / "uac_unanswered_480.xml"
                 path.write_text((SCENARIOS / scenario).read_text().replace("[final]", "480"))
+            if scenario == "uac_talk_8.xml":  # answered at once by the queue: stays 8 s
+                path = stack.state_dir / scenario
+                path.write_text((SCENARIOS / "uac_talk.xml").read_text()
+                                .replace('<pause milliseconds="2000"/>', '<pause milliseconds="8000"/>'))
+            if scenario == "uac_voicemail.xml":  # answered for the greeting; speaks after the beep, then hangs up
+                path = stack.state_dir / scenario
+                path.write_text((SCENARIOS / "uac_recorded.xml").read_text()
+                                .replace("[before_audio]", '<pause milliseconds="6500"/>').replace("[talk_ms]", "12000"))
             proc = demo_call(stack, did, path, caller)
             outcome = "ok" if proc.returncode == 0 else f"FAILED (sipp exit {proc.returncode})"
             say(f"call {caller} -> {did}: {what}: {outcome}")
@@ -801,8 +823,19 @@ def cmd_demo(_: argparse.Namespace) -> int:
                  timeout=10, log=stack.log("fairline"))
         print("\nRated CDRs of these calls in PostgreSQL (table cdrs; docs/billing.md explains the columns):")
         print_cdrs(stack, since)
+        wait_for("the voicemail e-mail",
+                 lambda: int(stack.psql("fairline", "SELECT count(*) FROM voicemails WHERE email_status = 'sent' "
+                                                    "AND started_at >= :'since'", params={"since": since})) >= 1,
+                 timeout=30, log=stack.log("fairline"))
+        print("\nVoicemail messages (`fairline voicemail list`):")
+        listed = subprocess.run([str(Path(sys.executable).parent / "fairline"), "voicemail", "list", "--since",
+                                 since[:10]], capture_output=True, text=True, env=stack.fairline_env(), timeout=60)
+        print(listed.stdout or listed.stderr)
+        say(f"the e-mail with the message attached is in the maildir {mail_dir / 'new'}")
     finally:
         stack.stop()
+        smtp.terminate()
+        smtp.wait(timeout=10)
     return 0
 
 

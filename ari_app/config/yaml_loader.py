@@ -25,10 +25,11 @@ from ari_app.config.jurisdictions import shipped_law
 from ari_app.config.number_items import NumberItems
 from ari_app.config.greeting_file import check_greeting_file
 from ari_app.core import blocking, consent, voicemail
-from ari_app.core.closures import MAX_CLOSED_DATES, Closures, DateRange, Holidays
+from ari_app.core.closures import MAX_CLOSED_DATES, DateRange, Holidays
 from ari_app.core.limits import EXPECTED as EXPECTED_LIMIT, CallLimits, check_limit
 from ari_app.core.model import (
     ANY_OWNER,
+    Closures,
     DAYS,
     DEFAULT_CONSENT_PROMPT,
     DEFAULT_CONSENT_SECONDS,
@@ -626,22 +627,16 @@ def _route(node: yaml.Node, where: str, owner: Owner, entry: _Entry, problems: _
         return None
     before = problems.count
     fields = _mapping(node, problems, where, allowed=_ROUTE_KEYS)
-    if "queue" in fields:  # straight into a queue: nothing rings before it
-        for key in sorted(fields.keys() - {"queue"}):
-            problems.add(fields[key], f"{where}.{key}", f"a route with queue sends every caller straight to the "
-                                                        f"queue, which rings its agents; expected no {key} beside it")
-        queue = _queue_name(fields["queue"], f"{where}.queue", entry, problems)
-        if problems.count != before or queue is None:
-            return None
-        return Route(Strategy.SIMULTANEOUS, (), queue)
-    if "voicemail" in fields:  # straight to voicemail: nothing rings
-        for key in sorted(fields.keys() - {"voicemail"}):
-            problems.add(fields[key], f"{where}.{key}", f"a route with voicemail takes every caller's message at "
-                                                        f"once; expected no {key} beside it")
-        voicemail = _voicemail(fields["voicemail"], f"{where}.voicemail", entry, problems)
-        if problems.count != before or voicemail is None:
-            return None
-        return Route(Strategy.SIMULTANEOUS, (), voicemail)
+    # Straight into a queue, or straight to voicemail: nothing rings before it.
+    for alone, read, does in (("queue", _queue_name, "sends every caller straight to the queue, which rings its agents"),
+                              ("voicemail", _voicemail, "takes every caller's message at once")):
+        if alone in fields:
+            for key in sorted(fields.keys() - {alone}):
+                problems.add(fields[key], f"{where}.{key}", f"a route with {alone} {does}; expected no {key} beside it")
+            choice = read(fields[alone], f"{where}.{alone}", entry, problems)
+            if problems.count != before or choice is None:
+                return None
+            return Route(Strategy.SIMULTANEOUS, (), choice)
     strategy = Strategy.SIMULTANEOUS
     if "strategy" in fields:
         raw = _scalar(fields["strategy"])

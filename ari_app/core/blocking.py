@@ -1,6 +1,6 @@
 """Blocked callers: a number's and its customer's lists of caller numbers and prefixes refused before anything rings.
 
-Pure. The flow asks `refusal_for` first thing on a new call (before a recording notice or a
+Pure. The flow asks `Config.refusal` (ari_app/core/model.py) first thing on a new call (before a recording notice or a
 consent prompt); the generated fallback dialplan (ari_app/dialplan_gen.py) holds the same lists
 for calls fairline does not take, and `[fairline-block]` in dialplan/extensions.conf compares the
 caller id exactly as `caller_key` does here (decision 0030).
@@ -14,10 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ari_app.core.model import Customer, Number
 
 WITHHELD = "withheld"  # the list entry for callers who present no number
 # Every entry is a line of the generated dialplan, which Asterisk reloads whole on each publish: a list is
@@ -93,14 +89,3 @@ class Refusal:
 
 
 BUSY = Refusal()
-
-
-def refusal_for(number: Number, customer: Customer | None, caller: str | None) -> Refusal | None:
-    """How a call from `caller` to `number` is refused, or None when neither list blocks it.
-
-    The number's own `blocked_with` says how, else its customer's, else busy, whichever list holds the caller.
-    """
-    lists = (number.blocked, customer.blocked if customer is not None else None)
-    if not any(blocklist is not None and blocklist.refuses(caller) for blocklist in lists):
-        return None
-    return number.blocked_with or (customer.blocked_with if customer is not None else None) or BUSY

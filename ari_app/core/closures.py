@@ -14,14 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from datetime import date, datetime
-from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
+from datetime import date
 
 import holidays
-
-if TYPE_CHECKING:
-    from ari_app.core.model import Route
 
 MAX_CLOSED_DATES = 100  # listed dates and ranges per number: a year of closures is far fewer
 
@@ -59,43 +54,6 @@ class Holidays:
 
     def __contains__(self, day: object) -> bool:
         return isinstance(day, date) and day in self.dates(day.year)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Closures:
-    """When a number is closed all day, and what callers get then.
-
-    `route`: whom to ring on those days; `announcement`: what callers hear instead (answered, then
-    released, like an announcement-only number). Neither: the number's outside-hours route.
-    """
-
-    zone: ZoneInfo  # the number's clock: what "today" is
-    holidays: Holidays | None = None
-    dates: tuple[DateRange, ...] = ()
-    route: Route | None = None
-    announcement: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.holidays is None and not self.dates:
-            raise ValueError("closures name public holidays, dates, or both")
-        if self.route is not None and self.announcement is not None:
-            raise ValueError("on closed days callers get a route or an announcement, not both")
-        if len(self.dates) > MAX_CLOSED_DATES:
-            raise ValueError(f"{len(self.dates)} closed dates or ranges; expected at most {MAX_CLOSED_DATES}")
-
-    def local_day(self, instant: datetime) -> date:
-        """The date on the number's clock at `instant` (aware)."""
-        if instant.utcoffset() is None:
-            raise ValueError(f"expected an aware datetime, got {instant!r}")
-        return instant.astimezone(self.zone).date()
-
-    def closed_on(self, day: date) -> bool:
-        """Whether the local date `day` is a closed day: a listed date or a public holiday."""
-        return any(day in r for r in self.dates) or (self.holidays is not None and day in self.holidays)
-
-    def closed_at(self, instant: datetime) -> bool:
-        """Whether `instant` (aware) falls on a closed day on the number's clock."""
-        return self.closed_on(self.local_day(instant))
 
 
 def subdivisions(country: str) -> tuple[str, ...]:

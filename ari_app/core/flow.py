@@ -631,7 +631,7 @@ def _start(call: Call, _: New, event: CallStarted, config: Config) -> Step:
                     started_at=event.started_at, in_service=number is not None)
     if number is None:
         return _announce(started, NOT_IN_SERVICE, ReleaseReason.UNALLOCATED, answer=False, name="noservice")
-    refusal = blocking.refusal_for(number, config.customers.get(number.customer_id), event.caller)
+    refusal = config.refusal(number, event.caller)
     if refusal is not None:  # before anything else: no notice, no prompt, nothing rings
         return _refuse(_with(started, blocked=True), refusal)
     if number.route is not None and config.records(number):
@@ -1045,11 +1045,11 @@ def _finished(call: Call, state: Finishing) -> Step:
 def _cause(call: Call, reported: int | None) -> int | None:
     """The Q.850 cause of a hang-up fairline did not ask for.
 
-    Once fairline answered the caller itself (a queue), the caller's BYE ends an answered
-    call: normal clearing. Asterisk would report the cause of the last failed Dial() instead,
-    which it keeps on the channel.
+    Once fairline answered the caller itself (a queue, voicemail), the caller's BYE ends an
+    answered call: normal clearing. Asterisk would report the cause of the last failed Dial()
+    instead, which it keeps on the channel (or none: 0).
     """
-    return CAUSE_NORMAL if call.phase in (Phase.QUEUED, Phase.CONNECTED) else reported
+    return CAUSE_NORMAL if call.phase in (Phase.QUEUED, Phase.CONNECTED, Phase.VOICEMAIL) else reported
 
 
 def record(call: Call, ended_at: datetime) -> CallRecord:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-from datetime import datetime
+from datetime import date, datetime
 from types import MappingProxyType
 from typing import Final, Mapping
 from zoneinfo import ZoneInfo
 
 from ari_app.core import consent
-from ari_app.core.blocking import Blocklist, Refusal
-from ari_app.core.closures import Closures
+from ari_app.core.blocking import BUSY, Blocklist, Refusal
+from ari_app.core.closures import MAX_CLOSED_DATES, DateRange, Holidays
 from ari_app.core.limits import CallLimits, NumberLimits, number_limits
 from ari_app.core.queueing import QueueSpec
 from ari_app.core.voicemail import Box
@@ -165,6 +165,43 @@ class OpeningHours:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Closures:
+    """When a number is closed all day, and what callers get then.
+
+    `route`: whom to ring on those days; `announcement`: what callers hear instead (answered, then
+    released, like an announcement-only number). Neither: the number's outside-hours route.
+    """
+
+    zone: ZoneInfo  # the number's clock: what "today" is
+    holidays: Holidays | None = None
+    dates: tuple[DateRange, ...] = ()
+    route: Route | None = None
+    announcement: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.holidays is None and not self.dates:
+            raise ValueError("closures name public holidays, dates, or both")
+        if self.route is not None and self.announcement is not None:
+            raise ValueError("on closed days callers get a route or an announcement, not both")
+        if len(self.dates) > MAX_CLOSED_DATES:
+            raise ValueError(f"{len(self.dates)} closed dates or ranges; expected at most {MAX_CLOSED_DATES}")
+
+    def local_day(self, instant: datetime) -> date:
+        """The date on the number's clock at `instant` (aware)."""
+        if instant.utcoffset() is None:
+            raise ValueError(f"expected an aware datetime, got {instant!r}")
+        return instant.astimezone(self.zone).date()
+
+    def closed_on(self, day: date) -> bool:
+        """Whether the local date `day` is a closed day: a listed date or a public holiday."""
+        return any(day in r for r in self.dates) or (self.holidays is not None and day in self.holidays)
+
+    def closed_at(self, instant: datetime) -> bool:
+        """Whether `instant` (aware) falls on a closed day on the number's clock."""
+        return self.closed_on(self.local_day(instant))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Customer:
     customer_id: str
     name: str
@@ -278,6 +315,17 @@ class Config:
         customer = self.customers.get(number.customer_id)
         return number_limits(self.limits, number_max=number.max_calls, customer_id=number.customer_id,
                              customer_max=customer.max_calls if customer is not None else None)
+
+    def refusal(self, number: Number, caller: str | None) -> Refusal | None:
+        """How a call from `caller` to `number` is refused (decision 0030), or None when no list blocks it.
+
+        The number's own `blocked_with` says how, else its customer's, else busy, whichever list holds the caller.
+        """
+        customer = self.customers.get(number.customer_id)
+        lists = (number.blocked, customer.blocked if customer is not None else None)
+        if not any(blocklist is not None and blocklist.refuses(caller) for blocklist in lists):
+            return None
+        return number.blocked_with or (customer.blocked_with if customer is not None else None) or BUSY
 
     def records(self, number: Number) -> bool:
         """Whether calls to `number` are to be recorded (where the law allows: decided per call)."""

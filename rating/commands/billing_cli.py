@@ -33,6 +33,7 @@ from plumbing.bounded_lines import LineTooLong, bounded_lines
 from rating.errors import InvalidCall, InvalidMonth, RatingError
 from rating.core import queue_policy
 from rating.core.fair_use import Month
+from rating.commands import partitions_cli
 from rating.commands.database_command import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -95,6 +96,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], *,
     # --config here has never read $FAIRLINE_CONFIG: importing CDRs priced by whatever file the
     # environment names would change amounts silently (fairline's composition root honours this).
     imp.set_defaults(fn=lambda args: _cmd_cdr_import(args, load_rates), environment_exempt=("config",))
+    partitions_cli.register(cdr_sub)
 
     fair_use = subparsers.add_parser("fair-use", help="fair-use assessment")
     fair_use_sub = fair_use.add_subparsers(dest="fair_use_command", required=True, metavar="SUBCOMMAND")

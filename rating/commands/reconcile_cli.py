@@ -183,19 +183,30 @@ async def _reconcile(conn: asyncpg.Connection, calls: dict[str, AsteriskCall], w
 # -------------------------------------------------------------------- database
 
 
+# The window's CDRs: the billing months around it bound the partitions read (decision 0033).
+IN_WINDOW = """
+SELECT call_id, did, started_at, ended_at, source, end_estimated FROM cdrs
+WHERE started_at >= $1 AND ($2::timestamptz IS NULL OR started_at < $2)
+  AND ($3::text[] IS NULL OR node = ANY($3::text[]))
+  AND billing_month >= $4 AND billing_month <= coalesce($5, 'infinity'::date)
+"""
+_WINDOW_AND_CALLS = IN_WINDOW + """UNION
+SELECT call_id, did, started_at, ended_at, source, end_estimated FROM cdrs WHERE call_id = ANY($6::text[])
+"""
+
+
 async def fetch_cdrs(conn: asyncpg.Connection, window: Window, call_ids: Sequence[str],
                      nodes: Collection[str] | None) -> list[FairlineCdr]:
     """The CDRs of `nodes` (None: of any) that started in the window, and those of the given call ids wherever they started."""
+    from rating.core.partitions import billing_months_around
     from rating.core.reconcile import FairlineCdr
 
+    # The billing months the window's calls can have: cdrs is partitioned by them (decision 0033),
+    # so the query reads those months' partitions only.
+    lowest, highest = billing_months_around(window.since, window.until)
     rows = await conn.fetch(
-        """SELECT call_id, did, started_at, ended_at, source, end_estimated FROM cdrs
-           WHERE started_at >= $1 AND ($2::timestamptz IS NULL OR started_at < $2)
-             AND ($4::text[] IS NULL OR node = ANY($4::text[]))
-           UNION
-           SELECT call_id, did, started_at, ended_at, source, end_estimated FROM cdrs
-           WHERE call_id = ANY($3::text[])""",
-        window.since, window.until, list(call_ids), None if nodes is None else sorted(nodes))
+        _WINDOW_AND_CALLS, window.since, window.until, None if nodes is None else sorted(nodes), lowest, highest,
+        list(call_ids))
     return [FairlineCdr(r["call_id"], r["did"], r["started_at"], r["ended_at"], r["source"], r["end_estimated"])
             for r in rows]
 

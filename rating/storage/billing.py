@@ -252,7 +252,7 @@ WITH priced AS (
 ), repriced AS (
     UPDATE cdrs SET charged_eur = p.charge
     FROM priced p
-    WHERE cdrs.call_id = p.call_id AND cdrs.charged_eur <> p.charge
+    WHERE cdrs.call_id = p.call_id AND cdrs.billing_month = $2 AND cdrs.charged_eur <> p.charge
     RETURNING 1
 )
 SELECT count(*)::int FROM repriced

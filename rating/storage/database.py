@@ -128,15 +128,33 @@ _CHARGE_BY_JOIN = charge_sql(eligible="r.fair_use_eligible", heavy="h.heavy", li
 # no cause, no target, no recording), which it may have stored while the live CDR was still in
 # fairline's spool; the recording row then lands with it (decision 0023). Nothing else ever
 # overwrites a row, and an import never does.
-_REPLACED = [*_STAGING_NAMES, "charged_eur"]
+# cdrs is partitioned by billing_month (decision 0033): its primary key is (call_id, billing_month)
+# and cdr_calls holds each call id once, with its month. A call id cdr_calls knows is not inserted
+# again, even when its partition was detached for archive; the live CDR that replaces Asterisk's
+# takes the stored row's month (the two can differ only across a month's first instant), so the
+# conflict finds it. Two writers storing one new call id in different months at once: the second
+# fails on cdr_calls' primary key, a row fault, and its row-by-row retry then finds it known.
+# Both look-ups are scalar subqueries, one primary-key probe per row whatever the plan: as a join,
+# a cached generic plan read the whole of cdr_calls for every batch once it had been planned
+# while the table was small (3 times slower at 300,000 rows, and growing).
+_KEY = ("call_id", "billing_month")
+_REPLACED = [c for c in [*_STAGING_NAMES, "charged_eur"] if c not in _KEY]
+_MONTH = "coalesce(r.known, r.billing_month)"
 _INSERT_CDRS = f"""
-WITH r AS (
+WITH staged AS (
     DELETE FROM {_STAGING} RETURNING *
+), r AS MATERIALIZED (
+    SELECT s.*, k.known,
+           (SELECT x.source FROM cdrs x WHERE x.call_id = s.call_id AND x.billing_month = k.known) AS stored_source
+    FROM staged s
+    CROSS JOIN LATERAL (SELECT (SELECT c.billing_month FROM cdr_calls c WHERE c.call_id = s.call_id) AS known
+                        OFFSET 0) k
 ), ins AS (
     INSERT INTO cdrs ({", ".join(_STAGING_NAMES)}, charged_eur)
-    SELECT r.*, {_CHARGE_BY_JOIN}
-    FROM r LEFT JOIN heavy_users h ON h.customer_id = r.customer_id AND h.month = r.billing_month
-    ON CONFLICT (call_id) DO UPDATE
+    SELECT {", ".join(_MONTH if c == "billing_month" else "r." + c for c in _STAGING_NAMES)}, {_CHARGE_BY_JOIN}
+    FROM r LEFT JOIN heavy_users h ON h.customer_id = r.customer_id AND h.month = {_MONTH}
+    WHERE r.known IS NULL OR (r.source = 'live' AND r.stored_source = 'asterisk')
+    ON CONFLICT (call_id, billing_month) DO UPDATE
         SET ({", ".join(_REPLACED)}, recorded_at) = ROW({", ".join("EXCLUDED." + c for c in _REPLACED)}, now())
         WHERE cdrs.source = 'asterisk' AND EXCLUDED.source = 'live'
     RETURNING call_id, recording_mode, recording_evidence

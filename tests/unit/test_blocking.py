@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 
 from ari_app.config.yaml_loader import parse
 from ari_app.core import flow
-from ari_app.core.blocking import BUSY, MAX_BLOCKED, Blocklist, Refusal, caller_key, check_entry, refusal_for
+from ari_app.core.blocking import BUSY, MAX_BLOCKED, Blocklist, Refusal, caller_key, check_entry
 from ari_app.core.events import CallDestroyed, CallStarted, HangupRequested, PlaybackDone
 from ari_app.core.model import Config, Customer, Number, Route, Strategy, Target, TargetKind
 from ari_app.errors import ConfigError
@@ -84,6 +84,12 @@ class TestBlocklist:
         assert blocklist.refuses("00" + prefix[1:] + rest)
         if len(prefix) > 2:  # a shorter number is not in the range
             assert not blocklist.refuses(prefix[:-1])
+
+
+def refusal_for(number: Number, customer: Customer | None, caller: str | None) -> Refusal | None:
+    """What the configuration holding `number` (and `customer`, if any) says about a call from `caller`."""
+    customers = {customer.customer_id: customer} if customer is not None else {}
+    return Config(customers=customers, numbers={number.e164: number}).refusal(number, caller)
 
 
 class TestRefusalFor:

@@ -10,9 +10,10 @@ from hypothesis import given, strategies as st
 
 from ari_app.config.yaml_loader import parse
 from ari_app.core import flow
-from ari_app.core.closures import MAX_CLOSED_DATES, Closures, DateRange, Holidays, check_subdivision
+from ari_app.core.closures import MAX_CLOSED_DATES, DateRange, Holidays, check_subdivision
 from ari_app.core.events import CallStarted
-from ari_app.core.model import DAYS, Config, Customer, Number, OpeningHours, Route, Strategy, Target, TargetKind, Window
+from ari_app.core.model import (DAYS, Closures, Config, Customer, Number, OpeningHours, Route, Strategy, Target,
+                               TargetKind, Window)
 from ari_app.dialplan_gen import dialable
 from ari_app.errors import ConfigError
 from rating.core.tariff import NumberType

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CORES = ("ari_app/core", "rating/core")
+CORES = ("ari_app/core", "rating/core", "console/core")
 IO_MODULES = ("asyncio", "aiohttp", "asyncpg", "socket", "yaml", "structlog", "subprocess", "threading")
 # The data libraries the rules read: holidays loads threading (a lock) and, through importlib.metadata,
 # socket; they are loaded first, so what the core itself brings in is what is left.
@@ -69,11 +69,21 @@ class TestImportsPointOneWay:
     def test_plumbing_knows_no_business(self, module: Path) -> None:
         assert not {"ari_app", "rating"} & imported_packages(module)
 
+    @pytest.mark.parametrize("module", [p for folder in ("ari_app", "rating", "plumbing")
+                                        for p in sorted((ROOT / folder).rglob("*.py"))],
+                             ids=lambda p: str(p.relative_to(ROOT)))
+    def test_only_the_composition_root_imports_the_console(self, module: Path) -> None:
+        """The console sits on top (decision 0032): it uses ari_app and rating, they never use it, but for
+        ari_app/cli.py registering its commands."""
+        if module == ROOT / "ari_app" / "cli.py":
+            return
+        assert "console" not in imported_packages(module)
+
     @pytest.mark.parametrize("module", [p for folder in CORES for p in sorted((ROOT / folder).rglob("*.py"))],
                              ids=lambda p: str(p.relative_to(ROOT)))
     def test_a_core_imports_only_cores(self, module: Path) -> None:
         """The pure core reaches no edge: within fairline's packages it imports only ari_app.core,
-        ari_app.errors, rating.core and rating.errors."""
+        ari_app.errors, rating.core, rating.errors and console.core."""
         tree = ast.parse(module.read_text(), str(module))
         edges = set()
         for node in ast.walk(tree):
@@ -81,7 +91,7 @@ class TestImportsPointOneWay:
                      else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
                      else [])
             for name in names:
-                if name.split(".")[0] in ("ari_app", "rating", "plumbing") and not name.startswith(
-                        ("ari_app.core", "ari_app.errors", "rating.core", "rating.errors")):
+                if name.split(".")[0] in ("ari_app", "rating", "plumbing", "console") and not name.startswith(
+                        ("ari_app.core", "ari_app.errors", "rating.core", "rating.errors", "console.core")):
                     edges.add(name)
         assert not edges

@@ -120,6 +120,15 @@ class TestFlow:
         assert isinstance(write, WriteCdr) and call.phase is Phase.ENDED
         assert write.record.voicemail == MESSAGE and write.record.disposition is Disposition.ANSWERED
 
+    def test_the_callers_hang_up_during_the_message_is_normal_clearing_whatever_asterisk_reports(self) -> None:
+        """Asterisk reports 0, or the cause of the Dial() nobody answered; the call was answered and ended normally."""
+        for reported in (0, 19):
+            events = [*greeted(), HangupRequested(CALL_ID, at(20), reported),
+                      MessageStored(CALL_ID, at(20.05), MESSAGE), CallDestroyed(CALL_ID, at(20.1), reported)]
+            _, actions = run(events, CONFIG)
+            [write] = [a for a in actions if isinstance(a, WriteCdr)]
+            assert write.record.hangup_cause == 16, reported
+
     def test_the_message_stored_before_the_channel_went_is_on_the_cdr_at_once(self) -> None:
         events = [*greeted(), HangupRequested(CALL_ID, at(20), 16), MessageStored(CALL_ID, at(20.05), MESSAGE),
                   CallDestroyed(CALL_ID, at(20.1), 16)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ari_app.config.yaml_loader import load
-from ari_app.errors import ConfigError
+from tests.unit.test_routes import problems, write
 
 # Two queues, a minute each, one overflowing to the other's number (line numbers in the comments).
 TWO_MINUTES = """\
@@ -40,17 +40,6 @@ queues:
 """
 # line 19: first's max_wait_seconds   line 21: second's name   line 24: second's max_wait_seconds
 
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "fairline.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def problems(path: Path) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load(path)
-    return caught.value.problems
 
 
 class TestConfigCheck:

@@ -1,0 +1,96 @@
+"""The console's ASGI app: its pages as a list of routes, each declaring who may see it (console.guard)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from console import auth_pages, data_pages
+from console.config_cache import ConfigCache
+from console.guard import NOT_FOUND, Page
+from console.settings import ConsoleSettings
+
+POST = ("POST",)
+
+ROUTES = [
+    Page("/", auth_pages.root, who="anyone"),
+    Page("/login", auth_pages.login_form, who="anyone"),
+    Page("/login", auth_pages.login, who="anyone", methods=POST),
+    Page("/login/totp", auth_pages.totp_form, who="second_factor"),
+    Page("/login/totp", auth_pages.totp_check, who="second_factor", methods=POST),
+    Page("/account/totp", auth_pages.enrol_form, who="enrolling"),
+    Page("/account/totp", auth_pages.enrol, who="enrolling", methods=POST),
+    Page("/account/password", auth_pages.password_form, who="signed_in"),
+    Page("/account/password", auth_pages.change_password, who="signed_in", methods=POST),
+    Page("/logout", auth_pages.logout, who="signed_in", methods=POST),
+    Page("/numbers", data_pages.my_numbers, who="customer"),
+    Page("/numbers/{e164}", data_pages.my_number, who="customer"),
+    Page("/calls", data_pages.my_calls, who="customer"),
+    Page("/calls.csv", data_pages.my_calls_csv, who="customer"),
+    Page("/staff/customers", data_pages.staff_customers, who="staff"),
+    Page("/staff/customers/{customer_id}", data_pages.staff_customer, who="staff"),
+    Page("/staff/audit", data_pages.staff_audit, who="staff"),
+    Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
+]
+
+# No script at all, nothing from elsewhere, never in a frame; pages with personal data are not cached.
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                                 b"frame-ancestors 'none'; base-uri 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """A page that does not exist and a method not allowed answer as plainly as a refused page."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    return PlainTextResponse(NOT_FOUND if status == 404 else "Error", status_code=status)
+
+
+def create_app(settings: ConsoleSettings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # No connection at start: pages answer 503 while the database is away and recover without a restart.
+        pool = await asyncpg.create_pool(settings.database_url, min_size=0, max_size=10)
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = Starlette(routes=ROUTES, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan,
+                    exception_handlers={HTTPException: _http_error})
+    app.state.settings = settings
+    app.state.config_cache = ConfigCache()
+    return app
