@@ -202,6 +202,9 @@ def test_a_node_killed_under_load_loses_only_its_calls_in_progress(live: LiveClu
           f"for {2 * calls_each} calls in {load_seconds:.0f} s ({kamailio_ms / (2 * calls_each):.2f} ms a call, "
           "OPTIONS probes included)")
 
+    # A call for one of its numbers, up on the survivor while the node comes back, stays there to its end.
+    staying = live.sipp(theirs[0], talk_ms=30000, timeout=90)
+    assert poll(lambda: "PJSIP/carrier-in-" in live.node(survivor).asterisk_rx("core show channels concise"))
     node.asterisk = None
     node.start_asterisk()
     live.cluster.wait_nodes_up()
@@ -211,6 +214,8 @@ def test_a_node_killed_under_load_loses_only_its_calls_in_progress(live: LiveClu
     assert live.call(theirs[0]).returncode == 0
     assert poll(lambda: any(r["did"] == theirs[0] and r["started_at"] >= back_since.isoformat() and r["node"] == victim
                             for r in live.cdrs()), timeout=20)
+    out, _ = staying.communicate(timeout=120)
+    assert staying.returncode == 0, out[-2000:]
 
 
 def test_a_phone_a_new_configuration_adds_can_be_called_once_it_is_published(live: LiveCluster) -> None:
