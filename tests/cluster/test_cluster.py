@@ -140,7 +140,7 @@ def test_a_node_killed_under_load_loses_only_its_calls_in_progress(live: LiveClu
     """sipp places 20 calls/s over all numbers; one node's Asterisk is killed (SIGKILL) mid-run. The other
     numbers' calls are not touched; the dead node's numbers go to the other node; every call a node
     answered has its CDR; reconcile finds nothing on either node. Then the node comes back and takes
-    its numbers back."""
+    its numbers back, while a call for one of them already up on the other node stays there to its end."""
     since = datetime.now(UTC) - timedelta(seconds=1)
     for did in NUMBERS:  # where each number lives now
         assert live.call(did).returncode == 0
