@@ -10,7 +10,7 @@ LOCK   := requirements.lock
 UV     := .venv-lock/bin/uv
 UV_VERSION := 0.13.8
 
-.PHONY: demo up test test-faults bench setup lock clean-cache
+.PHONY: demo up cluster cluster-down test test-faults test-cluster bench setup lock clean-cache
 
 demo: setup          ## bring up Asterisk, PostgreSQL and fairline, place sample calls, print rated CDRs
 	$(STACK) demo
@@ -18,11 +18,20 @@ demo: setup          ## bring up Asterisk, PostgreSQL and fairline, place sample
 up: setup            ## the same stack in the foreground until Ctrl-C, ready for a softphone
 	$(STACK) up
 
+cluster: setup       ## Kamailio in front of two Asterisk + fairline nodes and one PostgreSQL, each in its own network namespace (root), until Ctrl-C
+	$(VENV)/bin/python cluster/cluster.py up
+
+cluster-down:        ## stop what a `make cluster` that died left behind (processes, network namespaces)
+	$(VENV)/bin/python cluster/cluster.py down
+
 test: setup          ## the whole suite: unit tests and end-to-end tests with real SIP calls
 	$(VENV)/bin/python -m pytest
 
 test-faults: setup   ## the long fault tests (a ten-minute PostgreSQL outage under 35 calls/s; about 13 min), not in make test
 	$(VENV)/bin/python -m pytest -m long -s tests/e2e/test_long_outage.py
+
+test-cluster: setup  ## the cluster's end-to-end tests (tests/cluster: real SIP through Kamailio into two nodes; root), not in make test
+	$(VENV)/bin/python -m pytest -m cluster -s tests/cluster
 
 bench: setup         ## issue 8's benchmarks (call path, CDR rating and writing, settlement, config load); applying config versions live; start-up and memory at rest (BASELINE=REV alternates with REV)
 	$(VENV)/bin/python bench/call_path.py $(if $(BASELINE),--baseline $(BASELINE))

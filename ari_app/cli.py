@@ -143,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "includes it.")
     generate.add_argument("file", type=Path, help="the configuration (YAML)")
     generate.set_defaults(fn=cmd_dialplan_generate)
+    dialable = dialplan_sub.add_parser(
+        "dialable", help="print the phones the configuration may ring, as the cluster's Kamailio loads them",
+        description="Print every phone the configuration may ring (the fallback dialplan's fairline-targets) as "
+                    "a db_text table for Kamailio's htable `dialable` (cluster/kamailio.cfg, decision 0034): "
+                    "Kamailio refuses with 403 any outbound call to a number not in it.")
+    dialable.add_argument("file", type=Path, help="the configuration (YAML)")
+    dialable.set_defaults(fn=cmd_dialplan_dialable)
     publish = dialplan_sub.add_parser(
         "publish", help="generate the fallback dialplan and load it into the running Asterisk (AMI)",
         description="Generate the context fairline-fallback from the configuration, write it to the file "
@@ -209,6 +216,19 @@ def cmd_dialplan_generate(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_BAD_INPUT
     sys.stdout.write(fallback_dialplan(cfg))
+    return EXIT_OK
+
+
+def cmd_dialplan_dialable(args: argparse.Namespace) -> int:
+    from ari_app.config import yaml_loader as config_mod
+    from ari_app.dialplan_gen import dialable, edge_list
+
+    try:
+        cfg = config_mod.load(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sys.stdout.write(edge_list(dialable(cfg)))
     return EXIT_OK
 
 

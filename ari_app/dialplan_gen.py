@@ -206,3 +206,21 @@ def _guarded(config: Config, number: Number, customer_key: str) -> list[str]:
     on_closed = serving(config, None if closed.announcement else closed.route or number.outside_hours,
                         closed.announcement) or ["Hangup()"]
     return _extension(number.e164, apps + daytime + [f"(closed),{on_closed[0]}", *on_closed[1:]])
+
+
+# ---- the edge's allow-list (decision 0034)
+
+# Kamailio's htable loads its lists through db_text: a header naming the columns, then one row per key.
+EDGE_LIST_HEADER = "id(int,auto) key_name(str) key_type(int) value_type(int) key_value(str) expires(int)"
+
+
+def edge_list(keys: set[str]) -> str:
+    """`keys` as a db_text table Kamailio's htable loads (cluster/kamailio.cfg): each key with the value 1.
+
+    The keys are phones (E.164) or addresses: nothing in them can break a db_text row (':' separates its
+    fields, so an IPv6 address cannot be a key here).
+    """
+    if bad := sorted(k for k in keys if not k or ":" in k or "\n" in k):
+        raise ValueError(f"not a key of an edge list: {bad[0]!r}")
+    rows = [f"{i}:{key}:0:0:1:0" for i, key in enumerate(sorted(keys), start=1)]
+    return "\n".join([EDGE_LIST_HEADER, *rows]) + "\n"

@@ -28,6 +28,8 @@ chmod u+w "$etc"
 rm -f "$etc"/*.conf
 for f in "$dialplan"/*.conf; do
     sed -e "s|@INSTANCE_DIR@|$inst|g" \
+        -e "s|@SIP_ADDRESS@|${FAIRLINE_SIP_ADDRESS:-127.0.0.1}|g" \
+        -e "s|@SYSTEM_NAME@|${FAIRLINE_SYSTEM_NAME:-fairline1}|g" \
         -e "s|@SIP_PORT@|${FAIRLINE_SIP_PORT:-5060}|g" \
         -e "s|@HTTP_PORT@|${FAIRLINE_HTTP_PORT:-8088}|g" \
         -e "s|@AMI_PORT@|${FAIRLINE_AMI_PORT:-5038}|g" \

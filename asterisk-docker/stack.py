@@ -62,6 +62,8 @@ SYSTEM_PACKAGES = {
     # The console's browser test drives Debian's Chromium (browsers cannot be downloaded here; decision 0032).
     "chromium": "chromium",
     "chromedriver": "chromium-driver",
+    "kamailio": "kamailio",  # the SIP edge in front of the cluster's nodes (cluster/, decision 0034)
+    "kamcmd": "kamailio",
 }
 
 
@@ -321,6 +323,14 @@ class Stack:
     targets: subprocess.Popen[bytes] | None = None
     console: subprocess.Popen[bytes] | None = None
     _pg_started: bool = False
+    # A node of a cluster (cluster/cluster.py) runs in a network namespace of its own, on its own address,
+    # with Kamailio as its carrier; these defaults are the single stack's.
+    netns: str | None = None
+    sip_address: str = "127.0.0.1"
+    system_name: str = "fairline1"
+    pg_listen: str = "127.0.0.1"
+    carrier_in_match: str | None = None
+    carrier_out_host: str | None = None
 
     @classmethod
     def create(cls, name: str, ports: Ports) -> "Stack":
@@ -334,6 +344,10 @@ class Stack:
             rootfs=rootfs_path(),
             external_database_url=os.environ.get("DATABASE_URL") or None,
         )
+
+    def in_netns(self, cmd: list[str]) -> list[str]:
+        """`cmd` run in this stack's network namespace (unchanged for a stack that has none)."""
+        return ["ip", "netns", "exec", self.netns, *cmd] if self.netns else cmd
 
     # -- paths
     @property
@@ -446,10 +460,10 @@ class Stack:
         sock_dir.mkdir(exist_ok=True)
         if as_postgres:
             shutil.chown(sock_dir, "postgres")
-        run_quiet(
+        run_quiet(self.in_netns(
             [*as_postgres, find_pg_binary("pg_ctl") or "pg_ctl", "-D", str(self.pg_data), "-l", str(self.pg_dir / "postgres.log"),
              "-w", "-t", "30", "start",
-             "-o", f"-p {self.ports.pg} -k {sock_dir} -c listen_addresses=127.0.0.1 -c fsync=on"],
+             "-o", f"-p {self.ports.pg} -k {sock_dir} -c listen_addresses={self.pg_listen} -c fsync=on"]),
             what="starting PostgreSQL",
         )
         self._pg_started = True
@@ -474,7 +488,7 @@ class Stack:
         if db != "fairline":
             url = url.rsplit("/", 1)[0] + "/" + db
         env = dict(os.environ, PGPASSWORD=password) if password else None
-        cmd = ["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", *extra]
+        cmd = self.in_netns(["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", *extra])
         if params is None:
             return run_quiet([*cmd, "-c", sql], what=f"psql {sql[:40]!r}", timeout=30, env=env)
         # psql interpolates variables in what it reads, not in -c: the SQL goes on stdin.
@@ -485,7 +499,7 @@ class Stack:
         url, password = split_password(self.database_url)
         env = dict(os.environ, PGCONNECT_TIMEOUT="5", **({"PGPASSWORD": password} if password else {}))
         proc = subprocess.run(
-            ["psql", url, "-X", "-q", "-A", "-t", "-c", "SELECT 1"], capture_output=True, text=True, timeout=20, env=env,
+            self.in_netns(["psql", url, "-X", "-q", "-A", "-t", "-c", "SELECT 1"]), capture_output=True, text=True, timeout=20, env=env,
         )
         if proc.returncode != 0:
             raise StackError(
@@ -512,13 +526,16 @@ class Stack:
             os.chmod(self.asterisk_dir / sub, 0o750)
         values = {
             "INSTANCE_DIR": self.asterisk_dir_inside,
+            "SIP_ADDRESS": self.sip_address,
+            "SYSTEM_NAME": self.system_name,
             "SIP_PORT": str(self.ports.sip),
             "HTTP_PORT": str(self.ports.http),
             "AMI_PORT": str(self.ports.ami),
             "RTP_START": str(self.ports.rtp_start),
             "RTP_END": str(self.ports.rtp_end),
-            "CARRIER_IN_MATCH": os.environ.get("FAIRLINE_CARRIER_IN_MATCH", "127.0.0.1"),
-            "CARRIER_OUT_HOST": os.environ.get("FAIRLINE_CARRIER_OUT_HOST", f"127.0.0.1:{self.ports.targets}"),
+            "CARRIER_IN_MATCH": self.carrier_in_match or os.environ.get("FAIRLINE_CARRIER_IN_MATCH", "127.0.0.1"),
+            "CARRIER_OUT_HOST": self.carrier_out_host or os.environ.get("FAIRLINE_CARRIER_OUT_HOST",
+                                                                        f"127.0.0.1:{self.ports.targets}"),
         }
         for template in sorted(DIALPLAN.glob("*.conf")):
             (etc / template.name).write_text(render_template(template, values))
@@ -560,14 +577,14 @@ class Stack:
         self.render_asterisk_config()
         version = run_quiet(["chroot", str(self.rootfs), "asterisk", "-V"], what="asterisk -V").strip()
         check_asterisk_version(version)
-        say(f"starting {version} (SIP 127.0.0.1:{self.ports.sip}, ARI {self.ari_url}, AMI 127.0.0.1:{self.ports.ami})")
+        say(f"starting {version} (SIP {self.sip_address}:{self.ports.sip}, ARI {self.ari_url}, AMI 127.0.0.1:{self.ports.ami})")
         log = open(self.log("asterisk"), "ab")
         uid, gid = asterisk_user()
         # chroot drops to the user before it runs Asterisk (numeric ids: the root filesystem's
         # /etc/passwd does not know the host's user, and need not); Asterisk never holds root.
         self.asterisk = subprocess.Popen(
-            ["chroot", f"--userspec=+{uid}:+{gid}", f"--groups=+{gid}", str(self.rootfs),
-             "asterisk", "-C", self.asterisk_conf_inside, "-f", "-n"],
+            self.in_netns(["chroot", f"--userspec=+{uid}:+{gid}", f"--groups=+{gid}", str(self.rootfs),
+                           "asterisk", "-C", self.asterisk_conf_inside, "-f", "-n"]),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             # Its files (recordings, CDRs, logs) readable by its group, never by others.
             umask=0o027,
@@ -624,7 +641,7 @@ class Stack:
         exe = exe or Path(sys.executable).parent / "fairline"
         log = open(self.log("fairline"), "ab")
         self.fairline = subprocess.Popen(
-            [str(exe), "run", "--log-format", "json", "--log-level", self.fairline_log_level],
+            self.in_netns([str(exe), "run", "--log-format", "json", "--log-level", self.fairline_log_level]),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.fairline_env(),
             start_new_session=True,
         )
@@ -666,8 +683,8 @@ class Stack:
     def apply_config(self) -> None:
         """`fairline config apply` of the stack's configuration file, by author "stack"."""
         exe = Path(sys.executable).parent / "fairline"
-        done = subprocess.run([str(exe), "config", "apply", str(self.app_config), "--author", "stack",
-                               "--reason", f"stack start ({self.app_config.name})"],
+        done = subprocess.run(self.in_netns([str(exe), "config", "apply", str(self.app_config), "--author", "stack",
+                                             "--reason", f"stack start ({self.app_config.name})"]),
                               capture_output=True, text=True, timeout=120, env=self.fairline_env())
         if done.returncode == 3:  # PostgreSQL is down: fairline starts on its cached version, or the file
             say(f"configuration not stored (database unreachable): {(done.stderr or done.stdout).strip()}")

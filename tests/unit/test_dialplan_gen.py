@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+import pytest
 
 from ari_app.config.yaml_loader import load
 from ari_app.core.model import Config, Customer, Number
-from ari_app.dialplan_gen import dialable, fallback_dialplan
+from ari_app.dialplan_gen import EDGE_LIST_HEADER, dialable, edge_list, fallback_dialplan
 from rating.core.tariff import NumberType
 
 HEADER = """\
@@ -214,3 +215,19 @@ queues:
         number = Number("+31201234567", "acme", NumberType.LOCAL, "hello-world")
 
         assert dialable(Config(customers={}, numbers={number.e164: number})) == set()
+
+
+class TestEdgeList:
+    """The allow-lists the cluster's Kamailio loads (decision 0034): db_text rows, one key each, value 1."""
+
+    def test_each_phone_is_a_row_in_order_after_the_header(self) -> None:
+        assert edge_list({"+31612345679", "+31201234598"}) == (
+            f"{EDGE_LIST_HEADER}\n1:+31201234598:0:0:1:0\n2:+31612345679:0:0:1:0\n")
+
+    def test_an_empty_list_is_the_header_alone(self) -> None:
+        assert edge_list(set()) == EDGE_LIST_HEADER + "\n"
+
+    @pytest.mark.parametrize("key", ["", "::1", "+3161\n2:+1"])
+    def test_a_key_that_would_break_a_row_is_refused(self, key: str) -> None:
+        with pytest.raises(ValueError, match="not a key of an edge list"):
+            edge_list({"+31612345679", key})
