@@ -237,3 +237,38 @@ def test_a_phone_a_new_configuration_adds_can_be_called_once_it_is_published(liv
         assert poll(lambda: f"edge.outbound target={new_phone} " in live.kamailio_log()[offset:], timeout=15)
     finally:
         live.cluster.publish(Path(__file__).resolve().parent / "fairline.yaml")
+
+
+def test_a_configuration_change_published_once_reaches_both_nodes(live: LiveCluster) -> None:
+    """One number held by each node rings a new phone: stored once, applied by each node's fairline from the
+    store (LISTEN/NOTIFY), and the next call on each node follows it."""
+    for did in NUMBERS:
+        done = live.call(did)
+        assert done.returncode == 0, done.stdout[-2000:]
+    seen = nodes_of(live, len(NUMBERS))
+    held = {node: next(did for did, nodes in sorted(seen.items()) if nodes == {node}) for node in ("n1", "n2")}
+    text = (Path(__file__).resolve().parent / "fairline.yaml").read_text()
+    new_phone = {}
+    for node, did in held.items():
+        old = f'"+3161239{did[-3:]}1"'  # each number's phone, as tests/cluster/fairline.yaml gives them
+        assert old in text, (did, old)
+        new_phone[did] = f"+3161239{int(did[-3:]) + 500:03d}1"
+        text = text.replace(old, f'"{new_phone[did]}"')
+    config = live.cluster.state_dir / "fairline-moved.yaml"
+    config.write_text(text)
+    offsets = {n.system_name: n.log("fairline").stat().st_size for n in live.cluster.nodes}
+    since = datetime.now(UTC)
+
+    live.cluster.publish(config)
+    try:
+        for n in live.cluster.nodes:
+            assert poll(lambda n=n: '"config.applied"' in n.log("fairline").read_bytes()[offsets[n.system_name]:]
+                        .decode(errors="replace"), timeout=20), n.system_name
+        for did in held.values():
+            done = live.call(did)
+            assert done.returncode == 0, done.stdout[-2000:]
+        assert poll(lambda: len([r for r in live.cdrs() if r["started_at"] >= since.isoformat()]) >= 2, timeout=20)
+        after = {r["did"]: (r["node"], r["answered_target"]) for r in live.cdrs() if r["started_at"] >= since.isoformat()}
+        assert after == {did: (node, new_phone[did]) for node, did in held.items()}
+    finally:
+        live.cluster.publish(Path(__file__).resolve().parent / "fairline.yaml")
