@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -883,16 +884,21 @@ def cmd_demo(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_up(_: argparse.Namespace) -> int:
-    stack = Stack.create(os.environ.get("FAIRLINE_INSTANCE", "up"), Ports.defaults())
-    stopping = False
+def until_signalled() -> Callable[[], bool]:
+    """From now on SIGTERM and SIGINT (Ctrl-C) do not end the process: they set what the check returned tells."""
+    signalled: list[int] = []
 
     def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        signalled.append(signum)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return lambda: bool(signalled)
+
+
+def cmd_up(_: argparse.Namespace) -> int:
+    stack = Stack.create(os.environ.get("FAIRLINE_INSTANCE", "up"), Ports.defaults())
+    stopping = until_signalled()
     stack.start()
     try:
         console = stack.start_console()
@@ -902,7 +908,7 @@ def cmd_up(_: argparse.Namespace) -> int:
         say(f"  database {redact(stack.database_url)}")
         say(f"  the management console {console} (accounts: `.venv/bin/fairline users add`, docs/console.md)")
         say(f"  logs in {stack.state_dir}; Ctrl-C stops everything")
-        while not stopping:
+        while not stopping():
             if stack.fairline is not None and stack.fairline.poll() is not None:
                 say(f"fairline exited (status {stack.fairline.returncode}); stopping")
                 break

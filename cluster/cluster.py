@@ -300,14 +300,7 @@ def cmd_up(_: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         raise StackError("the cluster makes network namespaces: run it as root")
     cluster = Cluster.create(cluster_name())
-    stopping = False
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stopping = stackmod.until_signalled()
     cluster.start()
     try:
         say(f"up: Kamailio at sip:{EDGE_ADDRESS}:{KAMAILIO_PORT} in namespace {cluster.topo.edge}; the carrier is "
@@ -318,7 +311,7 @@ def cmd_up(_: argparse.Namespace) -> int:
         for node in cluster.nodes:
             say(f"  node {node.system_name}: {node.sip_address}:{node.ports.sip} in {node.netns}, logs in {node.state_dir}")
         say(f"  Kamailio's log {cluster.log('kamailio')}; Ctrl-C stops everything")
-        while not stopping:
+        while not stopping():
             time.sleep(0.2)
     finally:
         say("stopping")
