@@ -53,6 +53,8 @@ class QueuesView(Protocol):
     def config(self) -> QueuesConfigView: ...
     @property
     def clock(self) -> Callable[[], datetime]: ...
+    @property
+    def node(self) -> str: ...
 
 
 class AppView(Protocol):
@@ -177,8 +179,9 @@ def _metrics(app: AppView, writer: CdrWriterView, loop: LoopView | None) -> Iter
     longest: list[tuple[dict[str, str], float]] = []
     for name in names:
         callers = queues.states[name].waiting if name in queues.states else ()
-        waiting.append(({"queue": name}, len(callers)))
-        longest.append(({"queue": name}, max((max(0.0, c.waited(now)) for c in callers), default=0.0)))
+        labels = {"queue": name, "node": queues.node}  # which node holds the queue (several nodes: issue 20)
+        waiting.append((labels, len(callers)))
+        longest.append((labels, max((max(0.0, c.waited(now)) for c in callers), default=0.0)))
     yield from _family("fairline_queue_waiting_callers", "gauge", "Callers waiting in the queue now.", waiting)
     yield from _family("fairline_queue_longest_wait_seconds", "gauge",
                        "How long the longest-waiting caller in the queue has waited; 0 when none waits.", longest)

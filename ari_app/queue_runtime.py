@@ -83,6 +83,7 @@ class Queues:
         self.clock = clock
         self.schedule = schedule
         self.log = structlog.get_logger("fairline.queues")
+        self.node = ""  # the node whose Asterisk holds these queues' callers (Asterisk's systemname)
         self.states: dict[str, queueing.QueueState] = {}
         self.specs: dict[str, queueing.QueueSpec] = {}  # the last spec each live queue ran with
         self.where: dict[str, str] = {}  # call id -> the queue it waits in or was connected from
@@ -189,7 +190,7 @@ class Queues:
         if not self.states[queue].waiting and queue not in self.config.queues and not any(
                 leg.queue == queue for leg in self.legs.values()):
             del self.states[queue], self.specs[queue]  # removed from the configuration, and now idle
-        self._status_changed()
+        self.status_changed()
 
     def _do(self, queue: str, action: queueing.Action) -> None:
         match action:
@@ -282,7 +283,7 @@ class Queues:
     def status(self) -> dict[str, Any]:
         """Every live or configured queue: waiting callers (oldest first) and agents with their state."""
         names = sorted(set(self.config.queues) | set(self.states))
-        return {"written_at": self.clock().isoformat(), "pid": os.getpid(),
+        return {"written_at": self.clock().isoformat(), "pid": os.getpid(), "node": self.node,
                 "queues": [self._queue_status(name) for name in names]}
 
     def _queue_status(self, name: str) -> dict[str, Any]:
@@ -298,7 +299,7 @@ class Queues:
             "agents": [_agent_status(a, in_config=a.e164 in spec.agents) for a in agents],
         }
 
-    def _status_changed(self) -> None:
+    def status_changed(self) -> None:
         if self.status_file is None or self._status_due is not None:
             return
         self._status_due = self.schedule(STATUS_EVERY_S, self._write_status)

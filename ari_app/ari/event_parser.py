@@ -278,6 +278,12 @@ def parse_variable(raw: Any) -> str:
     return str(raw.get("value", "")) if isinstance(raw, dict) else ""
 
 
+def parse_system_name(raw: Any) -> str:
+    """GET /asterisk/info's config.name: Asterisk's `systemname`, the node's name ("" when not set)."""
+    config = raw.get("config") if isinstance(raw, dict) else None
+    return str(config.get("name") or "") if isinstance(config, dict) else ""
+
+
 def parse_asterisk_version(raw: Any) -> str:
     """GET /asterisk/info?only=system's answer: Asterisk's version string ("" when missing)."""
     return str(raw.get("system", {}).get("version", "")) if isinstance(raw, dict) else ""

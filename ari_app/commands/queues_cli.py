@@ -46,10 +46,11 @@ def cmd_queues(args: argparse.Namespace) -> int:
         print(f"fairline (pid {pid}) that wrote {path} is not running; its last status follows", file=sys.stderr)
     now = utc_now()
     queues = [_with_waits(q, now) for q in status.get("queues", [])]
+    node = str(status.get("node") or "")  # a status written before nodes were named has none
     if args.json:
-        print(json.dumps({"at": now.isoformat(), "queues": queues}, indent=2))
+        print(json.dumps({"at": now.isoformat(), "node": node, "queues": queues}, indent=2))
     else:
-        print(render(queues))
+        print(render(queues, node))
     return EXIT_OK
 
 
@@ -74,10 +75,10 @@ def _with_waits(queue: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {**queue, "waiting": waiting, "agents": agents}
 
 
-def render(queues: list[dict[str, Any]]) -> str:
+def render(queues: list[dict[str, Any]], node: str = "") -> str:
     if not queues:
         return "no queues configured"
-    lines: list[str] = []
+    lines: list[str] = [f"node {node}: the callers of these queues are held by this node's Asterisk"] if node else []
     for q in queues:
         owner = f" ({q['customer']})" if q.get("customer") else " (removed from the configuration)"
         lines.append(f"queue {q['name']}{owner}: {len(q['waiting'])} waiting, {q['strategy']}, "

@@ -262,6 +262,9 @@ class App:
 
     async def _on_connect(self) -> None:
         """The events websocket is up; its events wait until this returns."""
+        if self.queues.node != self.session.node:  # the node's name, from Asterisk: `fairline queues`, /metrics
+            self.queues.node = self.session.node
+            self.queues.status_changed()
         await self.session.filter_events()
         await self.shedding.restart()
         if self.session.down_since is not None:  # a reconnect: what the calls fairline holds missed meanwhile

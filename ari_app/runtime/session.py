@@ -51,6 +51,7 @@ class Session:
         self.connected = False  # the events websocket is up (for /healthz)
         self.reconnects = 0  # connections after the first (for /metrics)
         self.down_since: datetime | None = None  # when the last connection went down; None before the first
+        self.node = ""  # Asterisk's systemname: the node this fairline serves (several nodes: docs/scale-out.md)
         self._connections = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -86,10 +87,11 @@ class Session:
                 pass
 
     async def _check_asterisk(self) -> None:
-        info = await self.ari.request("GET", "/asterisk/info", {"only": "system"})
+        info = await self.ari.request("GET", "/asterisk/info", {"only": "system,config"})
         version = event_parser.parse_asterisk_version(info)
         require_supported(version)
-        self.log.info("ari.connected", asterisk_version=version, app=self.ari.app)
+        self.node = event_parser.parse_system_name(info)
+        self.log.info("ari.connected", asterisk_version=version, app=self.ari.app, node=self.node)
 
     async def _consume(self, stop: asyncio.Event) -> None:
         reader = asyncio.create_task(self._read_events())

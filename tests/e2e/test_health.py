@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from tests.e2e.conftest import LiveStack, poll
+from tests.e2e.test_reload import fairline
 from tests.unit.test_health import parse, value
 
 pytestmark = pytest.mark.e2e
@@ -76,3 +77,15 @@ def test_metrics_show_the_event_loops_lag_while_fairline_runs(live: LiveStack) -
     shown = metrics(live)
     assert value(shown, f"{name}_bucket", le="+Inf") == value(shown, f"{name}_count")
     assert value(shown, "fairline_event_loop_stalls_total") >= 0
+
+
+def test_metrics_and_fairline_queues_name_the_node_that_holds_the_queues(live: LiveStack) -> None:
+    """Several nodes (issue 20): each fairline says which node's Asterisk holds its queues' callers, by
+    Asterisk's systemname, the prefix of every call id (the CDRs' `node`)."""
+    node = live.stack.system_name
+    assert value(metrics(live), "fairline_queue_waiting_callers", queue="e2e-answer", node=node) == 0
+    shown = fairline("queues", "--spool-dir", str(live.stack.state_dir / "spool"))
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"node {node}: ")
+    as_json = fairline("queues", "--json", "--spool-dir", str(live.stack.state_dir / "spool"))
+    assert json.loads(as_json.stdout)["node"] == node

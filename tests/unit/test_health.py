@@ -36,6 +36,7 @@ class FakeQueues:
     states: dict[str, QueueState] = dataclasses.field(default_factory=dict)
     config: FakeConfig = dataclasses.field(default_factory=FakeConfig)
     clock: Callable[[], datetime] = lambda: NOW
+    node: str = "n1"  # the queues' node (Asterisk's systemname)
 
 
 @dataclasses.dataclass
@@ -142,25 +143,25 @@ class TestMetrics:
         queues = FakeQueues(states={"sales": waiting(42.5, 3), "support": QueueState()},
                             config=FakeConfig({"sales": object(), "support": object(), "idle": object()}))
         samples = parse(render_metrics(FakeApp(queues=queues), FakeWriter()))
-        assert value(samples, "fairline_queue_waiting_callers", queue="sales") == 2
-        assert value(samples, "fairline_queue_longest_wait_seconds", queue="sales") == 42.5
-        assert value(samples, "fairline_queue_waiting_callers", queue="support") == 0
-        assert value(samples, "fairline_queue_longest_wait_seconds", queue="support") == 0
+        assert value(samples, "fairline_queue_waiting_callers", queue="sales", node="n1") == 2
+        assert value(samples, "fairline_queue_longest_wait_seconds", queue="sales", node="n1") == 42.5
+        assert value(samples, "fairline_queue_waiting_callers", queue="support", node="n1") == 0
+        assert value(samples, "fairline_queue_longest_wait_seconds", queue="support", node="n1") == 0
 
     def test_a_configured_queue_nobody_used_yet_reports_zero(self) -> None:
         queues = FakeQueues(config=FakeConfig({"idle": object()}))
         samples = parse(render_metrics(FakeApp(queues=queues), FakeWriter()))
-        assert value(samples, "fairline_queue_waiting_callers", queue="idle") == 0
+        assert value(samples, "fairline_queue_waiting_callers", queue="idle", node="n1") == 0
 
     def test_a_queue_removed_from_the_configuration_is_reported_while_callers_still_wait_in_it(self) -> None:
         queues = FakeQueues(states={"old": waiting(10)})
         samples = parse(render_metrics(FakeApp(queues=queues), FakeWriter()))
-        assert value(samples, "fairline_queue_waiting_callers", queue="old") == 1
+        assert value(samples, "fairline_queue_waiting_callers", queue="old", node="n1") == 1
 
     def test_a_queue_name_with_quotes_or_backslashes_keeps_the_format_valid(self) -> None:
         queues = FakeQueues(states={'a "b" \\ c': waiting(1)})
         samples = parse(render_metrics(FakeApp(queues=queues), FakeWriter()))
-        assert value(samples, "fairline_queue_waiting_callers", queue='a \\"b\\" \\\\ c') == 1
+        assert value(samples, "fairline_queue_waiting_callers", queue='a \\"b\\" \\\\ c', node="n1") == 1
 
     def test_write_latency_is_a_cumulative_histogram_ending_in_inf(self) -> None:
         writer = FakeWriter()
