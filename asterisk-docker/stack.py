@@ -834,8 +834,13 @@ def cmd_demo(_: argparse.Namespace) -> int:
                       FAIRLINE_SMTP_FROM="voicemail@fairline.example")
     smtp = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{smtp_port}",
                              "-c", "aiosmtpd.handlers.Mailbox", str(mail_dir)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    stack.start()
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        stack.start()
+    except BaseException:  # the stack cleans up after itself; the SMTP server is the demo's own
+        stop_process(smtp, "the demo's SMTP server")
+        raise
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     try:
         for i, (did, scenario, what) in enumerate(DEMO_CALLS):
@@ -879,8 +884,7 @@ def cmd_demo(_: argparse.Namespace) -> int:
         say(f"the console answered at {url}; `make up` keeps it running (the demo stops it now)")
     finally:
         stack.stop()
-        smtp.terminate()
-        smtp.wait(timeout=10)
+        stop_process(smtp, "the demo's SMTP server")
     return 0
 
 
