@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import auth_pages, data_pages
+from console import billing_pages
 from console.config_cache import ConfigCache
 from console.guard import NOT_FOUND, Page
 from console.settings import ConsoleSettings
@@ -42,6 +43,19 @@ ROUTES = [
     Page("/staff/customers", data_pages.staff_customers, who="staff"),
     Page("/staff/customers/{customer_id}", data_pages.staff_customer, who="staff"),
     Page("/staff/audit", data_pages.staff_audit, who="staff"),
+    Page("/invoices", billing_pages.my_invoices, who="customer"),
+    Page("/invoices/{month}.csv", billing_pages.my_invoice_csv, who="customer"),
+    Page("/invoices/{month}", billing_pages.my_invoice, who="customer"),
+    Page("/staff/contacts", billing_pages.staff_contacts, who="staff"),
+    Page("/staff/contacts/{customer_id}", billing_pages.staff_contact, who="staff"),
+    Page("/staff/contacts/{customer_id}", billing_pages.staff_contact_note, who="staff", methods=POST),
+    Page("/staff/customers/{customer_id}/heavy-user", billing_pages.staff_heavy_user, who="staff"),
+    Page("/staff/customers/{customer_id}/heavy-user", billing_pages.staff_heavy_user_decide, who="staff",
+         methods=POST),
+    Page("/staff/customers/{customer_id}/queues", billing_pages.staff_queues, who="staff"),
+    Page("/staff/customers/{customer_id}/invoices", billing_pages.staff_invoices, who="staff"),
+    Page("/staff/customers/{customer_id}/invoices/{month}.csv", billing_pages.staff_invoice_csv, who="staff"),
+    Page("/staff/customers/{customer_id}/invoices/{month}", billing_pages.staff_invoice, who="staff"),
     Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
 ]
 

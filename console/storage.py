@@ -17,7 +17,8 @@ from rating.storage.database import StorageError
 Role = Literal["customer", "staff"]
 Stage = Literal["totp", "enrol", "full"]
 Event = Literal["login", "login_failed", "lockout", "login_refused", "logout", "password_changed", "totp_enrolled",
-                "user_added", "user_reset", "user_disabled"]
+                "user_added", "user_reset", "user_disabled",
+                "heavy_user_marked", "heavy_user_unmarked", "contact_noted"]  # staff's (migration 0022)
 
 
 class AccountExists(StorageError):

@@ -29,6 +29,18 @@ EXPECTED = {
     ("GET", "/staff/customers"): "staff",
     ("GET", "/staff/customers/{customer_id}"): "staff",
     ("GET", "/staff/audit"): "staff",
+    ("GET", "/invoices"): "customer",
+    ("GET", "/invoices/{month}.csv"): "customer",
+    ("GET", "/invoices/{month}"): "customer",
+    ("GET", "/staff/contacts"): "staff",
+    ("GET", "/staff/contacts/{customer_id}"): "staff",
+    ("POST", "/staff/contacts/{customer_id}"): "staff",
+    ("GET", "/staff/customers/{customer_id}/heavy-user"): "staff",
+    ("POST", "/staff/customers/{customer_id}/heavy-user"): "staff",
+    ("GET", "/staff/customers/{customer_id}/queues"): "staff",
+    ("GET", "/staff/customers/{customer_id}/invoices"): "staff",
+    ("GET", "/staff/customers/{customer_id}/invoices/{month}.csv"): "staff",
+    ("GET", "/staff/customers/{customer_id}/invoices/{month}"): "staff",
 }
 
 
