@@ -378,6 +378,8 @@ class TestAuthorization:
             assert not leaked, (path, leaked)
         assert billing.sql("SELECT (SELECT count(*) FROM heavy_user_decisions) + "
                            "(SELECT count(*) FROM console_contact_notes)")[0][0] == 0
+        bolts = list(csv.DictReader(io.StringIO(billing.sign_in("bob@bolt.example").get("/invoices/2026-11.csv").text)))
+        assert {r["customer_id"] for r in bolts} == {"bolt"} and len(bolts) == 5 + 1  # bob's own: calls and fee
 
     def test_staff_get_404_for_customer_pages_and_customers_that_do_not_exist(self, billing: Console) -> None:
         c = staff(billing)
