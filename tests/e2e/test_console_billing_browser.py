@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -20,7 +21,7 @@ from playwright.sync_api import sync_playwright
 
 from tests.e2e.conftest import SCRATCH_DATABASE, LiveStack
 from tests.e2e.test_console_billing_db import seeded  # noqa: F401  (the fixture)
-from tests.e2e.test_console_browser import CHROMIUM, DEADLINE_S, SHOTS, free_port, shot, sign_in
+from tests.e2e.test_console_browser import CHROMIUM, DEADLINE_S, free_port, shot, sign_in
 from tests.e2e.test_console_db import BOLT_NUMBER, PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +57,8 @@ def console_url(live_stack: LiveStack, seeded: str) -> Iterator[str]:  # noqa: F
         s.psql("postgres", f"DROP DATABASE IF EXISTS {SCRATCH_DATABASE} WITH (FORCE)")
 
 
-def test_an_invoice_printed_and_staff_s_worklist_heavy_user_mark_and_service_levels(console_url: str) -> None:
+def test_an_invoice_printed_and_staff_s_worklist_heavy_user_mark_and_service_levels(console_url: str,
+                                                                                    tmp_path: Path) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
@@ -74,8 +76,7 @@ def test_an_invoice_printed_and_staff_s_worklist_heavy_user_mark_and_service_lev
             assert not page.locator("header").is_visible() and not page.locator(".noprint").is_visible()
             assert page.locator(".totals").is_visible()
             shot(page, "invoice-print")
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            pdf = SHOTS / "invoice-2026-11.pdf"
+            pdf = tmp_path / "invoice-2026-11.pdf"
             page.pdf(path=str(pdf), prefer_css_page_size=True)
             printed = pdf.read_bytes()
             sizes = re.findall(rb"/MediaBox \[0 0 ([0-9.]+) ([0-9.]+)\]", printed)
