@@ -55,7 +55,8 @@ pytestmark = pytest.mark.e2e
 NOV = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
 STAFF = "sam@fairline.example"
 # Version 2: staff give acme's first number a second target (the change acme's fee pays for).
-STAFF_CONFIG = CONFIG.replace('route: {targets: ["+31612340001"]}', 'route: {targets: ["+31612340001", "+31612340002"]}')
+STAFF_CONFIG = CONFIG.replace('route: {targets: ["+31612340001"]}',
+                              'route: {targets: ["+31612340001", "+31612340002"]}')
 CHANGE_REASON = "Second phone for the holidays"
 NOT_FOUND = (404, "Not found")
 
@@ -207,7 +208,9 @@ class TestInvoices:
         leaked = [s for s in (*BOLT_SECRETS, "bolt-line", "99.0000") if s.lower() in page.text.lower()]
         assert not leaked
 
-    def test_the_list_has_a_year_of_months_and_a_month_without_calls_says_so(self, billing: Console) -> None:
+    def test_the_list_has_a_year_of_months_a_month_without_calls_says_so_and_printing_fits_a4(
+        self, billing: Console
+    ) -> None:
         c = billing.sign_in("ann@acme.example")
         listing = c.get("/invoices")
         assert listing.status_code == 200
@@ -221,12 +224,10 @@ class TestInvoices:
         assert empty.status_code == 200 and "No calls in 2026-08" in empty.text and "Total EUR" in empty.text
         assert c.get("/invoices/2026-08.csv").text.splitlines() == [",".join(billing_cli._CSV_COLUMNS)]
 
-    def test_the_printed_invoice_leaves_out_the_menu_and_fits_a4(self, billing: Console) -> None:
-        css = billing.client().get("/static/console.css").text
+        css = c.get("/static/console.css").text  # printing itself: tests/e2e/test_console_billing_browser.py
         printed = css[css.index("@media print"):]
         assert "size: A4" in printed and re.search(r"header,[^{]*\{ display: none; \}", printed)
-        page = billing.sign_in("ann@acme.example").get("/invoices/2026-11")
-        assert '<p class="noprint">' in page.text
+        assert '<p class="noprint">' in month_page
 
 
 class TestWorklist:
@@ -237,7 +238,8 @@ class TestWorklist:
         listed = re.findall(r'href="/staff/contacts/([a-z]+)"', page.text)
         assert listed == ["acme", "bolt"]  # coop is `above` in November
         assert page.text.count("<td>not yet</td>") == 2
-        acme_row = page.text[page.text.index('href="/staff/contacts/acme"'):page.text.index('href="/staff/contacts/bolt"')]
+        acme_row = page.text[page.text.index('href="/staff/contacts/acme"'):
+                             page.text.index('href="/staff/contacts/bolt"')]
         assert [m for m in ("May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov") if f">{m} " in acme_row] == [
             "Jun", "Jul", "Aug", "Sep", "Oct", "Nov"]
         assert c.get("/staff/contacts?month=2026-10").text.count('href="/staff/contacts/') == 1  # coop, October
@@ -264,7 +266,8 @@ class TestWorklist:
         c = staff(billing)
         r = post_form(c, "/staff/contacts/acme", {"spoke_with": " ", "called_at": "tomorrow", "note": "kept text"})
         assert r.status_code == 400
-        assert re.search(r'name="spoke_with"[^>]*>\s*</label>\s*<p class="error" id="spoke_with-error">Say whom', r.text)
+        assert re.search(r'name="spoke_with"[^>]*>\s*</label>\s*<p class="error" id="spoke_with-error">Say whom',
+                         r.text)
         assert '<p class="error" id="called_at-error">Expected the time of the call as YYYY-MM-DD HH:MM' in r.text
         assert "kept text</textarea>" in r.text and 'id="note-error"' not in r.text
         assert billing.sql("SELECT count(*) FROM console_contact_notes")[0][0] == 0
@@ -298,14 +301,15 @@ class TestHeavyUser:
         decided = billing.sql("SELECT decided_by, reason FROM heavy_user_decisions ORDER BY id LIMIT 1")[0]
         assert tuple(decided) == (STAFF, "contact 6 months; agreed by phone")
         audit = billing.sql("SELECT detail FROM console_audit WHERE event = 'heavy_user_marked'")
-        assert len(audit) == 1 and audit[0][0].startswith("acme 2026-11: contact 6 months; agreed by phone (decision 1; "
-                                                          "23 calls re-priced; total")  # 2 toll-free calls had their price
+        # 23 calls re-priced: the 2 toll-free calls had their list price already.
+        assert len(audit) == 1 and audit[0][0].startswith(
+            "acme 2026-11: contact 6 months; agreed by phone (decision 1; 23 calls re-priced; total")
         r = post_form(c, "/staff/customers/acme/heavy-user", {"month": "2026-11", "decision": "unmark", "reason": "y"})
         assert r.status_code == 303
         assert billing.sql("SELECT event FROM console_audit WHERE event LIKE 'heavy%' ORDER BY id")[-1][0] == \
             "heavy_user_unmarked"
 
-    def test_a_wrong_decision_shows_the_messages_by_their_fields_and_changes_nothing(self, billing: Console) -> None:
+    def test_a_wrong_or_forged_decision_shows_why_and_changes_nothing(self, billing: Console) -> None:
         before = charges(billing)
         c = staff(billing)
         r = post_form(c, "/staff/customers/acme/heavy-user", {"month": "2026-13", "reason": ""})
@@ -317,9 +321,8 @@ class TestHeavyUser:
         assert billing.sql("SELECT count(*) FROM heavy_user_decisions")[0][0] == 0 and charges(billing) == before
         assert billing.sql("SELECT count(*) FROM console_audit WHERE event LIKE 'heavy%'")[0][0] == 0
 
-    def test_a_form_without_its_csrf_token_does_nothing(self, billing: Console) -> None:
-        c = staff(billing)
-        for path, data in (("/staff/customers/acme/heavy-user", {"month": "2026-11", "decision": "mark", "reason": "x"}),
+        for path, data in (("/staff/customers/acme/heavy-user",
+                            {"month": "2026-11", "decision": "mark", "reason": "x"}),
                            ("/staff/contacts/acme", {"spoke_with": "x", "called_at": "2026-12-07 08:00", "note": "y"})):
             assert c.post(path, data=data).status_code == 403
             assert c.post(path, data={**data, "csrf_token": "forged"}).status_code == 403
@@ -381,7 +384,9 @@ class TestAuthorization:
         bolts = list(csv.DictReader(io.StringIO(billing.sign_in("bob@bolt.example").get("/invoices/2026-11.csv").text)))
         assert {r["customer_id"] for r in bolts} == {"bolt"} and len(bolts) == 5 + 1  # bob's own: calls and fee
 
-    def test_staff_get_404_for_customer_pages_and_customers_that_do_not_exist(self, billing: Console) -> None:
+    def test_staff_get_404_for_customer_pages_and_unknown_customers_and_no_session_gets_nothing(
+        self, billing: Console
+    ) -> None:
         c = staff(billing)
         for path in (*self.CUSTOMER_PAGES, *(p.replace("acme", "nosuch") for p in self.STAFF_PAGES if "acme" in p),
                      "/staff/contacts/coop",  # in billing, not in the configuration
@@ -391,11 +396,16 @@ class TestAuthorization:
         token = csrf_of(c, "/staff/contacts")
         for path in (p.replace("acme", "nosuch") for p in self.STAFF_ACTIONS):
             assert (c.post(path, data={"csrf_token": token}).status_code) == 404, path
-        # bolt is `contact` but its staff pages are staff's: they answer.
+        # Staff see any customer's pages: acme's invoice as acme sees it.
         assert c.get("/staff/contacts/bolt").status_code == 200
+        as_staff = c.get("/staff/customers/acme/invoices/2026-11").text
+        as_acme = billing.sign_in("ann@acme.example").get("/invoices/2026-11").text
+        refs = re.compile(r'class="ref">([^<]+)<|<td class="num">(\d+\.\d{4})</td>')
+        assert refs.findall(as_staff) == refs.findall(as_acme) and "SC-1" in as_staff
+        assert c.get("/staff/customers/acme/invoices/2026-11.csv").text == \
+            billing.sign_in("ann@acme.example").get("/invoices/2026-11.csv").text
 
-    def test_without_a_session_pages_lead_to_the_login_and_actions_are_refused(self, billing: Console) -> None:
-        c = billing.client()
+        c = billing.client()  # without a session: pages lead to the login, actions are refused
         for path in (*self.CUSTOMER_PAGES, *self.STAFF_PAGES):
             r = c.get(path)
             assert (r.status_code, r.headers.get("location")) == (303, "/login"), path

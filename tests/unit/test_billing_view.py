@@ -93,7 +93,8 @@ class TestContactNoteForm:
     def test_a_time_that_is_not_one_is_refused_saying_how_to_write_it(self, when: str) -> None:
         note, errors = contact_note_form({"spoke_with": "x", "called_at": when, "note": "y"}, now=NOW)
         assert note is None
-        assert errors == {"called_at": "Expected the time of the call as YYYY-MM-DD HH:MM (UTC), e.g. 2026-12-07 14:30."}
+        assert errors == {
+            "called_at": "Expected the time of the call as YYYY-MM-DD HH:MM (UTC), e.g. 2026-12-07 14:30."}
 
     def test_a_call_later_than_now_is_refused(self) -> None:
         note, errors = contact_note_form({"spoke_with": "x", "called_at": "2026-12-07 15:01", "note": "y"}, now=NOW)
@@ -101,8 +102,8 @@ class TestContactNoteForm:
             "called_at": "That is later than now (2026-12-07 15:00 UTC): note a call once it is made."}
 
     def test_whom_and_what_are_required_and_bounded(self) -> None:
-        _, errors = contact_note_form({"spoke_with": " ", "called_at": "2026-12-07 14:30", "note": "n" * (NOTE_MAX + 1)},
-                                      now=NOW)
+        too_long = "n" * (NOTE_MAX + 1)
+        _, errors = contact_note_form({"spoke_with": " ", "called_at": "2026-12-07 14:30", "note": too_long}, now=NOW)
         assert errors == {"spoke_with": 'Say whom you spoke with (or "no answer").',
                           "note": f"At most {NOTE_MAX} characters, please; this is {NOTE_MAX + 1}."}
 
