@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import auth_pages, data_pages
+from console import flow_pages
 from console.config_cache import ConfigCache
 from console.guard import NOT_FOUND, Page
 from console.settings import ConsoleSettings
@@ -42,6 +43,14 @@ ROUTES = [
     Page("/staff/customers", data_pages.staff_customers, who="staff"),
     Page("/staff/customers/{customer_id}", data_pages.staff_customer, who="staff"),
     Page("/staff/audit", data_pages.staff_audit, who="staff"),
+    Page("/numbers/{e164}/edit", flow_pages.edit_form, who="customer"),
+    Page("/numbers/{e164}/edit", flow_pages.save, who="customer", methods=POST),
+    Page("/numbers/{e164}/history", flow_pages.number_history, who="customer"),
+    Page("/history", flow_pages.customer_history, who="customer"),
+    Page("/staff/customers/{customer_id}/numbers/{e164}/edit", flow_pages.edit_form, who="staff"),
+    Page("/staff/customers/{customer_id}/numbers/{e164}/edit", flow_pages.save, who="staff", methods=POST),
+    Page("/staff/customers/{customer_id}/numbers/{e164}/history", flow_pages.number_history, who="staff"),
+    Page("/staff/customers/{customer_id}/history", flow_pages.customer_history, who="staff"),
     Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
 ]
 
