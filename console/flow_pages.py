@@ -162,26 +162,24 @@ async def save(request: Request, visit: Visit) -> Response:
         advanced, bad = flow_text.parse_advanced(form.advanced)
         if bad is not None:
             problems.add("advanced", bad)
+        text = None
         try:
             built = item_of(form, shown(found.item, staff=whose.staff).fixed, advanced, staff=whose.staff)
         except FormInvalid as invalid:
-            for name, messages in invalid.problems.by_field.items():
-                for message in messages:
-                    problems.add(name, message)
-        if problems:
+            problems.merge(invalid.problems)
+        else:
+            text = flow_text.with_item(found.version.content, found.index, built.item)
+            if text is None:
+                problems.add(TOP, "this configuration is written in a way the console cannot change (anchors or "
+                                  "flow style around the numbers); our staff change it with fairline config apply")
+            else:
+                try:
+                    await anyio.to_thread.run_sync(yaml_loader.check, text, SOURCE)  # as `fairline config apply`
+                except ConfigError as refused:
+                    problems.merge(place(refused.problems, found.index, built, form.answer, staff=whose.staff))
+        if problems or text is None:
             return _form_page(request, visit, whose, found, form=form, problems=problems, status=400, reason=reason,
                               fee=fee_text)
-        text = flow_text.with_item(found.version.content, found.index, built.item)
-        if text is None:
-            problems.add(TOP, "this configuration is written in a way the console cannot change (anchors or flow "
-                              "style around the numbers); our staff change it with fairline config apply")
-            return _form_page(request, visit, whose, found, form=form, problems=problems, status=400, reason=reason,
-                              fee=fee_text)
-        try:
-            await anyio.to_thread.run_sync(yaml_loader.check, text, SOURCE)  # what `fairline config apply` checks
-        except ConfigError as refused:
-            return _form_page(request, visit, whose, found, form=form, status=400, reason=reason, fee=fee_text,
-                              problems=place(refused.problems, found.index, built, form.answer, staff=whose.staff))
         changes = await anyio.to_thread.run_sync(number_changes, found.version.content, text)
         if not changes:
             return _form_page(request, visit, whose, found, form=form, reason=reason, fee=fee_text,

@@ -73,6 +73,10 @@ class Problems:
     def add(self, name: str, message: str) -> None:
         self.by_field.setdefault(name, []).append(message)
 
+    def merge(self, other: Problems) -> None:
+        for name, messages in other.by_field.items():
+            self.by_field.setdefault(name, []).extend(messages)
+
     def __bool__(self) -> bool:
         return bool(self.by_field)
 
