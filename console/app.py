@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from console import auth_pages, data_pages
 from console import flow_pages
 from console.config_cache import ConfigCache
+from console.flow_cache import FlowCache
 from console.guard import NOT_FOUND, Page
 from console.settings import ConsoleSettings
 
@@ -103,4 +104,5 @@ def create_app(settings: ConsoleSettings) -> Starlette:
                     exception_handlers={HTTPException: _http_error})
     app.state.settings = settings
     app.state.config_cache = ConfigCache()
+    app.state.flow_cache = FlowCache()
     return app

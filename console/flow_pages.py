@@ -23,11 +23,11 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ari_app.config import yaml_loader
-from ari_app.config_versions import number_changes
+from ari_app.config_versions import OUTSIDE_NUMBERS, number_changes
 from ari_app.errors import ConfigError
 from console import flow_text, storage
 from console.config_cache import ConfigCache
+from console.flow_cache import FlowCache
 from console.core.flow_form import TOP, FlowForm, FormInvalid, Problems, customer_settings, item_of, place, shown
 from console.core.numbers_view import numbers_of
 from console.guard import Visit, not_found
@@ -77,12 +77,17 @@ def _whose(request: Request, visit: Visit) -> Whose:
     return Whose(customer, request.path_params["e164"], staff)
 
 
-async def _find(visit: Visit, whose: Whose) -> Found | None:
+def _cache(request: Request) -> FlowCache:
+    cache: FlowCache = request.app.state.flow_cache
+    return cache
+
+
+async def _find(request: Request, visit: Visit, whose: Whose) -> Found | None:
     """The number in the newest version, if it is the customer's; None otherwise (a 404, whoever asks)."""
     newest = await newest_version(visit.conn)
     if newest is None:
         return None
-    root = await anyio.to_thread.run_sync(flow_text.load, newest.content)
+    root = await _cache(request).root(newest)
     index = flow_text.number_index(root, whose.e164)
     if index is None:
         return None
@@ -105,27 +110,37 @@ def _form_page(request: Request, visit: Visit, whose: Whose, found: Found, *, fo
 
 async def edit_form(request: Request, visit: Visit) -> Response:
     whose = _whose(request, visit)
-    found = await _find(visit, whose)
+    found = await _find(request, visit, whose)
     if found is None:
         return not_found()
     return _form_page(request, visit, whose, found)
 
 
 async def _changed_since(visit: Visit, base: int | None, found: Found, whose: Whose) -> list[NumberChange]:
-    """What changed for this number since version `base`: its own item, and its customer's entry and queues."""
+    """What changed for this number since version `base`: its own item (the store's change rows), and its
+    customer's entry and queues (compared only when something outside `numbers:` changed)."""
     old = await version(visit.conn, base) if base is not None else None
     if old is None:
         return [NumberChange(whose.e164, "changed", "the form was not made from a stored version; start again")]
-    changes = await anyio.to_thread.run_sync(number_changes, old.content, found.version.content)
-    mine = [c for c in changes if c.number == whose.e164]
-    old_root = await anyio.to_thread.run_sync(flow_text.load, old.content)
-    before, after = customer_settings(old_root, whose.customer_id), customer_settings(found.root, whose.customer_id)
-    if before != after:
-        diff = difflib.unified_diff(flow_text.dump(before).splitlines(keepends=True),
-                                    flow_text.dump(after).splitlines(keepends=True),
-                                    fromfile=f"{whose.customer_id} before", tofile=f"{whose.customer_id} after")
-        mine.append(NumberChange(f"customer {whose.customer_id}", "changed", "".join(diff)))
+    rows = await storage.changes_since(visit.conn, old.id, [whose.e164, OUTSIDE_NUMBERS])
+    mine = [NumberChange(f"{number} in {name}", change, diff)  # type: ignore[arg-type]
+            for name, number, change, diff in rows if number == whose.e164]
+    if any(number == OUTSIDE_NUMBERS for _, number, _, _ in rows):
+        old_root = await anyio.to_thread.run_sync(flow_text.load, old.content)
+        before = customer_settings(old_root, whose.customer_id)
+        after = customer_settings(found.root, whose.customer_id)
+        if before != after:
+            diff = difflib.unified_diff(flow_text.dump(before).splitlines(keepends=True),
+                                        flow_text.dump(after).splitlines(keepends=True),
+                                        fromfile=f"{whose.customer_id} before", tofile=f"{whose.customer_id} after")
+            mine.append(NumberChange(f"customer {whose.customer_id}", "changed", "".join(diff)))
     return mine
+
+
+def _item_changes(old: dict[str, Any], new: dict[str, Any]) -> list[NumberChange]:
+    """What replacing the item `old` by `new` changes, as the store computes it for the whole text (only
+    that item differs): the number's row alone, without reading the other thousands."""
+    return number_changes(flow_text.dump({"numbers": [old]}), flow_text.dump({"numbers": [new]}))
 
 
 def _fee(text: str, problems: Problems) -> Decimal | None:
@@ -146,7 +161,7 @@ async def save(request: Request, visit: Visit) -> Response:
     base = version_id(visit.field("base"))
     found: Found | None = None
     for _ in range(ATTEMPTS):
-        found = await _find(visit, whose)
+        found = await _find(request, visit, whose)
         if found is None:
             return not_found()
         if base != found.version.id:
@@ -173,14 +188,14 @@ async def save(request: Request, visit: Visit) -> Response:
                 problems.add(TOP, "this configuration is written in a way the console cannot change (anchors or "
                                   "flow style around the numbers); our staff change it with fairline config apply")
             else:
-                try:
-                    await anyio.to_thread.run_sync(yaml_loader.check, text, SOURCE)  # as `fairline config apply`
+                try:  # as `fairline config apply` checks it
+                    checked = await _cache(request).check(text, SOURCE, found.version.id)
                 except ConfigError as refused:
                     problems.merge(place(refused.problems, found.index, built, form.answer, staff=whose.staff))
         if problems or text is None:
             return _form_page(request, visit, whose, found, form=form, problems=problems, status=400, reason=reason,
                               fee=fee_text)
-        changes = await anyio.to_thread.run_sync(number_changes, found.version.content, text)
+        changes = _item_changes(found.item, built.item)
         if not changes:
             return _form_page(request, visit, whose, found, form=form, reason=reason, fee=fee_text,
                               notice="Nothing changed: the call flow is already as in the form. Nothing was saved.")
@@ -202,6 +217,9 @@ async def save(request: Request, visit: Visit) -> Response:
             problems.add("fee_eur", f"{refused_fee}; nothing was saved")
             return _form_page(request, visit, whose, found, form=form, problems=problems, status=400, reason=reason,
                               fee=fee_text)
+        numbers = list(found.root["numbers"])
+        numbers[found.index] = built.item
+        _cache(request).remember(stored, {**found.root, "numbers": numbers}, checked)
         log.info("console.flow_changed", number=whose.e164, version=stored.name, based_on=found.version.name,
                  form_base=base, role=stored.role, fee=str(fee) if fee is not None else None)
         rebased = f"&over=v{base}" if base != found.version.id else ""
@@ -214,7 +232,7 @@ async def save(request: Request, visit: Visit) -> Response:
 
 async def number_history(request: Request, visit: Visit) -> Response:
     whose = _whose(request, visit)
-    found = await _find(visit, whose)
+    found = await _find(request, visit, whose)
     if found is None:
         return not_found()
     rows = await storage.flow_history(visit.conn, [whose.e164], whose.customer_id)

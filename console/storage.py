@@ -302,3 +302,14 @@ async def flow_history(conn: asyncpg.Connection, numbers: list[str], customer_id
            LIMIT $3""", numbers, customer_id, HISTORY_LIMIT)
     return [FlowChange(r["version"], r["applied_at"], r["author"], r["role"], r["reason"], r["number"], r["change"],
                        r["diff"], tuple(r["fees"])) for r in rows]
+
+
+async def changes_since(conn: asyncpg.Connection, base_id: int, numbers: list[str]) -> list[tuple[str, str, str, str]]:
+    """The change rows of `numbers` ("*": outside `numbers:`) in the versions after `base_id`, oldest first:
+    (version, number, change, diff)."""
+    rows = await conn.fetch(
+        """SELECT v.version, c.number, c.change, c.diff
+           FROM config_version_changes c JOIN config_versions v ON v.id = c.version_id
+           WHERE c.version_id > $1 AND c.number = ANY($2::text[])
+           ORDER BY c.version_id, c.number""", base_id, numbers)
+    return [(r["version"], r["number"], r["change"], r["diff"]) for r in rows]

@@ -236,3 +236,18 @@ class TestCustomerSettings:
         assert customer_settings(root, "bolt") == {"customer": [{"id": "bolt", "name": "Bolt BV"}],
                                                    "queues": [root["queues"][0]]}
         assert customer_settings(root, "acme")["queues"] == []
+
+
+class TestTheChangeStored:
+    def test_the_item_s_change_is_what_the_store_computes_for_the_whole_text(self) -> None:
+        from ari_app.config_versions import number_changes
+        from console.flow_pages import _item_changes
+
+        view = shown(item(0), staff=True)
+        form = replace(view.form, targets="+31612340009, 15 s", advanced=flow_text.dump(view.advanced))
+        built = item_of(form, view.fixed, advanced_of(form), staff=True)
+        text = flow_text.with_item(CONFIG, 0, built.item)
+        assert text is not None
+        whole = number_changes(CONFIG, text)
+        assert [c.number for c in whole] == ["+31201110001"]
+        assert _item_changes(item(0), built.item) == whole
