@@ -16,9 +16,9 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console import auth_pages, data_pages
-from console import billing_pages
+from console import auth_pages, billing_pages, data_pages, flow_pages
 from console.config_cache import ConfigCache
+from console.flow_cache import FlowCache
 from console.guard import NOT_FOUND, Page
 from console.settings import ConsoleSettings
 
@@ -56,6 +56,14 @@ ROUTES = [
     Page("/staff/customers/{customer_id}/invoices", billing_pages.staff_invoices, who="staff"),
     Page("/staff/customers/{customer_id}/invoices/{month}.csv", billing_pages.staff_invoice_csv, who="staff"),
     Page("/staff/customers/{customer_id}/invoices/{month}", billing_pages.staff_invoice, who="staff"),
+    Page("/numbers/{e164}/edit", flow_pages.edit_form, who="customer"),
+    Page("/numbers/{e164}/edit", flow_pages.save, who="customer", methods=POST),
+    Page("/numbers/{e164}/history", flow_pages.number_history, who="customer"),
+    Page("/history", flow_pages.customer_history, who="customer"),
+    Page("/staff/customers/{customer_id}/numbers/{e164}/edit", flow_pages.edit_form, who="staff"),
+    Page("/staff/customers/{customer_id}/numbers/{e164}/edit", flow_pages.save, who="staff", methods=POST),
+    Page("/staff/customers/{customer_id}/numbers/{e164}/history", flow_pages.number_history, who="staff"),
+    Page("/staff/customers/{customer_id}/history", flow_pages.customer_history, who="staff"),
     Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
 ]
 
@@ -108,4 +116,5 @@ def create_app(settings: ConsoleSettings) -> Starlette:
                     exception_handlers={HTTPException: _http_error})
     app.state.settings = settings
     app.state.config_cache = ConfigCache()
+    app.state.flow_cache = FlowCache()
     return app

@@ -268,3 +268,49 @@ async def fair_use(conn: asyncpg.Connection, customer_id: str, months: int) -> l
         "WHERE customer_id = $1 ORDER BY month DESC LIMIT $2", customer_id, months)
     return [Standing(r["month"], r["eligible_calls"], r["platform_average"], r["allowance"], r["status"],
                      r["computed_at"]) for r in reversed(rows)]
+
+
+# ---------------------------------------------------------------- call-flow changes (decision 0035)
+
+HISTORY_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class FlowChange:
+    """A version that changed one of the numbers asked for, with the fees charged to the customer for it."""
+
+    version: str
+    applied_at: datetime
+    author: str
+    role: str
+    reason: str
+    number: str
+    change: str
+    diff: str
+    fees: tuple[Decimal, ...]
+
+
+async def flow_history(conn: asyncpg.Connection, numbers: list[str], customer_id: str) -> list[FlowChange]:
+    """The changes to `numbers`, newest first (at most HISTORY_LIMIT), with the fees charged to `customer_id`
+    for each version: a fee another customer paid for the same version is not theirs to see."""
+    rows = await conn.fetch(
+        """SELECT v.version, v.applied_at, v.author, v.role, v.reason, c.number, c.change, c.diff,
+                  coalesce((SELECT array_agg(s.amount_eur ORDER BY s.id) FROM service_charges s
+                            WHERE s.config_version_id = v.id AND s.customer_id = $2), '{}') AS fees
+           FROM config_version_changes c JOIN config_versions v ON v.id = c.version_id
+           WHERE c.number = ANY($1::text[])
+           ORDER BY v.id DESC, c.number
+           LIMIT $3""", numbers, customer_id, HISTORY_LIMIT)
+    return [FlowChange(r["version"], r["applied_at"], r["author"], r["role"], r["reason"], r["number"], r["change"],
+                       r["diff"], tuple(r["fees"])) for r in rows]
+
+
+async def changes_since(conn: asyncpg.Connection, base_id: int, numbers: list[str]) -> list[tuple[str, str, str, str]]:
+    """The change rows of `numbers` ("*": outside `numbers:`) in the versions after `base_id`, oldest first:
+    (version, number, change, diff)."""
+    rows = await conn.fetch(
+        """SELECT v.version, c.number, c.change, c.diff
+           FROM config_version_changes c JOIN config_versions v ON v.id = c.version_id
+           WHERE c.version_id > $1 AND c.number = ANY($2::text[])
+           ORDER BY c.version_id, c.number""", base_id, numbers)
+    return [(r["version"], r["number"], r["change"], r["diff"]) for r in rows]

@@ -41,6 +41,14 @@ EXPECTED = {
     ("GET", "/staff/customers/{customer_id}/invoices"): "staff",
     ("GET", "/staff/customers/{customer_id}/invoices/{month}.csv"): "staff",
     ("GET", "/staff/customers/{customer_id}/invoices/{month}"): "staff",
+    ("GET", "/numbers/{e164}/edit"): "customer",
+    ("POST", "/numbers/{e164}/edit"): "customer",
+    ("GET", "/numbers/{e164}/history"): "customer",
+    ("GET", "/history"): "customer",
+    ("GET", "/staff/customers/{customer_id}/numbers/{e164}/edit"): "staff",
+    ("POST", "/staff/customers/{customer_id}/numbers/{e164}/edit"): "staff",
+    ("GET", "/staff/customers/{customer_id}/numbers/{e164}/history"): "staff",
+    ("GET", "/staff/customers/{customer_id}/history"): "staff",
 }
 
 
