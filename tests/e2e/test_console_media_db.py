@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 import subprocess
 import wave
 from collections.abc import Iterator
@@ -28,8 +29,10 @@ from console.core.sessions import SessionPolicy
 from console.settings import ConsoleSettings
 from rating.storage import greetings
 from rating.storage.config_store import newest_version, store_version
-from tests.e2e.test_console_db import CONFIG, PASSWORD, T0, Console, csrf_of, enrol, fairline, post_form
-from tests.e2e.test_console_db import console as console  # noqa: F401  (the fixture)
+from rating.storage.database import migrate
+from tests.e2e.conftest import LiveStack
+from tests.e2e.test_console_db import (CONFIG, PASSWORD, T0, Clock, Console, _prepare, csrf_of, enrol, fairline,
+                                       post_form)
 
 pytestmark = pytest.mark.e2e
 
@@ -110,9 +113,54 @@ async def _store_media(url: str, tmp_path: Path) -> dict[str, Path]:
     return files
 
 
+MEDIA_DATABASE = "fairline_console_media"
+
+
+async def _execute(url: str, statements: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(statements)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def media_database(live_stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path,
+                                                                                                       dict[str, Path]]]:
+    """One database and one set of files for the module (a scratch database per test would cost seconds each);
+    `media` puts back what a test may change."""
+    s = live_stack.stack
+    s.psql("postgres", f"DROP DATABASE IF EXISTS {MEDIA_DATABASE} WITH (FORCE)")
+    s.psql("postgres", f"CREATE DATABASE {MEDIA_DATABASE}")
+    url = s.database_url.rsplit("/", 1)[0] + "/" + MEDIA_DATABASE
+    tmp_path = tmp_path_factory.mktemp("media")
+
+    async def prepared() -> dict[str, Path]:
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        await _prepare(url)
+        return await _store_media(url, tmp_path)
+
+    files = asyncio.run(prepared())
+    yield url, tmp_path, files
+    s.psql("postgres", f"DROP DATABASE IF EXISTS {MEDIA_DATABASE} WITH (FORCE)")
+
+
 @pytest.fixture
-def media(console: Console, tmp_path: Path) -> Iterator[Media]:  # noqa: F811
-    yield Media(console, tmp_path, asyncio.run(_store_media(console.url, tmp_path)))
+def media(media_database: tuple[str, Path, dict[str, Path]]) -> Iterator[Media]:
+    url, tmp_path, files = media_database
+    made = Media(Console(url, Clock()), tmp_path, files)
+    asyncio.run(_execute(url, """DELETE FROM config_version_changes WHERE version_id > 2;
+                        DELETE FROM config_versions WHERE id > 2;
+                        SELECT setval(pg_get_serial_sequence('config_versions', 'id'), 2);
+                        DELETE FROM greetings; DELETE FROM console_audit; DELETE FROM console_sessions;
+                        UPDATE console_users SET totp_secret = NULL, totp_last_step = NULL"""))
+    shutil.rmtree(made.greetings_dir, ignore_errors=True)
+    with made.console.stack:
+        yield made
 
 
 class TestRecordings:
