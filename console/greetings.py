@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import asyncpg
+import structlog
 import yaml
 
 from ari_app.config.yaml_loader import parse
@@ -19,6 +20,8 @@ from ari_app.config_versions import number_changes
 from console.core.greeting_check import MAX_SECONDS, RATE, AudioType, Converted, GreetingRefused, check_converted
 from rating.storage import greetings
 from rating.storage.config_store import StaleBase, StoredVersion, newest_version, store_version
+
+log = structlog.get_logger(__name__)
 
 SOX_TIMEOUT_S = 30.0
 STALE_RETRIES = 3
@@ -34,10 +37,15 @@ async def convert(upload: bytes, kind: AudioType) -> Converted:
     with tempfile.TemporaryDirectory(prefix="fairline-greeting-") as work:
         source, target = Path(work) / "upload", Path(work) / "greeting.wav"
         await asyncio.to_thread(source.write_bytes, upload)
-        sox = await asyncio.create_subprocess_exec(
-            "sox", "-V1", "-t", kind, str(source), "-t", "wav", "-r", str(RATE), "-c", "1", "-b", "16",
-            "-e", "signed-integer", str(target), "trim", "0", str(MAX_SECONDS + 1),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        try:
+            sox = await asyncio.create_subprocess_exec(
+                "sox", "-V1", "-t", kind, str(source), "-t", "wav", "-r", str(RATE), "-c", "1", "-b", "16",
+                "-e", "signed-integer", str(target), "trim", "0", str(MAX_SECONDS + 1),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        except FileNotFoundError:
+            log.error("console.sox_missing", hint="install sox (make setup): greetings cannot be converted")
+            raise GreetingRefused("this console cannot convert audio just now (our side: sox is missing); "
+                                  "please try again later") from None
         try:
             _, err = await asyncio.wait_for(sox.communicate(), SOX_TIMEOUT_S)
         except TimeoutError:

@@ -148,3 +148,11 @@ class TestStoredGreetingFiles:
         assert path.read_bytes() == audio and os.listdir(tmp_path / "g") == [path.name]
         with pytest.raises(ValueError, match="does not have this hash"):
             greetings.write(tmp_path / "g", "0" * 64, audio)
+
+
+class TestConvertWithoutSox:
+    async def test_the_upload_is_refused_saying_the_fault_is_ours(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from console.greetings import convert
+        monkeypatch.setenv("PATH", "/nonexistent")
+        with pytest.raises(GreetingRefused, match="our side: sox is missing"):
+            await convert(wav(1), "wav")
