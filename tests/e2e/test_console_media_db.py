@@ -195,7 +195,8 @@ class TestRecordings:
 
     def test_a_call_with_a_recording_links_to_it_from_my_calls(self, media: Media) -> None:
         page = media.sign_in().get("/calls", params={"from": "2026-12-01"})
-        assert 'to=2026-12-07#recording-acme-call-001">recording</a>' in page.text
+        assert ('href="/recordings?number=%2B31201110002&amp;from=2026-12-07&amp;to=2026-12-07#recording-acme-call-001"'
+                '>recording</a>') in page.text
         assert '#voicemail-acme-call-002">voicemail</a>' in page.text
         assert page.text.count(">recording</a>") == 3  # 001, 004 and 005
 
