@@ -33,13 +33,14 @@ class NoVoicemailBox(Exception):
 
 async def convert(upload: bytes, kind: AudioType) -> Converted:
     """The upload as Asterisk plays it (8 kHz, 16-bit, mono WAV), cut after MAX_SECONDS + 1 s so a long
-    file is never converted whole; GreetingRefused when sox cannot read it or the result is out of bounds."""
+    file is never converted whole; GreetingRefused when sox cannot read it or the result is out of bounds.
+    Repeatable (`-R`: the same dither every time), so one file uploaded twice is one greeting."""
     with tempfile.TemporaryDirectory(prefix="fairline-greeting-") as work:
         source, target = Path(work) / "upload", Path(work) / "greeting.wav"
         await asyncio.to_thread(source.write_bytes, upload)
         try:
             sox = await asyncio.create_subprocess_exec(
-                "sox", "-V1", "-t", kind, str(source), "-t", "wav", "-r", str(RATE), "-c", "1", "-b", "16",
+                "sox", "-V1", "-R", "-t", kind, str(source), "-t", "wav", "-r", str(RATE), "-c", "1", "-b", "16",
                 "-e", "signed-integer", str(target), "trim", "0", str(MAX_SECONDS + 1),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         except FileNotFoundError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import wave
 from datetime import datetime
 from pathlib import Path
@@ -74,8 +75,8 @@ def test_an_uploaded_greeting_is_played_to_a_caller_reaching_voicemail(live: Liv
         version = r.headers["location"].removeprefix("/greeting?saved=")
     try:
         assert poll(lambda: _applied(live, version), timeout=30), f"fairline did not apply {version}"
-        [greeting] = list((s.state_dir / "greetings").glob("*.wav"))
-        sha = greeting.stem
+        content = s.psql("fairline", f"SELECT content FROM config_versions WHERE id = {int(version[1:])}")
+        [sha] = re.findall(r"greeting_file: \S+/([0-9a-f]{64})\.wav", content)
         result = live.call(SHORT_BOX, caller_hung_up_on(live), caller="+31612345403", timeout=60)
         assert result.returncode == 0, result.stderr
         events = live.logs()
