@@ -54,8 +54,8 @@ ROUTES = [
 
 # No script at all, nothing from elsewhere, never in a frame; pages with personal data are not cached.
 SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; media-src 'self'; form-action 'self'; "
-                                 b"frame-ancestors 'none'; base-uri 'none'"),
+    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; media-src 'self'; "
+                                 b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),

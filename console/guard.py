@@ -130,6 +130,8 @@ async def _guard(request: Request, endpoint: Endpoint, who: Who, settings: Conso
     prelogin = request.cookies.get(settings.csrf_cookie)
     form: FormData | None = None
     if request.method == "POST":
+        if upload_bytes and not _allowed(who, s):  # a file for nobody the page is for is not even read
+            return not_found() if s is not None and s.stage == "full" else PlainTextResponse(FORBIDDEN, status_code=403)
         if upload_bytes and not _within(request, upload_bytes):
             return PlainTextResponse(TOO_LARGE, status_code=413)
         form = await request.form(max_files=1 if upload_bytes else 0, max_fields=20, max_part_size=64 * 1024)

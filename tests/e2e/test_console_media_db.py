@@ -364,4 +364,7 @@ class TestAuthorization:
         token = csrf_of(c, "/login")
         r = c.post("/greeting", data={"csrf_token": token}, files={"greeting": ("a.wav", b"RIFF", "audio/wav")})
         assert r.status_code == 403
+        huge = c.post("/greeting", content=b"x" * (3 * MAX_UPLOAD_BYTES),
+                      headers={"content-type": "multipart/form-data; boundary=x"})
+        assert huge.status_code == 403  # refused before its body is read, as any action without a session
         assert media.console.sql("SELECT count(*) FROM greetings")[0][0] == 0
