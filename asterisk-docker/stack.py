@@ -619,6 +619,8 @@ class Stack:
             FAIRLINE_CONFIG=str(self.app_config),
             FAIRLINE_SPOOL_DIR=str(self.state_dir / "spool"),
             FAIRLINE_RECORDINGS_DIR=str(self.state_dir / "recordings"),
+            # Uploaded greetings, written here from PostgreSQL (decision 0036); the console names files here too.
+            FAIRLINE_GREETINGS_DIR=str(self.state_dir / "greetings"),
             # Where this instance's Asterisk writes recordings (its astspooldir/recording), seen from outside.
             FAIRLINE_ASTERISK_RECORDINGS_DIR=str(self.asterisk_dir / "spool" / "recording"),
             # Asterisk's own CDRs (dialplan/cdr_custom.conf), seen from outside: what `fairline reconcile` reads.

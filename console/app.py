@@ -16,8 +16,9 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console import auth_pages, billing_pages, data_pages, flow_pages
+from console import auth_pages, billing_pages, data_pages, flow_pages, media_pages
 from console.config_cache import ConfigCache
+from console.core import greeting_check
 from console.flow_cache import FlowCache
 from console.guard import NOT_FOUND, Page
 from console.settings import ConsoleSettings
@@ -40,6 +41,11 @@ ROUTES = [
     Page("/calls", data_pages.my_calls, who="customer"),
     Page("/calls.csv", data_pages.my_calls_csv, who="customer"),
     Page("/fair-use", data_pages.my_fair_use, who="customer"),
+    Page("/recordings", media_pages.my_recordings, who="customer"),
+    Page("/recordings/{kind}/{call_id}", media_pages.my_recording, who="customer"),
+    Page("/greeting", media_pages.greeting_form, who="customer"),
+    Page("/greeting", media_pages.upload_greeting, who="customer", methods=POST,
+         upload_bytes=greeting_check.MAX_UPLOAD_BYTES),
     Page("/staff/customers", data_pages.staff_customers, who="staff"),
     Page("/staff/customers/{customer_id}", data_pages.staff_customer, who="staff"),
     Page("/staff/audit", data_pages.staff_audit, who="staff"),
@@ -69,8 +75,8 @@ ROUTES = [
 
 # No script at all, nothing from elsewhere, never in a frame; pages with personal data are not cached.
 SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                                 b"frame-ancestors 'none'; base-uri 'none'"),
+    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; media-src 'self'; "
+                                 b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
