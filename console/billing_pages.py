@@ -19,16 +19,12 @@ from console.config_cache import ConfigCache
 from console.core import billing_view
 from console.core.billing_view import called_at_text
 from console.core.fair_use_chart import Standing
-from console.guard import Visit, not_found
+from console.guard import Visit, client_address, not_found
 from console.render import page
 from rating.commands.billing_cli import write_invoices_csv
 from rating.core.fair_use import Month
 from rating.core.queue_policy import SERVICE_LEVEL_SECONDS
 from rating.storage import billing, queue_report
-
-
-def _address(request: Request) -> str:
-    return request.client.host if request.client else ""
 
 
 async def _customer_name(request: Request, visit: Visit, customer_id: str) -> str | None:
@@ -170,7 +166,7 @@ async def staff_contact_note(request: Request, visit: Visit) -> Response:
     async with visit.conn.transaction():  # the note and its audit line together, or neither
         note_id = await billing_storage.add_note(visit.conn, cid, month, note, user_id=account.user_id, now=visit.now)
         await storage.audit(visit.conn, "contact_noted", at=visit.now, email=account.email, user_id=account.user_id,
-                            address=_address(request),
+                            address=client_address(request),
                             detail=f"{cid} {month:%Y-%m}: note {note_id}, called {called_at_text(note.called_at)} "
                                    f"UTC, spoke with {note.spoke_with}")
     return RedirectResponse(f"/staff/contacts/{cid}?saved=1", status_code=303)
@@ -216,7 +212,7 @@ async def staff_heavy_user_decide(request: Request, visit: Visit) -> Response:
         t = done.totals
         await storage.audit(
             visit.conn, "heavy_user_marked" if decision.heavy else "heavy_user_unmarked", at=visit.now,
-            email=account.email, user_id=account.user_id, address=_address(request),
+            email=account.email, user_id=account.user_id, address=client_address(request),
             detail=f"{cid} {decision.month}: {decision.reason} (decision {done.decision_id}; {done.repriced_calls} "
                    f"calls re-priced; total {billing_view.four(t.total_eur)} EUR)")
     return RedirectResponse(f"/staff/customers/{cid}/heavy-user?saved={done.decision_id}", status_code=303)

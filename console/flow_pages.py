@@ -30,7 +30,7 @@ from console.config_cache import ConfigCache
 from console.flow_cache import FlowCache
 from console.core.flow_form import TOP, FlowForm, FormInvalid, Problems, customer_settings, item_of, place, shown
 from console.core.numbers_view import numbers_of
-from console.guard import Visit, not_found
+from console.guard import Visit, client_address, not_found
 from console.render import page
 from rating.commands.billing_cli import amount_eur
 from rating.core.fair_use import Month
@@ -204,10 +204,16 @@ async def save(request: Request, visit: Visit) -> Response:
                 stored = await store_version(visit.conn, content=text, author=visit.account.email,
                                              role="staff" if whose.staff else "customer", reason=reason,
                                              based_on=found.version.id, changes=changes)
+                await storage.audit(visit.conn, "flow_changed", at=visit.now, email=visit.account.email,
+                                    user_id=visit.account.user_id, address=client_address(request),
+                                    detail=f"{whose.customer_id} {whose.e164} {stored.name}: {reason}")
                 if fee is not None:
                     await add_service_charge(visit.conn, whose.customer_id, Month(visit.now.year, visit.now.month),
                                              fee, reason=reason, charged_by=visit.account.email,
                                              config_version=stored.name)
+                    await storage.audit(visit.conn, "fee_charged", at=visit.now, email=visit.account.email,
+                                        user_id=visit.account.user_id, address=client_address(request),
+                                        detail=f"{whose.customer_id} EUR {fee} for {stored.name}")
         except StaleBase:
             continue  # someone stored a version meanwhile: look again from the newest
         except SameContent:

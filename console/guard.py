@@ -36,6 +36,11 @@ TOO_LARGE = "Too large: this upload is far over its limit."
 FORBIDDEN = "Forbidden: this form is out of date or was not sent by this console. Reload the page and try again."
 
 
+def client_address(request: Request) -> str:
+    """The address the request came from, for throttling and the audit (behind a proxy: the one it trusts)."""
+    return request.client.host if request.client else ""
+
+
 @dataclass(frozen=True, slots=True)
 class Visit:
     """What an endpoint gets besides the request: the database, the session (if any), the time."""

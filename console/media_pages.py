@@ -21,7 +21,7 @@ from console import greetings, storage
 from console.config_cache import ConfigCache
 from console.core import call_filter, greeting_check
 from console.core.numbers_view import numbers_of
-from console.guard import Visit, not_found
+from console.guard import Visit, client_address, not_found
 from console.render import page
 from rating.storage.recordings import verify
 
@@ -68,7 +68,7 @@ async def my_recording(request: Request, visit: Visit) -> Response:
     if row is None:
         return not_found()
     download = request.query_params.get("download") == "1"
-    email, address = visit.account.email, request.client.host if request.client else ""
+    email, address = visit.account.email, client_address(request)
     if row.purged_at is not None:
         problem = None
     else:
@@ -129,6 +129,6 @@ async def upload_greeting(request: Request, visit: Visit) -> Response:
         return await _greeting_page(request, visit, error="the configuration would not accept this greeting: "
                                                           + "; ".join(exc.problems), status=400)
     await storage.audit(visit.conn, "greeting_uploaded", at=visit.now, email=visit.account.email,
-                        user_id=visit.account.user_id, address=request.client.host if request.client else "",
+                        user_id=visit.account.user_id, address=client_address(request),
                         detail=f"{version.name}: {upload.filename[:100]} ({converted.seconds} s)")
     return RedirectResponse(f"/greeting?saved={version.name}", status_code=303)

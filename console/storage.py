@@ -19,7 +19,8 @@ Stage = Literal["totp", "enrol", "full"]
 Event = Literal["login", "login_failed", "lockout", "login_refused", "logout", "password_changed", "totp_enrolled",
                 "user_added", "user_reset", "user_disabled",
                 "heavy_user_marked", "heavy_user_unmarked", "contact_noted",  # staff's (migration 0022)
-                "media_played", "media_downloaded", "media_refused", "greeting_uploaded"]  # migration 0023
+                "media_played", "media_downloaded", "media_refused", "greeting_uploaded",  # migration 0023
+                "flow_changed", "fee_charged"]  # call-flow changes in the console (migration 0023)
 
 
 class AccountExists(StorageError):

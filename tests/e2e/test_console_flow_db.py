@@ -147,6 +147,7 @@ class TestStaff:
         r = save(c, STAFF_EDIT, "v1", targets="+31612340009", fee_eur="25")
         assert r.status_code == 400 and "changed none of acme&#39;s numbers" in r.text and "nothing was saved" in r.text
         assert len(versions(flows)) == 1 and flows.sql("SELECT count(*) FROM service_charges")[0][0] == 0
+        assert not {"flow_changed", "fee_charged"} & set(flows.audit("sam@fairline.example"))
 
         flows.sql("INSERT INTO numbers (e164, customer_id, number_type, active_from) "
                   "VALUES ($1, 'acme', 'local', '2026-01-01')", SHOP)
@@ -159,6 +160,11 @@ class TestStaff:
         # The refused save above took an id and gave it back: versions are numbered with gaps, never reused.
         assert tuple(fee) == ("acme", 25, v2["version"], v2["id"], "sam@fairline.example", "as agreed on the phone")
         assert "25.0000" in c.get(r.headers["location"]).text
+        details = flows.sql("SELECT event, detail FROM console_audit WHERE event IN ('flow_changed', 'fee_charged') "
+                            "ORDER BY id")
+        assert [tuple(d) for d in details] == [
+            ("flow_changed", f"acme {SHOP} {v2['version']}: as agreed on the phone"),
+            ("fee_charged", f"acme EUR 25 for {v2['version']}")]
         ann = flows.sign_in("ann@acme.example")
         history = ann.get(f"/numbers/{SHOP}/history").text
         assert "sam@fairline.example" in history and "staff" in history and "25.0000" in history

@@ -1,4 +1,4 @@
--- The console's recordings, voicemails and greetings (issue 19, decision 0036).
+-- The console's recordings, voicemails and greetings (issue 19, decision 0036), and the audit events of call-flow changes made in it (decision 0035).
 
 -- A customer's uploaded voicemail greeting, in the database every node shares: each fairline writes it
 -- into its own greetings directory, under its hash's name, when a configuration version names it
@@ -19,5 +19,6 @@ ALTER TABLE console_audit ADD CONSTRAINT console_audit_event_check CHECK (event 
     'login', 'login_failed', 'lockout', 'login_refused', 'logout', 'password_changed', 'totp_enrolled',
     'user_added', 'user_reset', 'user_disabled',
     'heavy_user_marked', 'heavy_user_unmarked', 'contact_noted',  -- migration 0022
-    'media_played', 'media_downloaded', 'media_refused', 'greeting_uploaded'));
+    'media_played', 'media_downloaded', 'media_refused', 'greeting_uploaded',
+    'flow_changed', 'fee_charged'));  -- a call flow changed in the console, a staff fee attached to it
 
