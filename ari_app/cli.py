@@ -207,28 +207,27 @@ def cmd_rate(args: argparse.Namespace) -> int:
 
 
 def cmd_dialplan_generate(args: argparse.Namespace) -> int:
-    from ari_app.config import yaml_loader as config_mod
     from ari_app.dialplan_gen import fallback_dialplan
 
-    try:
-        cfg = config_mod.load(args.file)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_BAD_INPUT
-    sys.stdout.write(fallback_dialplan(cfg))
-    return EXIT_OK
+    return print_from_config(args.file, fallback_dialplan)
 
 
 def cmd_dialplan_dialable(args: argparse.Namespace) -> int:
-    from ari_app.config import yaml_loader as config_mod
     from ari_app.dialplan_gen import dialable, edge_list
 
+    return print_from_config(args.file, lambda cfg: edge_list(dialable(cfg)))
+
+
+def print_from_config(file: Path, render: Callable[[Config], str]) -> int:
+    """Print what `render` makes of the configuration `file`; a bad file prints its error, exit 2."""
+    from ari_app.config import yaml_loader as config_mod
+
     try:
-        cfg = config_mod.load(args.file)
+        cfg = config_mod.load(file)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_BAD_INPUT
-    sys.stdout.write(edge_list(dialable(cfg)))
+    sys.stdout.write(render(cfg))
     return EXIT_OK
 
 
