@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -107,6 +108,22 @@ def netns_down(topo: Topology) -> None:
 
 def in_netns(ns: str, cmd: list[str]) -> list[str]:
     return ["ip", "netns", "exec", ns, *cmd]
+
+
+def netns_cpu_seconds(ns: str, commands: Collection[str] = ()) -> float:
+    """CPU time (user + system) the processes in the network namespace `ns` have used so far: those whose
+    command name is in `commands`, or all of them. A process that has ended is no longer counted."""
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+    ticks = 0
+    for pid in pids:
+        try:
+            if commands and Path(f"/proc/{pid}/comm").read_text().strip() not in commands:
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------- the cluster

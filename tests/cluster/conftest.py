@@ -76,18 +76,7 @@ class LiveCluster:
 
     def kamailio_cpu_seconds(self) -> float:
         """CPU time (user + system) Kamailio's processes have used so far."""
-        pids = subprocess.run(["ip", "netns", "pids", self.cluster.topo.edge], capture_output=True,
-                              text=True).stdout.split()
-        total = 0
-        for pid in pids:
-            try:
-                if Path(f"/proc/{pid}/comm").read_text().strip() != "kamailio":
-                    continue
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:  # gone meanwhile
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-        return total / os.sysconf("SC_CLK_TCK")
+        return clustermod.netns_cpu_seconds(self.cluster.topo.edge, {"kamailio"})
 
     def kamailio_log(self) -> str:
         return self.cluster.log("kamailio").read_text(errors="replace")
