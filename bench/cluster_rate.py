@@ -32,6 +32,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +122,13 @@ class Bench:
             total += float(m.group(1))
         return int(total)
 
-    def cdrs(self) -> tuple[int, int, dict[str, int]]:
+    def cdrs(self, since: datetime) -> tuple[int, int, dict[str, int]]:
+        """The CDRs of the calls started since `since` (not the warm-up's, whose last may be written late):
+        how many, how many distinct call ids, how many per node."""
+        window = f"FROM cdrs WHERE started_at >= '{since.isoformat()}'"
         out = self.cluster.db.psql("fairline", "SELECT json_build_object('n', count(*), 'distinct', "
                                    "count(DISTINCT call_id), 'nodes', coalesce((SELECT json_object_agg(node, k) FROM "
-                                   "(SELECT node, count(*) AS k FROM cdrs GROUP BY node) x), '{}')) FROM cdrs")
+                                   f"(SELECT node, count(*) AS k {window} GROUP BY node) x), '{{}}')) {window}")
         doc = json.loads(out)
         return int(doc["n"]), int(doc["distinct"]), {k: int(v) for k, v in doc["nodes"].items()}
 
@@ -167,8 +171,8 @@ class Bench:
         self.fresh_fairlines()
         self.place(10, WARM_UP)
         self.quiet()
-        self.cluster.db.psql("fairline", "TRUNCATE cdrs CASCADE")
         calls = int(rate * self.seconds)
+        since = datetime.now(UTC)
         routed_before, cpu_before, started = self.routed(), self.cpu(), time.monotonic()
         answered, failed = self.place(rate, calls)
         seconds = time.monotonic() - started
@@ -176,10 +180,10 @@ class Bench:
         routed = self.routed() - routed_before
         # CDRs are written just after each call ends: wait for those of the calls fairline took on.
         try:
-            stackmod.wait_for("a CDR for every call fairline took on", lambda: self.cdrs()[0] >= routed, timeout=30)
+            stackmod.wait_for("a CDR for every call fairline took on", lambda: self.cdrs(since)[0] >= routed, timeout=30)
         except stackmod.StackError:
             pass  # counted below: fewer CDRs than calls make the run unclean
-        cdrs, distinct, by_node = self.cdrs()
+        cdrs, distinct, by_node = self.cdrs(since)
         used = {k: cpu_after[k] - cpu_before[k] for k in cpu_before}
         used |= {f"{k}_net": used[k] - self.idle_per_s.get(k, 0.0) * seconds for k in cpu_before}
         return Run(rate=rate, shape=shape, offered=calls, answered=answered, failed=failed, shed=calls - routed,
