@@ -17,7 +17,8 @@ Cost per call is CPU time (user + system, from /proc) over the run divided by th
 processes, each node's namespace (Asterisk and fairline), PostgreSQL. Kamailio's figure is also given net
 of its idle cost (OPTIONS probes and timers), measured before the first run. Everything shares this
 machine's two cores, so the rates show cost, not scale: docs/scale-out.md says what they predict for N
-nodes on N machines. Results go to results/cluster_rate.json.
+nodes on N machines. Results go to results/cluster_rate.json. It stops the cluster when done; a run that
+died leaves it to `FAIRLINE_CLUSTER=flb make cluster-down`.
 
     .venv/bin/python bench/cluster_rate.py [--rates 5,10,15,20,25,30,40,50,60,80] [--seconds 8] [--talk-ms 1000]
 """
