@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "Kamailio refuses with 403 any outbound call to a number not in it.")
     dialable.add_argument("file", type=Path, help="the configuration (YAML)")
     dialable.set_defaults(fn=cmd_dialplan_dialable)
+    carrier_list = dialplan_sub.add_parser(
+        "carrier-list", help="print the carrier's addresses as the cluster's Kamailio loads them",
+        description="Print the given IPv4 addresses as a db_text table for Kamailio's htable `carrier` "
+                    "(cluster/kamailio.cfg, decision 0034): Kamailio takes new calls from these addresses only.")
+    carrier_list.add_argument("address", nargs="+", help="a source address of the carrier (IPv4)")
+    carrier_list.set_defaults(fn=cmd_dialplan_carrier_list)
     publish = dialplan_sub.add_parser(
         "publish", help="generate the fallback dialplan and load it into the running Asterisk (AMI)",
         description="Generate the context fairline-fallback from the configuration, write it to the file "
@@ -211,28 +217,41 @@ def cmd_rate(args: argparse.Namespace) -> int:
 
 
 def cmd_dialplan_generate(args: argparse.Namespace) -> int:
-    from ari_app.config import yaml_loader as config_mod
     from ari_app.dialplan_gen import fallback_dialplan
 
-    try:
-        cfg = config_mod.load(args.file)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_BAD_INPUT
-    sys.stdout.write(fallback_dialplan(cfg))
-    return EXIT_OK
+    return print_from_config(args.file, fallback_dialplan)
 
 
 def cmd_dialplan_dialable(args: argparse.Namespace) -> int:
-    from ari_app.config import yaml_loader as config_mod
     from ari_app.dialplan_gen import dialable, edge_list
 
+    return print_from_config(args.file, lambda cfg: edge_list(dialable(cfg)))
+
+
+def cmd_dialplan_carrier_list(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from ari_app.dialplan_gen import edge_list
+
     try:
-        cfg = config_mod.load(args.file)
+        addresses = {str(ipaddress.IPv4Address(a)) for a in args.address}
+    except ipaddress.AddressValueError as exc:
+        print(f"not an IPv4 address: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sys.stdout.write(edge_list(addresses))
+    return EXIT_OK
+
+
+def print_from_config(file: Path, render: Callable[[Config], str]) -> int:
+    """Print what `render` makes of the configuration `file`; a bad file prints its error, exit 2."""
+    from ari_app.config import yaml_loader as config_mod
+
+    try:
+        cfg = config_mod.load(file)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_BAD_INPUT
-    sys.stdout.write(edge_list(dialable(cfg)))
+    sys.stdout.write(render(cfg))
     return EXIT_OK
 
 

@@ -721,21 +721,45 @@ SIPP_PORTS_FROM, SIPP_PORTS_TO, SIPP_BLOCK = 6000, 8000, 8
 _sipp_blocks = itertools.count(os.getpid() % ((SIPP_PORTS_TO - SIPP_PORTS_FROM) // SIPP_BLOCK))
 
 
-def sipp_ports(address: str = "127.0.0.1") -> tuple[int, int]:
-    """A SIP port and a media port for one sipp on `address`.
+def sipp_ports(address: str = "127.0.0.1", netns: str | None = None) -> tuple[int, int]:
+    """A SIP port and a media port for one sipp on `address`, in the network namespace `netns` (the cluster's
+    carrier, cluster/cluster.py) or this process's own.
 
     sipp binds audio RTP at the media port and video RTP two above it, without trying another
     port: a media port picked alone (a free ephemeral port) failed when its +2 was taken. Each
     call takes the next block of 8 ports (SIP at the first, media at the third) whose ports are
-    all free now; the blocks go round in turn, from a start that differs per process.
+    all free now; the blocks go round in turn, from a start that differs per process. Free here
+    is a bind that succeeds; in another namespace, a port none of its UDP sockets holds.
     """
+    bound = udp_ports_bound(netns) if netns else None
+
+    def free(port: int) -> bool:
+        return port not in bound if bound is not None else port_is_free(port, socket.SOCK_DGRAM, address)
+
     blocks = (SIPP_PORTS_TO - SIPP_PORTS_FROM) // SIPP_BLOCK
     for _ in range(blocks):
         first = SIPP_PORTS_FROM + (next(_sipp_blocks) % blocks) * SIPP_BLOCK
-        if all(port_is_free(port, socket.SOCK_DGRAM, address) for port in range(first, first + SIPP_BLOCK)):
+        if all(free(port) for port in range(first, first + SIPP_BLOCK)):
             return first, first + 2
-    raise StackError(f"no free block of {SIPP_BLOCK} UDP ports for sipp on {address} in "
-                     f"{SIPP_PORTS_FROM}-{SIPP_PORTS_TO - 1}")
+    raise StackError(f"no free block of {SIPP_BLOCK} UDP ports for sipp on {address}"
+                     f"{f' in {netns}' if netns else ''} in {SIPP_PORTS_FROM}-{SIPP_PORTS_TO - 1}")
+
+
+def udp_ports_bound(netns: str) -> set[int]:
+    """The local ports of every UDP socket in the network namespace `netns` (its /proc/net/udp, udp6)."""
+    out = run_quiet(["ip", "netns", "exec", netns, "cat", "/proc/net/udp", "/proc/net/udp6"],
+                    what=f"the UDP sockets of {netns}", timeout=10)
+    return local_ports(out)
+
+
+def local_ports(proc_net_udp: str) -> set[int]:
+    """The local ports in the text of /proc/net/udp (or udp6): `sl local_address ...`, the port in hex after ':'."""
+    ports = set()
+    for line in proc_net_udp.splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[0].rstrip(":").isdigit():
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def render_template(path: Path, values: dict[str, str]) -> str:

@@ -40,3 +40,39 @@ def test_consecutive_callers_never_share_a_port() -> None:
     handed = [stackmod.sipp_ports() for _ in range(50)]
     ports = [p for sip, media in handed for p in (sip, media, media + 2)]
     assert len(ports) == len(set(ports))
+
+
+PROC_NET_UDP = """\
+   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+ 5468: 0100007F:1EFA 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 7201226 2 0 0
+  171: 644D0A0A:13CE 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 7201230 2 0 0
+   sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when
+   12: 00000000000000000000000000000000:1B58 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000
+"""
+
+
+def test_the_ports_of_a_namespaces_udp_sockets_are_read_from_its_proc_net_udp() -> None:
+    assert stackmod.local_ports(PROC_NET_UDP) == {0x1EFA, 0x13CE, 0x1B58}  # 7930, 5070, 7000
+
+
+def test_in_another_namespace_a_block_holding_a_bound_port_is_skipped(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """In a namespace this process is not in, a bind would test the wrong one: the namespace's own sockets
+    decide (the cluster's carrier, where sipp's phones hold 5070 and 7000)."""
+    asked = []
+    sip, media = stackmod.sipp_ports()
+    blocks = (stackmod.SIPP_PORTS_TO - stackmod.SIPP_PORTS_FROM) // stackmod.SIPP_BLOCK
+
+    def bound(netns: str) -> set[int]:
+        asked.append(netns)
+        return {media + 2}
+
+    monkeypatch.setattr(stackmod, "udp_ports_bound", bound)
+    # Even a port taken here (in the next block) does not matter there.
+    following = stackmod.SIPP_PORTS_FROM + (sip - stackmod.SIPP_PORTS_FROM + stackmod.SIPP_BLOCK) % (
+        blocks * stackmod.SIPP_BLOCK)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as here:
+        here.bind(("127.0.0.1", following))
+        seen = [stackmod.sipp_ports("10.77.0.100", netns="flc-carrier") for _ in range(blocks)]
+    assert (sip, media) not in seen
+    assert (following, following + 2) in seen
+    assert set(asked) == {"flc-carrier"}
