@@ -716,9 +716,27 @@ class Stack:
 
 # sipp's own ports come from here: below the kernel's ephemeral range (a socket bound to port 0
 # anywhere on the machine can never take one between our check and sipp's bind) and below
-# `make up`'s 8088/8090 and the RTP windows.
+# `make up`'s 8088/8090 and the RTP windows. FAIRLINE_SIPP_PORTS=FROM-TO narrows the range, so that
+# runs side by side (the test suite's workers) never check and bind the same port at once.
 SIPP_PORTS_FROM, SIPP_PORTS_TO, SIPP_BLOCK = 6000, 8000, 8
-_sipp_blocks = itertools.count(os.getpid() % ((SIPP_PORTS_TO - SIPP_PORTS_FROM) // SIPP_BLOCK))
+_sipp_blocks = itertools.count(os.getpid())
+
+
+def sipp_port_range() -> tuple[int, int]:
+    """The ports sipp may use, FROM inclusive, TO exclusive: FAIRLINE_SIPP_PORTS (`FROM-TO`, TO
+    inclusive as a person writes it) or the whole 6000-7999."""
+    given = os.environ.get("FAIRLINE_SIPP_PORTS", "").strip()
+    if not given:
+        return SIPP_PORTS_FROM, SIPP_PORTS_TO
+    low, sep, high = given.partition("-")
+    try:
+        first, last = int(low), int(high)
+    except ValueError:
+        first = last = -1
+    if not sep or not SIPP_PORTS_FROM <= first or last >= SIPP_PORTS_TO or last - first + 1 < SIPP_BLOCK:
+        raise StackError(f"FAIRLINE_SIPP_PORTS={given!r}: expected FROM-TO within {SIPP_PORTS_FROM}-"
+                         f"{SIPP_PORTS_TO - 1}, at least {SIPP_BLOCK} ports")
+    return first, last + 1
 
 
 def sipp_ports(address: str = "127.0.0.1", netns: str | None = None) -> tuple[int, int]:
@@ -736,13 +754,14 @@ def sipp_ports(address: str = "127.0.0.1", netns: str | None = None) -> tuple[in
     def free(port: int) -> bool:
         return port not in bound if bound is not None else port_is_free(port, socket.SOCK_DGRAM, address)
 
-    blocks = (SIPP_PORTS_TO - SIPP_PORTS_FROM) // SIPP_BLOCK
+    low, high = sipp_port_range()
+    blocks = (high - low) // SIPP_BLOCK
     for _ in range(blocks):
-        first = SIPP_PORTS_FROM + (next(_sipp_blocks) % blocks) * SIPP_BLOCK
+        first = low + (next(_sipp_blocks) % blocks) * SIPP_BLOCK
         if all(free(port) for port in range(first, first + SIPP_BLOCK)):
             return first, first + 2
     raise StackError(f"no free block of {SIPP_BLOCK} UDP ports for sipp on {address}"
-                     f"{f' in {netns}' if netns else ''} in {SIPP_PORTS_FROM}-{SIPP_PORTS_TO - 1}")
+                     f"{f' in {netns}' if netns else ''} in {low}-{high - 1}")
 
 
 def udp_ports_bound(netns: str) -> set[int]:
