@@ -1,6 +1,7 @@
 """The billing pages in headless Chromium (Debian's package, driven by Playwright) on `fairline console`: a
 customer opens November's invoice and prints it (the menu left out, A4); staff note the call to a `contact`
-customer, mark them heavy user from their page, and look at their queue service levels. The screenshots of
+customer, mark them heavy user from their page, look at their queue service levels, and change their call
+flow with the agreed fee, which then shows on their invoice. The screenshots of
 docs/console.md's billing sections are taken here."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyotp
@@ -22,7 +24,7 @@ from playwright.sync_api import sync_playwright
 from tests.e2e.conftest import SCRATCH_DATABASE, LiveStack
 from tests.e2e.test_console_billing_db import seeded  # noqa: F401  (the fixture)
 from tests.e2e.test_console_browser import CHROMIUM, DEADLINE_S, free_port, shot, sign_in
-from tests.e2e.test_console_db import BOLT_NUMBER, PASSWORD
+from tests.e2e.test_console_db import ACME_NUMBERS, BOLT_NUMBER, PASSWORD
 
 pytestmark = pytest.mark.e2e
 
@@ -117,5 +119,20 @@ def test_an_invoice_printed_and_staff_s_worklist_heavy_user_mark_and_service_lev
             page.click("text=Queue service levels")
             assert "grow the team or spread the calls over more numbers" in page.inner_text(".hint")
             shot(page, "staff-service-levels")
+
+            # A change made on acme's behalf with the agreed fee: the fee is on acme's invoice of this month,
+            # with the change it paid for.
+            page.goto(f"{console_url}/staff/customers/acme/numbers/{ACME_NUMBERS[0]}/edit")
+            page.fill("textarea[name=targets]", "+31612340003")
+            page.fill("input[name=reason]", "Night phone as agreed")
+            page.fill("input[name=fee_eur]", "17.50")
+            page.click("button:has-text('Save')")
+            page.wait_for_url(re.compile(r".*/history\?saved=v[0-9]+.*"))
+            saved = re.search(r"saved=(v[0-9]+)", page.url)
+            assert saved is not None
+            page.goto(f"{console_url}/staff/customers/acme/invoices/{datetime.now(UTC):%Y-%m}")
+            invoice = page.inner_text("main")
+            assert "17.50" in invoice and f"configuration {saved.group(1)}: Night phone as agreed" in invoice, invoice
+            shot(page, "staff-fee-on-invoice")
         finally:
             browser.close()
