@@ -122,6 +122,18 @@ def test_a_customer_signs_in_with_password_and_totp_and_sees_their_numbers_and_c
             assert BOLT_NUMBER not in page.inner_text("main")
             shot(page, "calls", full_page=False)
 
+            # Fair use: the last six months stored by the report (May is the seventh back), in order, each bar
+            # with its handled calls, against the standard; November's status is contact.
+            page.click("nav >> text=Fair use")
+            page.wait_for_selector("svg")
+            texts = page.locator("svg text").all_text_contents()  # SVG text has no inner text
+            bars = [(t, texts[i + 1]) for i, t in enumerate(texts) if re.fullmatch(r"[A-Z][a-z]{2} 20[0-9]{2}", t)]
+            assert bars == [("Jun 2026", "40"), ("Jul 2026", "50"), ("Aug 2026", "60"), ("Sep 2026", "95"),
+                            ("Oct 2026", "110"), ("Nov 2026", "125")], texts  # each month's label, then its calls
+            assert (page.locator("svg rect title", has_text="Nov 2026: 125 calls").text_content() or "").endswith(
+                "(contact)")
+            shot(page, "fair-use")
+
             # Staff: TOTP is set up at the first sign-in, before any page; then every customer.
             page.click("button:has-text('Sign out')")
             staff = fairline(scratch_database, "users", "add", "sue@fairline.example", "--name", "Sue Staff", "--staff")

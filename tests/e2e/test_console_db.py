@@ -146,7 +146,8 @@ async def _prepare(url: str) -> None:
         await conn.executemany("INSERT INTO customers (customer_id, name) VALUES ($1, $2)",
                                [("acme", "Acme BV"), ("bolt", "Bolt Secret")])
         months = [date(2026, m, 1) for m in range(5, 12)]
-        standing = [(m, "acme", 30 + 10 * i, Decimal("41.5"), Decimal("88.5714"), i >= 4, min(i, 6),
+        # Within the standard (88.57) while ok, above it from September.
+        standing = [(m, "acme", 30 + 10 * i if i < 4 else 95 + 15 * (i - 4), Decimal("41.5"), Decimal("88.5714"), i >= 4, min(i, 6),
                      "contact" if i == 6 else "above" if i >= 4 else "ok") for i, m in enumerate(months)]
         standing.append((date(2026, 11, 1), "bolt", 999, Decimal("41.5"), Decimal("88.5714"), True, 6, "contact"))
         await conn.executemany(
