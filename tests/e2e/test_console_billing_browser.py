@@ -6,13 +6,7 @@ docs/console.md's billing sections are taken here."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +17,7 @@ from playwright.sync_api import sync_playwright
 
 from tests.e2e.conftest import SCRATCH_DATABASE, LiveStack
 from tests.e2e.test_console_billing_db import seeded  # noqa: F401  (the fixture)
-from tests.e2e.test_console_browser import CHROMIUM, DEADLINE_S, free_port, shot, sign_in
+from tests.e2e.test_console_browser import CHROMIUM, console_process, shot, sign_in
 from tests.e2e.test_console_db import ACME_NUMBERS, BOLT_NUMBER, PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -36,26 +30,10 @@ def console_url(live_stack: LiveStack, seeded: str) -> Iterator[str]:  # noqa: F
     s.psql("postgres", f"DROP DATABASE IF EXISTS {SCRATCH_DATABASE} WITH (FORCE)")
     s.psql("postgres", f"CREATE DATABASE {SCRATCH_DATABASE} TEMPLATE {seeded}")
     database = s.database_url.rsplit("/", 1)[0] + "/" + SCRATCH_DATABASE
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ari_app.cli", "console", "--plain-http",
-                             "--listen", f"127.0.0.1:{port}"], env={**os.environ, "DATABASE_URL": database},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + DEADLINE_S
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/login", timeout=2) as answer:
-                    assert answer.status == 200
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "fairline console did not answer"
-                time.sleep(0.1)
-        yield url
+        with console_process(database) as url:
+            yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
         s.psql("postgres", f"DROP DATABASE IF EXISTS {SCRATCH_DATABASE} WITH (FORCE)")
 
 

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -40,13 +41,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def console_url(scratch_database: str) -> Iterator[str]:
-    """`fairline console` on a loopback port, plain HTTP (cookies without Secure: --plain-http), until the test ends."""
-    asyncio.run(_prepare(scratch_database))
+@contextmanager
+def console_process(database_url: str, *options: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`fairline console --plain-http` on a free loopback port over `database_url`, until the block ends;
+    yields its URL once it answers."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "ari_app.cli", "console", "--plain-http",
-                             "--listen", f"127.0.0.1:{port}"], env={**os.environ, "DATABASE_URL": scratch_database},
+                             "--listen", f"127.0.0.1:{port}", *options],
+                            env={**(env or os.environ), "DATABASE_URL": database_url},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + DEADLINE_S
@@ -64,6 +66,14 @@ def console_url(scratch_database: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def console_url(scratch_database: str) -> Iterator[str]:
+    """`fairline console` on a loopback port, plain HTTP (cookies without Secure: --plain-http), until the test ends."""
+    asyncio.run(_prepare(scratch_database))
+    with console_process(scratch_database) as url:
+        yield url
 
 
 def shot(page: Page, name: str, *, full_page: bool = True) -> None:

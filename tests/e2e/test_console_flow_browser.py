@@ -6,13 +6,9 @@ call flow" are taken here."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +18,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.e2e.conftest import LiveStack, poll
-from tests.e2e.test_console_browser import CHROMIUM, DEADLINE_S, free_port, shot, sign_in
+from tests.e2e.test_console_browser import CHROMIUM, console_process, shot, sign_in
 from tests.e2e.test_console_db import fairline, shown_password
 from tests.e2e.test_limits import messages, messages_size
 from tests.e2e.test_live_config import version_at
@@ -40,26 +36,10 @@ def stack_console(live: LiveStack) -> Iterator[str]:
     """`fairline console` on the stack's database (plain HTTP on loopback); the stack's configuration file
     stored again afterwards, and running, whatever the test did."""
     s = live.stack
-    port = free_port()
-    proc = subprocess.Popen([str(FAIRLINE), "console", "--plain-http", "--listen", f"127.0.0.1:{port}"],
-                            env={**s.fairline_env(), "DATABASE_URL": s.database_url},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + DEADLINE_S
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/login", timeout=2) as answer:
-                    assert answer.status == 200
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "fairline console did not answer"
-                time.sleep(0.1)
-        yield url
+        with console_process(s.database_url, env=s.fairline_env()) as url:
+            yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
         back = subprocess.run([str(FAIRLINE), "config", "apply", str(s.app_config), "--author", "stack",
                                "--reason", "back as the tests expect"], capture_output=True, text=True, timeout=60,
                               env=s.fairline_env())

@@ -4,19 +4,14 @@ field, a good one is saved. Screenshots for docs/console.md."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.e2e.test_console_browser import CHROMIUM, DEADLINE_S, free_port, shot, sign_in
+from tests.e2e.test_console_browser import CHROMIUM, DEADLINE_S, console_process, shot, sign_in
 from tests.e2e.test_console_db import BOLT_NUMBER, PASSWORD
 from tests.e2e.test_console_media_db import media_database as media_database  # noqa: F401  (the fixture)
 from tests.e2e.test_console_media_db import sox
@@ -29,27 +24,8 @@ def media_console(media_database: tuple[str, Path, dict[str, Path]]) -> Iterator
     """`fairline console` over the media database, with a greetings directory of its own."""
     url, tmp_path, _ = media_database
     greetings_dir = tmp_path / "browser-greetings"
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ari_app.cli", "console", "--plain-http",
-                             "--listen", f"127.0.0.1:{port}", "--greetings-dir", str(greetings_dir)],
-                            env={**os.environ, "DATABASE_URL": url},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    address = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + DEADLINE_S
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{address}/login", timeout=2) as answer:
-                    assert answer.status == 200
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "fairline console did not answer"
-                time.sleep(0.1)
+    with console_process(url, "--greetings-dir", str(greetings_dir)) as address:
         yield address, tmp_path
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_a_customer_plays_a_recording_and_a_bad_greeting_is_refused_next_to_its_field(
