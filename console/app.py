@@ -85,9 +85,11 @@ def create_app(settings: ConsoleSettings) -> Starlette:
         # No connection at start: pages answer 503 while the database is away and recover without a restart.
         pool = await asyncpg.create_pool(settings.database_url, min_size=0, max_size=10)
         app.state.pool = pool
+        warming = app.state.config_cache.warm(pool)  # parse the newest version before the first page asks
         try:
             yield
         finally:
+            warming.cancel()
             await pool.close()
 
     app = Starlette(routes=ROUTES, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan,
