@@ -152,5 +152,5 @@ async def my_fair_use(request: Request, visit: Visit) -> Response:
     shown = await _cache(request).shown(visit.conn)
     zone = shown.zone_of(visit.customer_id) if shown else local_time.UTC_ZONE
     return page(request, visit, "fair_use.html", months=months, chart=fair_use_chart.svg(months),
-                computed=local_time.shown(computed, zone) if computed else None,
+                computed=computed.astimezone(zone) if computed else None,
                 zone_label=local_time.zone_label(zone, visit.now), floor=fair_use_chart.FLOOR_CALLS_PER_WEEK)
