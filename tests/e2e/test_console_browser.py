@@ -120,6 +120,7 @@ def test_a_customer_signs_in_with_password_and_totp_and_sees_their_numbers_and_c
             rows = page.locator("table tbody tr")
             assert rows.count() == 50 and page.locator("text=Older calls").count() == 1
             assert BOLT_NUMBER not in page.inner_text("main")
+            assert "on the clock of Europe/Amsterdam (CET, UTC+01:00)" in page.inner_text("main")  # acme's numbers
             shot(page, "calls", full_page=False)
 
             # Staff: TOTP is set up at the first sign-in, before any page; then every customer.
