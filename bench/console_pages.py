@@ -152,7 +152,9 @@ async def load(url: str, cdrs: int, directory: common.Directory) -> dict[str, ob
 async def contents(conn: asyncpg.Connection) -> dict[str, int]:
     return dict(await conn.fetchrow(
         "SELECT (SELECT count(*) FROM cdrs) AS cdrs, (SELECT count(*) FROM customers) AS customers, "
-        "(SELECT count(*) FROM numbers) AS numbers, pg_total_relation_size('cdrs') AS cdrs_total_bytes"))
+        "(SELECT count(*) FROM numbers) AS numbers, "
+        "(SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = 'cdrs'::regclass)::bigint "
+        "AS cdrs_total_bytes"))
 
 
 async def reusable(url: str, record: Path, wanted: dict[str, int]) -> dict[str, object] | str:

@@ -267,11 +267,11 @@ def _calls_where(customer_id: str, f: CallFilter, cursor: Cursor | None) -> tupl
     return " AND ".join(where), args
 
 
-# Local times to the second with their offset ("2026-11-16T00:30:00+01:00"), in the session's TimeZone.
-_LOCAL = """to_char({0}, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM')"""
-_CSV_COLUMNS = (f"call_id, did AS number, coalesce(caller, '') AS caller, {_LOCAL.format('started_at')} AS started_at, "
-                f"{_LOCAL.format('answered_at')} AS answered_at, {_LOCAL.format('ended_at')} AS ended_at, "
-                "disposition AS outcome, billable_seconds, charged_eur")
+# Local times to the second with their offset ("2026-11-16 00:30:00+01"), as PostgreSQL writes a
+# timestamptz in the session's TimeZone with DateStyle ISO: cheaper than to_char, which took twice as long.
+_CSV_COLUMNS = ("call_id, did AS number, coalesce(caller, '') AS caller, "
+                "date_trunc('second', started_at) AS started_at, date_trunc('second', answered_at) AS answered_at, "
+                "date_trunc('second', ended_at) AS ended_at, disposition AS outcome, billable_seconds, charged_eur")
 
 
 async def calls_csv(conn: asyncpg.Connection, customer_id: str, f: CallFilter,
@@ -280,7 +280,8 @@ async def calls_csv(conn: asyncpg.Connection, customer_id: str, f: CallFilter,
     by PostgreSQL and sent as it goes (COPY), handed to `output` a chunk at a time."""
     where, args = _calls_where(customer_id, f, f.after)
     async with conn.transaction(readonly=True):
-        await conn.execute("SELECT set_config('TimeZone', $1, true)", f.zone.key)  # this transaction only
+        # This transaction only: the connection goes back to the pool as it came.
+        await conn.execute("SELECT set_config('TimeZone', $1, true), set_config('DateStyle', 'ISO', true)", f.zone.key)
         await conn.copy_from_query(
             f"SELECT {_CSV_COLUMNS} FROM cdrs WHERE {where} ORDER BY started_at DESC, call_id DESC", *args,
             output=output, format="csv", header=True)
