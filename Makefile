@@ -24,8 +24,13 @@ cluster: setup       ## Kamailio in front of two Asterisk + fairline nodes and o
 cluster-down:        ## stop what a `make cluster` that died left behind (processes, network namespaces)
 	$(VENV)/bin/python cluster/cluster.py down
 
+# Three steps: the unit tests (bound by CPU) on two workers; the end-to-end tests (bound by waiting for
+# calls) on two workers, each with a stack of its own (tests/conftest.py); then those marked `alone`, which
+# load the machine, one at a time.
 test: setup          ## the whole suite: unit tests and end-to-end tests with real SIP calls
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 2 tests/unit
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile -m 'not alone and not long and not cluster' tests/e2e
+	$(VENV)/bin/python -m pytest -m 'alone and not long and not cluster' tests/e2e
 
 test-faults: setup   ## the long fault tests (a ten-minute PostgreSQL outage under 35 calls/s; about 13 min), not in make test
 	$(VENV)/bin/python -m pytest -m long -s tests/e2e/test_long_outage.py
@@ -33,13 +38,14 @@ test-faults: setup   ## the long fault tests (a ten-minute PostgreSQL outage und
 test-cluster: setup  ## the cluster's end-to-end tests (tests/cluster: real SIP through Kamailio into two nodes; root), not in make test
 	$(VENV)/bin/python -m pytest -m cluster -s tests/cluster
 
-bench: setup         ## issue 8's benchmarks (call path, CDR rating and writing, settlement, config load); applying config versions live; start-up and memory at rest; the console's pages on 10M CDRs (BASELINE=REV alternates with REV)
+bench: setup         ## issue 8's benchmarks (call path, CDR rating and writing, settlement, config load); applying config versions live; start-up and memory at rest (BASELINE=REV alternates with REV); the cluster's clean rate with one and two nodes (root); the console's pages on a big month
 	$(VENV)/bin/python bench/call_path.py $(if $(BASELINE),--baseline $(BASELINE))
 	$(VENV)/bin/python bench/cdr_writing.py
 	$(VENV)/bin/python bench/settlement.py
 	$(VENV)/bin/python bench/config_load.py
 	$(VENV)/bin/python bench/config_apply.py
 	$(VENV)/bin/python bench/startup.py $(if $(BASELINE),--baseline $(BASELINE))
+	$(VENV)/bin/python bench/cluster_rate.py
 	$(VENV)/bin/python bench/console_pages.py --reuse
 
 setup: $(VENV)/.installed

@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--asterisk-recordings-dir",
                      help="where Asterisk writes recordings (its astspooldir/recording) as seen from fairline; "
                           "default $FAIRLINE_ASTERISK_RECORDINGS_DIR or /var/spool/asterisk/recording")
+    run.add_argument("--greetings-dir",
+                     help="where customers' uploaded voicemail greetings are written from the database when a "
+                          "configuration version names them: the same absolute path on every node and for the "
+                          f"console; default $FAIRLINE_GREETINGS_DIR or {settings_mod.DEFAULT_GREETINGS_DIR}")
     run.add_argument("--asterisk-cdr",
                      help="Asterisk's CDR file (dialplan/cdr_custom.conf) as seen from fairline: the end of a call that "
                           "ended while fairline was disconnected is read there; default $FAIRLINE_ASTERISK_CDR "
@@ -150,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "Kamailio refuses with 403 any outbound call to a number not in it.")
     dialable.add_argument("file", type=Path, help="the configuration (YAML)")
     dialable.set_defaults(fn=cmd_dialplan_dialable)
+    carrier_list = dialplan_sub.add_parser(
+        "carrier-list", help="print the carrier's addresses as the cluster's Kamailio loads them",
+        description="Print the given IPv4 addresses as a db_text table for Kamailio's htable `carrier` "
+                    "(cluster/kamailio.cfg, decision 0034): Kamailio takes new calls from these addresses only.")
+    carrier_list.add_argument("address", nargs="+", help="a source address of the carrier (IPv4)")
+    carrier_list.set_defaults(fn=cmd_dialplan_carrier_list)
     publish = dialplan_sub.add_parser(
         "publish", help="generate the fallback dialplan and load it into the running Asterisk (AMI)",
         description="Generate the context fairline-fallback from the configuration, write it to the file "
@@ -207,28 +217,41 @@ def cmd_rate(args: argparse.Namespace) -> int:
 
 
 def cmd_dialplan_generate(args: argparse.Namespace) -> int:
-    from ari_app.config import yaml_loader as config_mod
     from ari_app.dialplan_gen import fallback_dialplan
 
-    try:
-        cfg = config_mod.load(args.file)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_BAD_INPUT
-    sys.stdout.write(fallback_dialplan(cfg))
-    return EXIT_OK
+    return print_from_config(args.file, fallback_dialplan)
 
 
 def cmd_dialplan_dialable(args: argparse.Namespace) -> int:
-    from ari_app.config import yaml_loader as config_mod
     from ari_app.dialplan_gen import dialable, edge_list
 
+    return print_from_config(args.file, lambda cfg: edge_list(dialable(cfg)))
+
+
+def cmd_dialplan_carrier_list(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from ari_app.dialplan_gen import edge_list
+
     try:
-        cfg = config_mod.load(args.file)
+        addresses = {str(ipaddress.IPv4Address(a)) for a in args.address}
+    except ipaddress.AddressValueError as exc:
+        print(f"not an IPv4 address: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sys.stdout.write(edge_list(addresses))
+    return EXIT_OK
+
+
+def print_from_config(file: Path, render: Callable[[Config], str]) -> int:
+    """Print what `render` makes of the configuration `file`; a bad file prints its error, exit 2."""
+    from ari_app.config import yaml_loader as config_mod
+
+    try:
+        cfg = config_mod.load(file)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_BAD_INPUT
-    sys.stdout.write(edge_list(dialable(cfg)))
+    sys.stdout.write(render(cfg))
     return EXIT_OK
 
 
@@ -321,8 +344,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         _import_call_path()
         gc.freeze()
         cdr_file = Path(args.asterisk_cdr) if args.asterisk_cdr else None
+        greetings_dir = Path(args.greetings_dir or settings_mod.DEFAULT_GREETINGS_DIR).absolute()
         return asyncio.run(_run(st, cfg, args.author or default_author(), dirs, status_port, shed, ami, cdr_file,
-                                smtp))
+                                smtp, greetings_dir=greetings_dir))
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -422,7 +446,8 @@ def _import_call_path() -> None:
 
 async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_dirs: RecordingDirs,
                status_port: int | None, shed_after_s: float | None, ami: settings_mod.AmiSettings | None,
-               asterisk_cdr: Path | None, smtp: settings_mod.SmtpSettings | None = None) -> int:
+               asterisk_cdr: Path | None, smtp: settings_mod.SmtpSettings | None = None, *,
+               greetings_dir: Path = settings_mod.DEFAULT_GREETINGS_DIR) -> int:
     import asyncio
 
     import asyncpg
@@ -469,7 +494,7 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
         write_pid_file(st.spool_dir)
         # The store's newest version (or the cache, or the file, without the database): decision 0021.
         cfg, origin = await initial_config(st.database_url, cfg, st.config_path, author=author,
-                                           spool_dir=st.spool_dir, log=log)
+                                           spool_dir=st.spool_dir, log=log, greetings_dir=greetings_dir)
         async with CdrWriter(pool, st.spool_dir) as writer, \
                 AriClient(st.ari_url, st.ari_user, st.ari_password, st.ari_app) as ari:
             app = App(ari, cfg, cfg.rates, writer.submit, queue_status_file=st.spool_dir / QUEUE_STATUS_FILE,
@@ -477,7 +502,7 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
             app.config_origin = origin
             live = LiveConfig(app, sync_directory=sync_directory, ami=ami, log=log)
             watch = ConfigWatch(st.database_url, fetch_newest=newest_version, apply=live.apply,
-                                spool_dir=st.spool_dir, running=origin.id, log=log)
+                                spool_dir=st.spool_dir, running=origin.id, log=log, greetings_dir=greetings_dir)
             _spawn(_prepare_database(pool, lambda: app.config, st, stop, refused), log)
             _spawn(load_us_states(cfg), log)
             _spawn(prime_checker(cfg), log)  # the next version is checked against this one: config_parse.py

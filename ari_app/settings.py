@@ -23,6 +23,9 @@ DEFAULT_CONFIG = Path("fairline.yaml")
 DEFAULT_SPOOL_DIR = Path("spool")  # CDRs wait here, on disk, while PostgreSQL is unreachable
 DEFAULT_RECORDINGS_DIR = Path("recordings")
 DEFAULT_ASTERISK_RECORDINGS_DIR = Path("/var/spool/asterisk/recording")  # Asterisk's astspooldir/recording
+# Customers' uploaded greetings, written by each fairline from PostgreSQL: the same path on every node
+# and for the console, since configuration versions name the files there (decision 0036).
+DEFAULT_GREETINGS_DIR = Path("/var/lib/fairline/greetings")
 DEFAULT_SHED_AFTER_MS = 150
 # 8088 is ARI; 8089 is Asterisk's own HTTPS port (ARI over TLS), so the next one up.
 DEFAULT_STATUS_PORT = 8090  # of /healthz and /metrics (ari_app/health.py)
@@ -43,6 +46,7 @@ OPTION_VARIABLES: Mapping[str, str] = {
     "spool_dir": "FAIRLINE_SPOOL_DIR",
     "recordings_dir": "FAIRLINE_RECORDINGS_DIR",
     "asterisk_recordings_dir": "FAIRLINE_ASTERISK_RECORDINGS_DIR",
+    "greetings_dir": "FAIRLINE_GREETINGS_DIR",
     "asterisk_cdr": "FAIRLINE_ASTERISK_CDR",
     "status_port": "FAIRLINE_STATUS_PORT",
     "shed_after_ms": "FAIRLINE_SHED_AFTER_MS",

@@ -619,6 +619,8 @@ class Stack:
             FAIRLINE_CONFIG=str(self.app_config),
             FAIRLINE_SPOOL_DIR=str(self.state_dir / "spool"),
             FAIRLINE_RECORDINGS_DIR=str(self.state_dir / "recordings"),
+            # Uploaded greetings, written here from PostgreSQL (decision 0036); the console names files here too.
+            FAIRLINE_GREETINGS_DIR=str(self.state_dir / "greetings"),
             # Where this instance's Asterisk writes recordings (its astspooldir/recording), seen from outside.
             FAIRLINE_ASTERISK_RECORDINGS_DIR=str(self.asterisk_dir / "spool" / "recording"),
             # Asterisk's own CDRs (dialplan/cdr_custom.conf), seen from outside: what `fairline reconcile` reads.
@@ -714,26 +716,69 @@ class Stack:
 
 # sipp's own ports come from here: below the kernel's ephemeral range (a socket bound to port 0
 # anywhere on the machine can never take one between our check and sipp's bind) and below
-# `make up`'s 8088/8090 and the RTP windows.
+# `make up`'s 8088/8090 and the RTP windows. FAIRLINE_SIPP_PORTS=FROM-TO narrows the range, so that
+# runs side by side (the test suite's workers) never check and bind the same port at once.
 SIPP_PORTS_FROM, SIPP_PORTS_TO, SIPP_BLOCK = 6000, 8000, 8
-_sipp_blocks = itertools.count(os.getpid() % ((SIPP_PORTS_TO - SIPP_PORTS_FROM) // SIPP_BLOCK))
+_sipp_blocks = itertools.count(os.getpid())
 
 
-def sipp_ports(address: str = "127.0.0.1") -> tuple[int, int]:
-    """A SIP port and a media port for one sipp on `address`.
+def sipp_port_range() -> tuple[int, int]:
+    """The ports sipp may use, FROM inclusive, TO exclusive: FAIRLINE_SIPP_PORTS (`FROM-TO`, TO
+    inclusive as a person writes it) or the whole 6000-7999."""
+    given = os.environ.get("FAIRLINE_SIPP_PORTS", "").strip()
+    if not given:
+        return SIPP_PORTS_FROM, SIPP_PORTS_TO
+    low, sep, high = given.partition("-")
+    try:
+        first, last = int(low), int(high)
+    except ValueError:
+        first = last = -1
+    if not sep or not SIPP_PORTS_FROM <= first or last >= SIPP_PORTS_TO or last - first + 1 < SIPP_BLOCK:
+        raise StackError(f"FAIRLINE_SIPP_PORTS={given!r}: expected FROM-TO within {SIPP_PORTS_FROM}-"
+                         f"{SIPP_PORTS_TO - 1}, at least {SIPP_BLOCK} ports")
+    return first, last + 1
+
+
+def sipp_ports(address: str = "127.0.0.1", netns: str | None = None) -> tuple[int, int]:
+    """A SIP port and a media port for one sipp on `address`, in the network namespace `netns` (the cluster's
+    carrier, cluster/cluster.py) or this process's own.
 
     sipp binds audio RTP at the media port and video RTP two above it, without trying another
     port: a media port picked alone (a free ephemeral port) failed when its +2 was taken. Each
     call takes the next block of 8 ports (SIP at the first, media at the third) whose ports are
-    all free now; the blocks go round in turn, from a start that differs per process.
+    all free now; the blocks go round in turn, from a start that differs per process. Free here
+    is a bind that succeeds; in another namespace, a port none of its UDP sockets holds.
     """
-    blocks = (SIPP_PORTS_TO - SIPP_PORTS_FROM) // SIPP_BLOCK
+    bound = udp_ports_bound(netns) if netns else None
+
+    def free(port: int) -> bool:
+        return port not in bound if bound is not None else port_is_free(port, socket.SOCK_DGRAM, address)
+
+    low, high = sipp_port_range()
+    blocks = (high - low) // SIPP_BLOCK
     for _ in range(blocks):
-        first = SIPP_PORTS_FROM + (next(_sipp_blocks) % blocks) * SIPP_BLOCK
-        if all(port_is_free(port, socket.SOCK_DGRAM, address) for port in range(first, first + SIPP_BLOCK)):
+        first = low + (next(_sipp_blocks) % blocks) * SIPP_BLOCK
+        if all(free(port) for port in range(first, first + SIPP_BLOCK)):
             return first, first + 2
-    raise StackError(f"no free block of {SIPP_BLOCK} UDP ports for sipp on {address} in "
-                     f"{SIPP_PORTS_FROM}-{SIPP_PORTS_TO - 1}")
+    raise StackError(f"no free block of {SIPP_BLOCK} UDP ports for sipp on {address}"
+                     f"{f' in {netns}' if netns else ''} in {low}-{high - 1}")
+
+
+def udp_ports_bound(netns: str) -> set[int]:
+    """The local ports of every UDP socket in the network namespace `netns` (its /proc/net/udp, udp6)."""
+    out = run_quiet(["ip", "netns", "exec", netns, "cat", "/proc/net/udp", "/proc/net/udp6"],
+                    what=f"the UDP sockets of {netns}", timeout=10)
+    return local_ports(out)
+
+
+def local_ports(proc_net_udp: str) -> set[int]:
+    """The local ports in the text of /proc/net/udp (or udp6): `sl local_address ...`, the port in hex after ':'."""
+    ports = set()
+    for line in proc_net_udp.splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[0].rstrip(":").isdigit():
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def render_template(path: Path, values: dict[str, str]) -> str:

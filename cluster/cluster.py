@@ -3,12 +3,13 @@
 Used by `make cluster`, `make cluster-down` and tests/cluster. Every part runs in a network namespace
 this script creates (decision 0034, docs/scale-out.md), joined by a bridge in the edge's namespace:
 
-    NAME-edge     10.77.0.1    Kamailio (SIP 5060), PostgreSQL, the bridge
+    NAME-edge     10.77.0.1    Kamailio (SIP 5060), the bridge; 10.77.0.2 PostgreSQL
     NAME-n1       10.77.0.11   Asterisk + fairline, node n1   (n2: 10.77.0.12, ...)
     NAME-carrier  10.77.0.100  the carrier: callers (sipp) and the phones they reach (sipp, port 5070)
 
 No address is added outside these namespaces. The nodes are asterisk-docker/stack.py's stacks, each
-with its own namespace, address and systemname; they share the edge's PostgreSQL.
+with its own namespace, address and systemname; they share the edge's PostgreSQL. The Docker compose
+file asterisk-docker/compose.cluster.yaml has the same shape and addresses (tests/unit/test_compose_cluster.py).
 
     cluster.py up              start everything in the foreground until Ctrl-C, then stop it all
     cluster.py down            stop what an `up` that died left behind (processes, namespaces)
@@ -27,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -38,6 +40,7 @@ from stack import Ports, Stack, StackError, render_template, say, stop_process, 
 
 SUBNET = "10.77.0"
 EDGE_ADDRESS = f"{SUBNET}.1"
+DATABASE_ADDRESS = f"{SUBNET}.2"  # in the edge's namespace here; a container of its own in compose.cluster.yaml
 CARRIER_ADDRESS = f"{SUBNET}.100"
 KAMAILIO_PORT = 5060
 TARGETS_PORT = 5070  # the phones behind the carrier (sipp), reached through Kamailio
@@ -83,6 +86,7 @@ def netns_up(topo: Topology) -> None:
         ip("-n", ns, "link", "set", "lo", "up")
     ip("-n", topo.edge, "link", "add", "br0", "type", "bridge")
     ip("-n", topo.edge, "addr", "add", f"{EDGE_ADDRESS}/24", "dev", "br0")
+    ip("-n", topo.edge, "addr", "add", f"{DATABASE_ADDRESS}/24", "dev", "br0")
     ip("-n", topo.edge, "link", "set", "br0", "up")
     members = [(topo.carrier, "vcarrier", CARRIER_ADDRESS)]
     members += [(topo.node(i), f"vn{i}", node_address(i)) for i in range(1, topo.nodes + 1)]
@@ -106,6 +110,22 @@ def in_netns(ns: str, cmd: list[str]) -> list[str]:
     return ["ip", "netns", "exec", ns, *cmd]
 
 
+def netns_cpu_seconds(ns: str, commands: Collection[str] = ()) -> float:
+    """CPU time (user + system) the processes in the network namespace `ns` have used so far: those whose
+    command name is in `commands`, or all of them. A process that has ended is no longer counted."""
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+    ticks = 0
+    for pid in pids:
+        try:
+            if commands and Path(f"/proc/{pid}/comm").read_text().strip() not in commands:
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 # ---------------------------------------------------------------- the cluster
 
 
@@ -126,7 +146,7 @@ class Cluster:
         db = Stack.create(f"{name}-db", Ports.free())
         db.external_database_url = None
         db.netns = topo.edge
-        db.pg_listen = f"127.0.0.1,{EDGE_ADDRESS}"
+        db.pg_listen = f"127.0.0.1,{DATABASE_ADDRESS}"
         members = []
         for i in range(1, nodes + 1):
             node = Stack.create(f"{name}-n{i}", Ports.free())
@@ -143,7 +163,7 @@ class Cluster:
 
     @property
     def database_url(self) -> str:
-        return f"postgresql://fairline:{self.db.secrets()['PG_PASSWORD']}@{EDGE_ADDRESS}:{self.db.ports.pg}/fairline"
+        return f"postgresql://fairline:{self.db.secrets()['PG_PASSWORD']}@{DATABASE_ADDRESS}:{self.db.ports.pg}/fairline"
 
     @property
     def kamailio_dir(self) -> Path:
@@ -196,18 +216,14 @@ class Cluster:
 
     # Kamailio
     def write_lists(self) -> None:
-        """The lists Kamailio loads (decision 0034): the carrier's addresses and the phones fairline may ring."""
-        lists = self.kamailio_dir / "lists"
-        dialable = subprocess.run([str(Path(sys.executable).parent / "fairline"), "dialplan", "dialable",
-                                   str(self.app_config)], capture_output=True, text=True)
-        if dialable.returncode != 0:
-            raise StackError(f"fairline dialplan dialable {self.app_config} failed:\n{dialable.stderr.strip()}")
-        header = dialable.stdout.splitlines()[0]
-        for name, text in (("dialable", dialable.stdout), ("carrier", f"{header}\n1:{CARRIER_ADDRESS}:0:0:1:0\n")):
-            tmp = lists / f".{name}.tmp"
-            tmp.write_text(text)
-            os.chmod(tmp, 0o644)
-            tmp.replace(lists / name)
+        """The lists Kamailio loads (decision 0034): the carrier's addresses and the phones fairline may ring,
+        written by the script compose.cluster.yaml's one-shot runs too."""
+        done = subprocess.run(["sh", str(stackmod.HERE / "edge-lists.sh")], capture_output=True, text=True, env=dict(
+            os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            FAIRLINE_KAMAILIO_LISTS=str(self.kamailio_dir / "lists"), FAIRLINE_CONFIG=str(self.app_config),
+            FAIRLINE_CARRIER_ADDRESSES=CARRIER_ADDRESS))
+        if done.returncode != 0:
+            raise StackError(f"edge-lists.sh for {self.app_config} failed:\n{done.stderr.strip()}")
 
     def publish(self, app_config: Path) -> None:
         """A new configuration for the whole cluster: stored once (every node's fairline applies it from the

@@ -16,8 +16,10 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console import auth_pages, data_pages
+from console import auth_pages, billing_pages, data_pages, flow_pages, media_pages
 from console.config_cache import ConfigCache
+from console.core import greeting_check
+from console.flow_cache import FlowCache
 from console.guard import NOT_FOUND, Page
 from console.settings import ConsoleSettings
 
@@ -39,16 +41,42 @@ ROUTES = [
     Page("/calls", data_pages.my_calls, who="customer"),
     Page("/calls.csv", data_pages.my_calls_csv, who="customer"),
     Page("/fair-use", data_pages.my_fair_use, who="customer"),
+    Page("/recordings", media_pages.my_recordings, who="customer"),
+    Page("/recordings/{kind}/{call_id}", media_pages.my_recording, who="customer"),
+    Page("/greeting", media_pages.greeting_form, who="customer"),
+    Page("/greeting", media_pages.upload_greeting, who="customer", methods=POST,
+         upload_bytes=greeting_check.MAX_UPLOAD_BYTES),
     Page("/staff/customers", data_pages.staff_customers, who="staff"),
     Page("/staff/customers/{customer_id}", data_pages.staff_customer, who="staff"),
     Page("/staff/audit", data_pages.staff_audit, who="staff"),
+    Page("/invoices", billing_pages.my_invoices, who="customer"),
+    Page("/invoices/{month}.csv", billing_pages.my_invoice_csv, who="customer"),
+    Page("/invoices/{month}", billing_pages.my_invoice, who="customer"),
+    Page("/staff/contacts", billing_pages.staff_contacts, who="staff"),
+    Page("/staff/contacts/{customer_id}", billing_pages.staff_contact, who="staff"),
+    Page("/staff/contacts/{customer_id}", billing_pages.staff_contact_note, who="staff", methods=POST),
+    Page("/staff/customers/{customer_id}/heavy-user", billing_pages.staff_heavy_user, who="staff"),
+    Page("/staff/customers/{customer_id}/heavy-user", billing_pages.staff_heavy_user_decide, who="staff",
+         methods=POST),
+    Page("/staff/customers/{customer_id}/queues", billing_pages.staff_queues, who="staff"),
+    Page("/staff/customers/{customer_id}/invoices", billing_pages.staff_invoices, who="staff"),
+    Page("/staff/customers/{customer_id}/invoices/{month}.csv", billing_pages.staff_invoice_csv, who="staff"),
+    Page("/staff/customers/{customer_id}/invoices/{month}", billing_pages.staff_invoice, who="staff"),
+    Page("/numbers/{e164}/edit", flow_pages.edit_form, who="customer"),
+    Page("/numbers/{e164}/edit", flow_pages.save, who="customer", methods=POST),
+    Page("/numbers/{e164}/history", flow_pages.number_history, who="customer"),
+    Page("/history", flow_pages.customer_history, who="customer"),
+    Page("/staff/customers/{customer_id}/numbers/{e164}/edit", flow_pages.edit_form, who="staff"),
+    Page("/staff/customers/{customer_id}/numbers/{e164}/edit", flow_pages.save, who="staff", methods=POST),
+    Page("/staff/customers/{customer_id}/numbers/{e164}/history", flow_pages.number_history, who="staff"),
+    Page("/staff/customers/{customer_id}/history", flow_pages.customer_history, who="staff"),
     Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
 ]
 
 # No script at all, nothing from elsewhere, never in a frame; pages with personal data are not cached.
 SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                                 b"frame-ancestors 'none'; base-uri 'none'"),
+    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; media-src 'self'; "
+                                 b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
@@ -99,4 +127,5 @@ def create_app(settings: ConsoleSettings) -> Starlette:
                     exception_handlers={HTTPException: _http_error})
     app.state.settings = settings
     app.state.config_cache = ConfigCache()
+    app.state.flow_cache = FlowCache()
     return app

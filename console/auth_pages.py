@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from console import storage
 from console.core import csrf, passwords, sessions, throttle, totp
-from console.guard import Visit, with_session_cookie
+from console.guard import Visit, client_address, with_session_cookie
 from console.render import page
 
 log = structlog.get_logger(__name__)
@@ -18,13 +18,9 @@ WRONG = "Wrong e-mail address or password."
 WRONG_CODE = "Wrong or already used code. Enter the code your app shows now."
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
 async def _audit(request: Request, visit: Visit, event: storage.Event, email: str, user_id: int | None = None,
                  detail: str = "") -> None:
-    await storage.audit(visit.conn, event, at=visit.now, email=email, user_id=user_id, address=_address(request),
+    await storage.audit(visit.conn, event, at=visit.now, email=email, user_id=user_id, address=client_address(request),
                         detail=detail)
 
 
@@ -42,7 +38,7 @@ async def login_form(request: Request, visit: Visit) -> Response:
 
 async def login(request: Request, visit: Visit) -> Response:
     email, password = visit.field("email").strip().lower(), visit.field("password")
-    address, conn, policy = _address(request), visit.conn, visit.settings.throttle
+    address, conn, policy = client_address(request), visit.conn, visit.settings.throttle
     by_account, by_address = await storage.failures(conn, email=email, address=address,
                                                     since=visit.now - policy.window)
     lock = throttle.lock(account_failures=by_account, address_failures=by_address, now=visit.now, policy=policy)
@@ -77,7 +73,7 @@ async def _failed(request: Request, visit: Visit, email: str, found: storage.Acc
     await _audit(request, visit, "login_failed", email, user_id, what)
     if throttle.locks_now(failures, visit.settings.throttle):
         await _audit(request, visit, "lockout", email, user_id, f"{failures} failed sign-ins")
-        log.warning("console.lockout", email=email, address=_address(request))
+        log.warning("console.lockout", email=email, address=client_address(request))
     if visit.session is not None:  # a wrong code: the half sign-in ends, the password is asked again
         await storage.end_session(visit.conn, visit.session.token_sha256)
     response = page(request, visit, "login.html", status=401, email=email,
@@ -94,7 +90,7 @@ async def _start(request: Request, visit: Visit, account: storage.Account, stage
     await storage.purge_sessions(visit.conn, visit.now - visit.settings.sessions.absolute)
     token = sessions.new_token()
     await storage.create_session(visit.conn, token_sha256=sessions.digest(token), user_id=account.user_id,
-                                 stage=stage, csrf_token=csrf.new_token(), address=_address(request), now=visit.now,
+                                 stage=stage, csrf_token=csrf.new_token(), address=client_address(request), now=visit.now,
                                  pending_totp=pending)
     return with_session_cookie(RedirectResponse(to, status_code=303), visit.settings, token)
 

@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve.add_argument("--password-max-age-days", type=int, default=DEFAULT_PASSWORD_MAX_AGE_DAYS,
                        help=f"remind a user to change a password this old; default {DEFAULT_PASSWORD_MAX_AGE_DAYS}, "
                             "0 never")
+    serve.add_argument("--greetings-dir",
+                       help="where uploaded voicemail greetings are written: the nodes' --greetings-dir (decision "
+                            "0036); default $FAIRLINE_GREETINGS_DIR or /var/lib/fairline/greetings")
     add_database_url(serve)
     serve.set_defaults(fn=cmd_console)
 
@@ -111,8 +114,13 @@ def cmd_console(args: argparse.Namespace) -> int:
     status = with_database(args, migrated)
     if status != EXIT_OK:
         return status
+    from pathlib import Path
+
+    from ari_app.settings import DEFAULT_GREETINGS_DIR
+
+    greetings_dir = Path(args.greetings_dir or DEFAULT_GREETINGS_DIR).absolute()
     app = create_app(ConsoleSettings(args.database_url, secure_cookies=not args.plain_http,
-                                     password_max_age_days=args.password_max_age_days))
+                                     password_max_age_days=args.password_max_age_days, greetings_dir=greetings_dir))
     scheme = "http" if args.plain_http else "http (behind your TLS proxy)"
     print(f"fairline console on {scheme}://{host}:{port}/", file=sys.stderr, flush=True)
     asyncio.run(uvicorn.Server(uvicorn.Config(app, host=host, port=port, proxy_headers=True,

@@ -32,7 +32,13 @@ Endpoint = Callable[[Request, "Visit"], Awaitable[Response]]
 NOT_FOUND = "Not found"
 UNAVAILABLE = "The console cannot reach its database just now. Try again in a minute."
 DATABASE_TIMEOUT_S = 5.0
+TOO_LARGE = "Too large: this upload is far over its limit."
 FORBIDDEN = "Forbidden: this form is out of date or was not sent by this console. Reload the page and try again."
+
+
+def client_address(request: Request) -> str:
+    """The address the request came from, for throttling and the audit (behind a proxy: the one it trusts)."""
+    return request.client.host if request.client else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,13 @@ class Visit:
         return value if isinstance(value, str) else ""
 
 
+def _within(request: Request, upload_bytes: int) -> bool:
+    """Whether an upload's request says it is small enough to read: twice the limit, so a file a little
+    too large still reaches its form's message; a request that does not say its length is refused."""
+    length = request.headers.get("content-length", "")
+    return length.isdigit() and int(length) <= 2 * upload_bytes
+
+
 def not_found() -> Response:
     return PlainTextResponse(NOT_FOUND, status_code=404)
 
@@ -95,15 +108,17 @@ def _allowed(who: Who, s: storage.Session | None) -> bool:
 class Page(Route):
     """A route whose endpoint runs only for whom `who` says."""
 
-    def __init__(self, path: str, endpoint: Endpoint, *, who: Who, methods: tuple[str, ...] = ("GET",)) -> None:
+    def __init__(self, path: str, endpoint: Endpoint, *, who: Who, methods: tuple[str, ...] = ("GET",),
+                 upload_bytes: int = 0) -> None:
         self.who: Who = who
+        self.upload_bytes = upload_bytes  # a POST may carry one file; its endpoint checks its size
 
         async def guarded(request: Request) -> Response:
             settings: ConsoleSettings = request.app.state.settings
             pool: asyncpg.Pool = request.app.state.pool
             try:
                 async with pool.acquire(timeout=DATABASE_TIMEOUT_S) as conn:
-                    return await _guard(request, endpoint, who, settings, conn, pool)
+                    return await _guard(request, endpoint, who, settings, conn, pool, upload_bytes)
             except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                     asyncpg.CannotConnectNowError) as down:
                 log.error("console.database_unavailable", path=request.url.path, error=str(down) or type(down).__name__)
@@ -114,13 +129,17 @@ class Page(Route):
 
 
 async def _guard(request: Request, endpoint: Endpoint, who: Who, settings: ConsoleSettings,
-                 conn: asyncpg.Connection, pool: asyncpg.Pool) -> Response:
+                 conn: asyncpg.Connection, pool: asyncpg.Pool, upload_bytes: int = 0) -> Response:
     now = settings.clock()
     s = await current_session(request, conn, settings, now)
     prelogin = request.cookies.get(settings.csrf_cookie)
     form: FormData | None = None
     if request.method == "POST":
-        form = await request.form(max_files=0, max_fields=20, max_part_size=64 * 1024)
+        if upload_bytes and not _allowed(who, s):  # a file for nobody the page is for is not even read
+            return not_found() if s is not None and s.stage == "full" else PlainTextResponse(FORBIDDEN, status_code=403)
+        if upload_bytes and not _within(request, upload_bytes):
+            return PlainTextResponse(TOO_LARGE, status_code=413)
+        form = await request.form(max_files=1 if upload_bytes else 0, max_fields=20, max_part_size=64 * 1024)
         given = form.get(csrf.FIELD)
         expected = s.csrf_token if s is not None else prelogin
         if not csrf.valid(expected, given if isinstance(given, str) else None):

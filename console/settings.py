@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
+from ari_app.settings import DEFAULT_GREETINGS_DIR
 from console.core.sessions import SessionPolicy
 from console.core.throttle import ThrottlePolicy
 
@@ -26,6 +28,7 @@ class ConsoleSettings:
     throttle: ThrottlePolicy = ThrottlePolicy()
     password_max_age_days: int = DEFAULT_PASSWORD_MAX_AGE_DAYS
     clock: Callable[[], datetime] = field(default=utc_now)
+    greetings_dir: Path = DEFAULT_GREETINGS_DIR  # where uploaded greetings go: the nodes' path (decision 0036)
 
     @property
     def session_cookie(self) -> str:

@@ -18,7 +18,10 @@ from rating.storage.database import StorageError
 Role = Literal["customer", "staff"]
 Stage = Literal["totp", "enrol", "full"]
 Event = Literal["login", "login_failed", "lockout", "login_refused", "logout", "password_changed", "totp_enrolled",
-                "user_added", "user_reset", "user_disabled"]
+                "user_added", "user_reset", "user_disabled",
+                "heavy_user_marked", "heavy_user_unmarked", "contact_noted",  # staff's (migration 0022)
+                "media_played", "media_downloaded", "media_refused", "greeting_uploaded",  # migration 0023
+                "flow_changed", "fee_charged"]  # call-flow changes in the console (migration 0023)
 
 
 class AccountExists(StorageError):
@@ -61,6 +64,8 @@ class CallRow:
     disposition: str
     billable_seconds: int
     charged_eur: Decimal
+    recorded: bool = False  # the call has a recording row (played from /recordings)
+    voicemail: bool = False  # a message was left
 
     @property
     def cursor(self) -> Cursor:
@@ -232,7 +237,7 @@ async def config_text(conn: asyncpg.Connection, version_id: int) -> str:
 
 
 _CALL_COLUMNS = ("call_id, did, caller, started_at, answered_at, ended_at, disposition, billable_seconds, "
-                 "charged_eur")
+                 "charged_eur, recorded, voicemail")
 
 
 async def calls(conn: asyncpg.Connection, customer_id: str, f: CallFilter, *, limit: int,
@@ -297,3 +302,110 @@ async def fair_use(conn: asyncpg.Connection, customer_id: str, months: int) -> l
         "WHERE customer_id = $1 ORDER BY month DESC LIMIT $2", customer_id, months)
     return [Standing(r["month"], r["eligible_calls"], r["platform_average"], r["allowance"], r["status"],
                      r["computed_at"]) for r in reversed(rows)]
+
+
+# ---------------------------------------------------------------- call-flow changes (decision 0035)
+
+HISTORY_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class FlowChange:
+    """A version that changed one of the numbers asked for, with the fees charged to the customer for it."""
+
+    version: str
+    applied_at: datetime
+    author: str
+    role: str
+    reason: str
+    number: str
+    change: str
+    diff: str
+    fees: tuple[Decimal, ...]
+
+
+async def flow_history(conn: asyncpg.Connection, numbers: list[str], customer_id: str) -> list[FlowChange]:
+    """The changes to `numbers`, newest first (at most HISTORY_LIMIT), with the fees charged to `customer_id`
+    for each version: a fee another customer paid for the same version is not theirs to see."""
+    rows = await conn.fetch(
+        """SELECT v.version, v.applied_at, v.author, v.role, v.reason, c.number, c.change, c.diff,
+                  coalesce((SELECT array_agg(s.amount_eur ORDER BY s.id) FROM service_charges s
+                            WHERE s.config_version_id = v.id AND s.customer_id = $2), '{}') AS fees
+           FROM config_version_changes c JOIN config_versions v ON v.id = c.version_id
+           WHERE c.number = ANY($1::text[])
+           ORDER BY v.id DESC, c.number
+           LIMIT $3""", numbers, customer_id, HISTORY_LIMIT)
+    return [FlowChange(r["version"], r["applied_at"], r["author"], r["role"], r["reason"], r["number"], r["change"],
+                       r["diff"], tuple(r["fees"])) for r in rows]
+
+
+async def changes_since(conn: asyncpg.Connection, base_id: int, numbers: list[str]) -> list[tuple[str, str, str, str]]:
+    """The change rows of `numbers` ("*": outside `numbers:`) in the versions after `base_id`, oldest first:
+    (version, number, change, diff)."""
+    rows = await conn.fetch(
+        """SELECT v.version, c.number, c.change, c.diff
+           FROM config_version_changes c JOIN config_versions v ON v.id = c.version_id
+           WHERE c.version_id > $1 AND c.number = ANY($2::text[])
+           ORDER BY c.version_id, c.number""", base_id, numbers)
+    return [(r["version"], r["number"], r["change"], r["diff"]) for r in rows]
+# ---------------------------------------------------------------- recordings and voicemails (issue 19)
+
+MediaKind = Literal["recording", "voicemail"]
+MEDIA_KINDS: tuple[MediaKind, ...] = ("recording", "voicemail")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRow:
+    """A recording or voicemail of one of the customer's calls; `file` and `sha256` as stored with it."""
+
+    kind: MediaKind
+    call_id: str
+    did: str
+    caller: str | None
+    started_at: datetime  # the call's
+    duration_seconds: Decimal
+    file: str
+    sha256: str
+    purged_at: datetime | None
+    node: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.call_id}"
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.started_at, self.key)
+
+
+_MEDIA = """
+SELECT m.kind, c.call_id, c.did, c.caller, c.started_at, m.duration_seconds, m.file, m.sha256, m.purged_at, c.node
+FROM cdrs c JOIN (
+    SELECT 'recording' AS kind, call_id, duration_seconds, file, sha256, purged_at FROM recordings
+    UNION ALL
+    SELECT 'voicemail', call_id, duration_seconds, file, sha256, purged_at FROM voicemails) m USING (call_id)
+"""
+
+
+async def media(conn: asyncpg.Connection, customer_id: str, f: CallFilter, *, limit: int) -> list[MediaRow]:
+    """The customer's recordings and voicemails of calls matching `f` (number, days), newest call first, by keyset
+    over (the call's start, kind:call_id); purged ones too (the page says so)."""
+    where = ["c.customer_id = $1", "c.started_at >= $2", "c.started_at < $3", "(c.recorded OR c.voicemail)"]
+    args: list[object] = [customer_id, f.start, f.end]
+    if f.number is not None:
+        args.append(f.number)
+        where.append(f"c.did = ${len(args)}")
+    if f.after is not None:
+        args += [f.after.started_at, f.after.call_id]
+        where.append(f"(c.started_at, m.kind || ':' || c.call_id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    rows = await conn.fetch(f"{_MEDIA} WHERE {' AND '.join(where)} "
+                            f"ORDER BY c.started_at DESC, m.kind || ':' || c.call_id DESC LIMIT ${len(args)}", *args)
+    return [MediaRow(*r) for r in rows]
+
+
+async def medium(conn: asyncpg.Connection, customer_id: str, kind: MediaKind, call_id: str) -> MediaRow | None:
+    """The customer's recording or voicemail of call `call_id`; None when there is none of theirs."""
+    row = await conn.fetchrow(f"{_MEDIA} WHERE c.customer_id = $1 AND m.kind = $2 AND c.call_id = $3",
+                              customer_id, kind, call_id)
+    return MediaRow(*row) if row is not None else None

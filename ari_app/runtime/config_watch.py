@@ -25,6 +25,7 @@ import structlog
 from ari_app.runtime.config_parse import Prepared, prepare_off_loop
 from ari_app.errors import ConfigError
 from plumbing.durable import fsync_dir, write_all
+from rating.storage import greetings
 
 CHANNEL = "fairline_config"  # NOTIFY payload: the new version's id (the table stays the truth)
 CACHE_FILE = "config-cache.json"
@@ -63,6 +64,19 @@ class Cached:
 
 FetchNewest = Callable[[asyncpg.Connection], Awaitable["StoredVersion | None"]]
 Apply = Callable[[Prepared, StoredVersion], Awaitable[None]]
+
+
+async def install_greetings(conn: asyncpg.Connection, text: str, directory: Path | None,
+                            log: structlog.typing.FilteringBoundLogger) -> None:
+    """Write the uploaded greetings a version names into this node's greetings directory before it is
+    checked (decision 0036); one that cannot be written is logged, and the check then names the file."""
+    if directory is None:
+        return
+    try:
+        for sha in await greetings.install_named(conn, text, directory):
+            log.info("greeting.installed", file=str(greetings.file_name(directory, sha)))
+    except (OSError, ValueError) as exc:
+        log.error("greeting.not_installed", directory=str(directory), error=str(exc))
 
 
 def write_cache(spool_dir: Path, version: StoredVersion) -> None:
@@ -111,7 +125,8 @@ class ConfigWatch:
     """Applies each new version of the store to the running fairline, from `run()` until `stop` is set."""
 
     def __init__(self, database_url: str, *, fetch_newest: FetchNewest, apply: Apply, spool_dir: Path,
-                 running: int | None, log: structlog.typing.FilteringBoundLogger) -> None:
+                 running: int | None, log: structlog.typing.FilteringBoundLogger,
+                 greetings_dir: Path | None = None) -> None:
         self.database_url = database_url
         self.fetch_newest = fetch_newest
         self.apply = apply
@@ -119,6 +134,7 @@ class ConfigWatch:
         self.running = running  # the id of the version in force; None: not from the store
         self.refused: int | None = None  # a stored version that does not check (never retried)
         self.log = log
+        self.greetings_dir = greetings_dir
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -172,6 +188,7 @@ class ConfigWatch:
         newest = await self.fetch_newest(conn)
         if newest is None or newest.id in (self.running, self.refused):
             return
+        await install_greetings(conn, newest.content, self.greetings_dir, self.log)
         try:
             # YAML of thousands of numbers takes a second to check: in a child process (config_parse.py).
             prepared = await prepare_off_loop(newest.content, f"config {newest.name}")

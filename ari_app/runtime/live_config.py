@@ -29,7 +29,7 @@ from ari_app.core.model import Config
 from ari_app.errors import AmiError, ConfigError
 from ari_app.runtime.app import App
 from ari_app.runtime.config_parse import Prepared
-from ari_app.runtime.config_watch import ConfigOrigin, StoredVersion, cache, read_cache
+from ari_app.runtime.config_watch import ConfigOrigin, StoredVersion, cache, install_greetings, read_cache
 from ari_app.settings import AmiSettings
 from plumbing.tasks import spawn
 from rating.core import numbering
@@ -42,7 +42,7 @@ PUBLISH_EVERY_S = 10.0  # the dialplan fallback follows the newest version, relo
 
 
 async def initial_config(database_url: str, file_config: Config, file: Path, *, author: str, spool_dir: Path,
-                         log: Log) -> tuple[Config, ConfigOrigin]:
+                         log: Log, greetings_dir: Path | None = None) -> tuple[Config, ConfigOrigin]:
     """The configuration a starting fairline routes by, and where it came from (see the module docstring).
 
     Raises StorageError when the database's schema history contradicts the migrations, and
@@ -69,6 +69,7 @@ async def initial_config(database_url: str, file_config: Config, file: Path, *, 
                         hint=f"the store is the truth: `fairline config diff {file}` shows what the file would "
                              "change, `fairline config apply` stores it, `fairline config export` writes the "
                              "version in force")
+            await install_greetings(conn, newest.content, greetings_dir, log)
             config = await asyncio.to_thread(parse, newest.content, f"config {newest.name}")
         log.info("config.from_store", version=newest.name, author=newest.author, numbers=len(config.numbers))
         await cache(spool_dir, newest, log)

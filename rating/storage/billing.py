@@ -363,19 +363,32 @@ class Invoice:
         return self.calls_eur + self.service_charges_eur
 
 
-_INVOICE_LINES = """
+_INVOICE_LINES_OF = """
 SELECT l.customer_id, coalesce(c.name, '') AS name, l.kind, l.reference, l.at, l.description,
        l.billable_seconds, l.fair_use_eligible, l.list_price_eur, l.amount_eur
 FROM invoice_lines l
 LEFT JOIN customers c USING (customer_id)
-WHERE l.month = $1
+WHERE l.month = $1 {and_customer}
 ORDER BY l.customer_id, l.kind <> 'call', l.at, l.reference
 """
+_INVOICE_LINES = _INVOICE_LINES_OF.format(and_customer="")
+# One customer's lines: the same statement with one more condition, so the console's invoice page
+# shows exactly what `fairline invoice` shows for that customer.
+_CUSTOMER_INVOICE_LINES = _INVOICE_LINES_OF.format(and_customer="AND l.customer_id = $2")
 
 
 async def invoices(conn: asyncpg.Connection, month: Month) -> tuple[Invoice, ...]:
     """Every customer's invoice for month, by customer id; customers without lines have none."""
-    rows = await conn.fetch(_INVOICE_LINES, first_day(month))
+    return _invoices(month, await conn.fetch(_INVOICE_LINES, first_day(month)))
+
+
+async def invoice(conn: asyncpg.Connection, customer_id: str, month: Month) -> Invoice | None:
+    """customer_id's invoice for month, as in invoices(); None when it has no line."""
+    found = _invoices(month, await conn.fetch(_CUSTOMER_INVOICE_LINES, first_day(month), customer_id))
+    return found[0] if found else None
+
+
+def _invoices(month: Month, rows: Sequence[asyncpg.Record]) -> tuple[Invoice, ...]:
     grouped: dict[str, tuple[str, list[InvoiceLine]]] = {}
     for customer_id, name, *line in rows:  # the columns of _INVOICE_LINES, in InvoiceLine's order after the first two
         _, lines = grouped.setdefault(customer_id, (name, []))

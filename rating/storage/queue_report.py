@@ -77,15 +77,15 @@ class QueueReport:
     customers: tuple[CustomerLine, ...]
 
 
-# The month's visits on customers' numbers, one row each.
+# The month's visits on customers' numbers, one row each; {and_customer}: none, or one customer's only.
 _VISITS = """
 SELECT c.call_id, c.customer_id, v.queue, v.waited_seconds, v.outcome
 FROM cdrs c
 CROSS JOIN LATERAL jsonb_to_recordset(c.queue_visits) AS v(queue text, waited_seconds numeric, outcome text)
-WHERE c.billing_month = $1 AND c.queue_name IS NOT NULL AND c.customer_id IS NOT NULL
+WHERE c.billing_month = $1 AND c.queue_name IS NOT NULL AND c.customer_id IS NOT NULL {and_customer}
 """
 
-_QUEUES = f"""
+_QUEUES_OF = f"""
 WITH visits AS ({_VISITS})
 SELECT queue, customer_id, count(*)::int AS calls,
        count(*) FILTER (WHERE outcome = 'answered')::int AS answered,
@@ -100,7 +100,7 @@ GROUP BY queue, customer_id
 ORDER BY queue, customer_id
 """
 
-_CUSTOMERS = f"""
+_CUSTOMERS_OF = f"""
 WITH visits AS ({_VISITS})
 SELECT v.customer_id, coalesce(cu.name, '') AS name,
        count(DISTINCT v.call_id)::int AS queued_calls, count(*)::int AS visits,
@@ -110,6 +110,11 @@ LEFT JOIN customers cu USING (customer_id)
 GROUP BY v.customer_id, cu.name
 ORDER BY v.customer_id
 """
+_QUEUES = _QUEUES_OF.format(and_customer="")
+_CUSTOMERS = _CUSTOMERS_OF.format(and_customer="")
+# One customer's part of the report (the console's service levels): the same statements, one more condition.
+_CUSTOMER_QUEUES = _QUEUES_OF.format(and_customer="AND c.customer_id = $3")
+_CUSTOMER_CUSTOMERS = _CUSTOMERS_OF.format(and_customer="AND c.customer_id = $2")
 
 
 async def queue_report(conn: asyncpg.Connection, month: Month) -> QueueReport:
@@ -118,6 +123,19 @@ async def queue_report(conn: asyncpg.Connection, month: Month) -> QueueReport:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         queues = await conn.fetch(_QUEUES, day, SERVICE_LEVEL_SECONDS)
         customers = await conn.fetch(_CUSTOMERS, day)
+    return QueueReport(
+        month=month,
+        queues=tuple(QueueLine(**dict(r)) for r in queues),
+        customers=tuple(CustomerLine(**dict(r)) for r in customers),
+    )
+
+
+async def customer_queue_report(conn: asyncpg.Connection, customer_id: str, month: Month) -> QueueReport:
+    """customer_id's lines of queue_report(month): its queues, and itself in customers (when it had visits)."""
+    day = first_day(month)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        queues = await conn.fetch(_CUSTOMER_QUEUES, day, SERVICE_LEVEL_SECONDS, customer_id)
+        customers = await conn.fetch(_CUSTOMER_CUSTOMERS, day, customer_id)
     return QueueReport(
         month=month,
         queues=tuple(QueueLine(**dict(r)) for r in queues),

@@ -6,7 +6,6 @@ The carrier's calls are real sipp calls placed from the carrier's namespace to K
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
@@ -29,7 +28,6 @@ import stack as stackmod  # noqa: E402
 HERE = Path(__file__).resolve().parent
 CALLER = HERE / "scenarios" / "uac_talk_routed.xml"
 NUMBERS = [f"+312012390{i:02d}" for i in range(10)]  # tests/cluster/fairline.yaml
-_sipp_ports = itertools.count(6000, 8)  # the carrier's namespace is the test's own: any port is free there
 
 
 class LiveCluster:
@@ -47,7 +45,7 @@ class LiveCluster:
              timeout: float = 30, extra: tuple[str, ...] = ()) -> subprocess.Popen[str]:
         """sipp in the carrier's namespace placing `calls` calls through Kamailio: to one number, or to the
         numbers of a sipp injection file (its first field) in turn."""
-        port = next(_sipp_ports)
+        port, media = stackmod.sipp_ports(clustermod.CARRIER_ADDRESS, netns=self.cluster.topo.carrier)
         scenario = CALLER
         target: list[str] = ["-s", str(did_or_file)]
         if isinstance(did_or_file, Path):
@@ -55,7 +53,7 @@ class LiveCluster:
             scenario.write_text(CALLER.read_text().replace("[service]", "[field0]"))
             target = ["-inf", str(did_or_file)]
         cmd = ["sipp", "-sf", str(scenario), *target, "-key", "caller", "+31612345678",
-               "-i", clustermod.CARRIER_ADDRESS, "-p", str(port), "-mp", str(port + 2),
+               "-i", clustermod.CARRIER_ADDRESS, "-p", str(port), "-mp", str(media),
                "-m", str(calls), "-r", str(rate), "-d", str(talk_ms), "-nostdin",
                "-timeout", f"{timeout:.0f}s", "-timeout_error", *extra,
                f"{clustermod.EDGE_ADDRESS}:{clustermod.KAMAILIO_PORT}"]
@@ -78,18 +76,7 @@ class LiveCluster:
 
     def kamailio_cpu_seconds(self) -> float:
         """CPU time (user + system) Kamailio's processes have used so far."""
-        pids = subprocess.run(["ip", "netns", "pids", self.cluster.topo.edge], capture_output=True,
-                              text=True).stdout.split()
-        total = 0
-        for pid in pids:
-            try:
-                if Path(f"/proc/{pid}/comm").read_text().strip() != "kamailio":
-                    continue
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:  # gone meanwhile
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-        return total / os.sysconf("SC_CLK_TCK")
+        return clustermod.netns_cpu_seconds(self.cluster.topo.edge, {"kamailio"})
 
     def kamailio_log(self) -> str:
         return self.cluster.log("kamailio").read_text(errors="replace")

@@ -19,6 +19,7 @@ import pytest
 
 from tests.cluster.conftest import NUMBERS, LiveCluster, poll
 import cluster as clustermod
+import stack as stackmod
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
@@ -48,16 +49,18 @@ def test_a_call_from_anywhere_but_the_carrier_is_refused_by_kamailio_and_by_the_
     """Only the carrier reaches Kamailio, only Kamailio reaches a node: a node's own address calling in (as an
     attacker inside the network would) is refused at the edge, and a call straight to a node gets no channel."""
     n1, n2 = live.node("n1"), live.node("n2")
+    carrier_port, _ = stackmod.sipp_ports(clustermod.CARRIER_ADDRESS, netns=live.cluster.topo.carrier)
+    node_port, _ = stackmod.sipp_ports(n2.sip_address, netns=n2.netns)
     straight = subprocess.run(clustermod.in_netns(
         live.cluster.topo.carrier,
         ["sipp", "-sf", str(live_scenario("uac_rejected.xml")), "-s", NUMBERS[0], "-key", "caller", "+31612345678",
-         "-i", clustermod.CARRIER_ADDRESS, "-p", "5990", "-m", "1", "-nostdin", "-timeout", "10s", "-timeout_error",
+         "-i", clustermod.CARRIER_ADDRESS, "-p", str(carrier_port), "-m", "1", "-nostdin", "-timeout", "10s", "-timeout_error",
          "-trace_msg", "-message_file", str(live.cluster.state_dir / "straight.log"),
          f"{n1.sip_address}:{n1.ports.sip}"]), capture_output=True, text=True, timeout=30)
     from_node = subprocess.run(clustermod.in_netns(
         n2.netns or "",
         ["sipp", "-sf", str(live_scenario("uac_rejected.xml")), "-s", NUMBERS[0], "-key", "caller", "+31612345678",
-         "-i", n2.sip_address, "-p", "5991", "-m", "1", "-nostdin", "-timeout", "10s", "-timeout_error",
+         "-i", n2.sip_address, "-p", str(node_port), "-m", "1", "-nostdin", "-timeout", "10s", "-timeout_error",
          "-trace_msg", "-message_file", str(live.cluster.state_dir / "from_node.log"),
          f"{clustermod.EDGE_ADDRESS}:{clustermod.KAMAILIO_PORT}"]), capture_output=True, text=True, timeout=30)
 

@@ -70,11 +70,19 @@ class LiveStack:
         return lines
 
 
+def instance_name() -> str:
+    """This test process's stack: FAIRLINE_TEST_INSTANCE (default `test`), plus the xdist worker's id."""
+    base = os.environ.get("FAIRLINE_TEST_INSTANCE", "test")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return f"{base}-{worker}" if worker else base
+
+
 @pytest.fixture(scope="session")
 def live_stack() -> Iterator[LiveStack]:
     stackmod.install_prerequisites()
-    # FAIRLINE_TEST_INSTANCE lets two test runs share a machine without sharing Asterisk or PostgreSQL.
-    s = stackmod.Stack.create(os.environ.get("FAIRLINE_TEST_INSTANCE", "test"), stackmod.Ports.free())
+    # FAIRLINE_TEST_INSTANCE lets two test runs share a machine without sharing Asterisk or PostgreSQL;
+    # each worker of `pytest -n N` runs a stack of its own (test-gw0, test-gw1, ...).
+    s = stackmod.Stack.create(instance_name(), stackmod.Ports.free())
     s.external_database_url = None
     # A copy the reload test may change; also what the fallback dialplan is made from.
     s.app_config = s.state_dir / "fairline.yaml"

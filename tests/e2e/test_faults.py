@@ -38,7 +38,7 @@ import pytest
 from tests.e2e.conftest import LiveStack, poll, stackmod
 from tests.e2e.test_reconcile import assert_reconciled, cdrs_of_caller_refused
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]  # make test runs it with no other test beside it
 
 ROUTED = "+31201230006"  # rings +31201230925, which answers and hangs up after 2 s (uac_answered.xml)
 PING_BOUND_S = 7.5  # docs/operations.md: websocket pings every 5 s, a silent death noticed within 7.5 s

@@ -22,7 +22,7 @@ from tests.e2e.sipp import SCENARIOS, sipp_ports
 from tests.e2e.test_reconcile import assert_reconciled, settled
 from tests.e2e.test_shedding import admit, all_admitted  # noqa: F401 (a fixture)
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]  # make test runs it with no other test beside it
 
 AT_MOST_3 = "+31201230950"  # max_calls: 3
 DEFAULTS = "+31201230951"  # 20 calls a number, 10 a caller

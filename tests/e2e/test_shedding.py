@@ -18,7 +18,7 @@ from tests.e2e.conftest import LiveStack
 from tests.e2e.test_health import metrics
 from tests.unit.test_health import value
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]  # make test runs it with no other test beside it
 
 FIRST_TARGET_ANSWERS = "+31201230006"  # its route's first phone answers (the fallback rings only that one)
 ROUTED = "fairline_calls_routed_total"

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.conftest import ROOT, stackmod
+from tests.e2e.conftest import ROOT, instance_name, stackmod
 from tests.e2e.sipp import SCENARIOS, place_calls
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 def test_up_serves_calls_until_ctrl_c_and_then_leaves_no_process_or_port_behind() -> None:
     ports = stackmod.Ports.free()
     # Its own instance, apart from other test runs on this machine (FAIRLINE_TEST_INSTANCE, see conftest).
-    instance = f"{os.environ.get('FAIRLINE_TEST_INSTANCE', 'test')}-up"
+    instance = f"{instance_name()}-up"
     env = dict(
         os.environ,
         FAIRLINE_INSTANCE=instance,

@@ -19,6 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "asterisk-docker" / "docker-entrypoint.sh"
 FALLBACK_INIT = ROOT / "asterisk-docker" / "fallback-init.sh"
+EDGE_LISTS = ROOT / "asterisk-docker" / "edge-lists.sh"
 FAIRLINE_BIN = Path(sys.executable).parent  # this checkout's `fairline`
 
 STAND_IN = """#!/bin/sh
@@ -150,3 +151,40 @@ class TestFallbackInit:
         done = self.run(out, bad)
         assert done.returncode != 0 and "bad.yaml" in done.stderr
         assert list(out.parent.iterdir()) == []
+
+
+class TestEdgeLists:
+    """edge-lists.sh: Kamailio's two lists, for `make cluster` and compose.cluster.yaml's one-shot."""
+
+    def run(self, out: Path, config: Path, carriers: str = "10.77.0.100") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["sh", str(EDGE_LISTS)], capture_output=True, text=True, timeout=60,
+                              env={"PATH": f"{FAIRLINE_BIN}:{os.environ['PATH']}", "FAIRLINE_KAMAILIO_LISTS": str(out),
+                                   "FAIRLINE_CONFIG": str(config), "FAIRLINE_CARRIER_ADDRESSES": carriers})
+
+    def test_writes_the_phones_of_the_configuration_and_the_carriers_addresses(self, tmp_path: Path) -> None:
+        config = ROOT / "dialplan" / "fairline.yaml"
+        done = self.run(tmp_path, config, "10.77.0.100 192.0.2.7")
+        assert done.returncode == 0, done.stderr
+        expected = subprocess.run([str(FAIRLINE_BIN / "fairline"), "dialplan", "dialable", str(config)],
+                                  capture_output=True, text=True, check=True).stdout
+        assert (tmp_path / "dialable").read_text() == expected
+        carrier = (tmp_path / "carrier").read_text().splitlines()
+        assert carrier[0] == expected.splitlines()[0]  # the same db_text header
+        assert carrier[1:] == ["1:10.77.0.100:0:0:1:0", "2:192.0.2.7:0:0:1:0"]
+        for name in ("dialable", "carrier"):  # Kamailio, another user, reads them
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["carrier", "dialable"]
+
+    def test_a_bad_configuration_fails_and_keeps_the_last_lists(self, tmp_path: Path) -> None:
+        assert self.run(tmp_path, ROOT / "dialplan" / "fairline.yaml").returncode == 0
+        before = {p.name: p.read_text() for p in tmp_path.iterdir()}
+        bad = tmp_path.parent / "bad.yaml"
+        bad.write_text("numbers: [\n")
+        done = self.run(tmp_path, bad)
+        assert done.returncode != 0 and "bad.yaml" in done.stderr
+        assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before
+
+    def test_a_carrier_address_that_is_not_one_is_refused(self, tmp_path: Path) -> None:
+        done = self.run(tmp_path, ROOT / "dialplan" / "fairline.yaml", "10.77.0.300")
+        assert done.returncode != 0 and "not an IPv4 address" in done.stderr
+        assert not (tmp_path / "carrier").exists()

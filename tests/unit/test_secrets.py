@@ -22,8 +22,10 @@ import stack as stackmod  # noqa: E402
 
 FIX = (f"use a random secret of at least 16 characters, e.g. from {GENERATE_SECRET}, "
        "and set the same value where Asterisk or PostgreSQL checks it")
-STRONG = secrets.token_urlsafe(32)  # what asterisk-docker/stack.py writes into secrets.env
-OTHER_STRONG = secrets.token_urlsafe(24)
+# Made once by secrets.token_urlsafe(32) and (24), what asterisk-docker/stack.py writes into secrets.env;
+# fixed, so that every worker of `pytest -n` collects the same test ids.
+STRONG = "Zk0v7Qm3_Xc9RtLb2yHw8nJd5sPa1fGu4eKo6iMqTzE"
+OTHER_STRONG = "Wb5nR8tYc2Lq7vXk0jHm3sPd9gFa4uEz"
 
 
 def secrets_file(tmp_path: Path, **values: str) -> Path:
