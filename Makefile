@@ -38,7 +38,7 @@ test-faults: setup   ## the long fault tests (a ten-minute PostgreSQL outage und
 test-cluster: setup  ## the cluster's end-to-end tests (tests/cluster: real SIP through Kamailio into two nodes; root), not in make test
 	$(VENV)/bin/python -m pytest -m cluster -s tests/cluster
 
-bench: setup         ## issue 8's benchmarks (call path, CDR rating and writing, settlement, config load); applying config versions live; start-up and memory at rest (BASELINE=REV alternates with REV); the cluster's clean rate with one and two nodes (root)
+bench: setup         ## issue 8's benchmarks (call path, CDR rating and writing, settlement, config load); applying config versions live; start-up and memory at rest (BASELINE=REV alternates with REV); the cluster's clean rate with one and two nodes (root); the console's pages on a big month
 	$(VENV)/bin/python bench/call_path.py $(if $(BASELINE),--baseline $(BASELINE))
 	$(VENV)/bin/python bench/cdr_writing.py
 	$(VENV)/bin/python bench/settlement.py
@@ -46,6 +46,7 @@ bench: setup         ## issue 8's benchmarks (call path, CDR rating and writing,
 	$(VENV)/bin/python bench/config_apply.py
 	$(VENV)/bin/python bench/startup.py $(if $(BASELINE),--baseline $(BASELINE))
 	$(VENV)/bin/python bench/cluster_rate.py
+	$(VENV)/bin/python bench/console_pages.py --reuse
 
 setup: $(VENV)/.installed
 	$(STACK) prerequisites

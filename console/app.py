@@ -111,11 +111,16 @@ def create_app(settings: ConsoleSettings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # No connection at start: pages answer 503 while the database is away and recover without a restart.
-        pool = await asyncpg.create_pool(settings.database_url, min_size=0, max_size=10)
+        # Plans for the values at hand: a generic plan of "my calls" guesses one row a customer, and sorts
+        # all of a big customer's calls instead of reading 51 from the index (seconds; decision 0038).
+        pool = await asyncpg.create_pool(settings.database_url, min_size=0, max_size=10,
+                                         server_settings={"plan_cache_mode": "force_custom_plan"})
         app.state.pool = pool
+        warming = app.state.config_cache.warm(pool)  # parse the newest version before the first page asks
         try:
             yield
         finally:
+            warming.cancel()
             await pool.close()
 
     app = Starlette(routes=ROUTES, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan,

@@ -3,6 +3,7 @@ rating/storage/migrations/0021_console.sql; bound parameters only."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -244,7 +245,17 @@ async def calls(conn: asyncpg.Connection, customer_id: str, f: CallFilter, *, li
     """The customer's calls matching `f`, newest first, at most `limit`, after the cursor when given.
 
     Keyset paging over the index (customer_id, started_at, call_id): no OFFSET, no count."""
-    cursor = after if after is not None else f.after
+    where, args = _calls_where(customer_id, f, after if after is not None else f.after)
+    args.append(limit)
+    rows = await conn.fetch(
+        f"SELECT {_CALL_COLUMNS} FROM cdrs WHERE {where} "
+        f"ORDER BY started_at DESC, call_id DESC LIMIT ${len(args)}", *args)
+    return [CallRow(*r) for r in rows]
+
+
+def _calls_where(customer_id: str, f: CallFilter, cursor: Cursor | None) -> tuple[str, list[object]]:
+    """The conditions of `f` (and after `cursor`) and their arguments, for the index of each filter
+    (migrations 0021, 0024)."""
     # Only the conditions in use are in the statement: a generic plan of "$4 IS NULL OR did = $4"
     # could not use an index for either case.
     where = ["customer_id = $1", "started_at >= $2", "started_at < $3"]
@@ -258,11 +269,30 @@ async def calls(conn: asyncpg.Connection, customer_id: str, f: CallFilter, *, li
     if cursor is not None:
         args += [cursor.started_at, cursor.call_id]
         where.append(f"(started_at, call_id) < (${len(args) - 1}, ${len(args)})")
-    args.append(limit)
-    rows = await conn.fetch(
-        f"SELECT {_CALL_COLUMNS} FROM cdrs WHERE {' AND '.join(where)} "
-        f"ORDER BY started_at DESC, call_id DESC LIMIT ${len(args)}", *args)
-    return [CallRow(*r) for r in rows]
+    return " AND ".join(where), args
+
+
+# Local times to the second with their offset ("2026-11-16 00:30:00+01"), as PostgreSQL writes a
+# timestamptz in the session's TimeZone with DateStyle ISO: cheaper than to_char, which took twice as long.
+_CSV_COLUMNS = ("call_id, did AS number, coalesce(caller, '') AS caller, "
+                "date_trunc('second', started_at) AS started_at, date_trunc('second', answered_at) AS answered_at, "
+                "date_trunc('second', ended_at) AS ended_at, disposition AS outcome, billable_seconds, charged_eur")
+
+
+async def calls_csv(conn: asyncpg.Connection, customer_id: str, f: CallFilter,
+                    output: Callable[[bytes], Awaitable[object]]) -> None:
+    """Every call of `f` as CSV with a header, newest first, times on the clock of `f.zone`: formatted
+    by PostgreSQL and sent as it goes (COPY), handed to `output` a chunk at a time."""
+    where, args = _calls_where(customer_id, f, f.after)
+    async with conn.transaction(readonly=True):
+        # This transaction only: the connection goes back to the pool as it came. Without bitmap scans the
+        # calls come in the index's order and the first bytes leave at once; a bitmap scan (the planner's
+        # choice for a few thousand calls) sorts them all first.
+        await conn.execute("SELECT set_config('TimeZone', $1, true), set_config('DateStyle', 'ISO', true), "
+                           "set_config('enable_bitmapscan', 'off', true)", f.zone.key)
+        await conn.copy_from_query(
+            f"SELECT {_CSV_COLUMNS} FROM cdrs WHERE {where} ORDER BY started_at DESC, call_id DESC", *args,
+            output=output, format="csv", header=True)
 
 
 async def fair_use(conn: asyncpg.Connection, customer_id: str, months: int) -> list[Standing]:

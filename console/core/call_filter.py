@@ -8,8 +8,11 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Literal, get_args
+from zoneinfo import ZoneInfo
+
+from console.core.local_time import UTC_ZONE, days_window
 
 Outcome = Literal["answered", "no_answer", "busy", "unreachable", "unallocated", "abandoned", "failed", "blocked"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)  # cdrs.disposition's values (migration 0019)
@@ -53,22 +56,25 @@ class Cursor:
 
 @dataclass(frozen=True, slots=True)
 class CallFilter:
-    """Calls started on days `first`..`last` (UTC, both included), of one number and outcome when given."""
+    """Calls started on days `first`..`last` (both included) on the clock of `zone` (the customer's),
+    of one number and outcome when given."""
 
     first: date
     last: date
     number: str | None = None
     outcome: Outcome | None = None
     after: Cursor | None = None
+    zone: ZoneInfo = UTC_ZONE
 
     @property
     def start(self) -> datetime:
-        return datetime.combine(self.first, datetime.min.time(), timezone.utc)
+        """The first local day's first moment, in UTC."""
+        return days_window(self.first, self.last, self.zone)[0]
 
     @property
     def end(self) -> datetime:
-        """Exclusive."""
-        return datetime.combine(self.last + timedelta(days=1), datetime.min.time(), timezone.utc)
+        """Exclusive: the moment the day after the last begins, in UTC."""
+        return days_window(self.first, self.last, self.zone)[1]
 
     def query(self, *, after: Cursor | None = None) -> dict[str, str]:
         """The query string of this filter (without its cursor, or with another)."""
@@ -82,8 +88,9 @@ class CallFilter:
         return q
 
 
-def parse(params: Mapping[str, str], *, today: date) -> CallFilter:
-    """The filter of a query string; raises FilterError naming the first field that is wrong."""
+def parse(params: Mapping[str, str], *, today: date, zone: ZoneInfo = UTC_ZONE) -> CallFilter:
+    """The filter of a query string, its days on the clock of `zone` (`today` is that clock's date);
+    raises FilterError naming the first field that is wrong."""
     last = _day(params, "to") or today
     first = _day(params, "from") or last - timedelta(days=DEFAULT_DAYS - 1)
     if first > last:
@@ -98,7 +105,7 @@ def parse(params: Mapping[str, str], *, today: date) -> CallFilter:
     if typed and outcome is None:
         raise FilterError("outcome", "one of " + ", ".join(OUTCOMES))
     after = Cursor.decode(params["after"]) if params.get("after") else None
-    return CallFilter(first, last, number, outcome, after)
+    return CallFilter(first, last, number, outcome, after, zone)
 
 
 def _day(params: Mapping[str, str], key: str) -> date | None:

@@ -130,6 +130,7 @@ def test_a_customer_signs_in_with_password_and_totp_and_sees_their_numbers_and_c
             rows = page.locator("table tbody tr")
             assert rows.count() == 50 and page.locator("text=Older calls").count() == 1
             assert BOLT_NUMBER not in page.inner_text("main")
+            assert "on the clock of Europe/Amsterdam (CET, UTC+01:00)" in page.inner_text("main")  # acme's numbers
             shot(page, "calls", full_page=False)
 
             # Fair use: the last six months stored by the report (May is the seventh back), in order, each bar

@@ -382,7 +382,7 @@ class TestFairUse:
         c = console.sign_in("ann@acme.example")
         r = c.get("/fair-use")
         assert r.status_code == 200
-        assert "<svg" in r.text and "As computed 2026-12-01 06:00 UTC" in r.text
+        assert "<svg" in r.text and "As computed 2026-12-01 07:00 (Europe/Amsterdam (CET, UTC+01:00))" in r.text
         shown = [m for m in ("May 2026", "June 2026", "July 2026", "August 2026", "September 2026", "October 2026",
                              "November 2026") if m in r.text]
         assert shown == ["June 2026", "July 2026", "August 2026", "September 2026", "October 2026", "November 2026"]
