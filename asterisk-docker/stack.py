@@ -641,8 +641,12 @@ class Stack:
             self.apply_config()
         exe = exe or Path(sys.executable).parent / "fairline"
         log = open(self.log("fairline"), "ab")
+        # As docs/operations.md has production run it: the event loop's thread (the main one) at a real-time
+        # priority, so that Asterisk and PostgreSQL on the same cores do not keep it waiting; threads and
+        # children it starts later run as usual (--reset-on-fork). Only root may.
+        realtime = ["chrt", "--reset-on-fork", "--rr", "1"] if os.geteuid() == 0 and shutil.which("chrt") else []
         self.fairline = subprocess.Popen(
-            self.in_netns([str(exe), "run", "--log-format", "json", "--log-level", self.fairline_log_level]),
+            self.in_netns([*realtime, str(exe), "run", "--log-format", "json", "--log-level", self.fairline_log_level]),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.fairline_env(),
             start_new_session=True,
         )
