@@ -641,10 +641,10 @@ class Stack:
             self.apply_config()
         exe = exe or Path(sys.executable).parent / "fairline"
         log = open(self.log("fairline"), "ab")
-        # As docs/operations.md has production run it: the event loop's thread (the main one) at a real-time
-        # priority, so that Asterisk and PostgreSQL on the same cores do not keep it waiting; threads and
-        # children it starts later run as usual (--reset-on-fork). Only root may.
-        realtime = ["chrt", "--reset-on-fork", "--rr", "1"] if os.geteuid() == 0 and shutil.which("chrt") else []
+        # As docs/operations.md has production run it: fairline's threads at the lowest real-time priority,
+        # so that Asterisk and PostgreSQL on the same cores do not keep its event loop waiting (the checker
+        # child sets itself back to the normal policy: config_parse.py). Only root may.
+        realtime = ["chrt", "--rr", "1"] if os.geteuid() == 0 and shutil.which("chrt") else []
         self.fairline = subprocess.Popen(
             self.in_netns([*realtime, str(exe), "run", "--log-format", "json", "--log-level", self.fairline_log_level]),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.fairline_env(),

@@ -23,7 +23,7 @@ holds nothing of the phase before, and the gap's own max is the loop's lag under
 
 --arms compares ways of running fairline's process, alternated in the same run (one number: each
 arm gets --applies / (rounds x arms) versions per phase; whole file: --whole / (rounds x arms)):
-  as-started  fairline as the stack starts it
+  as-started  fairline as the stack starts it (as root: every thread SCHED_RR 1, docs/operations.md)
   nice0       every thread of fairline at nice 0, SCHED_OTHER
   nice-10     every thread at nice -10 (a higher CPU weight than Asterisk's and PostgreSQL's)
   rr          the event loop's thread SCHED_RR priority 1 (reset on fork: threads and children started
