@@ -29,6 +29,7 @@ arm gets --applies / (rounds x arms) versions per phase; whole file: --whole / (
   rr          the event loop's thread SCHED_RR priority 1 (reset on fork: threads and children started
               later run as usual), the other threads SCHED_OTHER at nice 0
   rr-all      every thread there is SCHED_RR priority 1 (the GIL's other holders too; reset on fork)
+  chrt-rr     every thread SCHED_RR priority 1, threads started later too: as `chrt --rr 1` runs it
 
     .venv/bin/python bench/config_apply.py [--numbers 5000] [--applies 100] [--whole 5] [--rate 50]
         [--arms as-started] [--rounds 1] [--instance cfgbench]
@@ -119,6 +120,9 @@ def set_arm(pid: int, arm: str) -> None:
         return
     for tid in map(int, os.listdir(f"/proc/{pid}/task")):
         try:
+            if arm == "chrt-rr":
+                os.sched_setscheduler(tid, os.SCHED_RR, os.sched_param(1))
+                continue
             if arm == "rr-all" or arm == "rr" and tid == pid:
                 # As systemd's CPUSchedulingResetOnFork=yes: threads and children started later run as usual.
                 os.sched_setscheduler(tid, os.SCHED_RR | os.SCHED_RESET_ON_FORK, os.sched_param(1))
@@ -209,14 +213,14 @@ def main() -> int:
     parser.add_argument("--applies", type=int, default=100)
     parser.add_argument("--whole", type=int, default=5)
     parser.add_argument("--rate", type=int, default=50)
-    parser.add_argument("--arms", default="as-started", help="comma-separated: as-started, nice0, nice-10, rr, rr-all")
+    parser.add_argument("--arms", default="as-started", help="comma-separated: as-started, nice0, nice-10, rr, rr-all, chrt-rr")
     parser.add_argument("--rounds", type=int, default=1, help="each arm's phases, alternated with the others'")
     parser.add_argument("--instance", default=INSTANCE, help="the stack's instance name (its directories, ports)")
     parser.add_argument("--out", type=Path, default=call_path.RESULTS / "config_apply.json")
     args = parser.parse_args()
     arms = args.arms.split(",")
-    if not set(arms) <= {"as-started", "nice0", "nice-10", "rr", "rr-all"}:
-        parser.error(f"--arms {args.arms}: expected as-started, nice0, nice-10, rr or rr-all, comma-separated")
+    if not set(arms) <= {"as-started", "nice0", "nice-10", "rr", "rr-all", "chrt-rr"}:
+        parser.error(f"--arms {args.arms}: expected as-started, nice0, nice-10, rr, rr-all or chrt-rr, comma-separated")
     turns = [arm for _ in range(args.rounds) for arm in arms]
     os.environ["FAIRLINE_LOOP_TICK_MS"] = str(LOOP_TICK_MS)  # fairline's environment is the bench's (stack.py)
 
