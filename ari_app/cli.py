@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shed-after-ms", type=int,
                      help="overload: a new call whose caller would wait longer than this for ringing takes the "
                           "dialplan fallback instead (default $FAIRLINE_SHED_AFTER_MS or 150; 0 never sheds)")
+    run.add_argument("--loop-tick-ms",
+                     help="how often the event loop's lag is sampled, in ms (/metrics); default "
+                          f"$FAIRLINE_LOOP_TICK_MS or {settings_mod.DEFAULT_LOOP_TICK_MS}; 1 to measure short stalls "
+                          "(a diagnostic: it wakes the loop every millisecond)")
     run.add_argument("--ami-host", help="Asterisk's AMI, where each new configuration version's dialplan fallback "
                                         f"is loaded; default $FAIRLINE_AMI_HOST or {settings_mod.DEFAULT_AMI_HOST} "
                                         "(AMI_USER and AMI_SECRET come from --secrets)")
@@ -315,6 +319,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         cfg = config_mod.load(st.config_path)
         status_port = health.status_port(args.status_port, {})
+        loop_tick_s = settings_mod.loop_tick_from_argument(args.loop_tick_ms)
         smtp = settings_mod.smtp_from_arguments(smtp_host=args.smtp_host, smtp_port=args.smtp_port,
                                                 smtp_from=args.smtp_from, smtp_starttls=args.smtp_starttls,
                                                 secrets=args.secrets)
@@ -346,17 +351,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         cdr_file = Path(args.asterisk_cdr) if args.asterisk_cdr else None
         greetings_dir = Path(args.greetings_dir or settings_mod.DEFAULT_GREETINGS_DIR).absolute()
         return asyncio.run(_run(st, cfg, args.author or default_author(), dirs, status_port, shed, ami, cdr_file,
-                                smtp, greetings_dir=greetings_dir))
+                                smtp, loop_tick_s, greetings_dir=greetings_dir))
     except KeyboardInterrupt:
         return EXIT_OK
 
 
 async def _sync_directory(conn: asyncpg.Connection, cfg: Config) -> None:
+    import asyncio
+
     from ari_app.runtime.config_parse import directory_rows  # the rows whose digest says when to sync again
     from rating.storage.database import DirectoryNumber, sync_directory
 
-    customers, numbers = directory_rows(cfg)
-    await sync_directory(conn, customers, [DirectoryNumber(*n) for n in numbers], date.today())
+    def rows() -> tuple[list[tuple[str, str]], list[DirectoryNumber]]:
+        customers, numbers = directory_rows(cfg)
+        return customers, [DirectoryNumber(*n) for n in numbers]
+
+    # In a worker thread: 5,000 numbers' rows held the event loop 20-45 ms at once (docs/performance.md).
+    customers, numbers = await asyncio.to_thread(rows)
+    await sync_directory(conn, customers, numbers, date.today())
 
 
 _background: set[asyncio.Task[None]] = set()
@@ -446,7 +458,8 @@ def _import_call_path() -> None:
 
 async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_dirs: RecordingDirs,
                status_port: int | None, shed_after_s: float | None, ami: settings_mod.AmiSettings | None,
-               asterisk_cdr: Path | None, smtp: settings_mod.SmtpSettings | None = None, *,
+               asterisk_cdr: Path | None, smtp: settings_mod.SmtpSettings | None = None,
+               loop_tick_s: float = settings_mod.DEFAULT_LOOP_TICK_MS / 1000, *,
                greetings_dir: Path = settings_mod.DEFAULT_GREETINGS_DIR) -> int:
     import asyncio
 
@@ -517,7 +530,7 @@ async def _run(st: settings_mod.Settings, cfg: Config, author: str, recording_di
                 log.warning("voicemail.mail_off", hint="no --smtp-host / FAIRLINE_SMTP_HOST: messages are kept "
                                                        "and listed by `fairline voicemail list`, not mailed")
             loop.add_signal_handler(signal.SIGHUP, watch.wake)  # look for a newer version now
-            async with LoopWatch(log) as loop_watch, \
+            async with LoopWatch(log, tick_s=loop_tick_s) as loop_watch, \
                     health.StatusServer(app, writer, port=status_port, loop=loop_watch):
                 await app.run(stop)
     except AriUnauthorized as exc:

@@ -119,6 +119,8 @@ class LoopView(Protocol):
     def lag(self) -> LatencyHistogram: ...
     @property
     def stalls(self) -> int: ...
+    @property
+    def lag_max(self) -> float: ...
 
 
 # ---- the port
@@ -233,6 +235,10 @@ def _metrics(app: AppView, writer: CdrWriterView, loop: LoopView | None) -> Iter
         yield from _histogram("fairline_event_loop_lag_seconds",
                               "How much later than asked the event loop woke a sleeping task: what every event "
                               "waited on top of its own work.", loop.lag)
+        yield from _one("fairline_event_loop_lag_max_seconds", "gauge",
+                        "The longest lag of the event loop in the last 10 to 20 seconds (scraped every 10 s "
+                        "or more often, no stall goes unseen); exact, where the histogram gives bounds.",
+                        loop.lag_max)
         yield from _one("fairline_event_loop_stalls_total", "counter",
                         "Times the event loop was held past the stall threshold (each logged with its stack).",
                         loop.stalls)

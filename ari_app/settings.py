@@ -27,6 +27,7 @@ DEFAULT_ASTERISK_RECORDINGS_DIR = Path("/var/spool/asterisk/recording")  # Aster
 # and for the console, since configuration versions name the files there (decision 0036).
 DEFAULT_GREETINGS_DIR = Path("/var/lib/fairline/greetings")
 DEFAULT_SHED_AFTER_MS = 150
+DEFAULT_LOOP_TICK_MS = 50  # how often the event loop's lag is sampled (plumbing/loop_watch.py)
 # 8088 is ARI; 8089 is Asterisk's own HTTPS port (ARI over TLS), so the next one up.
 DEFAULT_STATUS_PORT = 8090  # of /healthz and /metrics (ari_app/health.py)
 DEFAULT_AMI_HOST = "127.0.0.1"
@@ -50,6 +51,7 @@ OPTION_VARIABLES: Mapping[str, str] = {
     "asterisk_cdr": "FAIRLINE_ASTERISK_CDR",
     "status_port": "FAIRLINE_STATUS_PORT",
     "shed_after_ms": "FAIRLINE_SHED_AFTER_MS",
+    "loop_tick_ms": "FAIRLINE_LOOP_TICK_MS",
     "ami_host": "FAIRLINE_AMI_HOST",
     "ami_port": "FAIRLINE_AMI_PORT",
     "asterisk_fallback": "FAIRLINE_ASTERISK_FALLBACK",
@@ -240,6 +242,15 @@ def _credentials(secrets: str | None, user_key: str, secret_key: str,
         problems.append(f"{secrets}: {user_key} and {secret_key}: expected both, non-empty")
         return user, secret, {}
     return user, secret, values
+
+
+def loop_tick_from_argument(loop_tick_ms: str | None) -> float:
+    """The loop watch's tick in seconds, from --loop-tick-ms / FAIRLINE_LOOP_TICK_MS (whole ms, 1-1000)."""
+    raw = (loop_tick_ms or str(DEFAULT_LOOP_TICK_MS)).strip()
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise ConfigError([f"--loop-tick-ms / FAIRLINE_LOOP_TICK_MS: {raw[:20]!r}: expected whole milliseconds "
+                           f"1-1000 (default {DEFAULT_LOOP_TICK_MS}; 1 to measure stalls of a few ms)"])
+    return int(raw) / 1000
 
 
 def ami_from_arguments(*, ami_host: str | None, ami_port: str | None, secrets: str | None,

@@ -643,8 +643,12 @@ class Stack:
             self.apply_config()
         exe = exe or Path(sys.executable).parent / "fairline"
         log = open(self.log("fairline"), "ab")
+        # As docs/operations.md has production run it: fairline's threads at the lowest real-time priority,
+        # so that Asterisk and PostgreSQL on the same cores do not keep its event loop waiting (the checker
+        # child sets itself back to the normal policy: config_parse.py; decision 0040).
+        realtime = ["chrt", "--rr", "1"] if realtime_allowed() else []
         self.fairline = subprocess.Popen(
-            self.in_netns([str(exe), "run", "--log-format", "json", "--log-level", self.fairline_log_level]),
+            self.in_netns([*realtime, str(exe), "run", "--log-format", "json", "--log-level", self.fairline_log_level]),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.fairline_env(),
             start_new_session=True,
         )
@@ -712,6 +716,24 @@ class Stack:
             start_new_session=True,
         )
         return self.targets
+
+
+def realtime_allowed() -> bool:
+    """Whether this machine lets us start a process at real-time priority 1 (root, chrt, and a kernel or
+    container that grants real-time time: a container without CAP_SYS_NICE or with no real-time runtime
+    refuses it). Said once when it does not: fairline then runs at the normal priority."""
+    global _realtime
+    if _realtime is None:
+        tried = (subprocess.run(["chrt", "--rr", "1", "true"], capture_output=True, text=True, timeout=10)
+                 if os.geteuid() == 0 and shutil.which("chrt") else None)
+        _realtime = tried is not None and tried.returncode == 0
+        if not _realtime:
+            why = "not root or no chrt" if tried is None else (tried.stderr.strip() or f"exit {tried.returncode}")
+            say(f"fairline runs at the normal CPU priority: real-time priority 1 refused here ({why})")
+    return _realtime
+
+
+_realtime: bool | None = None
 
 
 # sipp's own ports come from here: below the kernel's ephemeral range (a socket bound to port 0

@@ -1,7 +1,11 @@
 """The event loop's health: how late it wakes up (lag), and what held it when it stalled.
 
 A ticker task sleeps TICK_S at a time and notes how much later than asked it woke: that lag is
-what every call's next event waited on top of its own work, a histogram in /metrics. A watchdog
+what every call's next event waited on top of its own work, a histogram in /metrics, and the longest
+one of late (RecentMax: the last 10 to 20 s), exact where the histogram's buckets give bounds. A
+tick of 50 ms samples the loop 20 times a second, enough for a p99 in production; a stall shorter
+than a tick can fall between two sleeps unseen, so measuring short stalls wants a tick of 1 ms
+(`--loop-tick-ms`, bench/config_apply.py), which costs the loop a wake-up every millisecond. A watchdog
 thread looks at the ticker's heartbeat; when the loop has not come round for longer than the
 stall threshold, it logs the stack the loop's thread is running at that moment (once per stall),
 which names the code that holds the loop: asyncio's own slow-callback report needs debug mode,
@@ -19,9 +23,10 @@ from types import TracebackType
 
 import structlog
 
-from plumbing.metrics import LatencyHistogram
+from plumbing.metrics import LatencyHistogram, RecentMax
 
 TICK_S = 0.05
+LAG_MAX_WINDOW_S = 10.0  # the longest lag is kept 10-20 s: a scrape every 10 s or more often sees every stall
 STALL_S = 0.1  # a stall this long is logged with its stack
 # Lag buckets, in seconds: a healthy loop wakes within a millisecond; a stall past the
 # shedding budget (150 ms) delays every caller in set-up. Fine steps below 5 ms and 20 ms, the
@@ -39,12 +44,18 @@ class LoopWatch:
         self.tick_s = tick_s
         self.stall_s = stall_s
         self.lag = LatencyHistogram(LAG_BOUNDS_S)
+        self._recent_lag = RecentMax(LAG_MAX_WINDOW_S)
         self.stalls = 0  # stalls logged
         self._beat = time.monotonic()  # the ticker's last turn
         self._loop_thread = threading.get_ident()
         self._done = threading.Event()
         self._ticker: asyncio.Task[None] | None = None
         self._watchdog: threading.Thread | None = None
+
+    @property
+    def lag_max(self) -> float:
+        """The longest lag in the last LAG_MAX_WINDOW_S (to twice that), in seconds; 0.0 before any tick."""
+        return self._recent_lag.value(time.monotonic())
 
     async def __aenter__(self) -> LoopWatch:
         self._loop_thread = threading.get_ident()
@@ -71,8 +82,10 @@ class LoopWatch:
         while True:
             asked = loop.time() + self.tick_s
             await asyncio.sleep(self.tick_s)
-            self.lag.observe(max(0.0, loop.time() - asked))
+            lag = max(0.0, loop.time() - asked)
+            self.lag.observe(lag)
             self._beat = time.monotonic()
+            self._recent_lag.observe(lag, self._beat)
 
     def _watch(self) -> None:
         """In its own thread: a loop that has not ticked for stall_s is logged with what it runs."""

@@ -31,3 +31,38 @@ class LatencyHistogram:
             running += n
             out.append((bound, running))
         return out
+
+
+class RecentMax:
+    """The largest value observed lately: within the last `window_s` at least, `2 * window_s` at most.
+
+    Two slots of `window_s` each, the older dropped as time moves on (Micrometer's TimeWindowMax, with
+    two buffers): a reader that looks at least every `window_s` misses no value, and a value long past
+    does not hide the ones after it, as a max since start would. `now` is injected: a monotonic clock.
+    """
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._start: float | None = None  # when the current slot began
+        self._current = 0.0
+        self._previous = 0.0
+
+    def _rotate(self, now: float) -> None:
+        if self._start is None:
+            self._start = now
+            return
+        slots = (now - self._start) // self.window_s  # slots gone by since the current one began
+        if slots < 1:
+            return
+        # One slot on: the current becomes the previous; two or more: both are past.
+        self._previous = self._current if slots == 1 else 0.0
+        self._current = 0.0
+        self._start = self._start + self.window_s if slots == 1 else now
+
+    def observe(self, value: float, now: float) -> None:
+        self._rotate(now)
+        self._current = max(self._current, value)
+
+    def value(self, now: float) -> float:
+        self._rotate(now)
+        return max(self._current, self._previous)

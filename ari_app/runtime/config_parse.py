@@ -87,7 +87,11 @@ _last: tuple[str, Checked] | None = None  # in the child: the last version it ch
 
 def _in_the_background() -> None:
     """The child yields the CPU to the call path: on a machine whose cores Asterisk and fairline's loop
-    keep busy, a second of YAML at full priority kept the loop off the CPU for 100 ms and more."""
+    keep busy, a second of YAML at full priority kept the loop off the CPU for 100 ms and more. A
+    fairline whose loop runs at a real-time priority (docs/operations.md) would pass it on to the
+    child, which would then take a core from Asterisk for seconds: the child runs as usual."""
+    if os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     os.nice(10)
 
 

@@ -179,7 +179,7 @@ class TestMetrics:
         assert buckets == sorted(buckets)
 
     def test_the_event_loops_lag_and_stalls_are_reported_when_watched(self) -> None:
-        loop = types.SimpleNamespace(lag=LatencyHistogram(LAG_BOUNDS_S), stalls=2)
+        loop = types.SimpleNamespace(lag=LatencyHistogram(LAG_BOUNDS_S), stalls=2, lag_max=0.4)
         for seconds in (0.0004, 0.0004, 0.03, 0.4):
             loop.lag.observe(seconds)
         samples = parse(render_metrics(FakeApp(), FakeWriter(), loop))
@@ -188,6 +188,7 @@ class TestMetrics:
         assert value(samples, f"{name}_bucket", le="0.05") == 3
         assert value(samples, f"{name}_bucket", le="+Inf") == value(samples, f"{name}_count") == 4
         assert value(samples, "fairline_event_loop_stalls_total") == 2
+        assert value(samples, "fairline_event_loop_lag_max_seconds") == 0.4
         assert "fairline_event_loop_lag_seconds" not in render_metrics(FakeApp(), FakeWriter())
 
 

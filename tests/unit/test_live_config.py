@@ -80,3 +80,24 @@ async def test_versions_in_quick_succession_publish_the_fallback_once_more_the_n
         await asyncio.sleep(0.01)
     assert len(published) == 2  # v1 at once; v2 was overtaken by v3 while the first publish's interval ran
     assert "+31612345676" in published[1] and "+31612345674" not in published[1]
+
+
+def test_the_checker_child_runs_as_usual_under_a_real_time_fairline() -> None:
+    """A fairline whose loop runs at SCHED_RR (docs/operations.md) does not pass it on to the child that checks
+    versions: it would take a core from Asterisk for seconds. The child is a process of its own here too."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import os; from ari_app.runtime.config_parse import _in_the_background; _in_the_background(); "
+             "print(os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))")
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))
+    except PermissionError:
+        pytest.skip("setting SCHED_RR needs CAP_SYS_NICE")
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                              cwd=Path(__file__).resolve().parents[2], check=True)
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    assert done.stdout.split() == [str(os.SCHED_OTHER), str(os.getpriority(os.PRIO_PROCESS, 0) + 10)]

@@ -115,6 +115,19 @@ class TestLoopWatch:
         assert dict(watch.lag.cumulative())[0.25] < watch.lag.count  # the 0.3 s stall is above 0.25 s
         assert watch.stalls == 0  # under the threshold given: nothing logged
 
+    async def test_the_longest_lag_is_exact_where_the_buckets_give_bounds(self) -> None:
+        from plumbing.loop_watch import LoopWatch
+
+        async with LoopWatch(structlog.get_logger(), tick_s=0.001, stall_s=10) as watch:
+            assert watch.lag_max == 0.0  # no tick yet
+            await asyncio.sleep(0.05)
+            hold_the_loop(0.03)
+            await asyncio.sleep(0.05)
+        # The hold in the 0.05 bucket, and the longest lag itself: at least the hold less the tick the
+        # ticker was into when it began (a busy machine may add).
+        assert 0.03 - 0.001 <= watch.lag_max < 0.03 + 1.0
+        assert dict(watch.lag.cumulative())[0.02] < watch.lag.count
+
     async def test_a_quiet_loop_logs_no_stall(self) -> None:
         from plumbing.loop_watch import LoopWatch
 
@@ -123,6 +136,54 @@ class TestLoopWatch:
                 await asyncio.sleep(0.2)
         assert [e for e in logs if e["event"] == "loop.stalled"] == []
         assert watch.stalls == 0
+
+
+class TestRecentMax:
+    """The longest value of the last window to two windows; time is given, nothing sleeps."""
+
+    def test_nothing_observed_is_zero(self) -> None:
+        from plumbing.metrics import RecentMax
+
+        assert RecentMax(10).value(now=5.0) == 0.0
+
+    def test_the_largest_value_of_the_window_wins_whatever_the_order(self) -> None:
+        from plumbing.metrics import RecentMax
+
+        recent = RecentMax(10)
+        for now, v in ((0.0, 0.002), (1.0, 0.031), (2.0, 0.004)):
+            recent.observe(v, now)
+        assert recent.value(now=3.0) == 0.031
+
+    def test_a_value_is_kept_for_at_least_one_window_and_at_most_two(self) -> None:
+        from plumbing.metrics import RecentMax
+
+        recent = RecentMax(10)
+        recent.observe(0.001, now=0.0)  # the first slot: 0-10 s
+        recent.observe(0.05, now=9.9)
+        recent.observe(0.002, now=12.0)  # the next: 10-20 s
+        assert recent.value(now=19.8) == 0.05  # 9.9 s old: within one window
+        assert recent.value(now=20.5) == 0.002  # the 0-10 s slot is past; the stall was 10.6 s ago
+        assert recent.value(now=31.0) == 0.0  # both past
+
+    def test_a_reader_every_window_sees_every_value(self) -> None:
+        from plumbing.metrics import RecentMax
+
+        recent, seen = RecentMax(10), []
+        for tenth in range(1000):  # a value every 0.1 s for 100 s, one spike of 0.5 at 43.3 s
+            now = tenth / 10
+            recent.observe(0.5 if tenth == 433 else 0.001, now)
+            if tenth % 100 == 0:
+                seen.append(recent.value(now))
+        assert seen.count(0.5) >= 1
+        assert seen[0] == 0.001 and seen[-1] == 0.001  # long past, it no longer hides what came after
+
+    def test_a_long_silence_forgets_both_slots(self) -> None:
+        from plumbing.metrics import RecentMax
+
+        recent = RecentMax(10)
+        recent.observe(0.3, now=0.0)
+        recent.observe(0.001, now=25.0)
+        assert recent.value(now=26.0) == 0.001
 
 
 class TestBoundedLines:

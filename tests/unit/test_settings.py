@@ -270,3 +270,36 @@ class TestAmiFromArguments:
             ami_from_arguments(ami_host=None, ami_port="x", secrets=None, asterisk_fallback=None)
         assert len(caught.value.problems) == 2
         assert caught.value.problems[1].startswith("--secrets / FAIRLINE_SECRETS: missing")
+
+
+class TestLoopTick:
+    """How often the loop's lag is sampled: --loop-tick-ms / FAIRLINE_LOOP_TICK_MS, whole milliseconds."""
+
+    def test_the_default_is_fifty_milliseconds(self) -> None:
+        from ari_app.settings import loop_tick_from_argument
+
+        assert loop_tick_from_argument(None) == 0.05
+
+    @pytest.mark.parametrize(("raw", "seconds"), [("1", 0.001), (" 5 ", 0.005), ("1000", 1.0)])
+    def test_whole_milliseconds_are_taken(self, raw: str, seconds: float) -> None:
+        from ari_app.settings import loop_tick_from_argument
+
+        assert loop_tick_from_argument(raw) == seconds
+
+    @pytest.mark.parametrize("raw", ["0", "1001", "0.5", "-1", "fast", "１"])
+    def test_anything_else_is_named_with_what_was_expected(self, raw: str) -> None:
+        from ari_app.settings import loop_tick_from_argument
+
+        with pytest.raises(ConfigError) as caught:
+            loop_tick_from_argument(raw)
+        assert caught.value.problems == [f"--loop-tick-ms / FAIRLINE_LOOP_TICK_MS: {raw!r}: expected whole "
+                                         "milliseconds 1-1000 (default 50; 1 to measure stalls of a few ms)"]
+
+    def test_the_variable_fills_the_option(self) -> None:
+        import argparse
+
+        from ari_app.settings import fill_from_environment
+
+        args = argparse.Namespace(loop_tick_ms=None)
+        fill_from_environment(args, {"FAIRLINE_LOOP_TICK_MS": "1"})
+        assert args.loop_tick_ms == "1"
