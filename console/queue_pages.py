@@ -132,7 +132,8 @@ async def save(request: Request, visit: Visit) -> Response:
         if found is None:
             return not_found()
         if base != found.version.id:
-            rows = await storage.changes_since(visit.conn, base, [whose.key]) if base is not None else None
+            rows = await storage.changes_since(visit.conn, base, [whose.key], whose.customer_id) if base is not None \
+                else None
             if rows is None or rows:
                 changed = [NumberChange(f"{number} in {name}", change, diff)  # type: ignore[arg-type]
                            for name, number, change, diff in rows or ()] or [

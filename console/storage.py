@@ -338,17 +338,24 @@ async def ownerless_changes(conn: asyncpg.Connection, number: str) -> int:
 
 
 async def changes_since(conn: asyncpg.Connection, base_id: int, numbers: list[str],
-                        queues_of: str | None = None) -> list[tuple[str, str, str, str]]:
+                        customer_id: str) -> list[tuple[str, str, str, str]]:
     """The change rows of `numbers` ("*": outside `numbers:`, "queue:NAME": a queue) in the versions after
-    `base_id`, and those of every queue of customer `queues_of` (before or after), oldest first:
-    (version, number, change, diff)."""
+    `base_id`, and those of every queue of `customer_id` (before or after), oldest first: (version, number,
+    change, diff). A row of a number or queue that was another customer's before or after it comes without
+    its diff (it holds that customer's settings)."""
     rows = await conn.fetch(
-        """SELECT v.version, c.number, c.change, c.diff
+        """SELECT v.version, c.number, c.change,
+                  CASE WHEN c.number = '*'
+                            OR (c.owner_before = $3 OR c.owner_before IS NULL AND c.change = 'added')
+                               AND (c.owner_after = $3 OR c.owner_after IS NULL AND c.change = 'removed')
+                       THEN c.diff ELSE '' END AS diff
            FROM config_version_changes c JOIN config_versions v ON v.id = c.version_id
            WHERE c.version_id > $1 AND (c.number = ANY($2::text[])
                  OR c.number LIKE 'queue:%' AND $3::text IN (c.owner_before, c.owner_after))
-           ORDER BY c.version_id, c.number""", base_id, numbers, queues_of)
+           ORDER BY c.version_id, c.number""", base_id, numbers, customer_id)
     return [(r["version"], r["number"], r["change"], r["diff"]) for r in rows]
+
+
 # ---------------------------------------------------------------- recordings and voicemails (issue 19)
 
 MediaKind = Literal["recording", "voicemail"]

@@ -92,6 +92,14 @@ class TestQueue:
         assert r.status_code == 409 and "queue:desk" in r.text and "+31612340074" in r.text
         assert not {"+31612340075", "+31612340008"} & set(re.findall(r"\+[0-9]+", versions(queued)[-1]["content"]))
 
+    def test_a_queue_that_came_from_another_customer_meanwhile_refuses_without_their_agents(
+            self, queued: Console) -> None:
+        c = queued.sign_in("ann@acme.example")
+        number_base = base_of(c, NUMBER_EDIT)
+        store_as_admin(queued, "customer: bolt\n    agents", "customer: acme\n    agents")  # boltq to acme
+        r = save_number(c, NUMBER_EDIT, number_base, targets="+31612340008")
+        assert r.status_code == 409 and "queue:boltq" in r.text and "+31655500071" not in r.text
+
     def test_staff_change_a_customer_s_queue_with_the_agreed_fee(self, queued: Console) -> None:
         sam = staff(queued)
         r = sam.post(STAFF_EDIT, data={"agents": "+31612340077", "reason": "agent swap as agreed", "base": "v2",
