@@ -132,11 +132,11 @@ class NotAStaffChange(VersionRefused):
 
 
 class NotTheCustomersChange(VersionRefused):
-    """A fee names a staff change that changed none of the charged customer's numbers."""
+    """A fee names a staff change that changed none of the charged customer's numbers and queues."""
 
     def __init__(self, found: StoredVersion, customer_id: str) -> None:
         self.found = found
-        super().__init__(f"--config-version {found.name}: it changed none of {customer_id}'s numbers "
+        super().__init__(f"--config-version {found.name}: it changed none of {customer_id}'s numbers or queues "
                          f"(`fairline config history` shows what it changed); a fee is charged for a change "
                          "made for the customer who pays it")
 
