@@ -131,7 +131,8 @@ class TestAuthorization:
                      "/staff/customers/nobody/queue-settings", "/queues", EDIT):
             r = sam.get(path)
             assert (r.status_code, r.text) == (404, "Not found"), path
-        assert "desk" in sam.get("/staff/customers/acme/queue-settings").text
+        assert "/staff/customers/acme/queue-settings" in sam.get("/staff/customers/acme").text
+        assert "/staff/customers/acme/queues/desk/edit" in sam.get("/staff/customers/acme/queue-settings").text
 
     def test_without_a_session_pages_lead_to_the_login_and_saves_are_refused(self, queued: Console) -> None:
         c = queued.client()
