@@ -6,7 +6,8 @@ every fairline applies the newest (ari_app/runtime/config_watch.py). Decisions 0
 Changes are keyed by number: each item of `numbers:` by its `number` in E.164 (so
 "+31 20 123 4567" and "+31201234567" are the same number), or as written when it
 does not parse. Everything outside `numbers:` (customers, tariff) is compared as
-one pseudo-number, "*".
+one pseudo-number, "*", except the items of `queues:`, each keyed "queue:NAME". Each number's (and queue's) change also names its customer before and after
+(decision 0035): the console shows a customer only the changes made while the number was theirs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rating.core.numbering import to_e164
 from rating.storage.config_store import ChangeKind, NumberChange
 
 OUTSIDE_NUMBERS = "*"  # the pseudo-number for customers, tariff and any other top-level key
+QUEUE = "queue:"  # each item of `queues:` by its name, e.g. "queue:support" (its customer's: decision 0035)
 
 
 def number_changes(old_text: str | None, new_text: str) -> list[NumberChange]:
@@ -33,30 +35,45 @@ def number_changes(old_text: str | None, new_text: str) -> list[NumberChange]:
     old, new = _sections(old_text), _sections(new_text)
     changes = []
     for key in sorted(old.keys() | new.keys()):
-        before, after = old.get(key), new.get(key)
+        (before, owner_before), (after, owner_after) = old.get(key, _NONE), new.get(key, _NONE)
         if before == after:
             continue
         kind: ChangeKind = "added" if before is None else "removed" if after is None else "changed"
         diff = difflib.unified_diff((before or "").splitlines(keepends=True), (after or "").splitlines(keepends=True),
                                     fromfile=f"{key} before", tofile=f"{key} after")
-        changes.append(NumberChange(key, kind, "".join(diff)))
+        changes.append(NumberChange(key, kind, "".join(diff), owner_before, owner_after))
     return changes
 
 
-def _sections(text: str | None) -> dict[str, str]:
-    """The file cut into what is compared: each number's YAML by its key, and "*" for the rest."""
+_NONE: tuple[None, None] = (None, None)
+
+
+def _sections(text: str | None) -> dict[str, tuple[str, str | None]]:
+    """The file cut into what is compared: each number's YAML and customer by its key, and "*" for the rest."""
     root = yaml.safe_load(text) if text is not None else None
     if not isinstance(root, dict):
         return {}
-    rest = {key: value for key, value in root.items() if key != "numbers"}
+    rest = {key: value for key, value in root.items() if key not in ("numbers", "queues")}
+    queues = root.get("queues")
+    if not isinstance(queues, list):
+        if queues is not None:
+            rest["queues"] = queues
+        queues = []
     items = root.get("numbers")
     if not isinstance(items, list):
         if items is not None:
             rest["numbers"] = items
         items = []
-    sections = {OUTSIDE_NUMBERS: _dump(rest)} if rest else {}
+    sections: dict[str, tuple[str, str | None]] = {OUTSIDE_NUMBERS: (_dump(rest), None)} if rest else {}
+    for i, queue in enumerate(queues):
+        name = queue.get("name") if isinstance(queue, dict) else None
+        key = f"{QUEUE}{name}" if name is not None and str(name) else f"queues[{i}]"
+        while key in sections:  # a name given twice (never in a file that was applied)
+            key += "#"
+        sections[key] = (_dump(queue), _owner(queue))
     for i, item in enumerate(items):
         key = f"numbers[{i}]"  # an item without a number: known by its place
+        owner = _owner(item)
         if isinstance(item, dict) and item.get("number") is not None:
             raw = str(item["number"]).strip()
             e164 = to_e164(raw)
@@ -68,8 +85,14 @@ def _sections(text: str | None) -> dict[str, str]:
         while unique in sections:
             n += 1
             unique = f"{key}#{n}"
-        sections[unique] = _dump(item)
+        sections[unique] = (_dump(item), owner)
     return sections
+
+
+def _owner(item: Any) -> str | None:
+    """The customer a number's item names; None when it names none (the loader refuses such a file)."""
+    customer = item.get("customer") if isinstance(item, dict) else None
+    return str(customer) if customer is not None and str(customer) else None
 
 
 def _dump(value: Any) -> str:

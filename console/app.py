@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import auth_pages, billing_pages, data_pages, flow_pages, media_pages
+from console import queue_pages
 from console.config_cache import ConfigCache
 from console.core import greeting_check
 from console.flow_cache import FlowCache
@@ -70,6 +71,14 @@ ROUTES = [
     Page("/staff/customers/{customer_id}/numbers/{e164}/edit", flow_pages.save, who="staff", methods=POST),
     Page("/staff/customers/{customer_id}/numbers/{e164}/history", flow_pages.number_history, who="staff"),
     Page("/staff/customers/{customer_id}/history", flow_pages.customer_history, who="staff"),
+    Page("/queues", queue_pages.queues, who="customer"),
+    Page("/queues/{name}/edit", queue_pages.edit_form, who="customer"),
+    Page("/queues/{name}/edit", queue_pages.save, who="customer", methods=POST),
+    Page("/queues/{name}/history", queue_pages.history, who="customer"),
+    Page("/staff/customers/{customer_id}/queue-settings", queue_pages.queues, who="staff"),
+    Page("/staff/customers/{customer_id}/queues/{name}/edit", queue_pages.edit_form, who="staff"),
+    Page("/staff/customers/{customer_id}/queues/{name}/edit", queue_pages.save, who="staff", methods=POST),
+    Page("/staff/customers/{customer_id}/queues/{name}/history", queue_pages.history, who="staff"),
     Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
 ]
 

@@ -29,7 +29,6 @@ from console import flow_text, storage
 from console.config_cache import ConfigCache
 from console.flow_cache import FlowCache
 from console.core.flow_form import TOP, FlowForm, FormInvalid, Problems, customer_settings, item_of, place, shown
-from console.core.numbers_view import numbers_of
 from console.guard import Visit, client_address, not_found
 from console.render import page
 from rating.commands.billing_cli import amount_eur
@@ -117,14 +116,14 @@ async def edit_form(request: Request, visit: Visit) -> Response:
 
 
 async def _changed_since(visit: Visit, base: int | None, found: Found, whose: Whose) -> list[NumberChange]:
-    """What changed for this number since version `base`: its own item (the store's change rows), and its
-    customer's entry and queues (compared only when something outside `numbers:` changed)."""
+    """What changed for this number since version `base`: its own item and its customer's queues (the store's
+    change rows), and its customer's entry (compared only when something outside `numbers:` changed)."""
     old = await version(visit.conn, base) if base is not None else None
     if old is None:
         return [NumberChange(whose.e164, "changed", "the form was not made from a stored version; start again")]
-    rows = await storage.changes_since(visit.conn, old.id, [whose.e164, OUTSIDE_NUMBERS])
+    rows = await storage.changes_since(visit.conn, old.id, [whose.e164, OUTSIDE_NUMBERS], whose.customer_id)
     mine = [NumberChange(f"{number} in {name}", change, diff)  # type: ignore[arg-type]
-            for name, number, change, diff in rows if number == whose.e164]
+            for name, number, change, diff in rows if number != OUTSIDE_NUMBERS]  # the number, the queues
     if any(number == OUTSIDE_NUMBERS for _, number, _, _ in rows):
         old_root = await anyio.to_thread.run_sync(flow_text.load, old.content)
         before = customer_settings(old_root, whose.customer_id)
@@ -241,8 +240,9 @@ async def number_history(request: Request, visit: Visit) -> Response:
     found = await _find(request, visit, whose)
     if found is None:
         return not_found()
-    rows = await storage.flow_history(visit.conn, [whose.e164], whose.customer_id)
-    return page(request, visit, "flow_history.html", whose=whose, title=whose.e164, rows=rows,
+    rows = await storage.flow_history(visit.conn, whose.customer_id, number=whose.e164, staff=whose.staff)
+    hidden = 0 if whose.staff else await storage.ownerless_changes(visit.conn, whose.e164)
+    return page(request, visit, "flow_history.html", whose=whose, title=whose.e164, rows=rows, hidden=hidden,
                 customer_id=whose.customer_id, staff=whose.staff, saved=request.query_params.get("saved"),
                 over=request.query_params.get("over"))
 
@@ -254,7 +254,7 @@ async def customer_history(request: Request, visit: Visit) -> Response:
     current = await cache.current(visit.conn)
     if staff and (current is None or customer_id not in current[1].customers):
         return not_found()
-    numbers = [n.e164 for n in numbers_of(current[1], customer_id)] if current else []
-    rows = await storage.flow_history(visit.conn, numbers, customer_id)
+    # By owner, not by today's numbers: a number that moved away keeps its history while it was theirs.
+    rows = await storage.flow_history(visit.conn, customer_id, staff=staff)
     return page(request, visit, "flow_history.html", whose=None, title=customer_id, rows=rows, staff=staff,
-                customer_id=customer_id, saved=None, over=None)
+                customer_id=customer_id, saved=None, over=None, hidden=0)

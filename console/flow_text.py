@@ -41,9 +41,10 @@ def item_text(item: Mapping[str, Any], indent: str) -> str:
     return "".join(f"{indent}{'- ' if i == 0 else '  '}{line}\n" for i, line in enumerate(lines))
 
 
-def with_item(text: str, index: int, item: Mapping[str, Any]) -> str | None:
-    """`text` with the index-th item of `numbers:` replaced by `item`; None when the text cannot be cut."""
-    layout = number_items.split(text)
+def with_item(text: str, index: int, item: Mapping[str, Any], key: str = "numbers") -> str | None:
+    """`text` with the index-th item of `numbers:` (or of `key:`, e.g. `queues:`) replaced by `item`; None when
+    the text cannot be cut."""
+    layout = number_items.split(text, key)
     if layout is None or index >= len(layout.items):
         return None
     old = layout.items[index]

@@ -322,32 +322,70 @@ class FlowChange:
     change: str
     diff: str
     fees: tuple[Decimal, ...]
+    moved: Literal["", "in", "out"] = ""  # the version gave the number to the customer, or took it away
+    owners: str = ""  # for staff: "acme -> bolt" when the version moved the number
 
 
-async def flow_history(conn: asyncpg.Connection, numbers: list[str], customer_id: str) -> list[FlowChange]:
-    """The changes to `numbers`, newest first (at most HISTORY_LIMIT), with the fees charged to `customer_id`
-    for each version: a fee another customer paid for the same version is not theirs to see."""
+async def flow_history(conn: asyncpg.Connection, customer_id: str, *, number: str | None = None,
+                       staff: bool = False) -> list[FlowChange]:
+    """The changes to the numbers of `customer_id` made while they were theirs (migration 0025), or to
+    `number` alone, newest first (at most HISTORY_LIMIT), with the fees charged to `customer_id` for each
+    version: a fee another customer paid for the same version is not theirs to see.
+
+    The version that gave a number to the customer, and the one that gave it to another, come with
+    `moved` set and, for a customer, without diff and reason: those hold the other customer's content.
+    Staff asking for one number get all its changes, whoever it was of; a row whose owner is not known
+    (stored before migration 0025 and not backfilled) is staff's only."""
+    # One statement per case, each able to use its index (a generic plan of "$1 IS NULL OR ..." could not).
+    where = ("c.number = $1::text" if number is not None and staff else
+             "c.number = $1::text AND (c.owner_after = $2 OR c.owner_before = $2)" if number is not None else
+             "$1::text IS NULL AND (c.owner_after = $2 OR c.owner_before = $2)")
     rows = await conn.fetch(
-        """SELECT v.version, v.applied_at, v.author, v.role, v.reason, c.number, c.change, c.diff,
+        f"""SELECT v.version, v.applied_at, v.author, v.role, c.number, c.change,
+                  CASE WHEN c.change <> 'changed' OR c.owner_before IS NOT DISTINCT FROM c.owner_after THEN ''
+                       WHEN c.owner_after IS NOT DISTINCT FROM $2 THEN 'in'
+                       WHEN c.owner_before IS NOT DISTINCT FROM $2 THEN 'out' ELSE '' END AS moved,
+                  CASE WHEN c.owner_before IS DISTINCT FROM c.owner_after AND c.change = 'changed'
+                       THEN coalesce(c.owner_before, '?') || ' -> ' || coalesce(c.owner_after, '?') ELSE '' END AS owners,
+                  CASE WHEN $3 OR c.change <> 'changed' OR c.owner_before IS NOT DISTINCT FROM c.owner_after
+                       THEN v.reason ELSE '' END AS reason,
+                  CASE WHEN $3 OR c.change <> 'changed' OR c.owner_before IS NOT DISTINCT FROM c.owner_after
+                       THEN c.diff ELSE '' END AS diff,
                   coalesce((SELECT array_agg(s.amount_eur ORDER BY s.id) FROM service_charges s
-                            WHERE s.config_version_id = v.id AND s.customer_id = $2), '{}') AS fees
+                            WHERE s.config_version_id = v.id AND s.customer_id = $2), '{{}}') AS fees
            FROM config_version_changes c JOIN config_versions v ON v.id = c.version_id
-           WHERE c.number = ANY($1::text[])
+           WHERE {where}
            ORDER BY v.id DESC, c.number
-           LIMIT $3""", numbers, customer_id, HISTORY_LIMIT)
+           LIMIT $4""", number, customer_id, staff, HISTORY_LIMIT)
     return [FlowChange(r["version"], r["applied_at"], r["author"], r["role"], r["reason"], r["number"], r["change"],
-                       r["diff"], tuple(r["fees"])) for r in rows]
+                       r["diff"], tuple(r["fees"]), r["moved"], r["owners"] if staff else "") for r in rows]
 
 
-async def changes_since(conn: asyncpg.Connection, base_id: int, numbers: list[str]) -> list[tuple[str, str, str, str]]:
-    """The change rows of `numbers` ("*": outside `numbers:`) in the versions after `base_id`, oldest first:
-    (version, number, change, diff)."""
+async def ownerless_changes(conn: asyncpg.Connection, number: str) -> int:
+    """How many change rows of `number` name no customer (stored before migration 0025, not backfilled)."""
+    return int(await conn.fetchval("""SELECT count(*) FROM config_version_changes
+                                      WHERE number = $1 AND owner_before IS NULL AND owner_after IS NULL""", number))
+
+
+async def changes_since(conn: asyncpg.Connection, base_id: int, numbers: list[str],
+                        customer_id: str) -> list[tuple[str, str, str, str]]:
+    """The change rows of `numbers` ("*": outside `numbers:`, "queue:NAME": a queue) in the versions after
+    `base_id`, and those of every queue of `customer_id` (before or after), oldest first: (version, number,
+    change, diff). A row of a number or queue that was another customer's before or after it comes without
+    its diff (it holds that customer's settings)."""
     rows = await conn.fetch(
-        """SELECT v.version, c.number, c.change, c.diff
+        """SELECT v.version, c.number, c.change,
+                  CASE WHEN c.number = '*'
+                            OR (c.owner_before = $3 OR c.owner_before IS NULL AND c.change = 'added')
+                               AND (c.owner_after = $3 OR c.owner_after IS NULL AND c.change = 'removed')
+                       THEN c.diff ELSE '' END AS diff
            FROM config_version_changes c JOIN config_versions v ON v.id = c.version_id
-           WHERE c.version_id > $1 AND c.number = ANY($2::text[])
-           ORDER BY c.version_id, c.number""", base_id, numbers)
+           WHERE c.version_id > $1 AND (c.number = ANY($2::text[])
+                 OR c.number LIKE 'queue:%' AND $3::text IN (c.owner_before, c.owner_after))
+           ORDER BY c.version_id, c.number""", base_id, numbers, customer_id)
     return [(r["version"], r["number"], r["change"], r["diff"]) for r in rows]
+
+
 # ---------------------------------------------------------------- recordings and voicemails (issue 19)
 
 MediaKind = Literal["recording", "voicemail"]

@@ -28,13 +28,15 @@ class NumberItems:
     items: tuple[str, ...]  # each item's text: its `- ` line up to the next item (comments between included)
 
 
-def split(text: str) -> NumberItems | None:
-    """The `numbers:` list of `text` cut into items, or None when the text is not plainly shaped for it."""
+def split(text: str, key: str = "numbers") -> NumberItems | None:
+    """The `numbers:` list of `text` (or another top-level list, e.g. `queues:`) cut into items, or None when
+    the text is not plainly shaped for it."""
     if _UNSAFE.search(text):
         return None
     lines = text.split("\n")
     lines = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
-    keys = [i for i, line in enumerate(lines) if _KEY.match(line)]
+    pattern = _KEY if key == "numbers" else re.compile(re.escape(key) + _KEY.pattern[len("numbers"):])
+    keys = [i for i, line in enumerate(lines) if pattern.match(line)]
     if len(keys) != 1 or any(line.startswith(("%", "---", "...")) for line in lines):
         return None
     start = keys[0] + 1

@@ -44,6 +44,8 @@ class NumberChange:
     number: str  # E.164 when it parses, the text as written otherwise; "*" for everything outside `numbers:`
     change: ChangeKind
     diff: str  # unified diff of the number's YAML, before -> after
+    owner_before: str | None = None  # the number's customer before the change (None: none, or not a number)
+    owner_after: str | None = None  # and after it (None when removed); migration 0025
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +132,11 @@ class NotAStaffChange(VersionRefused):
 
 
 class NotTheCustomersChange(VersionRefused):
-    """A fee names a staff change that changed none of the charged customer's numbers."""
+    """A fee names a staff change that changed none of the charged customer's numbers and queues."""
 
     def __init__(self, found: StoredVersion, customer_id: str) -> None:
         self.found = found
-        super().__init__(f"--config-version {found.name}: it changed none of {customer_id}'s numbers "
+        super().__init__(f"--config-version {found.name}: it changed none of {customer_id}'s numbers or queues "
                          f"(`fairline config history` shows what it changed); a fee is charged for a change "
                          "made for the customer who pays it")
 
@@ -188,13 +190,17 @@ async def version(conn: asyncpg.Connection, name_or_id: str | int) -> StoredVers
 
 async def staff_change(conn: asyncpg.Connection, name: str, customer_id: str) -> StoredVersion:
     """The version a fee to `customer_id` is charged for; raises NotAStaffChange unless it exists and staff
-    made it, NotTheCustomersChange unless it changed one of that customer's numbers."""
+    made it, NotTheCustomersChange unless it changed one of that customer's numbers (as the number directory
+    has them) or queues (the change rows' owners, migration 0025)."""
     found = await version(conn, name)
     if found is None or found.role != "staff":
         raise NotAStaffChange(name, found)
     theirs = await conn.fetchval(
-        """SELECT EXISTS (SELECT 1 FROM config_version_changes c JOIN numbers n ON n.e164 = c.number
-                          WHERE c.version_id = $1 AND n.customer_id = $2)""", found.id, customer_id)
+        """SELECT EXISTS (SELECT 1 FROM config_version_changes c LEFT JOIN numbers n ON n.e164 = c.number
+                          WHERE c.version_id = $1
+                            AND (n.customer_id = $2
+                                 OR c.number LIKE 'queue:%' AND $2 IN (c.owner_before, c.owner_after)))""",
+        found.id, customer_id)
     if not theirs:
         raise NotTheCustomersChange(found, customer_id)
     return found
@@ -235,8 +241,9 @@ async def _insert(conn: asyncpg.Connection, *, content: str, digest: str, author
         digest, applied_at, author, content, role, reason, based_on,
     )
     await conn.executemany(
-        "INSERT INTO config_version_changes (version_id, number, change, diff) VALUES ($1, $2, $3, $4)",
-        [(row["id"], c.number, c.change, c.diff) for c in changes],
+        """INSERT INTO config_version_changes (version_id, number, change, diff, owner_before, owner_after)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        [(row["id"], c.number, c.change, c.diff, c.owner_before, c.owner_after) for c in changes],
     )
     return _stored(row)
 

@@ -2,7 +2,7 @@
 it (issue 19, decision 0035). The console runs on the stack's own database, so the stack's fairline applies
 the saved version as it would in service; the stack's configuration is stored again at the end, so the other
 tests find their numbers as tests/e2e/fairline.yaml says. The screenshots of docs/console.md's "Changing a
-call flow" are taken here."""
+call flow" are taken here; the customer also changes one of her queues."""
 
 from __future__ import annotations
 
@@ -101,11 +101,24 @@ def test_a_customer_signs_in_with_totp_changes_a_route_and_the_next_call_follows
             assert "flo@acme.example" in page.inner_text("main") and "customer" in page.inner_text("main")
             page.locator("details summary").first.click()  # the change itself, as the store keeps it
             shot(page, "flow-history")
+
+            # A queue of hers: its own form, saved the same way (the stack's file is stored again afterwards).
+            page.click("nav >> text=Queues")
+            page.click("tr:has-text('e2e-answer') >> text=Change")
+            assert page.input_value("textarea[name=agents]").strip() == "+31612340061"
+            page.fill("input[name=wrapup_seconds]", "3")
+            page.fill("input[name=reason]", "a shorter wrap-up")
+            shot(page, "queue-edit")
+            page.click("button:has-text('Save')")
+            page.wait_for_url(re.compile(r".*/queues/e2e-answer/history\?saved=v[0-9]+$"))
+            assert "a shorter wrap-up" in page.inner_text("main")
+            shot(page, "queue-history")
+            queue_version = page.url.rsplit("=", 1)[1]
         finally:
             browser.close()
 
     # Every fairline runs the new version within a second or so (the store's NOTIFY); then the call.
-    assert poll(lambda: version_at(s.ports.status) == version, timeout=10)
+    assert poll(lambda: version_at(s.ports.status) == queue_version, timeout=10)  # holds the route's too
     start = messages_size(live)
     assert live.call(NUMBER, "uac_talk.xml").returncode == 0
     assert f"Called PJSIP/{NEW_PHONE}@carrier-out" in messages(live, start)

@@ -133,6 +133,41 @@ customers:
                                                     "+3215123456": "removed"}
 
 
+def owners(changes: Sequence[NumberChange]) -> dict[str, tuple[str | None, str | None]]:
+    return {c.number: (c.owner_before, c.owner_after) for c in changes}
+
+
+class TestOwners:
+    """Each change names the number's customer before and after it (migration 0025): the console shows a
+    customer only the changes made while the number was theirs."""
+
+    def test_an_added_number_has_only_an_owner_after_and_everything_outside_numbers_none(self) -> None:
+        assert owners(number_changes(None, BASE)) == {"*": (None, None), "+31201234567": (None, "acme"),
+                                                      "+3215123456": (None, "bakery")}
+
+    def test_a_number_changed_by_its_customer_keeps_them_before_and_after(self) -> None:
+        new = BASE.replace("announcement: beep", "announcement: vm-nobodyavail")
+        assert owners(number_changes(BASE, new)) == {"+3215123456": ("bakery", "bakery")}
+
+    def test_a_number_moved_to_another_customer_names_both(self) -> None:
+        new = BASE.replace("customer: bakery", "customer: acme")
+        assert owners(number_changes(BASE, new)) == {"+3215123456": ("bakery", "acme")}
+
+    def test_a_removed_number_has_only_an_owner_before(self) -> None:
+        assert owners(number_changes(with_tollfree(BASE), BASE)) == {"+318001234567": ("acme", None)}
+
+    def test_a_queue_is_its_own_row_by_name_owned_by_its_customer_not_part_of_the_rest(self) -> None:
+        queue = "queues:\n  - name: desk\n    customer: acme\n    agents: ['+31612340071']\n"
+        with_queue = queue + BASE
+        assert owners(number_changes(BASE, with_queue)) == {"queue:desk": (None, "acme")}
+        moved = with_queue.replace("customer: acme\n    agents", "customer: bakery\n    agents")
+        assert owners(number_changes(with_queue, moved)) == {"queue:desk": ("acme", "bakery")}
+
+    def test_an_item_without_a_customer_has_none(self) -> None:
+        new = with_tollfree(BASE).replace("    customer: acme\n    type: tollfree", "    type: tollfree")
+        assert owners(number_changes(BASE, new)) == {"+318001234567": (None, None)}
+
+
 class TestDiff:
     def test_a_changed_number_shows_the_old_and_new_line_with_context(self) -> None:
         new = BASE.replace("announcement: beep", "announcement: tt-monkeys")

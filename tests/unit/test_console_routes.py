@@ -53,6 +53,14 @@ EXPECTED = {
     ("POST", "/staff/customers/{customer_id}/numbers/{e164}/edit"): "staff",
     ("GET", "/staff/customers/{customer_id}/numbers/{e164}/history"): "staff",
     ("GET", "/staff/customers/{customer_id}/history"): "staff",
+    ("GET", "/queues"): "customer",
+    ("GET", "/queues/{name}/edit"): "customer",
+    ("POST", "/queues/{name}/edit"): "customer",
+    ("GET", "/queues/{name}/history"): "customer",
+    ("GET", "/staff/customers/{customer_id}/queue-settings"): "staff",
+    ("GET", "/staff/customers/{customer_id}/queues/{name}/edit"): "staff",
+    ("POST", "/staff/customers/{customer_id}/queues/{name}/edit"): "staff",
+    ("GET", "/staff/customers/{customer_id}/queues/{name}/history"): "staff",
 }
 
 
