@@ -142,7 +142,7 @@ def _item_changes(old: dict[str, Any], new: dict[str, Any]) -> list[NumberChange
     return number_changes(flow_text.dump({"numbers": [old]}), flow_text.dump({"numbers": [new]}))
 
 
-def _fee(text: str, problems: Problems) -> Decimal | None:
+def fee_field(text: str, problems: Problems) -> Decimal | None:
     if not text:
         return None
     try:
@@ -172,7 +172,7 @@ async def save(request: Request, visit: Visit) -> Response:
         problems = Problems()
         if not reason:
             problems.add("reason", "expected a few words on why: the history keeps them")
-        fee = _fee(fee_text, problems)
+        fee = fee_field(fee_text, problems)
         advanced, bad = flow_text.parse_advanced(form.advanced)
         if bad is not None:
             problems.add("advanced", bad)

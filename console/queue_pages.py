@@ -24,7 +24,7 @@ from console.core import queue_form
 from console.core.flow_form import TOP, FormInvalid, Problems
 from console.core.queue_form import QueueForm
 from console.flow_cache import FlowCache
-from console.flow_pages import ATTEMPTS, SOURCE, _fee
+from console.flow_pages import ATTEMPTS, SOURCE, fee_field
 from console.guard import Visit, client_address, not_found
 from console.render import page
 from rating.core.fair_use import Month
@@ -144,7 +144,7 @@ async def save(request: Request, visit: Visit) -> Response:
         problems = Problems()
         if not reason:
             problems.add("reason", "expected a few words on why: the history keeps them")
-        fee = _fee(fee_text, problems)
+        fee = fee_field(fee_text, problems)
         text = item = None
         try:
             item = queue_form.item_of(form, found.item)

@@ -97,7 +97,7 @@ def shown(item: Mapping[str, Any], *, staff: bool) -> Shown:
     keep = FIXED if staff else FIXED + STAFF_ONLY
     fixed = {k: item[k] for k in keep if k in item}
     advanced = {k: v for k, v in item.items() if k not in keep and k not in STRUCTURED}
-    form = FlowForm(recording=_flag_text(item.get("recording")),
+    form = FlowForm(recording=flag_text(item.get("recording")),
                     blocked_callers="".join(f"{c}\n" for c in item.get("blocked_callers") or ()))
     if "announcement" in item:
         form = replace(form, answer="announcement", announcement=str(item["announcement"]))
@@ -118,7 +118,7 @@ def _route_fields(form: FlowForm, route: Mapping[str, Any]) -> FlowForm:
         [(no_answer, raw)] = given.items()
         value = "" if no_answer == "voicemail" else str(raw)
     return replace(form, answer="targets", strategy=str(route.get("strategy", "simultaneous")),
-                   ring_seconds=str(route.get("ring_seconds", "")), confirm=_flag_text(route.get("confirm")),
+                   ring_seconds=str(route.get("ring_seconds", "")), confirm=flag_text(route.get("confirm")),
                    targets="".join(f"{target_line(t)}\n" for t in route.get("targets") or ()),
                    no_answer=str(no_answer), no_answer_value=value)
 
@@ -135,7 +135,7 @@ def target_line(target: Any) -> str:
     return ", ".join(parts)
 
 
-def _flag_text(value: Any) -> str:
+def flag_text(value: Any) -> str:
     return "" if value is None else "yes" if value is True else "no"
 
 
@@ -170,13 +170,13 @@ def parse_targets(text: str) -> tuple[list[Any], tuple[int, ...], list[str]]:
     return targets, tuple(lines), problems
 
 
-def _seconds(text: str) -> int | str:
+def seconds_field(text: str) -> int | str:
     """Whole seconds as a number, anything else as typed: the loader says what it expected."""
     text = text.strip()
     return int(text) if re.fullmatch(r"[0-9]{1,4}", text) else text
 
 
-def _flag(text: str) -> bool | None:
+def flag_field(text: str) -> bool | None:
     return {"yes": True, "no": False}.get(text)
 
 
@@ -198,9 +198,9 @@ def item_of(form: FlowForm, fixed: Mapping[str, Any], advanced: Any, *, staff: b
         if form.strategy != "simultaneous":
             route["strategy"] = form.strategy
         if form.ring_seconds.strip():
-            route["ring_seconds"] = _seconds(form.ring_seconds)
-        if _flag(form.confirm) is not None:
-            route["confirm"] = _flag(form.confirm)
+            route["ring_seconds"] = seconds_field(form.ring_seconds)
+        if flag_field(form.confirm) is not None:
+            route["confirm"] = flag_field(form.confirm)
         targets, target_lines, bad = parse_targets(form.targets)
         for message in bad:
             problems.add("targets", message)
@@ -214,8 +214,8 @@ def item_of(form: FlowForm, fixed: Mapping[str, Any], advanced: Any, *, staff: b
         item["route"] = route
     else:
         problems.add("answer", f"expected one of {', '.join(ANSWERS)}")
-    if _flag(form.recording) is not None:
-        item["recording"] = _flag(form.recording)
+    if flag_field(form.recording) is not None:
+        item["recording"] = flag_field(form.recording)
     blocked = [line.strip() for line in form.blocked_callers.split("\n") if line.strip()]
     if blocked:
         item["blocked_callers"] = blocked

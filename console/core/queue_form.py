@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from console.core.flow_form import TOP, FormInvalid, Problems, _flag, _flag_text, _seconds
+from console.core.flow_form import TOP, FormInvalid, Problems, flag_field, flag_text, seconds_field
 
 STRATEGIES = ("", "ringall", "roundrobin", "longestidle")  # "": the default (ringall)
 OVERFLOWS = ("", "announcement", "number", "target", "voicemail")  # "": the default (announcement vm-nobodyavail)
@@ -66,7 +66,7 @@ def shown(item: Mapping[str, Any]) -> QueueForm:
         [(overflow, raw)] = given.items()
         value = "" if overflow == "voicemail" else str(raw)
     return QueueForm(agents="".join(f"{a}\n" for a in item.get("agents") or ()),
-                     strategy=str(item.get("strategy", "")), confirm=_flag_text(item.get("confirm")),
+                     strategy=str(item.get("strategy", "")), confirm=flag_text(item.get("confirm")),
                      overflow=str(overflow), overflow_value=value,
                      **{k: str(item.get(k, "")) for k in SECONDS})
 
@@ -84,9 +84,9 @@ def item_of(form: QueueForm, old: Mapping[str, Any]) -> dict[str, Any]:
     for key in SECONDS:
         text = getattr(form, key)
         if text.strip():
-            item[key] = _seconds(text)
-    if _flag(form.confirm) is not None:
-        item["confirm"] = _flag(form.confirm)
+            item[key] = seconds_field(text)
+    if flag_field(form.confirm) is not None:
+        item["confirm"] = flag_field(form.confirm)
     if form.overflow == "voicemail":
         item["overflow"] = {"voicemail": True}
     elif form.overflow in OVERFLOWS[1:]:
