@@ -6,13 +6,17 @@ a version saved here is remembered as saved, so the next save starts from it at 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
+import asyncpg
+from starlette.requests import Request
 
 from ari_app.config import yaml_loader
 from console import flow_text
-from rating.storage.config_store import StoredVersion
+from rating.storage.config_store import StoredVersion, newest_version
 
 
 class FlowCache:
@@ -39,3 +43,35 @@ class FlowCache:
     def remember(self, v: StoredVersion, root: Any, checked: yaml_loader.Checked) -> None:
         """Keep a version just stored from here, with what is known of it already."""
         self._id, self._root, self._checked = v.id, root, checked
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """An item of the newest version (a number of `numbers:`, a queue of `queues:`) that is the customer's."""
+
+    version: StoredVersion
+    root: Any  # the whole configuration as YAML reads it
+    index: int  # its place in its list
+    item: dict[str, Any]
+
+
+def flow_cache(request: Request) -> FlowCache:
+    cache: FlowCache = request.app.state.flow_cache
+    return cache
+
+
+async def find_item(request: Request, conn: asyncpg.Connection, section: str,
+                    index_of: Callable[[Any], int | None], customer_id: str) -> Found | None:
+    """The item `index_of` finds in `section` of the newest version, if it is `customer_id`'s; None otherwise
+    (a 404, whoever asks)."""
+    newest = await newest_version(conn)
+    if newest is None:
+        return None
+    root = await flow_cache(request).root(newest)
+    index = index_of(root)
+    if index is None:
+        return None
+    item = root[section][index]
+    if str(item.get("customer")) != customer_id:
+        return None
+    return Found(newest, root, index, item)

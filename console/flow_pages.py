@@ -27,14 +27,14 @@ from ari_app.config_versions import OUTSIDE_NUMBERS, number_changes
 from ari_app.errors import ConfigError
 from console import flow_text, storage
 from console.config_cache import ConfigCache
-from console.flow_cache import FlowCache
+from console.flow_cache import Found, find_item, flow_cache
 from console.core.flow_form import TOP, FlowForm, FormInvalid, Problems, customer_settings, item_of, place, shown
 from console.guard import Visit, client_address, not_found
 from console.render import page
 from rating.commands.billing_cli import amount_eur
 from rating.core.fair_use import Month
 from rating.storage.billing import UnknownCustomer, add_service_charge
-from rating.storage.config_store import (NumberChange, SameContent, StaleBase, StoredVersion, VersionRefused,
+from rating.storage.config_store import (NumberChange, SameContent, StaleBase, VersionRefused,
                                          newest_version, store_version, version, version_id)
 
 log = structlog.get_logger(__name__)
@@ -59,16 +59,6 @@ class Whose:
                 else f"/numbers/{self.e164}")
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
-    """The number in the newest version."""
-
-    version: StoredVersion
-    root: Any  # the whole configuration as YAML reads it
-    index: int  # its place in `numbers:`
-    item: dict[str, Any]
-
-
 def _whose(request: Request, visit: Visit) -> Whose:
     staff = visit.account.role == "staff"
     # A customer's pages take the customer from the session, never from the URL.
@@ -76,24 +66,10 @@ def _whose(request: Request, visit: Visit) -> Whose:
     return Whose(customer, request.path_params["e164"], staff)
 
 
-def _cache(request: Request) -> FlowCache:
-    cache: FlowCache = request.app.state.flow_cache
-    return cache
-
-
 async def _find(request: Request, visit: Visit, whose: Whose) -> Found | None:
     """The number in the newest version, if it is the customer's; None otherwise (a 404, whoever asks)."""
-    newest = await newest_version(visit.conn)
-    if newest is None:
-        return None
-    root = await _cache(request).root(newest)
-    index = flow_text.number_index(root, whose.e164)
-    if index is None:
-        return None
-    item = root["numbers"][index]
-    if str(item.get("customer")) != whose.customer_id:
-        return None
-    return Found(newest, root, index, item)
+    return await find_item(request, visit.conn, "numbers", lambda root: flow_text.number_index(root, whose.e164),
+                           whose.customer_id)
 
 
 def _form_page(request: Request, visit: Visit, whose: Whose, found: Found, *, form: FlowForm | None = None,
@@ -188,7 +164,7 @@ async def save(request: Request, visit: Visit) -> Response:
                                   "flow style around the numbers); our staff change it with fairline config apply")
             else:
                 try:  # as `fairline config apply` checks it
-                    checked = await _cache(request).check(text, SOURCE, found.version.id)
+                    checked = await flow_cache(request).check(text, SOURCE, found.version.id)
                 except ConfigError as refused:
                     problems.merge(place(refused.problems, found.index, built, form.answer, staff=whose.staff))
         if problems or text is None:
@@ -224,7 +200,7 @@ async def save(request: Request, visit: Visit) -> Response:
                               fee=fee_text)
         numbers = list(found.root["numbers"])
         numbers[found.index] = built.item
-        _cache(request).remember(stored, {**found.root, "numbers": numbers}, checked)
+        flow_cache(request).remember(stored, {**found.root, "numbers": numbers}, checked)
         log.info("console.flow_changed", number=whose.e164, version=stored.name, based_on=found.version.name,
                  form_base=base, role=stored.role, fee=str(fee) if fee is not None else None)
         rebased = f"&over=v{base}" if base != found.version.id else ""

@@ -11,7 +11,6 @@ otherwise the change is made on the newest version. The version's change row is 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from starlette.requests import Request
@@ -23,13 +22,13 @@ from console import flow_text, storage
 from console.core import queue_form
 from console.core.flow_form import TOP, FormInvalid, Problems
 from console.core.queue_form import QueueForm
-from console.flow_cache import FlowCache
+from console.flow_cache import Found, find_item, flow_cache
 from console.flow_pages import ATTEMPTS, SOURCE, fee_field
 from console.guard import Visit, client_address, not_found
 from console.render import page
 from rating.core.fair_use import Month
 from rating.storage.billing import UnknownCustomer, add_service_charge
-from rating.storage.config_store import (NumberChange, SameContent, StaleBase, StoredVersion, VersionRefused,
+from rating.storage.config_store import (NumberChange, SameContent, StaleBase, VersionRefused,
                                          newest_version, store_version, version_id)
 
 log = structlog.get_logger(__name__)
@@ -54,14 +53,6 @@ class Whose:
         return f"{QUEUE}{self.name}"  # its change rows
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
-    version: StoredVersion
-    root: Any
-    index: int
-    item: dict[str, Any]
-
-
 def _whose(request: Request, visit: Visit) -> Whose:
     staff = visit.account.role == "staff"
     # A customer's pages take the customer from the session, never from the URL.
@@ -69,24 +60,10 @@ def _whose(request: Request, visit: Visit) -> Whose:
     return Whose(customer, request.path_params["name"], staff)
 
 
-def _cache(request: Request) -> FlowCache:
-    cache: FlowCache = request.app.state.flow_cache
-    return cache
-
-
 async def _find(request: Request, visit: Visit, whose: Whose) -> Found | None:
     """The queue in the newest version, if it is the customer's; None otherwise (a 404, whoever asks)."""
-    newest = await newest_version(visit.conn)
-    if newest is None:
-        return None
-    root = await _cache(request).root(newest)
-    index = queue_form.queue_index(root, whose.name)
-    if index is None:
-        return None
-    item = root["queues"][index]
-    if str(item.get("customer")) != whose.customer_id:
-        return None
-    return Found(newest, root, index, item)
+    return await find_item(request, visit.conn, "queues", lambda root: queue_form.queue_index(root, whose.name),
+                           whose.customer_id)
 
 
 def _form_page(request: Request, visit: Visit, whose: Whose, found: Found, *, form: QueueForm | None = None,
@@ -103,7 +80,7 @@ async def queues(request: Request, visit: Visit) -> Response:
     staff = visit.account.role == "staff"
     customer_id = request.path_params["customer_id"] if staff else visit.customer_id
     newest = await newest_version(visit.conn)
-    root = await _cache(request).root(newest) if newest is not None else None
+    root = await flow_cache(request).root(newest) if newest is not None else None
     known = [c for c in (root or {}).get("customers") or () if isinstance(c, dict) and c.get("id") == customer_id]
     if staff and not known:
         return not_found()
@@ -157,7 +134,7 @@ async def save(request: Request, visit: Visit) -> Response:
                                   "flow style around the queues); our staff change it with fairline config apply")
             else:
                 try:  # as `fairline config apply` checks it
-                    checked = await _cache(request).check(text, SOURCE, found.version.id)
+                    checked = await flow_cache(request).check(text, SOURCE, found.version.id)
                 except ConfigError as refused:
                     problems.merge(queue_form.place(refused.problems, found.index, staff=whose.staff))
         if problems or text is None or item is None:
@@ -191,7 +168,7 @@ async def save(request: Request, visit: Visit) -> Response:
                               fee=fee_text)
         listed = list(found.root["queues"])
         listed[found.index] = item
-        _cache(request).remember(stored, {**found.root, "queues": listed}, checked)
+        flow_cache(request).remember(stored, {**found.root, "queues": listed}, checked)
         log.info("console.queue_changed", queue=whose.name, version=stored.name, based_on=found.version.name,
                  form_base=base, role=stored.role, fee=str(fee) if fee is not None else None)
         rebased = f"&over=v{base}" if base != found.version.id else ""
